@@ -1,0 +1,440 @@
+import assert from "node:assert/strict";
+import {
+  isPinnedImage,
+  loadMeshConfig,
+  MeshConfigError,
+  parseMeshConfig,
+} from "../components/config";
+import { runProgramOutcome } from "./harness/program";
+
+type Flat = Record<string, string>;
+
+const BASE_SERVICES = [
+  {
+    name: "bookapi",
+    image: "registry.example.com/bookapi:1.0.0",
+    port: 5288,
+    exposeDirectPort: true,
+  },
+  {
+    name: "bookapi-mcp-server",
+    image: "registry.example.com/bookapi-mcp-server:1.0.0",
+    port: 5289,
+    calls: ["bookapi"],
+  },
+];
+
+function flat(overrides: Record<string, unknown> = {}): Flat {
+  const cfg: Record<string, unknown> = { services: BASE_SERVICES, ...overrides };
+  const out: Flat = {};
+  for (const [k, v] of Object.entries(cfg)) {
+    if (v !== undefined) out[`bookapi-mesh:${k}`] = typeof v === "string" ? v : JSON.stringify(v);
+  }
+  return out;
+}
+
+function withService(index: number, patch: Record<string, unknown>): Flat {
+  const services = BASE_SERVICES.map((s, i) => (i === index ? { ...s, ...patch } : s));
+  return flat({ services });
+}
+
+function without<T extends Record<string, unknown>>(obj: T, key: keyof T): Record<string, unknown> {
+  const copy: Record<string, unknown> = { ...obj };
+  delete copy[key as string];
+  return copy;
+}
+
+function configError(config: Flat): MeshConfigError {
+  try {
+    loadMeshConfig(config);
+  } catch (err) {
+    if (err instanceof MeshConfigError) return err;
+    throw err;
+  }
+  assert.fail("expected the config to be rejected");
+}
+
+describe("stack config", () => {
+  it("fills every default of the design's contract when only services are given", () => {
+    const model = loadMeshConfig(flat());
+    assert.equal(model.namespace, "default");
+    assert.equal(model.clusterDomain, "cluster.local");
+    assert.equal(model.createNamespace, false);
+    assert.equal(model.envoy.image, "envoyproxy/envoy:v1.36.2");
+    assert.equal(model.envoy.logLevel, "info");
+    assert.deepEqual(model.envoy.ports, {
+      inbound: 15001,
+      outbound: 15006,
+      admin: 9901,
+      health: 15021,
+      metrics: 15090,
+    });
+    assert.deepEqual(model.envoy.resources, {
+      requests: { cpu: "50m", memory: "64Mi" },
+      limits: { cpu: "500m", memory: "256Mi" },
+    });
+    assert.equal(model.certificates.algorithm, "ECDSA");
+    assert.equal(model.certificates.ecdsaCurve, "P256");
+    assert.equal(model.certificates.caValidityHours, 87600);
+    assert.equal(model.certificates.validityHours, 2160);
+    assert.equal(model.certificates.earlyRenewalHours, 360);
+    const api = model.services.find((s) => s.name === "bookapi");
+    assert.equal(api?.replicas, 1);
+    assert.equal(api?.exposeDirectPort, true);
+    assert.equal(
+      model.services.find((s) => s.name === "bookapi-mcp-server")?.exposeDirectPort,
+      false,
+    );
+  });
+
+  it("derives each service's callers from the other services' calls", () => {
+    const model = loadMeshConfig(flat());
+    const byName = Object.fromEntries(model.services.map((s) => [s.name, s]));
+    assert.deepEqual(byName["bookapi"].callers, ["bookapi-mcp-server"]);
+    assert.deepEqual(byName["bookapi"].calls, []);
+    assert.deepEqual(byName["bookapi-mcp-server"].callers, []);
+    assert.deepEqual(byName["bookapi-mcp-server"].calls, ["bookapi"]);
+  });
+
+  it("gives each service the four DNS names of its namespace and cluster domain", () => {
+    const model = loadMeshConfig(flat({ namespace: "books", clusterDomain: "corp.internal" }));
+    const api = model.services.find((s) => s.name === "bookapi");
+    assert.deepEqual(api?.dnsNames, [
+      "bookapi",
+      "bookapi.books",
+      "bookapi.books.svc",
+      "bookapi.books.svc.corp.internal",
+    ]);
+    assert.equal(api?.fqdn, "bookapi.books.svc.corp.internal");
+  });
+
+  it("does not depend on the order services are listed in", () => {
+    const forward = loadMeshConfig(flat());
+    const reversed = loadMeshConfig(flat({ services: [...BASE_SERVICES].reverse() }));
+    assert.deepEqual(reversed, forward);
+  });
+
+  it("creates the namespace unless it is default or createNamespace is false", () => {
+    assert.equal(loadMeshConfig(flat({ namespace: "books" })).createNamespace, true);
+    assert.equal(
+      loadMeshConfig(flat({ namespace: "books", createNamespace: "false" })).createNamespace,
+      false,
+    );
+    assert.equal(
+      loadMeshConfig(flat({ namespace: "default", createNamespace: "true" })).createNamespace,
+      false,
+    );
+  });
+
+  it("ignores config keys of other namespaces such as the Kubernetes provider's", () => {
+    const model = loadMeshConfig({ ...flat(), "kubernetes:context": "kind-mesh" });
+    assert.equal(model.services.length, 2);
+  });
+
+  it("reports every problem at once, not only the first", () => {
+    const err = configError(withService(0, { port: 0, replicas: 0 }));
+    assert.equal(err.problems.length, 2);
+  });
+
+  it("accepts images pinned by tag or digest and rejects floating ones", () => {
+    assert.equal(isPinnedImage("envoyproxy/envoy:v1.36.2"), true);
+    assert.equal(isPinnedImage("registry:5000/team/app:1.0"), true);
+    assert.equal(isPinnedImage(`app@sha256:${"a".repeat(64)}`), true);
+    assert.equal(isPinnedImage("registry:5000/team/app"), false);
+    assert.equal(isPinnedImage("app:latest"), false);
+    assert.equal(isPinnedImage("app"), false);
+  });
+
+  it("parses a structured model that a third service joins by config alone", () => {
+    const services = [
+      ...BASE_SERVICES,
+      {
+        name: "reviews",
+        image: "r.example.com/reviews:2.0",
+        port: 7000,
+        calls: ["bookapi", "bookapi-mcp-server"],
+      },
+    ];
+    const model = parseMeshConfig({ services });
+    const byName = Object.fromEntries(model.services.map((s) => [s.name, s]));
+    assert.deepEqual(byName["bookapi"].callers, ["bookapi-mcp-server", "reviews"]);
+    assert.deepEqual(byName["bookapi-mcp-server"].callers, ["reviews"]);
+  });
+});
+
+/** Every kind of bad config a user can write: [what, config, the key named, a message fragment]. */
+const BAD_CONFIGS: Array<[string, Flat, string, string]> = [
+  [
+    "no services at all",
+    without(flat(), "bookapi-mesh:services") as Flat,
+    "bookapi-mesh:services",
+    "is required",
+  ],
+  ["an empty service list", flat({ services: [] }), "bookapi-mesh:services", "at least one"],
+  [
+    "services given as a string",
+    { "bookapi-mesh:services": "bookapi" },
+    "bookapi-mesh:services",
+    "structured value",
+  ],
+  [
+    "a call to an unknown service",
+    withService(1, { calls: ["bookap"] }),
+    "bookapi-mesh:services[1].calls[0]",
+    'unknown service "bookap"',
+  ],
+  [
+    "a service calling itself",
+    withService(0, { calls: ["bookapi"] }),
+    "bookapi-mesh:services[0].calls[0]",
+    "cannot call itself",
+  ],
+  [
+    "the same callee twice",
+    withService(1, { calls: ["bookapi", "bookapi"] }),
+    "bookapi-mesh:services[1].calls[1]",
+    "listed twice",
+  ],
+  [
+    "calls not a list",
+    withService(1, { calls: "bookapi" }),
+    "bookapi-mesh:services[1].calls",
+    "list of service names",
+  ],
+  [
+    "duplicate service names",
+    withService(1, { name: "bookapi", calls: [] }),
+    "bookapi-mesh:services[1].name",
+    "duplicate",
+  ],
+  [
+    "an uppercase service name",
+    withService(0, { name: "BookApi" }),
+    "bookapi-mesh:services[0].name",
+    "DNS label",
+  ],
+  [
+    "a service name starting with a digit",
+    withService(0, { name: "1bookapi" }),
+    "bookapi-mesh:services[0].name",
+    "DNS label",
+  ],
+  [
+    "a service name with a dot",
+    withService(0, { name: "book.api" }),
+    "bookapi-mesh:services[0].name",
+    "DNS label",
+  ],
+  [
+    "a service name longer than 63 characters",
+    withService(0, { name: "a".repeat(64) }),
+    "bookapi-mesh:services[0].name",
+    "63",
+  ],
+  [
+    "a missing service name",
+    withService(0, { name: undefined }),
+    "bookapi-mesh:services[0].name",
+    "required",
+  ],
+  ["port 0", withService(0, { port: 0 }), "bookapi-mesh:services[0].port", "between 1 and 65535"],
+  [
+    "port 70000",
+    withService(0, { port: 70000 }),
+    "bookapi-mesh:services[0].port",
+    "between 1 and 65535",
+  ],
+  [
+    "a fractional port",
+    withService(0, { port: 5288.5 }),
+    "bookapi-mesh:services[0].port",
+    "whole number",
+  ],
+  [
+    "a port given as text",
+    withService(0, { port: "5288" }),
+    "bookapi-mesh:services[0].port",
+    "must be a number",
+  ],
+  [
+    "an app port equal to Envoy's inbound port",
+    withService(0, { port: 15001 }),
+    "bookapi-mesh:services[0].port",
+    "inbound",
+  ],
+  [
+    "an app port equal to Envoy's admin port",
+    withService(1, { port: 9901 }),
+    "bookapi-mesh:services[1].port",
+    "admin",
+  ],
+  [
+    "two Envoy ports on one number",
+    flat({ envoy: { ports: { health: 15090 } } }),
+    "bookapi-mesh:envoy.ports.metrics",
+    "already used",
+  ],
+  [
+    "an Envoy port out of range",
+    flat({ envoy: { ports: { inbound: 0 } } }),
+    "bookapi-mesh:envoy.ports.inbound",
+    "between 1 and 65535",
+  ],
+  [
+    "replicas 0",
+    withService(0, { replicas: 0 }),
+    "bookapi-mesh:services[0].replicas",
+    "at least 1",
+  ],
+  [
+    "a missing image",
+    withService(0, { image: undefined }),
+    "bookapi-mesh:services[0].image",
+    "required",
+  ],
+  ["an empty image", withService(0, { image: "" }), "bookapi-mesh:services[0].image", "required"],
+  [
+    "an image on latest",
+    withService(0, { image: "bookapi:latest" }),
+    "bookapi-mesh:services[0].image",
+    "pinned",
+  ],
+  [
+    "an untagged image",
+    withService(0, { image: "registry.example.com/bookapi" }),
+    "bookapi-mesh:services[0].image",
+    "pinned",
+  ],
+  [
+    "an unpinned Envoy image",
+    flat({ envoy: { image: "envoyproxy/envoy" } }),
+    "bookapi-mesh:envoy.image",
+    "pinned",
+  ],
+  [
+    "exposeDirectPort as text",
+    withService(0, { exposeDirectPort: "yes" }),
+    "bookapi-mesh:services[0].exposeDirectPort",
+    "true or false",
+  ],
+  [
+    "a typo in a service key",
+    withService(0, { replica: 2 }),
+    "bookapi-mesh:services[0]",
+    'unknown key "replica"',
+  ],
+  [
+    "a typo in a top-level key",
+    flat({ namepsace: "books" }),
+    "bookapi-mesh",
+    'unknown key "namepsace"',
+  ],
+  [
+    "a typo in an envoy key",
+    flat({ envoy: { loglevel: "debug" } }),
+    "bookapi-mesh:envoy",
+    'unknown key "loglevel"',
+  ],
+  [
+    "an unknown Envoy port role",
+    flat({ envoy: { ports: { grpc: 15010 } } }),
+    "bookapi-mesh:envoy.ports",
+    'unknown key "grpc"',
+  ],
+  [
+    "a bad log level",
+    flat({ envoy: { logLevel: "verbose" } }),
+    "bookapi-mesh:envoy.logLevel",
+    "trace",
+  ],
+  [
+    "a bad resource quantity",
+    flat({ envoy: { resources: { limits: { cpu: "lots", memory: "256Mi" } } } }),
+    "bookapi-mesh:envoy.resources.limits.cpu",
+    "quantity",
+  ],
+  [
+    "a bad algorithm",
+    flat({ certificates: { algorithm: "DSA" } }),
+    "bookapi-mesh:certificates.algorithm",
+    "ECDSA or RSA",
+  ],
+  [
+    "a bad ECDSA curve",
+    flat({ certificates: { ecdsaCurve: "P521" } }),
+    "bookapi-mesh:certificates.ecdsaCurve",
+    "P256 or P384",
+  ],
+  [
+    "a bad RSA size",
+    flat({ certificates: { algorithm: "RSA", rsaBits: 1024 } }),
+    "bookapi-mesh:certificates.rsaBits",
+    "2048, 3072 or 4096",
+  ],
+  [
+    "early renewal not before expiry",
+    flat({ certificates: { validityHours: 100, earlyRenewalHours: 100 } }),
+    "bookapi-mesh:certificates.earlyRenewalHours",
+    "less than validityHours",
+  ],
+  [
+    "a certificate outliving its CA",
+    flat({ certificates: { caValidityHours: 1000, validityHours: 2000 } }),
+    "bookapi-mesh:certificates.validityHours",
+    "cannot outlive its CA",
+  ],
+  [
+    "a negative validity",
+    flat({ certificates: { validityHours: -1 } }),
+    "bookapi-mesh:certificates.validityHours",
+    "positive",
+  ],
+  [
+    "a namespace that is not a DNS label",
+    flat({ namespace: "Books_NS" }),
+    "bookapi-mesh:namespace",
+    "DNS-1123",
+  ],
+  [
+    "a bad cluster domain",
+    flat({ clusterDomain: "cluster..local" }),
+    "bookapi-mesh:clusterDomain",
+    "DNS domain",
+  ],
+  [
+    "createNamespace as text",
+    flat({ namespace: "books", createNamespace: "maybe" }),
+    "bookapi-mesh:createNamespace",
+    "true or false",
+  ],
+  [
+    "a root user id",
+    withService(0, { runAsUser: 0 }),
+    "bookapi-mesh:services[0].runAsUser",
+    "root",
+  ],
+];
+
+describe("bad stack config", () => {
+  it("has a catalogue of at least 30 distinct bad configurations", () => {
+    assert.ok(BAD_CONFIGS.length >= 30, `only ${BAD_CONFIGS.length}`);
+    assert.equal(new Set(BAD_CONFIGS.map(([what]) => what)).size, BAD_CONFIGS.length);
+  });
+
+  for (const [what, config, key, fragment] of BAD_CONFIGS) {
+    it(`rejects ${what}, naming ${key}, before any resource is registered`, async () => {
+      const err = configError(config);
+      const problem = err.problems.find((p) => p.startsWith(`${key}:`));
+      assert.ok(problem, `no problem names ${key}: ${JSON.stringify(err.problems)}`);
+      assert.ok(problem.includes(fragment), `"${problem}" does not mention "${fragment}"`);
+
+      const { run, error } = await runProgramOutcome(config);
+      assert.ok(
+        error instanceof MeshConfigError,
+        `program did not fail with MeshConfigError: ${String(error)}`,
+      );
+      assert.ok(error.message.includes(key));
+      assert.equal(run.resources.length, 0);
+    });
+  }
+});
