@@ -1,0 +1,34 @@
+/**
+ * Pure Envoy v3 config builders: SidecarSpec in, bootstrap and file-based SDS objects out.
+ */
+export * from "./model";
+export type * from "./types";
+export { EXTENSION_NAMES, TYPE_URLS } from "./types";
+export {
+  CLUSTER_NAMES,
+  EXPOSED_PATHS,
+  LISTENER_NAMES,
+  canonicalSpec,
+  upstreamClusterName,
+} from "./spec";
+export { SDS_SECRETS, buildSdsFiles, identitySecret, trustSecret } from "./sds";
+export { TLS_PARAMS, inboundTlsContext, upstreamTlsContext } from "./tls";
+export { CALLERS_POLICY, callerRules } from "./rbac";
+export { adminCluster, buildClusters, localAppCluster, upstreamCluster } from "./clusters";
+export {
+  buildListeners,
+  healthListener,
+  inboundListener,
+  metricsListener,
+  outboundListener,
+  peerHostnames,
+  upstreamDomains,
+} from "./listeners";
+export {
+  bootstrapPath,
+  buildAdmin,
+  buildBootstrap,
+  buildEnvoyFiles,
+  referencedFiles,
+  toJson,
+} from "./bootstrap";

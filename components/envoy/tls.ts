@@ -1,0 +1,69 @@
+/**
+ * TLS contexts for both directions. Both present the sidecar's identity and trust only the mesh
+ * CA (both by SDS); the peer's SAN is pinned statically, so who may talk to whom is part of the
+ * reviewed config, not of the rotating secrets.
+ */
+import { Peer, SidecarPaths, SidecarSpec } from "./model";
+import { identitySecretConfig, trustSecretConfig } from "./sds";
+import {
+  CommonTlsContext,
+  DownstreamTlsContext,
+  EXTENSION_NAMES,
+  SubjectAltNameMatcher,
+  TlsParameters,
+  TransportSocket,
+  TYPE_URLS,
+  UpstreamTlsContext,
+} from "./types";
+
+/** TLS 1.2 is Envoy's default floor too; stated so a default change cannot lower it. */
+export const TLS_PARAMS: TlsParameters = {
+  tls_minimum_protocol_version: "TLSv1_2",
+  // Envoy's client default stops at 1.2; allow 1.3 both ways.
+  tls_maximum_protocol_version: "TLSv1_3",
+};
+
+/** One exact DNS SAN matcher per peer (typed matchers: match_subject_alt_names is deprecated). */
+export function sanMatchers(peers: Peer[]): SubjectAltNameMatcher[] {
+  return peers.map((p) => ({ san_type: "DNS", matcher: { exact: p.fqdn } }));
+}
+
+/** Identity + CA by SDS, merged with the static SAN allow-list. */
+export function commonTlsContext(paths: SidecarPaths, allowed: Peer[]): CommonTlsContext {
+  return {
+    tls_params: { ...TLS_PARAMS },
+    tls_certificate_sds_secret_configs: [identitySecretConfig(paths)],
+    combined_validation_context: {
+      default_validation_context: { match_typed_subject_alt_names: sanMatchers(allowed) },
+      validation_context_sds_secret_config: trustSecretConfig(paths),
+    },
+  };
+}
+
+/**
+ * Inbound: a client certificate is mandatory and must carry an allowed caller's FQDN. With no
+ * callers the SAN list is empty (any mesh certificate passes TLS); the RBAC filters then deny
+ * every connection.
+ */
+export function inboundTlsContext(spec: SidecarSpec): DownstreamTlsContext {
+  return {
+    "@type": TYPE_URLS.downstreamTlsContext,
+    common_tls_context: commonTlsContext(spec.paths, spec.callers),
+    require_client_certificate: true,
+  };
+}
+
+/** Outbound to one dependency: SNI and the expected server SAN are both its FQDN. */
+export function upstreamTlsContext(spec: SidecarSpec, upstream: Peer): UpstreamTlsContext {
+  return {
+    "@type": TYPE_URLS.upstreamTlsContext,
+    common_tls_context: commonTlsContext(spec.paths, [upstream]),
+    sni: upstream.fqdn,
+  };
+}
+
+export function tlsTransportSocket<T extends DownstreamTlsContext | UpstreamTlsContext>(
+  context: T,
+): TransportSocket<T> {
+  return { name: EXTENSION_NAMES.tls, typed_config: context };
+}
