@@ -1,0 +1,153 @@
+/**
+ * The whole mesh: namespace, CA, and per service a certificate plus its workload.
+ */
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import { MeshModel, PROJECT, ServiceModel } from "./config";
+import { buildEnvoyFiles } from "./envoy";
+import { SIDECAR_PATHS, SidecarSpec } from "./envoy/model";
+import { CertificateAuthority, KeySpec, ServiceCertificate } from "./pki";
+import { MeshService, outboundUrl } from "./workload";
+
+/** Where a service can be reached. */
+export interface ServiceEndpoints {
+  /** In-cluster mTLS endpoint other sidecars dial: `<fqdn>:<inbound>`. */
+  mtls: string;
+  /** The app port on the Service, only where the stack exposes it. */
+  direct?: string;
+  /** The URL this service's app calls for its dependencies; only for services that call others. */
+  outbound?: string;
+}
+
+/** The key spec of the stack's `certificates` settings. */
+export function keySpecOf(model: MeshModel): KeySpec {
+  const c = model.certificates;
+  return c.algorithm === "ECDSA"
+    ? { algorithm: "ECDSA", ecdsaCurve: c.ecdsaCurve }
+    : { algorithm: "RSA", rsaBits: c.rsaBits };
+}
+
+function byName(model: MeshModel, name: string): ServiceModel {
+  const found = model.services.find((s) => s.name === name);
+  // The config schema rejects unknown names, so this means a bug in the model, not bad config.
+  if (!found) throw new Error(`internal: service "${name}" is not in the mesh model`);
+  return found;
+}
+
+/** The Envoy builders' input for one service, derived from the mesh model. */
+export function sidecarSpec(model: MeshModel, service: ServiceModel): SidecarSpec {
+  const peer = (name: string) => ({ name, fqdn: byName(model, name).fqdn });
+  return {
+    service: service.name,
+    fqdn: service.fqdn,
+    appPort: service.port,
+    ports: { ...model.envoy.ports },
+    callers: service.callers.map(peer),
+    upstreams: service.calls.map(peer),
+    paths: SIDECAR_PATHS,
+  };
+}
+
+/** Endpoints of every service, keyed by service name. */
+export function endpointsOf(model: MeshModel): Record<string, ServiceEndpoints> {
+  const endpoints: Record<string, ServiceEndpoints> = {};
+  for (const svc of model.services) {
+    endpoints[svc.name] = {
+      mtls: `${svc.fqdn}:${model.envoy.ports.inbound}`,
+      ...(svc.exposeDirectPort ? { direct: `${svc.fqdn}:${svc.port}` } : {}),
+      ...(svc.calls.length > 0 ? { outbound: outboundUrl(model.envoy) } : {}),
+    };
+  }
+  return endpoints;
+}
+
+export interface ServiceMeshArgs {
+  /** The validated mesh model (components/config.ts). */
+  model: MeshModel;
+}
+
+/** The mesh: CA + one certificate and workload per service. */
+export class ServiceMesh extends pulumi.ComponentResource {
+  public readonly namespace: pulumi.Output<string>;
+  /** Public CA certificate, for clients outside the mesh that want to verify sidecars. */
+  public readonly caCertificate: pulumi.Output<string>;
+  public readonly endpoints: pulumi.Output<Record<string, ServiceEndpoints>>;
+  public readonly services: Record<string, MeshService>;
+
+  constructor(name: string, args: ServiceMeshArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("bookapi-mesh:mesh:ServiceMesh", name, {}, opts);
+    const model = args.model;
+
+    let namespace: pulumi.Output<string>;
+    if (model.createNamespace) {
+      const ns = new k8s.core.v1.Namespace(
+        `${name}-namespace`,
+        {
+          metadata: {
+            name: model.namespace,
+            labels: {
+              "app.kubernetes.io/part-of": PROJECT,
+              "app.kubernetes.io/managed-by": "pulumi",
+            },
+          },
+        },
+        { parent: this },
+      );
+      namespace = ns.metadata.name;
+    } else {
+      namespace = pulumi.output(model.namespace);
+    }
+
+    const key = keySpecOf(model);
+    const ca = new CertificateAuthority(
+      `${name}-ca`,
+      {
+        key,
+        commonName: `${PROJECT} CA (${model.namespace})`,
+        validityHours: model.certificates.caValidityHours,
+        earlyRenewalHours: model.certificates.caEarlyRenewalHours,
+      },
+      { parent: this },
+    );
+
+    this.services = {};
+    for (const svc of model.services) {
+      const cert = new ServiceCertificate(
+        `${name}-${svc.name}-cert`,
+        {
+          ca,
+          key,
+          commonName: svc.fqdn,
+          dnsNames: svc.dnsNames,
+          validityHours: model.certificates.validityHours,
+          earlyRenewalHours: model.certificates.earlyRenewalHours,
+        },
+        { parent: this },
+      );
+      this.services[svc.name] = new MeshService(
+        `${name}-${svc.name}`,
+        {
+          service: svc,
+          namespace,
+          envoy: model.envoy,
+          envoyFiles: buildEnvoyFiles(sidecarSpec(model, svc)),
+          tls: {
+            certPem: cert.certPem,
+            privateKeyPem: cert.privateKeyPem,
+            caCertPem: cert.caCertPem,
+          },
+        },
+        { parent: this },
+      );
+    }
+
+    this.namespace = namespace;
+    this.caCertificate = ca.certPem;
+    this.endpoints = pulumi.output(endpointsOf(model));
+    this.registerOutputs({
+      namespace: this.namespace,
+      caCertificate: this.caCertificate,
+      endpoints: this.endpoints,
+    });
+  }
+}

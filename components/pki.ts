@@ -1,0 +1,133 @@
+/**
+ * The mesh's PKI: one CA that lives only in Pulumi state, and one certificate per service.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import * as tls from "@pulumi/tls";
+
+/** Key algorithm and size, as the tls provider takes them. */
+export type KeySpec =
+  | { algorithm: "ECDSA"; ecdsaCurve: "P256" | "P384" }
+  | { algorithm: "RSA"; rsaBits: 2048 | 3072 | 4096 };
+
+/** Allowed uses of a service certificate: it serves (inbound) and is presented as a client (outbound). */
+export function serviceCertificateUses(key: KeySpec): string[] {
+  const uses = ["digital_signature", "server_auth", "client_auth"];
+  // RSA key exchange encrypts with the certificate's key; ECDSA keys only sign.
+  if (key.algorithm === "RSA") uses.push("key_encipherment");
+  return uses;
+}
+
+/** Uses of the CA certificate: signing certificates and revocation lists only. */
+export const CA_CERTIFICATE_USES = ["cert_signing", "crl_signing"];
+
+function privateKeyArgs(key: KeySpec): tls.PrivateKeyArgs {
+  return key.algorithm === "ECDSA"
+    ? { algorithm: "ECDSA", ecdsaCurve: key.ecdsaCurve }
+    : { algorithm: "RSA", rsaBits: key.rsaBits };
+}
+
+export interface CertificateAuthorityArgs {
+  /** Key algorithm and size of the CA key. */
+  key: KeySpec;
+  /** Subject common name. Defaults to "bookapi-mesh CA". */
+  commonName?: string;
+  /** Lifetime of the CA certificate in hours. */
+  validityHours: number;
+  /** Re-issue the CA this many hours before it expires (on `pulumi up --refresh`). Defaults to 0. */
+  earlyRenewalHours?: number;
+}
+
+/**
+ * The mesh CA. Its key is a Pulumi secret and never leaves state: pods get only the CA
+ * certificate.
+ */
+export class CertificateAuthority extends pulumi.ComponentResource {
+  /** CA certificate (public) PEM. */
+  public readonly certPem: pulumi.Output<string>;
+  /** CA private key PEM, a Pulumi secret. */
+  public readonly privateKeyPem: pulumi.Output<string>;
+
+  constructor(
+    name: string,
+    args: CertificateAuthorityArgs,
+    opts?: pulumi.ComponentResourceOptions,
+  ) {
+    super("bookapi-mesh:pki:CertificateAuthority", name, {}, opts);
+    const key = new tls.PrivateKey(`${name}-key`, privateKeyArgs(args.key), { parent: this });
+    const cert = new tls.SelfSignedCert(
+      `${name}-cert`,
+      {
+        privateKeyPem: key.privateKeyPem,
+        subject: { commonName: args.commonName ?? "bookapi-mesh CA", organization: "bookapi-mesh" },
+        isCaCertificate: true,
+        setSubjectKeyId: true,
+        allowedUses: CA_CERTIFICATE_USES,
+        validityPeriodHours: args.validityHours,
+        earlyRenewalHours: args.earlyRenewalHours ?? 0,
+      },
+      { parent: this },
+    );
+    this.certPem = cert.certPem;
+    this.privateKeyPem = pulumi.secret(key.privateKeyPem);
+    this.registerOutputs({ certPem: this.certPem, privateKeyPem: this.privateKeyPem });
+  }
+}
+
+export interface ServiceCertificateArgs {
+  /** The CA that signs this certificate. */
+  ca: CertificateAuthority;
+  /** Key algorithm and size. */
+  key: KeySpec;
+  /** Subject common name (the service FQDN). */
+  commonName: string;
+  /** DNS SANs; Envoy matches callers on these. */
+  dnsNames: string[];
+  /** Lifetime in hours. */
+  validityHours: number;
+  /** Renew this many hours before expiry (on `pulumi up --refresh`). */
+  earlyRenewalHours: number;
+}
+
+/** A service identity: key, CSR and a certificate signed by the mesh CA. */
+export class ServiceCertificate extends pulumi.ComponentResource {
+  /** Certificate PEM. */
+  public readonly certPem: pulumi.Output<string>;
+  /** Private key PEM, a Pulumi secret. */
+  public readonly privateKeyPem: pulumi.Output<string>;
+  /** The signing CA's certificate PEM. */
+  public readonly caCertPem: pulumi.Output<string>;
+
+  constructor(name: string, args: ServiceCertificateArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("bookapi-mesh:pki:ServiceCertificate", name, {}, opts);
+    const key = new tls.PrivateKey(`${name}-key`, privateKeyArgs(args.key), { parent: this });
+    const csr = new tls.CertRequest(
+      `${name}-csr`,
+      {
+        privateKeyPem: key.privateKeyPem,
+        subject: { commonName: args.commonName, organization: "bookapi-mesh" },
+        dnsNames: args.dnsNames,
+      },
+      { parent: this },
+    );
+    const cert = new tls.LocallySignedCert(
+      `${name}-cert`,
+      {
+        certRequestPem: csr.certRequestPem,
+        caCertPem: args.ca.certPem,
+        caPrivateKeyPem: args.ca.privateKeyPem,
+        allowedUses: serviceCertificateUses(args.key),
+        validityPeriodHours: args.validityHours,
+        earlyRenewalHours: args.earlyRenewalHours,
+      },
+      { parent: this },
+    );
+    this.certPem = cert.certPem;
+    this.privateKeyPem = pulumi.secret(key.privateKeyPem);
+    this.caCertPem = args.ca.certPem;
+    this.registerOutputs({
+      certPem: this.certPem,
+      privateKeyPem: this.privateKeyPem,
+      caCertPem: this.caCertPem,
+    });
+  }
+}
