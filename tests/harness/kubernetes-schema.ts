@@ -1,0 +1,247 @@
+/**
+ * Holds the Kubernetes objects the program registers against Kubernetes' own OpenAPI schema
+ * (as compiled by `kubernetes-models`), and checks the references between objects that the API
+ * server does not check but a working deployment needs.
+ */
+import * as path from "node:path";
+import { pathToFileURL } from "node:url";
+
+/** An ajv-compiled validator, as `kubernetes-models/_schemas/*` exports them. */
+interface CompiledValidator {
+  (data: unknown): boolean;
+  errors?: Array<{
+    instancePath: string;
+    keyword: string;
+    params: Record<string, unknown>;
+    message?: string;
+  }> | null;
+}
+
+/** A Kubernetes object as sent to the API server. */
+export interface KubeObject {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string> };
+  [field: string]: unknown;
+}
+
+const SCHEMAS_DIR = path.join(
+  path.dirname(require.resolve("kubernetes-models/package.json")),
+  "_schemas",
+);
+
+/** Schema names of the kinds we emit. A kind not listed fails: nothing passes unchecked. */
+const SCHEMA_OF: Record<string, string> = {
+  "v1/Namespace": "IoK8sApiCoreV1Namespace",
+  "v1/ServiceAccount": "IoK8sApiCoreV1ServiceAccount",
+  "v1/Secret": "IoK8sApiCoreV1Secret",
+  "v1/ConfigMap": "IoK8sApiCoreV1ConfigMap",
+  "v1/Service": "IoK8sApiCoreV1Service",
+  "apps/v1/Deployment": "IoK8sApiAppsV1Deployment",
+  "networking.k8s.io/v1/NetworkPolicy": "IoK8sApiNetworkingV1NetworkPolicy",
+};
+
+const validators = new Map<string, CompiledValidator>();
+
+/**
+ * Loads the validators once; call before validateKubernetesObject. The package is ESM-only with
+ * "import"-only exports (its schemas import each other that way), so it must be import()ed.
+ */
+export async function loadKubernetesSchemas(): Promise<void> {
+  for (const schema of Object.values(SCHEMA_OF)) {
+    if (validators.has(schema)) continue;
+    const mod = (await import(pathToFileURL(path.join(SCHEMAS_DIR, `${schema}.js`)).href)) as {
+      validate: CompiledValidator;
+    };
+    validators.set(schema, mod.validate);
+  }
+}
+
+function validatorFor(schema: string): CompiledValidator {
+  const validate = validators.get(schema);
+  if (!validate) throw new Error("loadKubernetesSchemas() must run before validating");
+  return validate;
+}
+
+const DNS_1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const DNS_1035_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
+const PORT_NAME = /^(?=.*[a-z])[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+/**
+ * Schema errors of one object, each `Kind/name: /json/path: problem`. Adds the API server's name
+ * rules the OpenAPI schema does not carry (DNS names, port names of at most 15 characters).
+ */
+export function validateKubernetesObject(obj: KubeObject): string[] {
+  const id = `${obj.kind}/${obj.metadata?.name ?? "?"}`;
+  const schema = SCHEMA_OF[`${obj.apiVersion}/${obj.kind}`];
+  if (!schema) return [`${id}: no schema known for ${obj.apiVersion} ${obj.kind}`];
+  const validate = validatorFor(schema);
+  const errors: string[] = [];
+  if (!validate(obj)) {
+    for (const e of validate.errors ?? []) {
+      errors.push(
+        `${id}: ${e.instancePath || "/"}: ${e.message ?? `${e.keyword} ${JSON.stringify(e.params)}`}`,
+      );
+    }
+  }
+  const name = obj.metadata?.name ?? "";
+  // Services must be DNS-1035 labels; the others DNS-1123 subdomains.
+  if (
+    obj.kind === "Service"
+      ? !DNS_1035_LABEL.test(name) || name.length > 63
+      : !DNS_1123_SUBDOMAIN.test(name) || name.length > 253
+  ) {
+    errors.push(`${id}: /metadata/name: "${name}" is not a valid ${obj.kind} name`);
+  }
+  for (const portName of portNames(obj)) {
+    if (portName.length > 15 || !PORT_NAME.test(portName))
+      errors.push(`${id}: port name "${portName}" is not an IANA service name (<= 15 chars)`);
+  }
+  return errors;
+}
+
+function portNames(obj: KubeObject): string[] {
+  const names: string[] = [];
+  for (const c of podSpecOf(obj)?.containers ?? [])
+    for (const p of c.ports ?? []) if (p.name) names.push(p.name);
+  if (obj.kind === "Service")
+    for (const p of (obj.spec as ServiceSpec).ports ?? []) if (p.name) names.push(p.name);
+  return names;
+}
+
+interface ContainerPort {
+  name?: string;
+  containerPort: number;
+}
+interface Probe {
+  httpGet?: { port: string | number };
+  tcpSocket?: { port: string | number };
+}
+interface Container {
+  name: string;
+  ports?: ContainerPort[];
+  volumeMounts?: Array<{ name: string; mountPath: string }>;
+  readinessProbe?: Probe;
+  livenessProbe?: Probe;
+  startupProbe?: Probe;
+}
+interface Volume {
+  name: string;
+  configMap?: { name: string; items?: Array<{ key: string }> };
+  secret?: { secretName: string; items?: Array<{ key: string }> };
+}
+interface PodSpec {
+  containers?: Container[];
+  initContainers?: Container[];
+  volumes?: Volume[];
+  serviceAccountName?: string;
+}
+interface ServiceSpec {
+  selector?: Record<string, string>;
+  ports?: Array<{ name?: string; port: number; targetPort?: string | number }>;
+}
+
+/** The pod spec of a workload object, if it is one. */
+export function podSpecOf(obj: KubeObject): PodSpec | undefined {
+  if (obj.kind !== "Deployment") return undefined;
+  return (obj.spec as { template?: { spec?: PodSpec } } | undefined)?.template?.spec;
+}
+
+function podLabelsOf(obj: KubeObject): Record<string, string> {
+  return (
+    (obj.spec as { template?: { metadata?: { labels?: Record<string, string> } } }).template
+      ?.metadata?.labels ?? {}
+  );
+}
+
+const matches = (selector: Record<string, string>, labels: Record<string, string>) =>
+  Object.entries(selector).every(([k, v]) => labels[k] === v);
+
+function portOpened(containers: Container[], port: string | number): boolean {
+  return containers.some((c) =>
+    (c.ports ?? []).some((p) =>
+      typeof port === "number" ? p.containerPort === port : p.name === port,
+    ),
+  );
+}
+
+/**
+ * References between objects: selectors select pods, Service targetPorts and probes hit ports a
+ * container opens, volumes and service accounts name objects the program creates in the same
+ * namespace, each mount names a volume of its pod.
+ */
+export function checkKubernetesReferences(objects: KubeObject[]): string[] {
+  const problems: string[] = [];
+  const exists = (kind: string, name: string, ns: string | undefined) =>
+    objects.some((o) => o.kind === kind && o.metadata.name === name && o.metadata.namespace === ns);
+  const workloads = objects.filter((o) => podSpecOf(o));
+
+  for (const w of workloads) {
+    const id = `${w.kind}/${w.metadata.name}`;
+    const pod = podSpecOf(w) as PodSpec;
+    const ns = w.metadata.namespace;
+    const selector =
+      (w.spec as { selector?: { matchLabels?: Record<string, string> } }).selector?.matchLabels ??
+      {};
+    if (Object.keys(selector).length === 0 || !matches(selector, podLabelsOf(w)))
+      problems.push(`${id}: selector does not match its pod labels`);
+    if (pod.serviceAccountName && !exists("ServiceAccount", pod.serviceAccountName, ns)) {
+      problems.push(`${id}: ServiceAccount "${pod.serviceAccountName}" is not created in ${ns}`);
+    }
+    const volumes = new Map((pod.volumes ?? []).map((v) => [v.name, v]));
+    for (const v of pod.volumes ?? []) {
+      if (v.configMap && !exists("ConfigMap", v.configMap.name, ns))
+        problems.push(
+          `${id}: volume ${v.name}: ConfigMap "${v.configMap.name}" is not created in ${ns}`,
+        );
+      if (v.secret && !exists("Secret", v.secret.secretName, ns))
+        problems.push(
+          `${id}: volume ${v.name}: Secret "${v.secret.secretName}" is not created in ${ns}`,
+        );
+    }
+    const containers = [...(pod.initContainers ?? []), ...(pod.containers ?? [])];
+    for (const c of containers) {
+      for (const m of c.volumeMounts ?? []) {
+        if (!volumes.has(m.name))
+          problems.push(`${id}: container ${c.name} mounts unknown volume "${m.name}"`);
+      }
+      for (const [kind, probe] of [
+        ["readiness", c.readinessProbe],
+        ["liveness", c.livenessProbe],
+        ["startup", c.startupProbe],
+      ] as const) {
+        const port = probe?.httpGet?.port ?? probe?.tcpSocket?.port;
+        if (port !== undefined && !portOpened([c], port))
+          problems.push(
+            `${id}: container ${c.name} ${kind} probe hits port ${port}, which it does not open`,
+          );
+      }
+    }
+  }
+
+  for (const svc of objects.filter((o) => o.kind === "Service")) {
+    const id = `Service/${svc.metadata.name}`;
+    const spec = svc.spec as ServiceSpec;
+    const selected = workloads.filter(
+      (w) =>
+        w.metadata.namespace === svc.metadata.namespace &&
+        matches(spec.selector ?? {}, podLabelsOf(w)),
+    );
+    if (!spec.selector || selected.length === 0) {
+      problems.push(`${id}: selector matches no pods`);
+      continue;
+    }
+    for (const p of spec.ports ?? []) {
+      const target = p.targetPort ?? p.port;
+      for (const w of selected) {
+        const pod = podSpecOf(w) as PodSpec;
+        if (!portOpened([...(pod.initContainers ?? []), ...(pod.containers ?? [])], target)) {
+          problems.push(
+            `${id}: port ${p.name ?? p.port} targets ${target}, which no container of ${w.kind}/${w.metadata.name} opens`,
+          );
+        }
+      }
+    }
+  }
+  return problems;
+}

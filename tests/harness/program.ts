@@ -1,0 +1,280 @@
+/**
+ * Runs the whole Pulumi program under mocks and records every resource it registers.
+ *
+ * `tls:*` resources are answered by the faithful fake (real keys and certificates); every other
+ * resource echoes its inputs as its state, as a provider that changes nothing would. Beside what
+ * the Mocks interface shows, the harness reads the registration request itself, so tests can
+ * assert resource options (deleteBeforeReplace, parent) and which inputs were sent as secrets.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import { parse as parseYaml } from "yaml";
+import { PROJECT } from "../../components/config";
+import { fakeTlsResource, isFakeTlsType } from "./fake-tls";
+
+export const PROJECT_ROOT = path.resolve(__dirname, "../..");
+const PROGRAM = path.join(PROJECT_ROOT, "index.ts");
+
+/** The stacks the project ships. */
+export const STACKS = ["dev", "staging", "prod", "local"] as const;
+export type StackName = (typeof STACKS)[number];
+
+/** One registered resource. */
+export interface Registered {
+  type: string;
+  name: string;
+  urn: string;
+  custom: boolean;
+  inputs: Record<string, unknown>;
+  state: Record<string, unknown>;
+  /** URN of the parent resource ("" for the stack itself). */
+  parent: string;
+  deleteBeforeReplace: boolean;
+  /** Provider reference (`urn::id`), "" for the default provider. */
+  provider: string;
+  /** Dotted paths of inputs that were sent as Pulumi secrets. */
+  secretInputs: string[];
+}
+
+/** The result of one program run. */
+export interface ProgramRun {
+  resources: Registered[];
+  /** Stack exports, resolved. */
+  outputs: Record<string, unknown>;
+  /** Names of stack exports whose value is a secret. */
+  secretOutputs: string[];
+}
+
+const SIG_KEY = "4dabf18193072939515e22adb298388d";
+const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
+const OUTPUT_VALUE_SIG = "d0e6a833031e9bbcd3f4e8bde6ca49a4";
+
+/** Paths of secret values in a serialized property struct. */
+function secretPaths(value: unknown, at: string, found: string[]): string[] {
+  if (Array.isArray(value)) {
+    value.forEach((v, i) => secretPaths(v, `${at}[${i}]`, found));
+  } else if (value !== null && typeof value === "object") {
+    const obj = value as Record<string, unknown>;
+    if (obj[SIG_KEY] === SECRET_SIG || (obj[SIG_KEY] === OUTPUT_VALUE_SIG && obj.secret === true)) {
+      found.push(at);
+    } else {
+      for (const [k, v] of Object.entries(obj)) secretPaths(v, at ? `${at}.${k}` : k, found);
+    }
+  }
+  return found;
+}
+
+/**
+ * Mocks receive secret inputs still wrapped (`{<sig>: <secret sig>, value}`); providers see the
+ * plain value, so the harness unwraps them (their paths are recorded in `secretInputs`).
+ */
+export function unwrapSecrets(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(unwrapSecrets);
+  if (value !== null && typeof value === "object") {
+    const obj = value as Record<string, unknown>;
+    if (obj[SIG_KEY] === SECRET_SIG) return unwrapSecrets(obj.value);
+    return Object.fromEntries(Object.entries(obj).map(([k, v]) => [k, unwrapSecrets(v)]));
+  }
+  return value;
+}
+
+/** The fields of a RegisterResourceRequest the harness reads (a protobuf message). */
+interface RegisterRequest {
+  getType(): string;
+  getName(): string;
+  getParent(): string;
+  getDeletebeforereplace(): boolean;
+  getProvider(): string;
+  getObject(): { toJavaScript(): Record<string, unknown> } | undefined;
+}
+type Callback = (err: unknown, resp: unknown) => void;
+interface PatchableMonitor {
+  registerResource(req: RegisterRequest, callback: Callback): Promise<void>;
+}
+
+/** Turns a stack file's config into the flat `project:key` -> string map the engine passes. */
+export function configFromStackYaml(text: string): Record<string, string> {
+  const doc = parseYaml(text) as { config?: Record<string, unknown> } | null;
+  const flat: Record<string, string> = {};
+  for (const [key, value] of Object.entries(doc?.config ?? {})) {
+    const fullKey = key.includes(":") ? key : `${PROJECT}:${key}`;
+    flat[fullKey] = typeof value === "string" ? value : JSON.stringify(value);
+  }
+  return flat;
+}
+
+/** The config of one shipped stack, read from `Pulumi.<stack>.yaml`. */
+export function stackConfig(stack: string): Record<string, string> {
+  return configFromStackYaml(
+    fs.readFileSync(path.join(PROJECT_ROOT, `Pulumi.${stack}.yaml`), "utf8"),
+  );
+}
+
+function outputValue<T>(output: pulumi.Output<T>): Promise<T> {
+  return new Promise((resolve) => output.apply((v) => resolve(v)));
+}
+
+/**
+ * Runs index.ts with the given config and waits until every resource has registered.
+ * Rejects with the program's own error (e.g. a MeshConfigError) if it throws.
+ */
+export async function runProgram(
+  config: Record<string, string>,
+  stack = "test",
+): Promise<ProgramRun> {
+  const outcome = await runProgramOutcome(config, stack);
+  if (outcome.error !== undefined) throw outcome.error;
+  return outcome.run;
+}
+
+/** Like runProgram, but a failing program yields its error beside whatever it had registered. */
+export async function runProgramOutcome(
+  config: Record<string, string>,
+  stack = "test",
+): Promise<{ run: ProgramRun; error?: unknown }> {
+  const resources: Registered[] = [];
+  const options = new Map<string, Omit<Registered, "inputs" | "state" | "custom" | "urn">>();
+  const errors: unknown[] = [];
+  let pending = 0;
+  // A failed registration leaves dependent outputs unresolved forever: fail fast instead.
+  let fail: (err: unknown) => void = () => undefined;
+  const failure = new Promise<never>((_, reject) => (fail = reject));
+  failure.catch(() => undefined);
+
+  pulumi.runtime.setAllConfig(config);
+  await pulumi.runtime.setMocks(
+    {
+      async newResource(args) {
+        pending++;
+        try {
+          const inputs = unwrapSecrets(args.inputs) as Record<string, unknown>;
+          const state = isFakeTlsType(args.type)
+            ? await fakeTlsResource(args.type, inputs)
+            : { ...inputs };
+          const opts = options.get(`${args.type}::${args.name}`);
+          if (!opts) throw new Error(`harness: no request seen for ${args.type} ${args.name}`);
+          resources.push({
+            ...opts,
+            urn: `urn:pulumi:${stack}::${PROJECT}::${args.type}::${args.name}`,
+            custom: args.custom ?? true,
+            inputs,
+            state,
+          });
+          return { id: args.custom === false ? undefined : `${args.name}-id`, state };
+        } catch (err) {
+          errors.push(err);
+          fail(err);
+          throw err;
+        } finally {
+          pending--;
+        }
+      },
+      call(args) {
+        // Nothing in the program invokes a provider function; an unexpected call must not pass silently.
+        throw new Error(`harness: unexpected call to ${args.token}`);
+      },
+    },
+    PROJECT,
+    stack,
+    false,
+  );
+
+  const monitor = pulumi.runtime.getMonitor() as unknown as PatchableMonitor;
+  const register = monitor.registerResource.bind(monitor);
+  monitor.registerResource = (req, callback) => {
+    options.set(`${req.getType()}::${req.getName()}`, {
+      type: req.getType(),
+      name: req.getName(),
+      parent: req.getParent(),
+      deleteBeforeReplace: req.getDeletebeforereplace(),
+      provider: req.getProvider(),
+      secretInputs: secretPaths(req.getObject()?.toJavaScript() ?? {}, "", []),
+    });
+    return register(req, callback);
+  };
+
+  const outputs: Record<string, unknown> = {};
+  const secretOutputs: string[] = [];
+  const run: ProgramRun = { resources, outputs, secretOutputs };
+  const program = require.resolve(PROGRAM);
+  delete require.cache[program];
+  let exported: Record<string, unknown>;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    exported = require(program) as Record<string, unknown>;
+  } catch (error) {
+    await settle(
+      () => pending + resources.length * 1e6,
+      () => pending === 0,
+    );
+    return { run, error };
+  }
+
+  try {
+    for (const [name, value] of Object.entries(exported)) {
+      if (pulumi.Output.isInstance(value)) {
+        outputs[name] = await Promise.race([outputValue(value), failure]);
+        if (await pulumi.isSecret(value)) secretOutputs.push(name);
+      } else {
+        outputs[name] = value;
+      }
+    }
+  } catch (error) {
+    return { run, error };
+  }
+  await settle(
+    () => pending + resources.length * 1e6,
+    () => pending === 0,
+  );
+  return errors.length > 0 ? { run, error: errors[0] } : { run };
+}
+
+/** Waits until registrations stop: nothing pending and no new resource over several turns. */
+async function settle(progress: () => number, idle: () => boolean): Promise<void> {
+  let last = -1;
+  let quietTurns = 0;
+  while (quietTurns < 10) {
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    const now = progress();
+    quietTurns = now === last && idle() ? quietTurns + 1 : 0;
+    last = now;
+  }
+}
+
+/** Runs one shipped stack. */
+export function runStack(stack: StackName): Promise<ProgramRun> {
+  return runProgram(stackConfig(stack), stack);
+}
+
+/** Kubernetes objects of a run, with helpers to find them by kind and `metadata.name`. */
+export function kubernetesObjects(run: ProgramRun): Registered[] {
+  return run.resources.filter(
+    (r) => r.type.startsWith("kubernetes:") && r.type !== "pulumi:providers:kubernetes",
+  );
+}
+
+/** Kubernetes kind of a type token: `kubernetes:apps/v1:Deployment` -> Deployment. */
+export function kindOf(type: string): string {
+  return type.slice(type.lastIndexOf(":") + 1);
+}
+
+export function metadataName(r: Registered): string {
+  const meta = r.inputs.metadata as { name?: unknown } | undefined;
+  return typeof meta?.name === "string" ? meta.name : "";
+}
+
+/** The Kubernetes object of this kind and `metadata.name`; throws if absent or ambiguous. */
+export function findObject(run: ProgramRun, kind: string, name: string): Registered {
+  const found = kubernetesObjects(run).filter(
+    (r) => kindOf(r.type) === kind && metadataName(r) === name,
+  );
+  if (found.length !== 1)
+    throw new Error(`expected one ${kind} named ${name}, found ${found.length}`);
+  return found[0];
+}
+
+/** All resources of one type token. */
+export function ofType(run: ProgramRun, type: string): Registered[] {
+  return run.resources.filter((r) => r.type === type);
+}

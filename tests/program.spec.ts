@@ -1,0 +1,364 @@
+import assert from "node:assert/strict";
+import { X509Certificate } from "node:crypto";
+import { loadMeshConfig, MeshModel } from "../components/config";
+import { envoyConfigChecksum } from "../components/workload";
+import {
+  findObject,
+  kindOf,
+  kubernetesObjects,
+  metadataName,
+  ofType,
+  ProgramRun,
+  runProgram,
+  runStack,
+  STACKS,
+  stackConfig,
+  StackName,
+} from "./harness/program";
+
+interface Container {
+  name: string;
+  image: string;
+  ports?: Array<{ name: string; containerPort: number }>;
+  volumeMounts?: Array<{ name: string; mountPath: string; readOnly?: boolean }>;
+  securityContext?: Record<string, unknown>;
+  resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
+  readinessProbe?: { httpGet?: { path: string; port: string | number } };
+}
+interface PodSpec {
+  containers: Container[];
+  volumes: Array<{ name: string; configMap?: { name: string }; secret?: { secretName: string } }>;
+  serviceAccountName: string;
+  automountServiceAccountToken: boolean;
+}
+interface DeploymentSpec {
+  replicas: number;
+  selector: { matchLabels: Record<string, string> };
+  template: {
+    metadata: { labels: Record<string, string>; annotations: Record<string, string> };
+    spec: PodSpec;
+  };
+}
+interface ServicePort {
+  name: string;
+  port: number;
+  targetPort: string | number;
+}
+
+const spec = <T>(r: { inputs: Record<string, unknown> }): T => r.inputs.spec as T;
+
+/** Certificates the fake tls provider issued, keyed by the resource's logical name. */
+function certificate(run: ProgramRun, logicalName: string): X509Certificate {
+  const [cert] = run.resources.filter((r) => r.name === logicalName);
+  assert.ok(cert, `no resource ${logicalName}`);
+  return new X509Certificate(String(cert.state.certPem));
+}
+
+function dnsSans(cert: X509Certificate): string[] {
+  return (cert.subjectAltName ?? "")
+    .split(", ")
+    .filter((s) => s.startsWith("DNS:"))
+    .map((s) => s.slice(4))
+    .sort();
+}
+
+describe("the mesh program, per shipped stack", () => {
+  const runs = new Map<StackName, ProgramRun>();
+  const models = new Map<StackName, MeshModel>();
+  before(async () => {
+    for (const stack of STACKS) {
+      runs.set(stack, await runStack(stack));
+      models.set(stack, loadMeshConfig(stackConfig(stack)));
+    }
+  });
+  const runOf = (stack: StackName) => runs.get(stack) as ProgramRun;
+  const modelOf = (stack: StackName) => models.get(stack) as MeshModel;
+
+  for (const stack of STACKS) {
+    describe(`stack ${stack}`, () => {
+      it("holds exactly the two services of the seed design, bookapi-mcp-server calling bookapi", () => {
+        const model = modelOf(stack);
+        assert.deepEqual(
+          model.services.map((s) => [s.name, s.port, s.calls]),
+          [
+            ["bookapi", 5288, []],
+            ["bookapi-mcp-server", 5289, ["bookapi"]],
+          ],
+        );
+      });
+
+      it("registers exactly the expected Kubernetes objects, each with its fixed name in the stack's namespace", () => {
+        const run = runOf(stack);
+        const model = modelOf(stack);
+        const expected: string[] = [];
+        if (model.createNamespace) expected.push(`Namespace/${model.namespace}`);
+        for (const s of ["bookapi", "bookapi-mcp-server"]) {
+          expected.push(
+            `ServiceAccount/${s}`,
+            `Secret/${s}-tls`,
+            `ConfigMap/${s}-envoy`,
+            `Deployment/${s}`,
+            `Service/${s}`,
+          );
+        }
+        const actual = kubernetesObjects(run).map((r) => `${kindOf(r.type)}/${metadataName(r)}`);
+        assert.deepEqual(actual.sort(), expected.sort());
+        for (const r of kubernetesObjects(run)) {
+          if (kindOf(r.type) === "Namespace") continue;
+          assert.equal(
+            (r.inputs.metadata as { namespace: string }).namespace,
+            model.namespace,
+            `${r.name}`,
+          );
+        }
+      });
+
+      it("replaces every named Kubernetes object delete-first and parents it to a mesh component", () => {
+        const run = runOf(stack);
+        for (const r of kubernetesObjects(run)) {
+          if (kindOf(r.type) !== "Namespace") assert.equal(r.deleteBeforeReplace, true, r.name);
+          assert.match(r.parent, /::bookapi-mesh:(mesh|workload):/, r.name);
+        }
+      });
+
+      it("creates one CA and one key, CSR and certificate per service with the tls provider", () => {
+        const run = runOf(stack);
+        assert.equal(ofType(run, "tls:index/selfSignedCert:SelfSignedCert").length, 1);
+        assert.equal(ofType(run, "tls:index/privateKey:PrivateKey").length, 3);
+        assert.equal(ofType(run, "tls:index/certRequest:CertRequest").length, 2);
+        assert.equal(ofType(run, "tls:index/locallySignedCert:LocallySignedCert").length, 2);
+        const [ca] = ofType(run, "tls:index/selfSignedCert:SelfSignedCert");
+        assert.equal(ca.inputs.isCaCertificate, true);
+        assert.deepEqual([...(ca.inputs.allowedUses as string[])].sort(), [
+          "cert_signing",
+          "crl_signing",
+        ]);
+        assert.equal(ca.inputs.validityPeriodHours, modelOf(stack).certificates.caValidityHours);
+      });
+
+      it("issues each service a certificate with its four DNS SANs, both TLS roles and the stack's lifetime", () => {
+        const run = runOf(stack);
+        const model = modelOf(stack);
+        const ca = new X509Certificate(String(run.outputs.caCertificate));
+        for (const svc of model.services) {
+          const cert = certificate(run, `mesh-${svc.name}-cert-cert`);
+          assert.deepEqual(
+            dnsSans(cert),
+            [
+              svc.name,
+              `${svc.name}.${model.namespace}`,
+              `${svc.name}.${model.namespace}.svc`,
+              `${svc.name}.${model.namespace}.svc.cluster.local`,
+            ].sort(),
+          );
+          assert.ok(cert.verify(ca.publicKey), "signed by the mesh CA");
+          const [signed] = run.resources.filter((r) => r.name === `mesh-${svc.name}-cert-cert`);
+          assert.deepEqual([...(signed.inputs.allowedUses as string[])].sort(), [
+            "client_auth",
+            "digital_signature",
+            "server_auth",
+          ]);
+          assert.equal(signed.inputs.validityPeriodHours, model.certificates.validityHours);
+          assert.equal(signed.inputs.earlyRenewalHours, model.certificates.earlyRenewalHours);
+        }
+      });
+
+      it("puts the service's own certificate, key and the CA certificate in its kubernetes.io/tls Secret, key sent as a secret", () => {
+        const run = runOf(stack);
+        for (const name of ["bookapi", "bookapi-mcp-server"]) {
+          const secret = findObject(run, "Secret", `${name}-tls`);
+          assert.equal(secret.inputs.type, "kubernetes.io/tls");
+          const data = secret.inputs.stringData as Record<string, string>;
+          assert.deepEqual(Object.keys(data).sort(), ["ca.crt", "tls.crt", "tls.key"]);
+          assert.match(data["tls.key"], /-----BEGIN (EC |RSA )?PRIVATE KEY-----/);
+          assert.equal(
+            data["tls.crt"],
+            String(run.resources.find((r) => r.name === `mesh-${name}-cert-cert`)?.state.certPem),
+          );
+          assert.equal(data["ca.crt"], run.outputs.caCertificate);
+          assert.ok(
+            secret.secretInputs.includes("stringData.tls.key") ||
+              secret.secretInputs.includes("stringData"),
+            JSON.stringify(secret.secretInputs),
+          );
+        }
+      });
+
+      it("keeps every private key out of ConfigMaps and stack outputs, and the CA key out of the cluster", () => {
+        const run = runOf(stack);
+        for (const cm of kubernetesObjects(run).filter((r) => kindOf(r.type) === "ConfigMap")) {
+          assert.doesNotMatch(JSON.stringify(cm.inputs), /PRIVATE KEY/);
+        }
+        assert.doesNotMatch(JSON.stringify(run.outputs), /PRIVATE KEY/);
+        const caKey = String(
+          ofType(run, "tls:index/privateKey:PrivateKey").find((r) => r.name === "mesh-ca-key")
+            ?.state.privateKeyPem,
+        );
+        assert.match(caKey, /PRIVATE KEY/);
+        for (const r of kubernetesObjects(run))
+          assert.ok(!JSON.stringify(r.inputs).includes(caKey.trim().split("\n")[1]), r.name);
+      });
+
+      it("exports each service's endpoints, the public CA certificate and the namespace, none of them secret", () => {
+        const run = runOf(stack);
+        const model = modelOf(stack);
+        const ns = model.namespace;
+        const direct = model.services[0].exposeDirectPort;
+        assert.deepEqual(run.outputs.endpoints, {
+          bookapi: {
+            mtls: `bookapi.${ns}.svc.cluster.local:15001`,
+            ...(direct ? { direct: `bookapi.${ns}.svc.cluster.local:5288` } : {}),
+          },
+          "bookapi-mcp-server": {
+            mtls: `bookapi-mcp-server.${ns}.svc.cluster.local:15001`,
+            ...(direct ? { direct: `bookapi-mcp-server.${ns}.svc.cluster.local:5289` } : {}),
+            outbound: "http://127.0.0.1:15006",
+          },
+        });
+        assert.equal(run.outputs.namespace, ns);
+        assert.match(String(run.outputs.caCertificate), /^-----BEGIN CERTIFICATE-----/);
+        assert.deepEqual(run.secretOutputs, []);
+      });
+
+      it("runs each Deployment with the stack's replicas, an app and an Envoy container, and rolls pods when the Envoy config changes", () => {
+        const run = runOf(stack);
+        const model = modelOf(stack);
+        for (const svc of model.services) {
+          const deployment = findObject(run, "Deployment", svc.name);
+          const d = spec<DeploymentSpec>(deployment);
+          assert.equal(d.replicas, svc.replicas);
+          assert.deepEqual(
+            d.template.spec.containers.map((c) => c.name),
+            ["app", "envoy"],
+          );
+          const [app, envoy] = d.template.spec.containers;
+          assert.equal(app.image, svc.image);
+          assert.deepEqual(app.ports, [{ name: "http", containerPort: svc.port, protocol: "TCP" }]);
+          assert.equal(envoy.image, model.envoy.image);
+          assert.deepEqual(
+            envoy.ports?.map((p) => p.containerPort),
+            [15001, 15021, 15090],
+          );
+          assert.deepEqual(envoy.readinessProbe?.httpGet, {
+            path: "/healthz/ready",
+            port: "envoy-health",
+          });
+          const cm = findObject(run, "ConfigMap", `${svc.name}-envoy`);
+          assert.equal(
+            d.template.metadata.annotations["checksum/envoy-config"],
+            envoyConfigChecksum(cm.inputs.data as Record<string, string>),
+          );
+          for (const [k, v] of Object.entries(d.selector.matchLabels))
+            assert.equal(d.template.metadata.labels[k], v);
+          assert.equal(d.template.metadata.labels["app.kubernetes.io/name"], svc.name);
+        }
+      });
+
+      it("mounts the service's own ConfigMap and Secret into the sidecar only, read-only", () => {
+        const run = runOf(stack);
+        for (const name of ["bookapi", "bookapi-mcp-server"]) {
+          const pod = spec<DeploymentSpec>(findObject(run, "Deployment", name)).template.spec;
+          const volumes = Object.fromEntries(pod.volumes.map((v) => [v.name, v]));
+          const [app, envoy] = pod.containers;
+          const envoyMounts = Object.fromEntries(
+            (envoy.volumeMounts ?? []).map((m) => [m.mountPath, m]),
+          );
+          assert.equal(
+            volumes[envoyMounts["/etc/envoy/config"].name].configMap?.name,
+            `${name}-envoy`,
+          );
+          assert.equal(
+            volumes[envoyMounts["/etc/envoy/certs"].name].secret?.secretName,
+            `${name}-tls`,
+          );
+          assert.ok(Object.values(envoyMounts).every((m) => m.readOnly === true));
+          assert.ok(
+            !(app.volumeMounts ?? []).some((m) => volumes[m.name].secret),
+            "the app never sees key material",
+          );
+        }
+      });
+
+      it("hardens every container and mounts no service-account token", () => {
+        const run = runOf(stack);
+        for (const name of ["bookapi", "bookapi-mcp-server"]) {
+          const pod = spec<DeploymentSpec>(findObject(run, "Deployment", name)).template.spec;
+          assert.equal(pod.automountServiceAccountToken, false);
+          assert.equal(pod.serviceAccountName, name);
+          for (const c of pod.containers) {
+            const sc = c.securityContext ?? {};
+            assert.equal(sc.runAsNonRoot, true, c.name);
+            assert.equal(sc.readOnlyRootFilesystem, true, c.name);
+            assert.equal(sc.allowPrivilegeEscalation, false, c.name);
+            assert.deepEqual(sc.capabilities, { drop: ["ALL"] }, c.name);
+            assert.deepEqual(sc.seccompProfile, { type: "RuntimeDefault" }, c.name);
+            assert.ok(c.resources?.requests?.cpu && c.resources?.limits?.memory, c.name);
+          }
+          assert.equal(
+            findObject(run, "ServiceAccount", name).inputs.automountServiceAccountToken,
+            false,
+          );
+        }
+      });
+
+      it("publishes 15001 as mtls on each Service and the app port only where exposed", () => {
+        const run = runOf(stack);
+        for (const svc of modelOf(stack).services) {
+          const s = spec<{ ports: ServicePort[]; selector: Record<string, string> }>(
+            findObject(run, "Service", svc.name),
+          );
+          const expected: ServicePort[] = [{ name: "mtls", port: 15001, targetPort: "mtls" }];
+          if (svc.exposeDirectPort)
+            expected.push({ name: "http", port: svc.port, targetPort: "http" });
+          assert.deepEqual(
+            s.ports.map(({ name, port, targetPort }) => ({ name, port, targetPort })),
+            expected,
+          );
+          const labels = spec<DeploymentSpec>(findObject(run, "Deployment", svc.name)).template
+            .metadata.labels;
+          for (const [k, v] of Object.entries(s.selector)) assert.equal(labels[k], v);
+        }
+      });
+    });
+  }
+
+  it("uses the same Kubernetes provider, one that renders YAML into rendered/, for every object of the local stack", () => {
+    const run = runOf("local");
+    const [provider] = ofType(run, "pulumi:providers:kubernetes");
+    assert.ok(provider, "local stack registers an explicit Kubernetes provider");
+    assert.equal(provider.inputs.renderYamlToDirectory, "rendered");
+    for (const r of kubernetesObjects(run))
+      assert.ok(r.provider.startsWith(provider.urn), `${r.name} uses ${r.provider}`);
+    assert.equal(ofType(runOf("dev"), "pulumi:providers:kubernetes").length, 0);
+  });
+
+  it("exposes direct ports in dev and not in staging or prod, and runs prod with more than one replica", () => {
+    assert.ok(modelOf("dev").services.every((s) => s.exposeDirectPort && s.replicas === 1));
+    assert.ok(modelOf("staging").services.every((s) => !s.exposeDirectPort));
+    assert.ok(modelOf("prod").services.every((s) => !s.exposeDirectPort && s.replicas >= 2));
+    assert.ok(
+      modelOf("prod").certificates.validityHours < modelOf("dev").certificates.validityHours,
+    );
+  });
+});
+
+describe("a third service", () => {
+  it("joins the mesh by config alone, with callers derived for the services it calls", async () => {
+    const config = stackConfig("dev");
+    const services = JSON.parse(config["bookapi-mesh:services"]) as Array<Record<string, unknown>>;
+    services.push({
+      name: "reviews",
+      image: "registry.example.com/reviews:2.1.0",
+      port: 7070,
+      calls: ["bookapi", "bookapi-mcp-server"],
+    });
+    const run = await runProgram({ ...config, "bookapi-mesh:services": JSON.stringify(services) });
+    for (const kind of ["ServiceAccount", "Deployment", "Service"])
+      findObject(run, kind, "reviews");
+    findObject(run, "Secret", "reviews-tls");
+    findObject(run, "ConfigMap", "reviews-envoy");
+    const endpoints = run.outputs.endpoints as Record<string, { outbound?: string }>;
+    assert.equal(endpoints.reviews.outbound, "http://127.0.0.1:15006");
+    assert.equal(ofType(run, "tls:index/locallySignedCert:LocallySignedCert").length, 3);
+  });
+});
