@@ -57,6 +57,33 @@ const quantity = z
 
 const resourcePair = z.strictObject({ cpu: quantity, memory: quantity });
 
+/** A Kubernetes label selector, as NetworkPolicy peers take it. */
+const labelSelector = z.strictObject({
+  matchLabels: z.record(z.string(), z.string({ error: "label values must be strings" })).optional(),
+  matchExpressions: z
+    .array(
+      z.strictObject({
+        key: z.string().min(1, "is required"),
+        operator: z.enum(["In", "NotIn", "Exists", "DoesNotExist"], {
+          error: "must be In, NotIn, Exists or DoesNotExist",
+        }),
+        values: z.array(z.string()).optional(),
+      }),
+    )
+    .optional(),
+});
+
+/** Who may connect, in NetworkPolicy terms: pods and/or namespaces selected by labels. */
+const peerSelector = z
+  .strictObject({
+    namespaceSelector: labelSelector.optional(),
+    podSelector: labelSelector.optional(),
+  })
+  .refine((p) => p.namespaceSelector !== undefined || p.podSelector !== undefined, {
+    message: "needs a namespaceSelector and/or a podSelector",
+  });
+export type PeerSelector = z.infer<typeof peerSelector>;
+
 const envoySchema = z.strictObject({
   /** Envoy image, pinned. */
   image: image.default("envoyproxy/envoy:v1.36.2"),
@@ -82,6 +109,22 @@ const envoySchema = z.strictObject({
       requests: { cpu: "50m", memory: "64Mi" },
       limits: { cpu: "500m", memory: "256Mi" },
     }),
+  /** Who may reach the health and metrics ports (the monitoring stack). Defaults to nobody. */
+  scrapeFrom: z.array(peerSelector, { error: "must be a list of selectors" }).default([]),
+  /**
+   * native: Envoy is an init container with restartPolicy Always (Kubernetes >= 1.29), so it is
+   * ready before the app starts and stops after it; container: a plain second container.
+   */
+  sidecarMode: z
+    .enum(["native", "container"], { error: "must be native or container" })
+    .default("native"),
+  /** Seconds Envoy drains connections on shutdown; preStop and the grace period follow from it. */
+  drainSeconds: z
+    .number({ error: "must be a number of seconds" })
+    .int("must be whole seconds")
+    .min(1, "must be between 1 and 300")
+    .max(300, "must be between 1 and 300")
+    .default(10),
 });
 
 const certificatesSchema = z
@@ -97,6 +140,12 @@ const certificatesSchema = z
     /** The CA is re-issued this long before it expires (which re-signs every service). */
     caEarlyRenewalHours: z.number().int().nonnegative().default(720),
     validityHours: hours.default(2160),
+    /** Trust domain of the SPIFFE IDs in the certificates' URI SANs. */
+    trustDomain: z
+      .string()
+      .max(253)
+      .regex(DNS_1123_SUBDOMAIN, "must be a DNS-style trust domain such as cluster.local")
+      .default("cluster.local"),
     earlyRenewalHours: z
       .number({ error: "must be a number of hours" })
       .int("must be whole hours")
@@ -135,6 +184,23 @@ const serviceName = z
     "must be a DNS label: lowercase letters, digits and '-', starting with a letter",
   );
 
+const HTTP_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] as const;
+
+/** A call with L7 limits: only these methods and paths (`/a` exact, `/a/*` prefix). */
+const callSchema = z.strictObject({
+  service: z.string({ error: "must name a service" }),
+  methods: z
+    .array(z.enum(HTTP_METHODS, { error: `must be one of ${HTTP_METHODS.join(", ")}` }))
+    .min(1, "must list at least one method (omit it to allow all)")
+    .optional(),
+  paths: z
+    .array(
+      z.string().regex(/^\/[^*?#\s]*(\*)?$/, "must start with / and may end with * (prefix match)"),
+    )
+    .min(1, "must list at least one path (omit it to allow all)")
+    .optional(),
+});
+
 const serviceSchema = z.strictObject({
   name: serviceName,
   image,
@@ -146,7 +212,17 @@ const serviceSchema = z.strictObject({
     .default(1),
   exposeDirectPort: z.boolean({ error: "must be true or false" }).default(false),
   calls: z
-    .array(z.string({ error: "must name a service" }), { error: "must be a list of service names" })
+    .array(
+      // The plain form `calls: [bookapi]` is shorthand for `{ service: bookapi }`.
+      z.preprocess((call) => (typeof call === "string" ? { service: call } : call), callSchema),
+      {
+        error: "must be a list of service names",
+      },
+    )
+    .default([]),
+  /** Who may reach the app port directly (bypassing Envoy). Defaults to nobody. */
+  directPortAllowedFrom: z
+    .array(peerSelector, { error: "must be a list of selectors" })
     .default([]),
   resources: z
     .strictObject({
@@ -180,6 +256,12 @@ const rawMeshSchema = z.strictObject({
     .array(serviceSchema, { error: "is required: a list of services" })
     .min(1, "must list at least one service"),
   renderYamlToDirectory: z.string().min(1, "must be a folder path").optional(),
+  /** Pod Security Standard enforced on the namespace the program creates. */
+  podSecurity: z
+    .enum(["restricted", "baseline", "privileged"], {
+      error: "must be restricted, baseline or privileged",
+    })
+    .optional(),
 });
 
 type RawMesh = z.infer<typeof rawMeshSchema>;
@@ -204,6 +286,28 @@ export interface ServiceModel {
   fqdn: string;
   /** The certificate's DNS SANs: short name, `.ns`, `.ns.svc`, FQDN. */
   dnsNames: string[];
+  /** `spiffe://<trustDomain>/ns/<ns>/sa/<name>`: the certificate's URI SAN. */
+  spiffeId: string;
+  /** Per caller, the L7 limits it declared (empty lists = anything). Sorted by caller. */
+  callerRules: CallerRule[];
+  /** Who may reach the app port directly; empty = nobody. */
+  directPortAllowedFrom: PeerSelector[];
+}
+
+/** What one caller may do on a callee, from the caller's `calls` entry. */
+export interface CallerRule {
+  caller: string;
+  /** HTTP methods allowed; empty = all. */
+  methods: string[];
+  /** Paths allowed (`/a` exact, `/a/*` prefix); empty = all. */
+  paths: string[];
+}
+
+type RawCall = string | { service: string; methods?: string[]; paths?: string[] };
+
+/** The callee's name of a `calls` entry, in either form. */
+export function calleeOf(call: RawCall): string {
+  return typeof call === "string" ? call : call.service;
 }
 
 /** The whole validated mesh. */
@@ -218,6 +322,8 @@ export interface MeshModel {
   services: ServiceModel[];
   /** When set, Kubernetes objects are written as YAML into this folder instead of a cluster. */
   renderYamlToDirectory?: string;
+  /** Pod Security Standard label set on the namespace (only when the program creates it). */
+  podSecurity?: "restricted" | "baseline" | "privileged";
 }
 
 /** Stack config that cannot be deployed. The message names every offending key. */
@@ -301,6 +407,9 @@ export function parseMeshConfig(raw: Record<string, unknown>): MeshModel {
   const services = [...cfg.services]
     .sort((a, b) => a.name.localeCompare(b.name))
     .map((svc): ServiceModel => {
+      const callers = cfg.services.filter((other) =>
+        other.calls.some((c) => calleeOf(c) === svc.name),
+      );
       const fqdn = `${svc.name}.${cfg.namespace}.svc.${cfg.clusterDomain}`;
       return {
         name: svc.name,
@@ -310,11 +419,21 @@ export function parseMeshConfig(raw: Record<string, unknown>): MeshModel {
         exposeDirectPort: svc.exposeDirectPort,
         resources: svc.resources,
         runAsUser: svc.runAsUser,
-        calls: [...svc.calls].sort(),
-        callers: cfg.services
-          .filter((other) => other.calls.includes(svc.name))
-          .map((other) => other.name)
-          .sort(),
+        calls: svc.calls.map(calleeOf).sort(),
+        callers: callers.map((other) => other.name).sort(),
+        callerRules: callers
+          .map((other): CallerRule => {
+            const call = other.calls.find((c) => calleeOf(c) === svc.name);
+            const limits = typeof call === "object" ? call : undefined;
+            return {
+              caller: other.name,
+              methods: limits?.methods ?? [],
+              paths: limits?.paths ?? [],
+            };
+          })
+          .sort((a, b) => a.caller.localeCompare(b.caller)),
+        spiffeId: `spiffe://${cfg.certificates.trustDomain}/ns/${cfg.namespace}/sa/${svc.name}`,
+        directPortAllowedFrom: svc.directPortAllowedFrom,
         fqdn,
         dnsNames: [
           svc.name,
@@ -332,6 +451,7 @@ export function parseMeshConfig(raw: Record<string, unknown>): MeshModel {
     certificates: cfg.certificates,
     services,
     ...(cfg.renderYamlToDirectory ? { renderYamlToDirectory: cfg.renderYamlToDirectory } : {}),
+    ...(cfg.podSecurity ? { podSecurity: cfg.podSecurity } : {}),
   };
 }
 
@@ -350,6 +470,12 @@ function topologyProblems(cfg: RawMesh): string[] {
     else seen.set(p, role);
   }
 
+  if (cfg.podSecurity && (cfg.namespace === "default" || cfg.createNamespace === false)) {
+    problems.push(
+      `${PROJECT}:podSecurity: only applies to a namespace the program creates (namespace is "${cfg.namespace}"${cfg.createNamespace === false ? ", createNamespace is false" : ""}); label that namespace yourself`,
+    );
+  }
+
   cfg.services.forEach((svc, i) => {
     const key = `${PROJECT}:services[${i}]`;
     if (names.indexOf(svc.name) !== i)
@@ -359,14 +485,15 @@ function topologyProblems(cfg: RawMesh): string[] {
       problems.push(
         `${key}.port: ${svc.port} is Envoy's ${clash[0]} port (envoy.ports.${clash[0]}); pick another app port`,
       );
-    svc.calls.forEach((callee, j) => {
+    const callees = svc.calls.map(calleeOf);
+    callees.forEach((callee, j) => {
       if (callee === svc.name)
         problems.push(`${key}.calls[${j}]: service "${svc.name}" cannot call itself`);
       else if (!known.has(callee))
         problems.push(
           `${key}.calls[${j}]: unknown service "${callee}" (known: ${[...known].sort().join(", ")})`,
         );
-      else if (svc.calls.indexOf(callee) !== j)
+      else if (callees.indexOf(callee) !== j)
         problems.push(`${key}.calls[${j}]: "${callee}" is listed twice`);
     });
   });

@@ -36,16 +36,38 @@ function byName(model: MeshModel, name: string): ServiceModel {
 
 /** The Envoy builders' input for one service, derived from the mesh model. */
 export function sidecarSpec(model: MeshModel, service: ServiceModel): SidecarSpec {
-  const peer = (name: string) => ({ name, fqdn: byName(model, name).fqdn });
+  const peer = (name: string) => {
+    const other = byName(model, name);
+    return { name, fqdn: other.fqdn, spiffeId: other.spiffeId };
+  };
   return {
     service: service.name,
     fqdn: service.fqdn,
     appPort: service.port,
     ports: { ...model.envoy.ports },
-    callers: service.callers.map(peer),
+    callers: service.callerRules.map((rule) => ({
+      ...peer(rule.caller),
+      methods: rule.methods,
+      paths: rule.paths,
+    })),
     upstreams: service.calls.map(peer),
     paths: SIDECAR_PATHS,
   };
+}
+
+/** Labels of a namespace the program creates; with podSecurity, the Pod Security admission ones. */
+export function namespaceLabels(model: MeshModel): Record<string, string> {
+  const labels: Record<string, string> = {
+    "app.kubernetes.io/part-of": PROJECT,
+    "app.kubernetes.io/managed-by": "pulumi",
+  };
+  if (model.podSecurity) {
+    for (const mode of ["enforce", "audit", "warn"]) {
+      labels[`pod-security.kubernetes.io/${mode}`] = model.podSecurity;
+      labels[`pod-security.kubernetes.io/${mode}-version`] = "latest";
+    }
+  }
+  return labels;
 }
 
 /** Endpoints of every service, keyed by service name. */
@@ -83,13 +105,7 @@ export class ServiceMesh extends pulumi.ComponentResource {
       const ns = new k8s.core.v1.Namespace(
         `${name}-namespace`,
         {
-          metadata: {
-            name: model.namespace,
-            labels: {
-              "app.kubernetes.io/part-of": PROJECT,
-              "app.kubernetes.io/managed-by": "pulumi",
-            },
-          },
+          metadata: { name: model.namespace, labels: namespaceLabels(model) },
         },
         { parent: this },
       );
@@ -119,6 +135,7 @@ export class ServiceMesh extends pulumi.ComponentResource {
           key,
           commonName: svc.fqdn,
           dnsNames: svc.dnsNames,
+          uris: [svc.spiffeId],
           validityHours: model.certificates.validityHours,
           earlyRenewalHours: model.certificates.earlyRenewalHours,
         },

@@ -82,6 +82,8 @@ export interface ServiceCertificateArgs {
   commonName: string;
   /** DNS SANs; Envoy matches callers on these. */
   dnsNames: string[];
+  /** URI SANs (the SPIFFE ID). Defaults to none. */
+  uris?: string[];
   /** Lifetime in hours. */
   validityHours: number;
   /** Renew this many hours before expiry (on `pulumi up --refresh`). */
@@ -106,6 +108,7 @@ export class ServiceCertificate extends pulumi.ComponentResource {
         privateKeyPem: key.privateKeyPem,
         subject: { commonName: args.commonName, organization: "bookapi-mesh" },
         dnsNames: args.dnsNames,
+        uris: args.uris ?? [],
       },
       { parent: this },
     );

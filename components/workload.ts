@@ -96,6 +96,8 @@ export function envoyContainer(
       service.name,
       // Hot restart needs shared memory and a writable /dev/shm; Kubernetes restarts pods instead.
       "--disable-hot-restart",
+      "--drain-time-s",
+      String(envoy.drainSeconds),
     ],
     ports: [
       { name: PORT_NAMES.inbound, containerPort: envoy.ports.inbound, protocol: "TCP" },
@@ -108,11 +110,50 @@ export function envoyContainer(
       failureThreshold: 3,
     },
     resources: { requests: { ...envoy.resources.requests }, limits: { ...envoy.resources.limits } },
+    // Keeps Envoy serving while the app finishes its in-flight calls through it.
+    lifecycle: {
+      preStop: { exec: { command: ["sleep", String(shutdownTiming(envoy).preStopSeconds)] } },
+    },
     securityContext: hardenedContainer(ENVOY_UID),
     volumeMounts: [
       { name: VOLUMES.config, mountPath: SIDECAR_PATHS.configDir, readOnly: true },
       { name: VOLUMES.certs, mountPath: SIDECAR_PATHS.certDir, readOnly: true },
     ],
+  };
+}
+
+/**
+ * Shutdown order: Envoy drains for drainSeconds, inside a preStop that outlasts it, inside the
+ * pod's grace period that outlasts both, so the kubelet never kills Envoy mid-drain.
+ */
+export function shutdownTiming(envoy: EnvoySettings): {
+  drainSeconds: number;
+  preStopSeconds: number;
+  terminationGracePeriodSeconds: number;
+} {
+  const preStopSeconds = envoy.drainSeconds + 5;
+  return {
+    drainSeconds: envoy.drainSeconds,
+    preStopSeconds,
+    terminationGracePeriodSeconds: preStopSeconds + 10,
+  };
+}
+
+/**
+ * Envoy as a native sidecar (Kubernetes >= 1.29): an init container that keeps running. Its
+ * startup probe holds back the app until Envoy is ready, and it is stopped after the app.
+ */
+export function nativeSidecar(
+  container: k8s.types.input.core.v1.Container,
+): k8s.types.input.core.v1.Container {
+  return {
+    ...container,
+    restartPolicy: "Always",
+    startupProbe: {
+      httpGet: { path: "/healthz/ready", port: PORT_NAMES.health },
+      periodSeconds: 1,
+      failureThreshold: 60,
+    },
   };
 }
 
@@ -164,7 +205,13 @@ export function podTemplate(
         fsGroup: service.runAsUser,
         seccompProfile: { type: "RuntimeDefault" },
       },
-      containers: [appContainer(service, envoy), envoyContainer(service, envoy)],
+      terminationGracePeriodSeconds: shutdownTiming(envoy).terminationGracePeriodSeconds,
+      ...(envoy.sidecarMode === "native"
+        ? {
+            initContainers: [nativeSidecar(envoyContainer(service, envoy))],
+            containers: [appContainer(service, envoy)],
+          }
+        : { containers: [appContainer(service, envoy), envoyContainer(service, envoy)] }),
       volumes: [
         { name: VOLUMES.config, configMap: { name: names.configMap, defaultMode: 0o444 } },
         { name: VOLUMES.certs, secret: { secretName: names.secret, defaultMode: 0o440 } },

@@ -408,6 +408,76 @@ const BAD_CONFIGS: Array<[string, Flat, string, string]> = [
     "true or false",
   ],
   [
+    "an unknown service in an L7 call",
+    withService(1, { calls: [{ service: "bookap", methods: ["GET"] }] }),
+    "bookapi-mesh:services[1].calls[0]",
+    'unknown service "bookap"',
+  ],
+  [
+    "an unknown HTTP method in a call",
+    withService(1, { calls: [{ service: "bookapi", methods: ["FETCH"] }] }),
+    "bookapi-mesh:services[1].calls[0].methods[0]",
+    "must be one of",
+  ],
+  [
+    "a call path not starting with a slash",
+    withService(1, { calls: [{ service: "bookapi", paths: ["books"] }] }),
+    "bookapi-mesh:services[1].calls[0].paths[0]",
+    "must start with /",
+  ],
+  [
+    "a typo in a call's keys",
+    withService(1, { calls: [{ service: "bookapi", method: ["GET"] }] }),
+    "bookapi-mesh:services[1].calls[0]",
+    'unknown key "method"',
+  ],
+  [
+    "a bad sidecar mode",
+    flat({ envoy: { sidecarMode: "sidecar" } }),
+    "bookapi-mesh:envoy.sidecarMode",
+    "native or container",
+  ],
+  [
+    "a drain time of zero",
+    flat({ envoy: { drainSeconds: 0 } }),
+    "bookapi-mesh:envoy.drainSeconds",
+    "between 1 and 300",
+  ],
+  [
+    "a scrape source without selectors",
+    flat({ envoy: { scrapeFrom: [{}] } }),
+    "bookapi-mesh:envoy.scrapeFrom[0]",
+    "namespaceSelector and/or a podSelector",
+  ],
+  [
+    "a direct-port source with a bad operator",
+    withService(0, {
+      directPortAllowedFrom: [
+        { podSelector: { matchExpressions: [{ key: "a", operator: "Is" }] } },
+      ],
+    }),
+    "bookapi-mesh:services[0].directPortAllowedFrom[0].podSelector.matchExpressions[0].operator",
+    "In, NotIn",
+  ],
+  [
+    "a trust domain with a slash",
+    flat({ certificates: { trustDomain: "cluster.local/x" } }),
+    "bookapi-mesh:certificates.trustDomain",
+    "trust domain",
+  ],
+  [
+    "a bad pod security level",
+    flat({ namespace: "books", podSecurity: "strict" }),
+    "bookapi-mesh:podSecurity",
+    "restricted, baseline or privileged",
+  ],
+  [
+    "pod security on the default namespace",
+    flat({ podSecurity: "restricted" }),
+    "bookapi-mesh:podSecurity",
+    "only applies to a namespace the program creates",
+  ],
+  [
     "a root user id",
     withService(0, { runAsUser: 0 }),
     "bookapi-mesh:services[0].runAsUser",

@@ -24,9 +24,24 @@ interface Container {
   securityContext?: Record<string, unknown>;
   resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
   readinessProbe?: { httpGet?: { path: string; port: string | number } };
+  startupProbe?: { httpGet?: { path: string; port: string | number } };
+  restartPolicy?: string;
+  args?: string[];
+  lifecycle?: { preStop?: { exec?: { command: string[] } } };
+}
+
+/** The app and Envoy containers of a pod, wherever the sidecar mode puts Envoy. */
+function containersOf(pod: PodSpec): { app: Container; envoy: Container } {
+  const all = [...(pod.initContainers ?? []), ...pod.containers];
+  const app = pod.containers.find((c) => c.name === "app");
+  const envoy = all.find((c) => c.name === "envoy");
+  assert.ok(app && envoy, "pod lacks the app or the envoy container");
+  return { app, envoy };
 }
 interface PodSpec {
   containers: Container[];
+  initContainers?: Container[];
+  terminationGracePeriodSeconds: number;
   volumes: Array<{ name: string; configMap?: { name: string }; secret?: { secretName: string } }>;
   serviceAccountName: string;
   automountServiceAccountToken: boolean;
@@ -227,11 +242,21 @@ describe("the mesh program, per shipped stack", () => {
           const deployment = findObject(run, "Deployment", svc.name);
           const d = spec<DeploymentSpec>(deployment);
           assert.equal(d.replicas, svc.replicas);
+          // Native sidecar mode (the default): Envoy is an always-restarting init container.
           assert.deepEqual(
             d.template.spec.containers.map((c) => c.name),
-            ["app", "envoy"],
+            ["app"],
           );
-          const [app, envoy] = d.template.spec.containers;
+          assert.deepEqual(
+            d.template.spec.initContainers?.map((c) => c.name),
+            ["envoy"],
+          );
+          const { app, envoy } = containersOf(d.template.spec);
+          assert.equal(envoy.restartPolicy, "Always");
+          assert.deepEqual(envoy.startupProbe?.httpGet, {
+            path: "/healthz/ready",
+            port: "envoy-health",
+          });
           assert.equal(app.image, svc.image);
           assert.deepEqual(app.ports, [{ name: "http", containerPort: svc.port, protocol: "TCP" }]);
           assert.equal(envoy.image, model.envoy.image);
@@ -259,7 +284,7 @@ describe("the mesh program, per shipped stack", () => {
         for (const name of ["bookapi", "bookapi-mcp-server"]) {
           const pod = spec<DeploymentSpec>(findObject(run, "Deployment", name)).template.spec;
           const volumes = Object.fromEntries(pod.volumes.map((v) => [v.name, v]));
-          const [app, envoy] = pod.containers;
+          const { app, envoy } = containersOf(pod);
           const envoyMounts = Object.fromEntries(
             (envoy.volumeMounts ?? []).map((m) => [m.mountPath, m]),
           );
@@ -285,7 +310,7 @@ describe("the mesh program, per shipped stack", () => {
           const pod = spec<DeploymentSpec>(findObject(run, "Deployment", name)).template.spec;
           assert.equal(pod.automountServiceAccountToken, false);
           assert.equal(pod.serviceAccountName, name);
-          for (const c of pod.containers) {
+          for (const c of [...(pod.initContainers ?? []), ...pod.containers]) {
             const sc = c.securityContext ?? {};
             assert.equal(sc.runAsNonRoot, true, c.name);
             assert.equal(sc.readOnlyRootFilesystem, true, c.name);

@@ -13,7 +13,7 @@ export {
 } from "./spec";
 export { SDS_SECRETS, buildSdsFiles, identitySecret, trustSecret } from "./sds";
 export { TLS_PARAMS, inboundTlsContext, upstreamTlsContext } from "./tls";
-export { CALLERS_POLICY, callerRules } from "./rbac";
+export { CALLERS_POLICY, callerPermissions, callerRules, principalsOf, requestRules } from "./rbac";
 export { adminCluster, buildClusters, localAppCluster, upstreamCluster } from "./clusters";
 export {
   buildListeners,

@@ -23,6 +23,12 @@ export interface Peer {
   name: string;
   /** Fully qualified service name, e.g. "bookapi.default.svc.cluster.local". */
   fqdn: string;
+  /** SPIFFE ID carried as the certificate's URI SAN; matched beside the FQDN when set. */
+  spiffeId?: string;
+  /** For a caller: HTTP methods it may use on this service; empty or absent = all. */
+  methods?: string[];
+  /** For a caller: paths it may request (`/a` exact, `/a/*` prefix); empty or absent = all. */
+  paths?: string[];
 }
 
 /** Where the pod mounts the files Envoy reads. */

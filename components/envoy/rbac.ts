@@ -3,7 +3,16 @@
  * connection (network filter) and again per request (HTTP filter).
  */
 import { Peer } from "./model";
-import { EXTENSION_NAMES, HttpFilter, NetworkFilter, RbacRules, TYPE_URLS } from "./types";
+import {
+  AuthenticatedPrincipal,
+  EXTENSION_NAMES,
+  HttpFilter,
+  NetworkFilter,
+  RbacPermission,
+  RbacPolicy,
+  RbacRules,
+  TYPE_URLS,
+} from "./types";
 
 /** Name of the single policy that lists the allowed callers. */
 export const CALLERS_POLICY = "allowed-callers";
@@ -19,14 +28,56 @@ export function callerRules(callers: Peer[]): RbacRules {
   return {
     action: "ALLOW",
     policies: {
-      [CALLERS_POLICY]: {
-        permissions: [{ any: true }],
-        principals: callers.map((c) => ({
-          authenticated: { principal_name: { exact: c.fqdn } },
-        })),
-      },
+      [CALLERS_POLICY]: { permissions: [{ any: true }], principals: callers.flatMap(principalsOf) },
     },
   };
+}
+
+/** A caller's identities: its FQDN and, when set, its SPIFFE ID (Envoy tries URI SANs first). */
+export function principalsOf(caller: Peer): AuthenticatedPrincipal[] {
+  return [caller.fqdn, ...(caller.spiffeId ? [caller.spiffeId] : [])].map((name) => ({
+    authenticated: { principal_name: { exact: name } },
+  }));
+}
+
+/** `/a` matches exactly; `/a/*` matches everything under `/a/`. */
+function pathPermission(path: string): RbacPermission {
+  return path.endsWith("*")
+    ? { url_path: { path: { prefix: path.slice(0, -1) } } }
+    : { url_path: { path: { exact: path } } };
+}
+
+/** What one caller may do: anything, or only the methods and paths its `calls` entry lists. */
+export function callerPermissions(caller: Peer): RbacPermission[] {
+  const limits: RbacPermission[] = [];
+  if (caller.methods && caller.methods.length > 0) {
+    limits.push({
+      or_rules: {
+        rules: caller.methods.map((m) => ({
+          header: { name: ":method", string_match: { exact: m } },
+        })),
+      },
+    });
+  }
+  if (caller.paths && caller.paths.length > 0) {
+    limits.push({ or_rules: { rules: caller.paths.map(pathPermission) } });
+  }
+  return limits.length === 0 ? [{ any: true }] : [{ and_rules: { rules: limits } }];
+}
+
+/**
+ * Per-request rules: one policy per caller, so each caller's L7 limits apply only to it.
+ * Anything else gets Envoy's 403, counted in the `rbac.denied` stat.
+ */
+export function requestRules(callers: Peer[]): RbacRules {
+  const policies: Record<string, RbacPolicy> = {};
+  for (const c of callers) {
+    policies[`caller-${c.name}`] = {
+      permissions: callerPermissions(c),
+      principals: principalsOf(c),
+    };
+  }
+  return { action: "ALLOW", policies };
 }
 
 export function networkRbacFilter(statPrefix: string, callers: Peer[]): NetworkFilter {
@@ -43,6 +94,6 @@ export function networkRbacFilter(statPrefix: string, callers: Peer[]): NetworkF
 export function httpRbacFilter(callers: Peer[]): HttpFilter {
   return {
     name: EXTENSION_NAMES.httpRbac,
-    typed_config: { "@type": TYPE_URLS.httpRbac, rules: callerRules(callers) },
+    typed_config: { "@type": TYPE_URLS.httpRbac, rules: requestRules(callers) },
   };
 }

@@ -54,7 +54,7 @@ function canonicalPeers(peers: Peer[], where: string): Peer[] {
     if (seen && seen.fqdn !== peer.fqdn) {
       throw new Error(`${where}: "${peer.name}" given as both ${seen.fqdn} and ${peer.fqdn}`);
     }
-    byName.set(peer.name, { name: peer.name, fqdn: peer.fqdn });
+    byName.set(peer.name, { ...peer });
   }
   return [...byName.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }

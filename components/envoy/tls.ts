@@ -23,9 +23,15 @@ export const TLS_PARAMS: TlsParameters = {
   tls_maximum_protocol_version: "TLSv1_3",
 };
 
-/** One exact DNS SAN matcher per peer (typed matchers: match_subject_alt_names is deprecated). */
+/**
+ * Per peer an exact DNS SAN matcher, plus its SPIFFE URI when it has one, for interop with meshes
+ * that identify workloads by SPIFFE ID (typed matchers: match_subject_alt_names is deprecated).
+ */
 export function sanMatchers(peers: Peer[]): SubjectAltNameMatcher[] {
-  return peers.map((p) => ({ san_type: "DNS", matcher: { exact: p.fqdn } }));
+  return peers.flatMap((p): SubjectAltNameMatcher[] => [
+    { san_type: "DNS", matcher: { exact: p.fqdn } },
+    ...(p.spiffeId ? [{ san_type: "URI" as const, matcher: { exact: p.spiffeId } }] : []),
+  ]);
 }
 
 /** Identity + CA by SDS, merged with the static SAN allow-list. */

@@ -79,7 +79,7 @@ export interface ExactStringMatcher {
 }
 
 export interface SubjectAltNameMatcher {
-  san_type: "DNS";
+  san_type: "DNS" | "URI";
   matcher: ExactStringMatcher;
 }
 
@@ -166,8 +166,21 @@ export interface AuthenticatedPrincipal {
   authenticated: { principal_name: ExactStringMatcher };
 }
 
+export interface StringMatcher {
+  exact?: string;
+  prefix?: string;
+}
+
+/** The subset of envoy.config.rbac.v3.Permission the mesh uses. */
+export type RbacPermission =
+  | { any: true }
+  | { and_rules: { rules: RbacPermission[] } }
+  | { or_rules: { rules: RbacPermission[] } }
+  | { header: { name: string; string_match: StringMatcher } }
+  | { url_path: { path: StringMatcher } };
+
 export interface RbacPolicy {
-  permissions: { any: true }[];
+  permissions: RbacPermission[];
   principals: AuthenticatedPrincipal[];
 }
 

@@ -1,0 +1,311 @@
+/**
+ * Authorization in Envoy (SPIFFE identities, per-call L7 rules) and pod hardening (Pod Security
+ * "restricted", native sidecar ordering, shutdown drain), all derived from the same `calls`.
+ */
+import assert from "node:assert/strict";
+import { X509Certificate } from "node:crypto";
+import { loadMeshConfig, MeshConfigError, parseMeshConfig } from "../components/config";
+import { buildBootstrap } from "../components/envoy";
+import { sidecarSpec } from "../components/mesh";
+import { shutdownTiming } from "../components/workload";
+import {
+  findObject,
+  kubernetesObjects,
+  kindOf,
+  ProgramRun,
+  runProgram,
+  runStack,
+  STACKS,
+  stackConfig,
+} from "./harness/program";
+
+type Json = Record<string, unknown>;
+
+const SERVICES = [
+  { name: "bookapi", image: "registry.example.com/bookapi:1.0.0", port: 5288 },
+  {
+    name: "bookapi-mcp-server",
+    image: "registry.example.com/bookapi-mcp-server:1.0.0",
+    port: 5289,
+    calls: [{ service: "bookapi", methods: ["GET"], paths: ["/books", "/books/*"] }],
+  },
+  { name: "reviews", image: "registry.example.com/reviews:2.0.0", port: 7070, calls: ["bookapi"] },
+];
+
+/** The HTTP RBAC rules of a service's inbound listener. */
+function inboundHttpRbac(bootstrap: Json): {
+  action: string;
+  policies: Record<string, { permissions: Json[]; principals: Json[] }>;
+} {
+  const text = JSON.stringify(bootstrap);
+  assert.ok(text.includes("envoy.filters.http.rbac"), "no HTTP RBAC filter");
+  const listeners = (bootstrap.static_resources as { listeners: Json[] }).listeners;
+  const inbound = listeners.find((l) => l.name === "inbound") as Json;
+  const chain = (inbound.filter_chains as Json[])[0];
+  const hcm = (chain.filters as Json[]).find(
+    (f) => f.name === "envoy.filters.network.http_connection_manager",
+  ) as Json;
+  const filters = (hcm.typed_config as { http_filters: Json[] }).http_filters;
+  const rbac = filters.find((f) => f.name === "envoy.filters.http.rbac") as {
+    typed_config: { rules: never };
+  };
+  return rbac.typed_config.rules;
+}
+
+/** Envoy's RBAC semantics for the permission and principal shapes the mesh emits. */
+function permits(permission: Json, req: { method: string; path: string }): boolean {
+  if (permission.any === true) return true;
+  if (permission.and_rules)
+    return (permission.and_rules as { rules: Json[] }).rules.every((r) => permits(r, req));
+  if (permission.or_rules)
+    return (permission.or_rules as { rules: Json[] }).rules.some((r) => permits(r, req));
+  if (permission.header) {
+    const h = permission.header as { name: string; string_match: { exact: string } };
+    assert.equal(h.name, ":method");
+    return req.method === h.string_match.exact;
+  }
+  if (permission.url_path) {
+    const p = (permission.url_path as { path: { exact?: string; prefix?: string } }).path;
+    return p.exact !== undefined ? req.path === p.exact : req.path.startsWith(p.prefix as string);
+  }
+  throw new Error(`permission shape not modelled: ${JSON.stringify(permission)}`);
+}
+
+function allowed(
+  rules: ReturnType<typeof inboundHttpRbac>,
+  req: { principalSans: string[]; method: string; path: string },
+): boolean {
+  assert.equal(rules.action, "ALLOW");
+  return Object.values(rules.policies).some(
+    (policy) =>
+      policy.principals.some((p) => {
+        const name = (p as { authenticated: { principal_name: { exact: string } } }).authenticated
+          .principal_name.exact;
+        return req.principalSans.includes(name);
+      }) && policy.permissions.some((perm) => permits(perm, req)),
+  );
+}
+
+describe("authorization in Envoy", () => {
+  const model = parseMeshConfig({ services: SERVICES });
+  const bookapi = model.services.find((s) => s.name === "bookapi");
+  assert.ok(bookapi);
+  const rules = inboundHttpRbac(buildBootstrap(sidecarSpec(model, bookapi)) as unknown as Json);
+  const mcp = ["bookapi-mcp-server.default.svc.cluster.local"];
+  const reviews = ["spiffe://cluster.local/ns/default/sa/reviews"];
+
+  it("lets a caller with L7 rules use only the methods and paths it declared", () => {
+    assert.equal(allowed(rules, { principalSans: mcp, method: "GET", path: "/books" }), true);
+    assert.equal(allowed(rules, { principalSans: mcp, method: "GET", path: "/books/42" }), true);
+    assert.equal(allowed(rules, { principalSans: mcp, method: "POST", path: "/books" }), false);
+    assert.equal(allowed(rules, { principalSans: mcp, method: "GET", path: "/authors" }), false);
+    assert.equal(allowed(rules, { principalSans: mcp, method: "GET", path: "/booksx" }), false);
+  });
+
+  it("lets a caller of the plain form do anything, matched by its SPIFFE ID alone", () => {
+    assert.equal(
+      allowed(rules, { principalSans: reviews, method: "DELETE", path: "/anything" }),
+      true,
+    );
+  });
+
+  it("refuses every other identity", () => {
+    const stranger = [
+      "intruder.default.svc.cluster.local",
+      "spiffe://cluster.local/ns/default/sa/intruder",
+    ];
+    assert.equal(allowed(rules, { principalSans: stranger, method: "GET", path: "/books" }), false);
+  });
+
+  it("puts each caller's FQDN and SPIFFE ID on the inbound SAN allow-list", () => {
+    const text = JSON.stringify(buildBootstrap(sidecarSpec(model, bookapi)));
+    for (const caller of ["bookapi-mcp-server", "reviews"]) {
+      assert.ok(
+        text.includes(
+          `{"san_type":"DNS","matcher":{"exact":"${caller}.default.svc.cluster.local"}}`,
+        ),
+        caller,
+      );
+      assert.ok(
+        text.includes(
+          `{"san_type":"URI","matcher":{"exact":"spiffe://cluster.local/ns/default/sa/${caller}"}}`,
+        ),
+        caller,
+      );
+    }
+  });
+
+  it("issues certificates whose URI SAN is the SPIFFE ID of the configured trust domain", async () => {
+    const config = {
+      ...stackConfig("dev"),
+      "bookapi-mesh:certificates": JSON.stringify({ trustDomain: "books.example.org" }),
+    };
+    const run = await runProgram(config);
+    const cert = new X509Certificate(
+      String(run.resources.find((r) => r.name === "mesh-bookapi-cert-cert")?.state.certPem),
+    );
+    assert.match(
+      cert.subjectAltName ?? "",
+      /URI:spiffe:\/\/books\.example\.org\/ns\/default\/sa\/bookapi/,
+    );
+  });
+});
+
+interface Container {
+  name: string;
+  image: string;
+  securityContext?: Json;
+  ports?: Array<{ hostPort?: number }>;
+  restartPolicy?: string;
+  args?: string[];
+  lifecycle?: { preStop?: { exec?: { command: string[] } } };
+}
+interface PodSpec {
+  containers: Container[];
+  initContainers?: Container[];
+  volumes?: Json[];
+  securityContext?: Json;
+  hostNetwork?: boolean;
+  hostPID?: boolean;
+  hostIPC?: boolean;
+  terminationGracePeriodSeconds?: number;
+}
+
+const podsOf = (run: ProgramRun): Array<[string, PodSpec]> =>
+  kubernetesObjects(run)
+    .filter((r) => kindOf(r.type) === "Deployment")
+    .map((r) => [r.name, (r.inputs.spec as { template: { spec: PodSpec } }).template.spec]);
+
+/** Violations of the Pod Security Standard "restricted" profile (which includes "baseline"). */
+function restrictedViolations(pod: PodSpec): string[] {
+  const v: string[] = [];
+  const podSc = pod.securityContext ?? {};
+  if (pod.hostNetwork || pod.hostPID || pod.hostIPC) v.push("host namespaces");
+  const allowedVolumes = [
+    "configMap",
+    "secret",
+    "emptyDir",
+    "projected",
+    "downwardAPI",
+    "csi",
+    "persistentVolumeClaim",
+    "ephemeral",
+  ];
+  for (const vol of pod.volumes ?? []) {
+    const kinds = Object.keys(vol).filter((k) => k !== "name");
+    if (!kinds.every((k) => allowedVolumes.includes(k))) v.push(`volume type ${kinds.join(",")}`);
+  }
+  for (const c of [...(pod.initContainers ?? []), ...pod.containers]) {
+    const sc = c.securityContext ?? {};
+    if (sc.privileged === true) v.push(`${c.name}: privileged`);
+    if (sc.allowPrivilegeEscalation !== false)
+      v.push(`${c.name}: allowPrivilegeEscalation must be false`);
+    if ((sc.runAsNonRoot ?? podSc.runAsNonRoot) !== true)
+      v.push(`${c.name}: runAsNonRoot must be true`);
+    if ((sc.runAsUser ?? podSc.runAsUser) === 0) v.push(`${c.name}: runAsUser 0`);
+    const seccomp = (sc.seccompProfile ?? podSc.seccompProfile) as { type?: string } | undefined;
+    if (seccomp?.type !== "RuntimeDefault" && seccomp?.type !== "Localhost")
+      v.push(`${c.name}: seccomp`);
+    const caps = (sc.capabilities ?? {}) as { drop?: string[]; add?: string[] };
+    if (!(caps.drop ?? []).includes("ALL")) v.push(`${c.name}: capabilities must drop ALL`);
+    if ((caps.add ?? []).some((cap) => cap !== "NET_BIND_SERVICE"))
+      v.push(`${c.name}: capabilities add`);
+    if ((c.ports ?? []).some((p) => p.hostPort)) v.push(`${c.name}: hostPort`);
+    if (sc.readOnlyRootFilesystem !== true) v.push(`${c.name}: root filesystem is writable`);
+  }
+  return v;
+}
+
+describe("pod hardening", () => {
+  for (const stack of STACKS) {
+    it(`meets the Pod Security "restricted" profile on every pod of stack ${stack}`, async () => {
+      const pods = podsOf(await runStack(stack));
+      assert.equal(pods.length, 2);
+      for (const [name, pod] of pods) assert.deepEqual(restrictedViolations(pod), [], name);
+    });
+  }
+
+  it("catches a pod that breaks the restricted profile, so the check above can fail", () => {
+    const pod: PodSpec = {
+      hostNetwork: true,
+      volumes: [{ name: "h", hostPath: { path: "/" } }],
+      containers: [
+        {
+          name: "c",
+          image: "x:1",
+          securityContext: { privileged: true, capabilities: { add: ["NET_ADMIN"] } },
+        },
+      ],
+    };
+    assert.equal(restrictedViolations(pod).length, 9);
+  });
+
+  it("runs Envoy as a native sidecar by default and as a plain container in container mode", async () => {
+    const config = stackConfig("dev");
+    const envoyConfig = JSON.parse(config["bookapi-mesh:envoy"]) as Json;
+    const run = await runProgram({
+      ...config,
+      "bookapi-mesh:envoy": JSON.stringify({ ...envoyConfig, sidecarMode: "container" }),
+    });
+    for (const [name, pod] of podsOf(run)) {
+      assert.deepEqual(
+        pod.containers.map((c) => c.name),
+        ["app", "envoy"],
+        name,
+      );
+      assert.equal(pod.initContainers, undefined);
+      assert.equal(pod.containers[1].restartPolicy, undefined);
+    }
+    for (const [name, pod] of podsOf(await runStack("dev"))) {
+      assert.equal(pod.initContainers?.[0].name, "envoy", name);
+      assert.equal(pod.initContainers?.[0].restartPolicy, "Always", name);
+    }
+  });
+
+  it("drains Envoy for less time than its preStop hook, and both fit in the grace period", async () => {
+    for (const [name, pod] of podsOf(await runStack("prod"))) {
+      const envoy = [...(pod.initContainers ?? []), ...pod.containers].find(
+        (c) => c.name === "envoy",
+      ) as Container;
+      const args = envoy.args ?? [];
+      const drain = Number(args[args.indexOf("--drain-time-s") + 1]);
+      const command = envoy.lifecycle?.preStop?.exec?.command ?? [];
+      assert.equal(command[0], "sleep");
+      const preStop = Number(command[1]);
+      assert.ok(drain > 0 && drain < preStop, `${name}: drain ${drain} preStop ${preStop}`);
+      assert.ok(preStop < (pod.terminationGracePeriodSeconds ?? 30), name);
+    }
+    const timing = shutdownTiming(
+      loadMeshConfig({
+        "bookapi-mesh:services": JSON.stringify(SERVICES),
+        "bookapi-mesh:envoy": JSON.stringify({ drainSeconds: 60 }),
+      }).envoy,
+    );
+    assert.ok(
+      timing.drainSeconds === 60 &&
+        timing.preStopSeconds > 60 &&
+        timing.terminationGracePeriodSeconds > timing.preStopSeconds,
+    );
+  });
+
+  it("labels a namespace the program creates with the configured Pod Security level", async () => {
+    const run = await runProgram({
+      ...stackConfig("prod"),
+      "bookapi-mesh:podSecurity": "restricted",
+    });
+    const labels = (
+      findObject(run, "Namespace", "bookapi").inputs.metadata as { labels: Record<string, string> }
+    ).labels;
+    assert.equal(labels["pod-security.kubernetes.io/enforce"], "restricted");
+    assert.equal(labels["pod-security.kubernetes.io/warn"], "restricted");
+  });
+
+  it("refuses podSecurity for a namespace it does not manage, naming the key", () => {
+    assert.throws(
+      () => loadMeshConfig({ ...stackConfig("dev"), "bookapi-mesh:podSecurity": "restricted" }),
+      (err: unknown) =>
+        err instanceof MeshConfigError &&
+        err.problems.some((p) => p.startsWith("bookapi-mesh:podSecurity:")),
+    );
+  });
+});
