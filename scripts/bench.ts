@@ -38,7 +38,7 @@ function fullMeshBootstrapSize(services: Array<Record<string, unknown>>): number
   const [first] = model.services;
   const others = model.services
     .filter((s) => s !== first)
-    .map((s) => ({ name: s.name, fqdn: s.fqdn }));
+    .map((s) => ({ name: s.name, fqdn: s.fqdn, spiffeId: s.spiffeId }));
   const spec = { ...sidecarSpec(model, first), callers: others, upstreams: others };
   return Buffer.byteLength(buildEnvoyFiles(spec)[ENVOY_FILES.bootstrap]);
 }
