@@ -7,6 +7,7 @@ import { MeshModel, PROJECT, ServiceModel } from "./config";
 import { buildEnvoyFiles } from "./envoy";
 import { SIDECAR_PATHS, SidecarSpec } from "./envoy/model";
 import { CertificateAuthority, KeySpec, ServiceCertificate } from "./pki";
+import { MeshNetworkPolicies } from "./network-policy";
 import { MeshService, outboundUrl } from "./workload";
 
 /** Where a service can be reached. */
@@ -157,6 +158,8 @@ export class ServiceMesh extends pulumi.ComponentResource {
         { parent: this },
       );
     }
+
+    new MeshNetworkPolicies(`${name}-netpol`, { model, namespace }, { parent: this });
 
     this.namespace = namespace;
     this.caCertificate = ca.certPem;

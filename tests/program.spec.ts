@@ -116,6 +116,11 @@ describe("the mesh program, per shipped stack", () => {
             `Service/${s}`,
           );
         }
+        expected.push(
+          "NetworkPolicy/bookapi-mesh-default-deny",
+          "NetworkPolicy/bookapi-mesh",
+          "NetworkPolicy/bookapi-mcp-server-mesh",
+        );
         const actual = kubernetesObjects(run).map((r) => `${kindOf(r.type)}/${metadataName(r)}`);
         assert.deepEqual(actual.sort(), expected.sort());
         for (const r of kubernetesObjects(run)) {
@@ -132,7 +137,7 @@ describe("the mesh program, per shipped stack", () => {
         const run = runOf(stack);
         for (const r of kubernetesObjects(run)) {
           if (kindOf(r.type) !== "Namespace") assert.equal(r.deleteBeforeReplace, true, r.name);
-          assert.match(r.parent, /::bookapi-mesh:(mesh|workload):/, r.name);
+          assert.match(r.parent, /::bookapi-mesh:(mesh|workload|network-policy):/, r.name);
         }
       });
 

@@ -1,0 +1,150 @@
+/**
+ * Zero-trust NetworkPolicies: the mesh must hold even for a pod that skips the sidecar. Every rule
+ * is derived from the one topology (`calls`, and the `callers` derived from it), so the network
+ * layer and the mTLS allow-lists can never disagree.
+ *
+ * What is deliberately NOT allowed, and why no rule is needed for it:
+ * - Kubelet probes come from the node, which NetworkPolicy always admits.
+ * - The app -> Envoy outbound hop (127.0.0.1) and the admin port (127.0.0.1) never leave the pod.
+ */
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import { MeshModel, PeerSelector, PROJECT, ServiceModel } from "./config";
+import { selectorLabels } from "./workload";
+
+type PolicySpec = k8s.types.input.networking.v1.NetworkPolicySpec;
+type PolicyPeer = k8s.types.input.networking.v1.NetworkPolicyPeer;
+type PolicyPort = k8s.types.input.networking.v1.NetworkPolicyPort;
+type IngressRule = k8s.types.input.networking.v1.NetworkPolicyIngressRule;
+type EgressRule = k8s.types.input.networking.v1.NetworkPolicyEgressRule;
+
+/** One NetworkPolicy: its fixed `metadata.name` and its spec. */
+export interface NamedNetworkPolicySpec {
+  name: string;
+  spec: PolicySpec;
+}
+
+/** Name of the policy that isolates every mesh pod (ingress and egress). */
+export const DEFAULT_DENY_POLICY = `${PROJECT}-default-deny`;
+
+/** Name of a service's own policy. */
+export function servicePolicyName(service: string): string {
+  return `${service}-mesh`;
+}
+
+/** Cluster DNS as kube-dns/CoreDNS is labelled in (nearly) every distribution. */
+export const CLUSTER_DNS_PEER: PolicyPeer = {
+  // `kubernetes.io/metadata.name` is set by the API server itself (>= 1.22), so it cannot be forged.
+  namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "kube-system" } },
+  podSelector: { matchLabels: { "k8s-app": "kube-dns" } },
+};
+
+const tcp = (port: number): PolicyPort => ({ protocol: "TCP", port });
+
+/** A copy of a config selector, so resource inputs never alias the model. */
+function peerOf(selector: PeerSelector): PolicyPeer {
+  return structuredClone(selector);
+}
+
+/**
+ * Peer for the pods of a mesh service. A bare podSelector means "in the policy's namespace",
+ * which is the mesh's namespace.
+ */
+function servicePeer(service: string): PolicyPeer {
+  return { podSelector: { matchLabels: selectorLabels(service) } };
+}
+
+function servicePolicy(model: MeshModel, svc: ServiceModel): NamedNetworkPolicySpec {
+  const ports = model.envoy.ports;
+  const ingress: IngressRule[] = [];
+  // A rule with an empty `from` admits everyone, so a rule is only written when it has peers.
+  if (svc.callers.length > 0) {
+    ingress.push({ from: svc.callers.map(servicePeer), ports: [tcp(ports.inbound)] });
+  }
+  if (svc.directPortAllowedFrom.length > 0) {
+    ingress.push({ from: svc.directPortAllowedFrom.map(peerOf), ports: [tcp(svc.port)] });
+  }
+  if (model.envoy.scrapeFrom.length > 0) {
+    ingress.push({
+      from: model.envoy.scrapeFrom.map(peerOf),
+      ports: [tcp(ports.health), tcp(ports.metrics)],
+    });
+  }
+
+  const egress: EgressRule[] = [];
+  if (svc.calls.length > 0) {
+    // Evaluated on the callee pods (after the Service's DNAT), hence pod selectors, not Services.
+    egress.push({ to: svc.calls.map(servicePeer), ports: [tcp(ports.inbound)] });
+  }
+  egress.push({
+    to: [structuredClone(CLUSTER_DNS_PEER)],
+    ports: [
+      { protocol: "UDP", port: 53 },
+      { protocol: "TCP", port: 53 },
+    ],
+  });
+
+  return {
+    name: servicePolicyName(svc.name),
+    spec: {
+      podSelector: { matchLabels: selectorLabels(svc.name) },
+      // Both types listed: an empty `ingress` then means "nothing", not "not isolated".
+      policyTypes: ["Ingress", "Egress"],
+      ingress,
+      egress,
+    },
+  };
+}
+
+/**
+ * Every NetworkPolicy of the mesh: a default deny for all mesh pods, then one policy per service
+ * that opens exactly what the topology and the stack's selectors allow.
+ */
+export function networkPolicySpecs(model: MeshModel): NamedNetworkPolicySpec[] {
+  return [
+    {
+      name: DEFAULT_DENY_POLICY,
+      spec: {
+        // Also catches mesh-labelled pods no service policy selects (e.g. a hand-made debug pod).
+        podSelector: { matchLabels: { "app.kubernetes.io/part-of": PROJECT } },
+        policyTypes: ["Ingress", "Egress"],
+      },
+    },
+    ...model.services.map((svc) => servicePolicy(model, svc)),
+  ];
+}
+
+export interface MeshNetworkPoliciesArgs {
+  /** The validated mesh model (components/config.ts); the policies derive from its topology. */
+  model: MeshModel;
+  /** Namespace of the policies; pass the Namespace resource's name so it is created first. */
+  namespace: pulumi.Input<string>;
+}
+
+/** The mesh's NetworkPolicies, one Kubernetes object per entry of networkPolicySpecs. */
+export class MeshNetworkPolicies extends pulumi.ComponentResource {
+  /** `metadata.name` of every policy, default deny first. */
+  public readonly policyNames: pulumi.Output<string[]>;
+
+  constructor(name: string, args: MeshNetworkPoliciesArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("bookapi-mesh:network-policy:MeshNetworkPolicies", name, {}, opts);
+    const labels = {
+      "app.kubernetes.io/part-of": PROJECT,
+      "app.kubernetes.io/managed-by": "pulumi",
+    };
+    const policies = networkPolicySpecs(args.model).map(
+      (policy) =>
+        new k8s.networking.v1.NetworkPolicy(
+          `${name}-${policy.name}`,
+          {
+            metadata: { name: policy.name, namespace: args.namespace, labels },
+            spec: policy.spec,
+          },
+          // Fixed names: a replacement must delete the old object before creating its successor.
+          { parent: this, deleteBeforeReplace: true },
+        ),
+    );
+    this.policyNames = pulumi.all(policies.map((p) => p.metadata.name));
+    this.registerOutputs({ policyNames: this.policyNames });
+  }
+}
