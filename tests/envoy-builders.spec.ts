@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  NO_CALLER_SAN,
   Bootstrap,
   buildBootstrap,
   buildEnvoyFiles,
@@ -257,10 +258,13 @@ describe("Envoy config builders", () => {
         });
       });
 
-      it("accepts exactly the callers' FQDNs as client certificate SANs", () => {
+      it("accepts exactly the callers' FQDNs as client certificate SANs, and no SAN at all without callers", () => {
         const socket = onlyChain(listener(b, LISTENER_NAMES.inbound)).transport_socket;
         assert.ok(socket);
-        assert.deepEqual(sanAllowList(socket.typed_config.common_tls_context), fqdns(spec.callers));
+        assert.deepEqual(
+          sanAllowList(socket.typed_config.common_tls_context),
+          spec.callers.length > 0 ? fqdns(spec.callers) : [NO_CALLER_SAN],
+        );
       });
 
       it("lets both RBAC filters allow exactly the callers, and deny everyone when there are none", () => {

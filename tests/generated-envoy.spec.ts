@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import * as path from "node:path";
 import { loadMeshConfig, MeshModel } from "../components/config";
+import { NO_CALLER_SAN } from "../components/envoy";
 import { ENVOY_FILES } from "../components/envoy/model";
 import {
   checkBootstrapReferences,
@@ -176,7 +177,11 @@ for (const stack of STACKS) {
           "combined_validation_context",
           "default_validation_context",
         );
-        const callerFqdns = svc.callers.map((c) => `${c}.${model.namespace}.svc.cluster.local`);
+        // With no callers, a SAN no certificate can carry: Envoy reads an empty list as "any".
+        const callerFqdns =
+          svc.callers.length > 0
+            ? svc.callers.map((c) => `${c}.${model.namespace}.svc.cluster.local`)
+            : [NO_CALLER_SAN];
         assert.deepEqual(
           sanMatchers(validation)
             .filter((m) => m.san_type === "DNS")

@@ -12,7 +12,7 @@ export {
   upstreamClusterName,
 } from "./spec";
 export { SDS_SECRETS, buildSdsFiles, identitySecret, trustSecret } from "./sds";
-export { TLS_PARAMS, inboundTlsContext, upstreamTlsContext } from "./tls";
+export { NO_CALLER_SAN, TLS_PARAMS, inboundTlsContext, upstreamTlsContext } from "./tls";
 export { CALLERS_POLICY, callerPermissions, callerRules, principalsOf, requestRules } from "./rbac";
 export { adminCluster, buildClusters, localAppCluster, upstreamCluster } from "./clusters";
 export {

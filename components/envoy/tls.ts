@@ -34,22 +34,31 @@ export function sanMatchers(peers: Peer[]): SubjectAltNameMatcher[] {
   ]);
 }
 
+/**
+ * Envoy reads an empty SAN list as "any SAN", so a service nobody calls pins one that no mesh
+ * certificate can carry (an underscore is not allowed in service or namespace names).
+ */
+export const NO_CALLER_SAN = "_no_callers_.invalid";
+
 /** Identity + CA by SDS, merged with the static SAN allow-list. */
 export function commonTlsContext(paths: SidecarPaths, allowed: Peer[]): CommonTlsContext {
+  const matchers: SubjectAltNameMatcher[] =
+    allowed.length > 0
+      ? sanMatchers(allowed)
+      : [{ san_type: "DNS", matcher: { exact: NO_CALLER_SAN } }];
   return {
     tls_params: { ...TLS_PARAMS },
     tls_certificate_sds_secret_configs: [identitySecretConfig(paths)],
     combined_validation_context: {
-      default_validation_context: { match_typed_subject_alt_names: sanMatchers(allowed) },
+      default_validation_context: { match_typed_subject_alt_names: matchers },
       validation_context_sds_secret_config: trustSecretConfig(paths),
     },
   };
 }
 
 /**
- * Inbound: a client certificate is mandatory and must carry an allowed caller's FQDN. With no
- * callers the SAN list is empty (any mesh certificate passes TLS); the RBAC filters then deny
- * every connection.
+ * Inbound: a client certificate is mandatory and must carry an allowed caller's FQDN or SPIFFE
+ * ID. With no callers nothing passes TLS, and the RBAC filters deny every connection as well.
  */
 export function inboundTlsContext(spec: SidecarSpec): DownstreamTlsContext {
   return {
