@@ -1,0 +1,70 @@
+/**
+ * Wiring of the pure rules (rules.ts) into @pulumi/policy policies. Side-effect free: index.ts
+ * constructs the PolicyPack (which starts the analyzer's gRPC server), so this module can be
+ * imported by tests and type-checked with the rest of the project.
+ */
+import type { PolicyConfigSchema, ResourceValidationPolicy } from "@pulumi/policy";
+import { MESH, MeshContext, RULES, Rule } from "./rules";
+
+/** The part of `pulumi.Config` the pack reads (so tests can pass a plain object). */
+export interface ConfigSource {
+  get(key: string): string | undefined;
+  getObject<T>(key: string): T | undefined;
+}
+
+/**
+ * The stack-dependent context. `stack` comes from `pulumi.getStack()` and `config` is
+ * `new pulumi.Config("bookapi-mesh")`: the engine gives a policy pack the stack name and the
+ * stack's config, so the pack checks against the same namespace and ports as the program.
+ */
+export function meshContext(stack: string, config: ConfigSource): MeshContext {
+  const envoy = config.getObject<{ ports?: { inbound?: unknown } }>("envoy");
+  const inbound = envoy?.ports?.inbound;
+  return {
+    stack,
+    namespace: config.get("namespace") ?? MESH.defaultNamespace,
+    inboundPort: typeof inbound === "number" ? inbound : MESH.defaultInboundPort,
+    strictStacks: MESH.defaultStrictStacks,
+  };
+}
+
+/** Policy config of the port rule: which stacks are strict (default ["prod"]). */
+export interface StrictStacksConfig {
+  strictStacks?: string[];
+}
+
+const STRICT_STACKS_SCHEMA: PolicyConfigSchema = {
+  properties: {
+    strictStacks: {
+      type: "array",
+      items: { type: "string" },
+      default: [...MESH.defaultStrictStacks],
+      description: "Stacks in which a mesh Service may publish only the mTLS port.",
+    },
+  },
+};
+
+function policyOf(rule: Rule, base: MeshContext): ResourceValidationPolicy {
+  const configurable = rule.usesStrictStacks === true;
+  return {
+    name: rule.name,
+    description: rule.description,
+    enforcementLevel: "mandatory",
+    severity: "high",
+    ...(configurable ? { configSchema: STRICT_STACKS_SCHEMA } : {}),
+    validateResource: (args, reportViolation) => {
+      if (!rule.types.includes(args.type)) return;
+      const strictStacks = configurable
+        ? args.getConfig<StrictStacksConfig>().strictStacks
+        : undefined;
+      const ctx = { ...base, strictStacks: strictStacks ?? base.strictStacks };
+      const props = args.props as Record<string, unknown>;
+      for (const message of rule.check({ type: args.type, props }, ctx)) reportViolation(message);
+    },
+  };
+}
+
+/** One mandatory policy per rule. */
+export function meshPolicies(base: MeshContext): ResourceValidationPolicy[] {
+  return RULES.map((rule) => policyOf(rule, base));
+}
