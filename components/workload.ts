@@ -123,8 +123,9 @@ export function envoyContainer(
 }
 
 /**
- * Shutdown order: Envoy drains for drainSeconds, inside a preStop that outlasts it, inside the
- * pod's grace period that outlasts both, so the kubelet never kills Envoy mid-drain.
+ * Shutdown order: the preStop sleep keeps Envoy serving while endpoints are removed and the app
+ * finishes (Envoy itself exits on SIGTERM; --drain-time-s bounds listener drains), and the pod's
+ * grace period outlasts the preStop, so the kubelet never kills Envoy early.
  */
 export function shutdownTiming(envoy: EnvoySettings): {
   drainSeconds: number;
@@ -190,9 +191,14 @@ export function podTemplate(
       labels: commonLabels(service.name),
       annotations: {
         "checksum/envoy-config": envoyConfigChecksum(envoyFiles),
-        "prometheus.io/scrape": "true",
-        "prometheus.io/port": String(envoy.ports.metrics),
-        "prometheus.io/path": "/stats/prometheus",
+        // Advertise scraping only where a NetworkPolicy lets a scraper in.
+        ...(envoy.scrapeFrom.length > 0
+          ? {
+              "prometheus.io/scrape": "true",
+              "prometheus.io/port": String(envoy.ports.metrics),
+              "prometheus.io/path": "/stats/prometheus",
+            }
+          : {}),
       },
     },
     spec: {

@@ -309,3 +309,37 @@ describe("pod hardening", () => {
     );
   });
 });
+
+describe("direct ports and scraping in the shipped stacks", () => {
+  it("lets only labelled debugging pods reach the app port that dev publishes", async () => {
+    const run = await runStack("dev");
+    const spec = findObject(run, "NetworkPolicy", "bookapi-mesh").inputs.spec as {
+      ingress: Array<{ from: Json[]; ports: Array<{ port: number }> }>;
+    };
+    const direct = spec.ingress.filter((rule) => rule.ports.some((p) => p.port === 5288));
+    assert.deepEqual(
+      direct.map((rule) => rule.from),
+      [[{ podSelector: { matchLabels: { "bookapi-mesh/direct-access": "true" } } }]],
+    );
+  });
+
+  it("advertises Prometheus scraping on pods only where envoy.scrapeFrom lets a scraper in", async () => {
+    const annotationsOf = (run: ProgramRun) =>
+      (
+        findObject(run, "Deployment", "bookapi").inputs.spec as {
+          template: { metadata: { annotations: Record<string, string> } };
+        }
+      ).template.metadata.annotations;
+    assert.equal(annotationsOf(await runStack("prod"))["prometheus.io/scrape"], undefined);
+    const config = stackConfig("prod");
+    const envoy = JSON.parse(config["bookapi-mesh:envoy"]) as Json;
+    const scrapeFrom = [
+      { namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } } },
+    ];
+    const run = await runProgram({
+      ...config,
+      "bookapi-mesh:envoy": JSON.stringify({ ...envoy, scrapeFrom }),
+    });
+    assert.equal(annotationsOf(run)["prometheus.io/scrape"], "true");
+  });
+});
