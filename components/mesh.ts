@@ -130,7 +130,7 @@ export class ServiceMesh extends pulumi.ComponentResource {
     this.services = {};
     for (const svc of model.services) {
       if (svc.exposeDirectPort && svc.directPortAllowedFrom.length === 0) {
-        pulumi.log.warn(
+        void pulumi.log.warn(
           `services "${svc.name}": exposeDirectPort publishes port ${svc.port} on the Service, but directPortAllowedFrom is empty, so the NetworkPolicy lets nobody reach it`,
           this,
         );
