@@ -303,13 +303,6 @@ export interface CallerRule {
   paths: string[];
 }
 
-type RawCall = string | { service: string; methods?: string[]; paths?: string[] };
-
-/** The callee's name of a `calls` entry, in either form. */
-export function calleeOf(call: RawCall): string {
-  return typeof call === "string" ? call : call.service;
-}
-
 /** The whole validated mesh. */
 export interface MeshModel {
   namespace: string;
@@ -407,9 +400,18 @@ export function parseMeshConfig(raw: Record<string, unknown>): MeshModel {
   const services = [...cfg.services]
     .sort((a, b) => a.name.localeCompare(b.name))
     .map((svc): ServiceModel => {
-      const callers = cfg.services.filter((other) =>
-        other.calls.some((c) => calleeOf(c) === svc.name),
-      );
+      // The schema turned every `calls` entry into its object form.
+      const callerRules = cfg.services
+        .flatMap((other) =>
+          other.calls
+            .filter((call) => call.service === svc.name)
+            .map((call): CallerRule => ({
+              caller: other.name,
+              methods: call.methods ?? [],
+              paths: call.paths ?? [],
+            })),
+        )
+        .sort((a, b) => (a.caller < b.caller ? -1 : a.caller > b.caller ? 1 : 0));
       const fqdn = `${svc.name}.${cfg.namespace}.svc.${cfg.clusterDomain}`;
       return {
         name: svc.name,
@@ -419,19 +421,9 @@ export function parseMeshConfig(raw: Record<string, unknown>): MeshModel {
         exposeDirectPort: svc.exposeDirectPort,
         resources: svc.resources,
         runAsUser: svc.runAsUser,
-        calls: svc.calls.map(calleeOf).sort(),
-        callers: callers.map((other) => other.name).sort(),
-        callerRules: callers
-          .map((other): CallerRule => {
-            const call = other.calls.find((c) => calleeOf(c) === svc.name);
-            const limits = typeof call === "object" ? call : undefined;
-            return {
-              caller: other.name,
-              methods: limits?.methods ?? [],
-              paths: limits?.paths ?? [],
-            };
-          })
-          .sort((a, b) => a.caller.localeCompare(b.caller)),
+        calls: svc.calls.map((call) => call.service).sort(),
+        callers: callerRules.map((rule) => rule.caller),
+        callerRules,
         spiffeId: `spiffe://${cfg.certificates.trustDomain}/ns/${cfg.namespace}/sa/${svc.name}`,
         directPortAllowedFrom: svc.directPortAllowedFrom,
         fqdn,
@@ -485,7 +477,7 @@ function topologyProblems(cfg: RawMesh): string[] {
       problems.push(
         `${key}.port: ${svc.port} is Envoy's ${clash[0]} port (envoy.ports.${clash[0]}); pick another app port`,
       );
-    const callees = svc.calls.map(calleeOf);
+    const callees = svc.calls.map((call) => call.service);
     callees.forEach((callee, j) => {
       if (callee === svc.name)
         problems.push(`${key}.calls[${j}]: service "${svc.name}" cannot call itself`);

@@ -8,6 +8,7 @@ import { loadMeshConfig, MeshConfigError, parseMeshConfig } from "../components/
 import { buildBootstrap } from "../components/envoy";
 import { sidecarSpec } from "../components/mesh";
 import { shutdownTiming } from "../components/workload";
+import { evaluateHttpRbac } from "./harness/mtls";
 import {
   findObject,
   kubernetesObjects,
@@ -52,38 +53,17 @@ function inboundHttpRbac(bootstrap: Json): {
   return rbac.typed_config.rules;
 }
 
-/** Envoy's RBAC semantics for the permission and principal shapes the mesh emits. */
-function permits(permission: Json, req: { method: string; path: string }): boolean {
-  if (permission.any === true) return true;
-  if (permission.and_rules)
-    return (permission.and_rules as { rules: Json[] }).rules.every((r) => permits(r, req));
-  if (permission.or_rules)
-    return (permission.or_rules as { rules: Json[] }).rules.some((r) => permits(r, req));
-  if (permission.header) {
-    const h = permission.header as { name: string; string_match: { exact: string } };
-    assert.equal(h.name, ":method");
-    return req.method === h.string_match.exact;
-  }
-  if (permission.url_path) {
-    const p = (permission.url_path as { path: { exact?: string; prefix?: string } }).path;
-    return p.exact !== undefined ? req.path === p.exact : req.path.startsWith(p.prefix as string);
-  }
-  throw new Error(`permission shape not modelled: ${JSON.stringify(permission)}`);
-}
-
+/** Envoy's HTTP RBAC decision (the harness's emulation) for a peer presenting these SANs. */
 function allowed(
   rules: ReturnType<typeof inboundHttpRbac>,
   req: { principalSans: string[]; method: string; path: string },
 ): boolean {
   assert.equal(rules.action, "ALLOW");
-  return Object.values(rules.policies).some(
-    (policy) =>
-      policy.principals.some((p) => {
-        const name = (p as { authenticated: { principal_name: { exact: string } } }).authenticated
-          .principal_name.exact;
-        return req.principalSans.includes(name);
-      }) && policy.permissions.some((perm) => permits(perm, req)),
-  );
+  const uri = req.principalSans.filter((name) => name.startsWith("spiffe://"));
+  const dns = req.principalSans.filter((name) => !name.startsWith("spiffe://"));
+  const peer = { dns, uri, email: [], ip: [], subject: "" };
+  const http = { method: req.method, path: req.path };
+  return evaluateHttpRbac(rules, peer, { port: 15001, http }).allowed;
 }
 
 describe("authorization in Envoy", () => {

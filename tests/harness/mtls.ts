@@ -522,25 +522,43 @@ function principalMatches(p: Json, peer: PeerIdentity | undefined, where: string
   }
 }
 
-function permissionMatches(p: Json, port: number, where: string): boolean {
+/** What RBAC permissions are matched against: the port, and for HTTP RBAC the request. */
+export interface RbacRequest {
+  port: number;
+  http?: { method: string; path: string };
+}
+
+function permissionMatches(p: Json, req: RbacRequest, where: string): boolean {
   const kind = exactlyOne(Object.keys(p), where, "permission rule");
   switch (kind) {
     case "any":
       return p.any === true;
     case "destination_port":
-      return p.destination_port === port;
+      return p.destination_port === req.port;
     case "or_rules":
       return objs(obj(p.or_rules, where).rules, `${where}.or_rules`).some((x, i) =>
-        permissionMatches(x, port, `${where}.or_rules[${i}]`),
+        permissionMatches(x, req, `${where}.or_rules[${i}]`),
       );
     case "and_rules":
       return objs(obj(p.and_rules, where).rules, `${where}.and_rules`).every((x, i) =>
-        permissionMatches(x, port, `${where}.and_rules[${i}]`),
+        permissionMatches(x, req, `${where}.and_rules[${i}]`),
       );
     case "not_rule":
-      return !permissionMatches(obj(p.not_rule, where), port, `${where}.not_rule`);
+      return !permissionMatches(obj(p.not_rule, where), req, `${where}.not_rule`);
+    case "header": {
+      const h = obj(p.header, `${where}.header`);
+      if (req.http === undefined) return fail(where, "a header permission on a connection");
+      if (h.name !== ":method") return fail(where, `header ${show(h.name)} is not modelled`);
+      const m = stringMatcher(h.string_match, `${where}.header.string_match`);
+      return matchString(m, req.http.method);
+    }
+    case "url_path": {
+      if (req.http === undefined) return fail(where, "a url_path permission on a connection");
+      const m = stringMatcher(obj(p.url_path, `${where}.url_path`).path, `${where}.url_path.path`);
+      return matchString(m, req.http.path);
+    }
     default:
-      return fail(where, `network permission ${kind} is not modelled`);
+      return fail(where, `permission ${kind} is not modelled`);
   }
 }
 
@@ -549,24 +567,41 @@ export function evaluateNetworkRbac(
   rbac: NetworkRbac,
   peer: PeerIdentity | undefined,
 ): RbacDecision {
-  if (rbac.rules === undefined) return { allowed: true, reason: "no rules: not enforced" };
-  const matched = rbac.rules.policies
+  return evaluateRbac(rbac.rules, peer, { port: rbac.listenerPort });
+}
+
+/** Envoy's HTTP RBAC decision for one request, given the filter's `rules` as configured. */
+export function evaluateHttpRbac(
+  rules: unknown,
+  peer: PeerIdentity | undefined,
+  req: Required<RbacRequest>,
+): RbacDecision {
+  return evaluateRbac(rules === undefined ? undefined : rbacRules(rules, "http rbac"), peer, req);
+}
+
+function evaluateRbac(
+  rules: NetworkRbac["rules"],
+  peer: PeerIdentity | undefined,
+  req: RbacRequest,
+): RbacDecision {
+  if (rules === undefined) return { allowed: true, reason: "no rules: not enforced" };
+  const matched = rules.policies
     .filter(
       (pol) =>
         pol.permissions.some((p, i) =>
-          permissionMatches(p, rbac.listenerPort, `policy ${pol.name} permissions[${i}]`),
+          permissionMatches(p, req, `policy ${pol.name} permissions[${i}]`),
         ) &&
         pol.principals.some((p, i) =>
           principalMatches(p, peer, `policy ${pol.name} principals[${i}]`),
         ),
     )
     .map((pol) => pol.name);
-  const { action } = rbac.rules;
+  const { action } = rules;
   if (action === "LOG") return { allowed: true, reason: "LOG action" };
   if (action === "ALLOW")
     return matched.length > 0
       ? { allowed: true, reason: `allowed by ${matched.join(", ")}` }
-      : { allowed: false, reason: `no ALLOW policy matched (of ${rbac.rules.policies.length})` };
+      : { allowed: false, reason: `no ALLOW policy matched (of ${rules.policies.length})` };
   return matched.length > 0
     ? { allowed: false, reason: `denied by ${matched.join(", ")}` }
     : { allowed: true, reason: "no DENY policy matched" };
@@ -587,7 +622,12 @@ function networkRbac(filter: Json, listenerPort: number, where: string): Network
     where,
   );
   if (cfg.rules === undefined) return { listenerPort };
-  const rules = obj(cfg.rules, `${where}.rules`);
+  return { rules: rbacRules(cfg.rules, where), listenerPort };
+}
+
+/** The `rules` of an RBAC filter (network or HTTP), shape-checked. */
+function rbacRules(value: unknown, where: string): NonNullable<NetworkRbac["rules"]> {
+  const rules = obj(value, `${where}.rules`);
   onlyKeys(rules, ["action", "policies"], `${where}.rules`);
   const action = str(rules.action ?? "ALLOW", `${where}.rules.action`);
   if (action !== "ALLOW" && action !== "DENY" && action !== "LOG")
@@ -603,7 +643,7 @@ function networkRbac(filter: Json, listenerPort: number, where: string): Network
       };
     },
   );
-  return { rules: { action, policies }, listenerPort };
+  return { action, policies };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -173,6 +173,32 @@ export function isolatingPolicies(
   );
 }
 
+/**
+ * Whether the policies isolating `self` in one direction allow `peer` on port/protocol.
+ * Policies are additive: any rule of any selecting policy suffices.
+ */
+function directionAllowed(
+  cluster: Cluster,
+  direction: "Ingress" | "Egress",
+  self: Pod,
+  peer: Pod,
+  port: number,
+  protocol: Protocol,
+): boolean {
+  const policies = isolatingPolicies(cluster, self, direction);
+  if (policies.length === 0) return true;
+  return policies.some((p) =>
+    (direction === "Ingress"
+      ? (p.spec.ingress ?? []).map((rule) => ({ peers: rule.from, ports: rule.ports }))
+      : (p.spec.egress ?? []).map((rule) => ({ peers: rule.to, ports: rule.ports }))
+    ).some(
+      (rule) =>
+        peersMatch(cluster, rule.peers, p.namespace, peer) &&
+        portsMatch(rule.ports, port, protocol),
+    ),
+  );
+}
+
 /** Whether `dst` admits a connection from `src` on port/protocol (the ingress half). */
 export function ingressAllowed(
   cluster: Cluster,
@@ -181,15 +207,7 @@ export function ingressAllowed(
   port: number,
   protocol: Protocol,
 ): boolean {
-  const policies = isolatingPolicies(cluster, dst, "Ingress");
-  if (policies.length === 0) return true;
-  // Policies are additive: any rule of any selecting policy suffices.
-  return policies.some((p) =>
-    (p.spec.ingress ?? []).some(
-      (rule) =>
-        peersMatch(cluster, rule.from, p.namespace, src) && portsMatch(rule.ports, port, protocol),
-    ),
-  );
+  return directionAllowed(cluster, "Ingress", dst, src, port, protocol);
 }
 
 /** Whether `src` may send a connection to `dst` on port/protocol (the egress half). */
@@ -200,14 +218,7 @@ export function egressAllowed(
   port: number,
   protocol: Protocol,
 ): boolean {
-  const policies = isolatingPolicies(cluster, src, "Egress");
-  if (policies.length === 0) return true;
-  return policies.some((p) =>
-    (p.spec.egress ?? []).some(
-      (rule) =>
-        peersMatch(cluster, rule.to, p.namespace, dst) && portsMatch(rule.ports, port, protocol),
-    ),
-  );
+  return directionAllowed(cluster, "Egress", src, dst, port, protocol);
 }
 
 /** A connection needs both the source's egress and the destination's ingress to allow it. */

@@ -205,7 +205,7 @@ export async function runProgramOutcome(
     exported = require(program) as Record<string, unknown>;
   } catch (error) {
     await settle(
-      () => pending + resources.length * 1e6,
+      () => resources.length,
       () => pending === 0,
     );
     return { run, error };
@@ -224,19 +224,19 @@ export async function runProgramOutcome(
     return { run, error };
   }
   await settle(
-    () => pending + resources.length * 1e6,
+    () => resources.length,
     () => pending === 0,
   );
   return errors.length > 0 ? { run, error: errors[0] } : { run };
 }
 
 /** Waits until registrations stop: nothing pending and no new resource over several turns. */
-async function settle(progress: () => number, idle: () => boolean): Promise<void> {
+async function settle(registered: () => number, idle: () => boolean): Promise<void> {
   let last = -1;
   let quietTurns = 0;
   while (quietTurns < 10) {
     await new Promise((resolve) => setTimeout(resolve, 0));
-    const now = progress();
+    const now = registered();
     quietTurns = now === last && idle() ? quietTurns + 1 : 0;
     last = now;
   }
