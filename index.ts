@@ -4,17 +4,19 @@
 import * as k8s from "@pulumi/kubernetes";
 import { loadMeshConfig } from "./components/config";
 import { ServiceMesh } from "./components/mesh";
+import { clusterSelectionFromConfig, meshProviderArgs } from "./components/provider";
 
 // Validation throws before any resource is registered, so bad config fails at preview.
 const model = loadMeshConfig();
 
-// The `local` stack writes YAML instead of talking to a cluster. An explicit provider, rather
-// than the ambient default one, keeps that choice visible in the program.
-const provider = model.renderYamlToDirectory
-  ? new k8s.Provider("render-yaml", { renderYamlToDirectory: model.renderYamlToDirectory })
-  : undefined;
+// One explicit provider for every stack (cluster or render): its settings decide whether a
+// renewal updates Secrets in place (components/provider.ts).
+const provider = new k8s.Provider(
+  "kubernetes",
+  meshProviderArgs(model, clusterSelectionFromConfig()),
+);
 
-const mesh = new ServiceMesh("mesh", { model }, provider ? { providers: [provider] } : undefined);
+const mesh = new ServiceMesh("mesh", { model }, { providers: [provider] });
 
 /** Per service: the mTLS endpoint, the direct endpoint where exposed, and its app's outbound URL. */
 export const endpoints = mesh.endpoints;

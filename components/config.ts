@@ -4,7 +4,16 @@
  * holds it, before any resource is registered.
  */
 import * as pulumi from "@pulumi/pulumi";
+import { isIP } from "node:net";
 import { z } from "zod";
+import {
+  APP_TMP_PATH,
+  DEFAULT_CONTAINER_ANNOTATION,
+  MESH_POD_LABEL_KEYS,
+  MESH_VOLUMES,
+  OUTBOUND_URL_ENV,
+  SCRAPE_ANNOTATION_PREFIX,
+} from "./names";
 
 /** The Pulumi project name, which is also the config namespace. */
 export const PROJECT = "bookapi-mesh";
@@ -16,6 +25,40 @@ const DNS_1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS_1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 /** Kubernetes resource quantities as used for cpu and memory (e.g. 50m, 0.5, 64Mi, 1G). */
 const QUANTITY = /^([0-9]+(\.[0-9]+)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$/;
+
+/** The oldest Kubernetes minor this program supports (PDB unhealthyPodEvictionPolicy, matchLabelKeys). */
+export const MIN_KUBERNETES_MINOR = 27;
+
+/**
+ * Version-dependent features, by the first Kubernetes minor that has them enabled by default.
+ * README's version matrix lists the same table.
+ */
+export const KUBERNETES_FEATURES = {
+  /** Init containers with `restartPolicy: Always` (SidecarContainers, beta and on in 1.29). */
+  nativeSidecars: 29,
+  /** `lifecycle.preStop.sleep` (PodLifecycleSleepAction, beta and on in 1.30). */
+  preStopSleep: 30,
+  /**
+   * Named Service targetPorts resolved on sidecar (init) containers (kubernetes#127958, fixed by
+   * #127976 in 1.32). The program never relies on it: sidecar target ports are numeric.
+   */
+  namedSidecarTargetPorts: 32,
+} as const;
+
+/** `"1.29"` -> 29. Only valid after the schema has checked the form. */
+export function kubernetesMinor(version: string): number {
+  return Number(version.split(".")[1]);
+}
+
+const kubernetesVersion = z
+  .string({
+    error: 'must be a quoted Kubernetes minor version such as "1.29" (YAML reads 1.30 as 1.3)',
+  })
+  .regex(/^1\.(0|[1-9][0-9]*)$/, 'must be a Kubernetes minor version such as "1.29"')
+  .refine(
+    (v) => kubernetesMinor(v) >= MIN_KUBERNETES_MINOR,
+    `must be 1.${MIN_KUBERNETES_MINOR} or later (quote it: YAML reads 1.30 as 1.3)`,
+  );
 
 const port = z
   .number({ error: "must be a number" })
@@ -112,19 +155,21 @@ const envoySchema = z.strictObject({
   /** Who may reach the health and metrics ports (the monitoring stack). Defaults to nobody. */
   scrapeFrom: z.array(peerSelector, { error: "must be a list of selectors" }).default([]),
   /**
-   * native: Envoy is an init container with restartPolicy Always (Kubernetes >= 1.29), so it is
-   * ready before the app starts and stops after it; container: a plain second container.
+   * native: Envoy is an init container with restartPolicy Always, so it is ready before the app
+   * starts and gets SIGTERM only after the app has exited; container: a plain second container.
+   * Defaults to native where kubernetesVersion has native sidecars, container otherwise.
    */
-  sidecarMode: z
-    .enum(["native", "container"], { error: "must be native or container" })
-    .default("native"),
-  /** Seconds Envoy drains connections on shutdown; preStop and the grace period follow from it. */
+  sidecarMode: z.enum(["native", "container"], { error: "must be native or container" }).optional(),
+  /**
+   * Seconds of Envoy's graceful inbound drain at shutdown: callers are told to reconnect
+   * (`Connection: close`, HTTP/2 GOAWAY) on a rising share of responses, all of them by the end.
+   */
   drainSeconds: z
     .number({ error: "must be a number of seconds" })
     .int("must be whole seconds")
     .min(1, "must be between 1 and 300")
     .max(300, "must be between 1 and 300")
-    .default(10),
+    .default(5),
 });
 
 const certificatesSchema = z
@@ -201,15 +246,209 @@ const callSchema = z.strictObject({
     .optional(),
 });
 
+// ---- Kubernetes-shaped app settings: the same field names and forms as a pod spec. ----
+
+/** A name of a Kubernetes object (Secret, ConfigMap) the stack refers to. */
+const objectName = z
+  .string({ error: "must be an object name" })
+  .max(253, "must be at most 253 characters")
+  .regex(DNS_1123_SUBDOMAIN, "must be a DNS-1123 name (lowercase letters, digits, '-', '.')");
+
+/** Exactly one of `keys` is set; zod cannot express a oneof over optional fields directly. */
+function exactlyOne<T extends object>(keys: (keyof T & string)[]) {
+  return (value: T, ctx: z.RefinementCtx) => {
+    const set = keys.filter((k) => value[k] !== undefined);
+    if (set.length !== 1)
+      ctx.addIssue({
+        code: "custom",
+        message: `needs exactly one of ${keys.join(", ")}${set.length > 1 ? ` (got ${set.join(", ")})` : ""}`,
+      });
+  };
+}
+
+const keyRef = z.strictObject({
+  name: objectName,
+  key: z.string().min(1, "is required"),
+  optional: z.boolean().optional(),
+});
+
+const envVar = z
+  .strictObject({
+    name: z
+      .string({ error: "is required" })
+      .regex(/^[-._a-zA-Z][-._a-zA-Z0-9]*$/, "must be an environment variable name"),
+    value: z.string({ error: "must be a string (quote numbers)" }).optional(),
+    valueFrom: z
+      .strictObject({ secretKeyRef: keyRef.optional(), configMapKeyRef: keyRef.optional() })
+      .superRefine(exactlyOne(["secretKeyRef", "configMapKeyRef"]))
+      .optional(),
+  })
+  .superRefine(exactlyOne(["value", "valueFrom"]));
+
+const objectRef = z.strictObject({ name: objectName, optional: z.boolean().optional() });
+const envFromSource = z
+  .strictObject({
+    secretRef: objectRef.optional(),
+    configMapRef: objectRef.optional(),
+    prefix: z.string().optional(),
+  })
+  .superRefine(exactlyOne(["secretRef", "configMapRef"]));
+
+const seconds = (min: number) =>
+  z
+    .number({ error: "must be a number of seconds" })
+    .int("must be whole seconds")
+    .min(min, `must be at least ${min}`);
+
+/** A probe port: a number, or the app container's port name `http`. */
+const probePort = z.union([port, z.literal("http")], {
+  error: 'must be a port number or "http" (the app port)',
+});
+const probe = z
+  .strictObject({
+    httpGet: z
+      .strictObject({
+        path: z.string().startsWith("/", "must start with /").default("/"),
+        port: probePort,
+        scheme: z.enum(["HTTP", "HTTPS"]).optional(),
+        httpHeaders: z
+          .array(z.strictObject({ name: z.string().min(1), value: z.string() }))
+          .optional(),
+      })
+      .optional(),
+    tcpSocket: z.strictObject({ port: probePort }).optional(),
+    exec: z.strictObject({ command: z.array(z.string()).min(1, "must not be empty") }).optional(),
+    initialDelaySeconds: seconds(0).optional(),
+    periodSeconds: seconds(1).optional(),
+    timeoutSeconds: seconds(1).optional(),
+    successThreshold: seconds(1).optional(),
+    failureThreshold: seconds(1).optional(),
+  })
+  .superRefine(exactlyOne(["httpGet", "tcpSocket", "exec"]));
+export type ProbeSettings = z.infer<typeof probe>;
+
+const keyToPath = z.array(
+  z.strictObject({
+    key: z.string().min(1),
+    path: z.string().min(1),
+    mode: z.number().int().optional(),
+  }),
+);
+const appVolume = z
+  .strictObject({
+    name: z
+      .string({ error: "is required" })
+      .max(63)
+      .regex(DNS_1123_LABEL, "must be a DNS-1123 label (lowercase letters, digits, '-')"),
+    mountPath: z
+      .string({ error: "is required (an absolute path)" })
+      .regex(/^\/[^:]*$/, "must be an absolute path without ':'"),
+    readOnly: z.boolean().optional(),
+    emptyDir: z
+      .strictObject({ medium: z.enum(["", "Memory"]).optional(), sizeLimit: quantity.optional() })
+      .optional(),
+    secret: z
+      .strictObject({
+        secretName: objectName,
+        items: keyToPath.optional(),
+        optional: z.boolean().optional(),
+      })
+      .optional(),
+    configMap: z
+      .strictObject({
+        name: objectName,
+        items: keyToPath.optional(),
+        optional: z.boolean().optional(),
+      })
+      .optional(),
+  })
+  .superRefine(exactlyOne(["emptyDir", "secret", "configMap"]));
+export type AppVolume = z.infer<typeof appVolume>;
+
+/** A label key: optional DNS prefix, then a name of at most 63 characters. */
+const LABEL_KEY =
+  /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+const LABEL_VALUE = /^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
+const labelMap = z.record(
+  z.string().regex(LABEL_KEY, "label keys must be [prefix/]name, name at most 63 characters"),
+  z
+    .string({ error: "label values must be strings (quote numbers and booleans)" })
+    .regex(LABEL_VALUE, "label values must be at most 63 characters of [A-Za-z0-9-_.]"),
+);
+const stringMap = z.record(
+  z.string().min(1),
+  z.string({ error: "values must be strings (quote numbers and booleans)" }),
+);
+
+const toleration = z.strictObject({
+  key: z.string().optional(),
+  operator: z.enum(["Exists", "Equal"], { error: "must be Exists or Equal" }).optional(),
+  value: z.string().optional(),
+  effect: z
+    .enum(["NoSchedule", "PreferNoSchedule", "NoExecute"], {
+      error: "must be NoSchedule, PreferNoSchedule or NoExecute",
+    })
+    .optional(),
+  tolerationSeconds: z.number().int().optional(),
+});
+
+const autoscalingSchema = z
+  .strictObject({
+    minReplicas: z.number().int("must be a whole number").min(1, "must be at least 1").default(2),
+    maxReplicas: z
+      .number({ error: "is required" })
+      .int("must be a whole number")
+      .min(1, "must be at least 1"),
+    targetCPUUtilization: z
+      .number()
+      .int("must be a whole percentage")
+      .min(1, "must be between 1 and 100")
+      .max(100, "must be between 1 and 100")
+      .default(80),
+  })
+  .superRefine((a, ctx) => {
+    if (a.maxReplicas < a.minReplicas)
+      ctx.addIssue({
+        code: "custom",
+        path: ["maxReplicas"],
+        message: `must be at least minReplicas (${a.minReplicas})`,
+      });
+  });
+
 const serviceSchema = z.strictObject({
   name: serviceName,
   image,
   port,
+  /** Fixed replica count (default 1); not with `autoscaling`, which then owns it. */
   replicas: z
     .number({ error: "must be a number" })
     .int("must be a whole number")
     .min(1, "must be at least 1")
-    .default(1),
+    .optional(),
+  autoscaling: autoscalingSchema.optional(),
+  /** Seconds the app keeps serving after its pod starts terminating, before its SIGTERM. */
+  preStopSeconds: seconds(1).max(300, "must be at most 300").default(10),
+  /** The pod's whole shutdown budget; defaults to preStopSeconds + 20. */
+  terminationGracePeriodSeconds: seconds(1).max(3600, "must be at most 3600").optional(),
+  env: z.array(envVar, { error: "must be a list of { name, value | valueFrom }" }).default([]),
+  envFrom: z
+    .array(envFromSource, { error: "must be a list of { secretRef | configMapRef }" })
+    .default([]),
+  imagePullSecrets: z.array(objectName, { error: "must be a list of Secret names" }).default([]),
+  command: z.array(z.string(), { error: "must be a list of strings" }).optional(),
+  args: z.array(z.string(), { error: "must be a list of strings" }).optional(),
+  probes: z
+    .strictObject({
+      readiness: probe.optional(),
+      liveness: probe.optional(),
+      startup: probe.optional(),
+    })
+    .default({}),
+  volumes: z.array(appVolume, { error: "must be a list of volumes" }).default([]),
+  podLabels: labelMap.default({}),
+  podAnnotations: stringMap.default({}),
+  nodeSelector: stringMap.default({}),
+  tolerations: z.array(toleration, { error: "must be a list of tolerations" }).default([]),
   exposeDirectPort: z.boolean({ error: "must be true or false" }).default(false),
   calls: z
     .array(
@@ -238,6 +477,67 @@ const serviceSchema = z.strictObject({
     .default(10001),
 });
 
+const cidr = z.string({ error: "must be a CIDR such as 169.254.20.10/32" }).refine((value) => {
+  const [address, length, ...rest] = value.split("/");
+  const family = isIP(address);
+  return (
+    rest.length === 0 &&
+    family !== 0 &&
+    /^[0-9]+$/.test(length ?? "") &&
+    Number(length) <= (family === 4 ? 32 : 128)
+  );
+}, "must be a CIDR such as 169.254.20.10/32");
+
+/** A NetworkPolicy peer: pods/namespaces by label, or an address block (e.g. NodeLocal DNSCache). */
+const networkPeer = z
+  .strictObject({
+    namespaceSelector: labelSelector.optional(),
+    podSelector: labelSelector.optional(),
+    ipBlock: z.strictObject({ cidr, except: z.array(cidr).optional() }).optional(),
+  })
+  .superRefine((p, ctx) => {
+    const selects = p.namespaceSelector !== undefined || p.podSelector !== undefined;
+    if (selects === (p.ipBlock !== undefined))
+      ctx.addIssue({
+        code: "custom",
+        message: "needs either an ipBlock or a namespaceSelector and/or podSelector",
+      });
+  });
+export type NetworkPeer = z.infer<typeof networkPeer>;
+
+/** Cluster DNS as kube-dns/CoreDNS is labelled in (nearly) every distribution. */
+export const DEFAULT_DNS_PEERS: NetworkPeer[] = [
+  {
+    // `kubernetes.io/metadata.name` is set by the API server itself (>= 1.22): it cannot be forged.
+    namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "kube-system" } },
+    podSelector: { matchLabels: { "k8s-app": "kube-dns" } },
+  },
+];
+export const DEFAULT_DNS_PORTS: { protocol: "UDP" | "TCP"; port: number }[] = [
+  { protocol: "UDP", port: 53 },
+  { protocol: "TCP", port: 53 },
+];
+
+const networkSchema = z.strictObject({
+  dns: z
+    .strictObject({
+      peers: z
+        .array(networkPeer, { error: "must be a list of peers" })
+        .min(1, "must list at least one peer (pods could not resolve names)")
+        .default(DEFAULT_DNS_PEERS),
+      ports: z
+        .array(
+          z.strictObject({
+            protocol: z.enum(["UDP", "TCP"], { error: "must be UDP or TCP" }),
+            port,
+          }),
+        )
+        .min(1, "must list at least one port")
+        .default(DEFAULT_DNS_PORTS),
+    })
+    .default({ peers: DEFAULT_DNS_PEERS, ports: DEFAULT_DNS_PORTS }),
+});
+
 const rawMeshSchema = z.strictObject({
   namespace: z
     .string()
@@ -245,6 +545,11 @@ const rawMeshSchema = z.strictObject({
     .regex(DNS_1123_LABEL, "must be a DNS-1123 label (lowercase letters, digits, '-')")
     .default("default"),
   createNamespace: z.boolean({ error: "must be true or false" }).optional(),
+  /** The oldest Kubernetes version the stack's clusters run; drives version-dependent choices. */
+  kubernetesVersion: kubernetesVersion.default(`1.${KUBERNETES_FEATURES.nativeSidecars}`),
+  network: networkSchema.default(networkSchema.parse({})),
+  /** Secrets for pulling images, for every service (services add their own). */
+  imagePullSecrets: z.array(objectName, { error: "must be a list of Secret names" }).default([]),
   clusterDomain: z
     .string()
     .max(253)
@@ -265,7 +570,12 @@ const rawMeshSchema = z.strictObject({
 });
 
 type RawMesh = z.infer<typeof rawMeshSchema>;
-export type EnvoySettings = RawMesh["envoy"];
+type RawService = RawMesh["services"][number];
+/** Envoy settings with the sidecar mode resolved for the stack's Kubernetes version. */
+export type EnvoySettings = Omit<RawMesh["envoy"], "sidecarMode"> & {
+  sidecarMode: "native" | "container";
+};
+export type NetworkSettings = RawMesh["network"];
 export type CertificateSettings = RawMesh["certificates"];
 export type ResourcePair = z.infer<typeof resourcePair>;
 
@@ -274,10 +584,27 @@ export interface ServiceModel {
   name: string;
   image: string;
   port: number;
+  /** The fixed replica count, or autoscaling's minimum. */
   replicas: number;
+  /** When set, an HPA owns the replica count. */
+  autoscaling?: RawService["autoscaling"];
   exposeDirectPort: boolean;
   resources: { requests: ResourcePair; limits: ResourcePair };
   runAsUser: number;
+  preStopSeconds: number;
+  terminationGracePeriodSeconds: number;
+  env: RawService["env"];
+  envFrom: RawService["envFrom"];
+  /** The stack's and the service's own, de-duplicated. */
+  imagePullSecrets: string[];
+  command?: string[];
+  args?: string[];
+  probes: RawService["probes"];
+  volumes: AppVolume[];
+  podLabels: Record<string, string>;
+  podAnnotations: Record<string, string>;
+  nodeSelector: Record<string, string>;
+  tolerations: RawService["tolerations"];
   /** Services this one calls, sorted. */
   calls: string[];
   /** Services allowed to call this one: derived from every service's `calls`, sorted. */
@@ -309,8 +636,13 @@ export interface MeshModel {
   /** Whether the program creates the namespace (never for `default`). */
   createNamespace: boolean;
   clusterDomain: string;
+  /** The oldest Kubernetes version the stack targets, e.g. "1.29". */
+  kubernetesVersion: string;
+  /** Its minor number, for version checks. */
+  kubernetesMinor: number;
   envoy: EnvoySettings;
   certificates: CertificateSettings;
+  network: NetworkSettings;
   /** Services sorted by name, so output does not depend on config order. */
   services: ServiceModel[];
   /** When set, Kubernetes objects are written as YAML into this folder instead of a cluster. */
@@ -328,7 +660,13 @@ export class MeshConfigError extends pulumi.RunError {
 }
 
 /** Top-level keys whose values are structured (YAML objects/lists, stored by Pulumi as JSON). */
-const STRUCTURED_KEYS = new Set(["envoy", "certificates", "services"]);
+const STRUCTURED_KEYS = new Set([
+  "envoy",
+  "certificates",
+  "services",
+  "network",
+  "imagePullSecrets",
+]);
 const BOOLEAN_KEYS = new Set(["createNamespace"]);
 
 /**
@@ -397,6 +735,7 @@ export function parseMeshConfig(raw: Record<string, unknown>): MeshModel {
   if (problems.length > 0) throw new MeshConfigError(problems);
 
   const createNamespace = cfg.namespace !== "default" && (cfg.createNamespace ?? true);
+  const minor = kubernetesMinor(cfg.kubernetesVersion);
   const services = [...cfg.services]
     .sort((a, b) => a.name.localeCompare(b.name))
     .map((svc): ServiceModel => {
@@ -417,10 +756,24 @@ export function parseMeshConfig(raw: Record<string, unknown>): MeshModel {
         name: svc.name,
         image: svc.image,
         port: svc.port,
-        replicas: svc.replicas,
+        replicas: svc.autoscaling?.minReplicas ?? svc.replicas ?? 1,
+        ...(svc.autoscaling ? { autoscaling: svc.autoscaling } : {}),
         exposeDirectPort: svc.exposeDirectPort,
         resources: svc.resources,
         runAsUser: svc.runAsUser,
+        preStopSeconds: svc.preStopSeconds,
+        terminationGracePeriodSeconds: svc.terminationGracePeriodSeconds ?? svc.preStopSeconds + 20,
+        env: svc.env,
+        envFrom: svc.envFrom,
+        imagePullSecrets: [...new Set([...cfg.imagePullSecrets, ...svc.imagePullSecrets])],
+        ...(svc.command ? { command: svc.command } : {}),
+        ...(svc.args ? { args: svc.args } : {}),
+        probes: svc.probes,
+        volumes: svc.volumes,
+        podLabels: svc.podLabels,
+        podAnnotations: svc.podAnnotations,
+        nodeSelector: svc.nodeSelector,
+        tolerations: svc.tolerations,
         calls: svc.calls.map((call) => call.service).sort(),
         callers: callerRules.map((rule) => rule.caller),
         callerRules,
@@ -439,8 +792,16 @@ export function parseMeshConfig(raw: Record<string, unknown>): MeshModel {
     namespace: cfg.namespace,
     createNamespace,
     clusterDomain: cfg.clusterDomain,
-    envoy: cfg.envoy,
+    kubernetesVersion: cfg.kubernetesVersion,
+    kubernetesMinor: minor,
+    envoy: {
+      ...cfg.envoy,
+      sidecarMode:
+        cfg.envoy.sidecarMode ??
+        (minor >= KUBERNETES_FEATURES.nativeSidecars ? "native" : "container"),
+    },
     certificates: cfg.certificates,
+    network: cfg.network,
     services,
     ...(cfg.renderYamlToDirectory ? { renderYamlToDirectory: cfg.renderYamlToDirectory } : {}),
     ...(cfg.podSecurity ? { podSecurity: cfg.podSecurity } : {}),
@@ -468,8 +829,16 @@ function topologyProblems(cfg: RawMesh): string[] {
     );
   }
 
+  const minor = kubernetesMinor(cfg.kubernetesVersion);
+  if (cfg.envoy.sidecarMode === "native" && minor < KUBERNETES_FEATURES.nativeSidecars) {
+    problems.push(
+      `${PROJECT}:envoy.sidecarMode: native sidecars need Kubernetes 1.${KUBERNETES_FEATURES.nativeSidecars} or later (kubernetesVersion is "${cfg.kubernetesVersion}"); use container`,
+    );
+  }
+
   cfg.services.forEach((svc, i) => {
     const key = `${PROJECT}:services[${i}]`;
+    problems.push(...appSettingProblems(cfg, svc, key));
     if (names.indexOf(svc.name) !== i)
       problems.push(`${key}.name: duplicate service name "${svc.name}"`);
     const clash = meshPorts.find(([, p]) => p === svc.port);
@@ -489,6 +858,65 @@ function topologyProblems(cfg: RawMesh): string[] {
         problems.push(`${key}.calls[${j}]: "${callee}" is listed twice`);
     });
   });
+  return problems;
+}
+
+/** A list's entries that repeat an earlier one, with their index. */
+function repeats<T>(values: T[]): [T, number][] {
+  return values.flatMap((v, i): [T, number][] => (values.indexOf(v) !== i ? [[v, i]] : []));
+}
+
+/** Shutdown timing, replica ownership, and app settings that collide with what the mesh owns. */
+function appSettingProblems(cfg: RawMesh, svc: RawService, key: string): string[] {
+  const problems: string[] = [];
+  if (svc.replicas !== undefined && svc.autoscaling !== undefined)
+    problems.push(`${key}.replicas: not with autoscaling, which owns the replica count`);
+  if (svc.preStopSeconds < cfg.envoy.drainSeconds)
+    problems.push(
+      `${key}.preStopSeconds: must be at least envoy.drainSeconds (${cfg.envoy.drainSeconds}), so the app still serves while Envoy tells callers to reconnect`,
+    );
+  if (
+    svc.terminationGracePeriodSeconds !== undefined &&
+    svc.terminationGracePeriodSeconds < svc.preStopSeconds + 5
+  )
+    problems.push(
+      `${key}.terminationGracePeriodSeconds: must be at least preStopSeconds + 5 (${svc.preStopSeconds + 5}): the app needs time to stop after its SIGTERM, and Envoy 2 s after that`,
+    );
+
+  const meshVolumes: string[] = Object.values(MESH_VOLUMES);
+  svc.volumes.forEach((v, j) => {
+    if (meshVolumes.includes(v.name))
+      problems.push(`${key}.volumes[${j}].name: "${v.name}" is a volume the mesh owns`);
+    const path = v.mountPath.replace(/\/+$/, "") || "/";
+    if (path === APP_TMP_PATH || path.startsWith(`${APP_TMP_PATH}/`))
+      problems.push(
+        `${key}.volumes[${j}].mountPath: ${APP_TMP_PATH} is the mesh's writable scratch volume; mount elsewhere`,
+      );
+  });
+  for (const [name, j] of repeats(svc.volumes.map((v) => v.name)))
+    problems.push(`${key}.volumes[${j}].name: "${name}" is listed twice`);
+  for (const [path, j] of repeats(svc.volumes.map((v) => v.mountPath)))
+    problems.push(`${key}.volumes[${j}].mountPath: ${path} is mounted twice`);
+
+  svc.env.forEach((e, j) => {
+    if (e.name === OUTBOUND_URL_ENV)
+      problems.push(`${key}.env[${j}].name: ${OUTBOUND_URL_ENV} is set by the mesh`);
+  });
+  for (const [name, j] of repeats(svc.env.map((e) => e.name)))
+    problems.push(`${key}.env[${j}].name: "${name}" is set twice`);
+
+  const meshLabels: string[] = [...MESH_POD_LABEL_KEYS];
+  for (const label of Object.keys(svc.podLabels))
+    if (meshLabels.includes(label))
+      problems.push(`${key}.podLabels: "${label}" is a label the mesh sets (selectors use it)`);
+  for (const annotation of Object.keys(svc.podAnnotations)) {
+    if (annotation === DEFAULT_CONTAINER_ANNOTATION)
+      problems.push(`${key}.podAnnotations: "${annotation}" is set by the mesh`);
+    if (cfg.envoy.scrapeFrom.length > 0 && annotation.startsWith(SCRAPE_ANNOTATION_PREFIX))
+      problems.push(
+        `${key}.podAnnotations: "${annotation}" is set by the mesh while envoy.scrapeFrom is set`,
+      );
+  }
   return problems;
 }
 

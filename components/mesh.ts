@@ -65,7 +65,9 @@ export function namespaceLabels(model: MeshModel): Record<string, string> {
   if (model.podSecurity) {
     for (const mode of ["enforce", "audit", "warn"]) {
       labels[`pod-security.kubernetes.io/${mode}`] = model.podSecurity;
-      labels[`pod-security.kubernetes.io/${mode}-version`] = "latest";
+      // Pinned to the oldest cluster version the stack targets, not "latest": a cluster upgrade
+      // then cannot start rejecting pods by itself.
+      labels[`pod-security.kubernetes.io/${mode}-version`] = `v${model.kubernetesVersion}`;
     }
   }
   return labels;
@@ -96,6 +98,7 @@ export class ServiceMesh extends pulumi.ComponentResource {
   public readonly caCertificate: pulumi.Output<string>;
   public readonly endpoints: pulumi.Output<Record<string, ServiceEndpoints>>;
   public readonly services: Record<string, MeshService>;
+  public readonly networkPolicies: MeshNetworkPolicies;
 
   constructor(name: string, args: ServiceMeshArgs, opts?: pulumi.ComponentResourceOptions) {
     super("bookapi-mesh:mesh:ServiceMesh", name, {}, opts);
@@ -154,6 +157,7 @@ export class ServiceMesh extends pulumi.ComponentResource {
           service: svc,
           namespace,
           envoy: model.envoy,
+          kubernetesMinor: model.kubernetesMinor,
           envoyFiles: buildEnvoyFiles(sidecarSpec(model, svc)),
           tls: {
             certPem: cert.certPem,
@@ -165,7 +169,11 @@ export class ServiceMesh extends pulumi.ComponentResource {
       );
     }
 
-    new MeshNetworkPolicies(`${name}-netpol`, { model, namespace }, { parent: this });
+    this.networkPolicies = new MeshNetworkPolicies(
+      `${name}-netpol`,
+      { model, namespace },
+      { parent: this },
+    );
 
     this.namespace = namespace;
     this.caCertificate = ca.certPem;

@@ -32,13 +32,6 @@ export function servicePolicyName(service: string): string {
   return `${service}-mesh`;
 }
 
-/** Cluster DNS as kube-dns/CoreDNS is labelled in (nearly) every distribution. */
-export const CLUSTER_DNS_PEER: PolicyPeer = {
-  // `kubernetes.io/metadata.name` is set by the API server itself (>= 1.22), so it cannot be forged.
-  namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "kube-system" } },
-  podSelector: { matchLabels: { "k8s-app": "kube-dns" } },
-};
-
 const tcp = (port: number): PolicyPort => ({ protocol: "TCP", port });
 
 /** A copy of a config selector, so resource inputs never alias the model. */
@@ -76,12 +69,10 @@ function servicePolicy(model: MeshModel, svc: ServiceModel): NamedNetworkPolicyS
     // Evaluated on the callee pods (after the Service's DNAT), hence pod selectors, not Services.
     egress.push({ to: svc.calls.map(servicePeer), ports: [tcp(ports.inbound)] });
   }
+  // Cluster DNS: kube-dns by default; `network.dns` for NodeLocal DNSCache or another resolver.
   egress.push({
-    to: [structuredClone(CLUSTER_DNS_PEER)],
-    ports: [
-      { protocol: "UDP", port: 53 },
-      { protocol: "TCP", port: 53 },
-    ],
+    to: model.network.dns.peers.map((peer) => structuredClone(peer)),
+    ports: model.network.dns.ports.map((p) => ({ ...p })),
   });
 
   return {

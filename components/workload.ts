@@ -10,11 +10,22 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { EnvoySettings, PROJECT, ServiceModel } from "./config";
 import { CERT_FILES, ENVOY_FILES, SIDECAR_PATHS } from "./envoy/model";
+import {
+  APP_TMP_PATH,
+  DEFAULT_CONTAINER_ANNOTATION,
+  MESH_VOLUMES,
+  OUTBOUND_URL_ENV,
+  SCRAPE_ANNOTATION_PREFIX,
+} from "./names";
+import { appPreStop, envoyPreStop, shutdownPlan } from "./shutdown";
 
 /** UID/GID of the `envoy` user in the official Envoy image. */
 export const ENVOY_UID = 101;
 
-/** Container port names; Services and probes refer to ports by these names. */
+/**
+ * Container port names, for people and probes. Services target ports by number: before 1.32 a
+ * named targetPort is not looked up on sidecar (init) containers (kubernetes#127958).
+ */
 export const PORT_NAMES = {
   app: "http",
   inbound: "mtls",
@@ -22,14 +33,19 @@ export const PORT_NAMES = {
   metrics: "envoy-metrics",
 } as const;
 
-/** Names of the Kubernetes objects of one service; all fixed, because other objects refer to them. */
+/**
+ * Names of the Kubernetes objects of one service; fixed, because other objects refer to them.
+ * The Envoy ConfigMap's name ends in a hash of its content (envoyConfigMapName).
+ */
 export function objectNames(service: string) {
   return {
     serviceAccount: service,
     secret: `${service}-tls`,
-    configMap: `${service}-envoy`,
+    configMapPrefix: `${service}-envoy-`,
     deployment: service,
     service,
+    podDisruptionBudget: service,
+    autoscaler: service,
   };
 }
 
@@ -47,7 +63,7 @@ export function commonLabels(service: string): Record<string, string> {
   };
 }
 
-/** sha256 of the Envoy ConfigMap data: in a pod annotation it rolls pods when the config changes. */
+/** sha256 of the Envoy files, key by key. */
 export function envoyConfigChecksum(files: Record<string, string>): string {
   const hash = createHash("sha256");
   for (const key of Object.keys(files).sort())
@@ -55,12 +71,19 @@ export function envoyConfigChecksum(files: Record<string, string>): string {
   return hash.digest("hex");
 }
 
+/**
+ * `<service>-envoy-<hash>`: one immutable ConfigMap per Envoy config version, as kustomize's
+ * configMapGenerator names them. A new version is a new object, created before the Deployment
+ * moves to it; pods of the old ReplicaSet keep reading the old one until it is deleted.
+ */
+export function envoyConfigMapName(service: string, files: Record<string, string>): string {
+  return `${objectNames(service).configMapPrefix}${envoyConfigChecksum(files).slice(0, 10)}`;
+}
+
 /** The outbound URL the app calls to reach its dependencies through Envoy. */
 export function outboundUrl(envoy: EnvoySettings): string {
   return `http://127.0.0.1:${envoy.ports.outbound}`;
 }
-
-const VOLUMES = { config: "envoy-config", certs: "envoy-certs", tmp: "tmp" } as const;
 
 function hardenedContainer(uid: number): k8s.types.input.core.v1.SecurityContext {
   return {
@@ -96,8 +119,12 @@ export function envoyContainer(
       service.name,
       // Hot restart needs shared memory and a writable /dev/shm; Kubernetes restarts pods instead.
       "--disable-hot-restart",
+      // The preStop hook's graceful drain lasts this long; gradual (Envoy's default, stated)
+      // asks a rising share of connections to close, so callers do not all reconnect at once.
       "--drain-time-s",
       String(envoy.drainSeconds),
+      "--drain-strategy",
+      "gradual",
     ],
     ports: [
       { name: PORT_NAMES.inbound, containerPort: envoy.ports.inbound, protocol: "TCP" },
@@ -110,33 +137,12 @@ export function envoyContainer(
       failureThreshold: 3,
     },
     resources: { requests: { ...envoy.resources.requests }, limits: { ...envoy.resources.limits } },
-    // Keeps Envoy serving while the app finishes its in-flight calls through it.
-    lifecycle: {
-      preStop: { exec: { command: ["sleep", String(shutdownTiming(envoy).preStopSeconds)] } },
-    },
+    lifecycle: { preStop: envoyPreStop(shutdownPlan(service, envoy)) },
     securityContext: hardenedContainer(ENVOY_UID),
     volumeMounts: [
-      { name: VOLUMES.config, mountPath: SIDECAR_PATHS.configDir, readOnly: true },
-      { name: VOLUMES.certs, mountPath: SIDECAR_PATHS.certDir, readOnly: true },
+      { name: MESH_VOLUMES.config, mountPath: SIDECAR_PATHS.configDir, readOnly: true },
+      { name: MESH_VOLUMES.certs, mountPath: SIDECAR_PATHS.certDir, readOnly: true },
     ],
-  };
-}
-
-/**
- * Shutdown order: the preStop sleep keeps Envoy serving while endpoints are removed and the app
- * finishes (Envoy itself exits on SIGTERM; --drain-time-s bounds listener drains), and the pod's
- * grace period outlasts the preStop, so the kubelet never kills Envoy early.
- */
-export function shutdownTiming(envoy: EnvoySettings): {
-  drainSeconds: number;
-  preStopSeconds: number;
-  terminationGracePeriodSeconds: number;
-} {
-  const preStopSeconds = envoy.drainSeconds + 5;
-  return {
-    drainSeconds: envoy.drainSeconds,
-    preStopSeconds,
-    terminationGracePeriodSeconds: preStopSeconds + 10,
   };
 }
 
@@ -158,45 +164,112 @@ export function nativeSidecar(
   };
 }
 
+/** A probe from the stack config, in the Kubernetes shape it already has. */
+function probeOf(
+  probe: ServiceModel["probes"]["readiness"],
+): k8s.types.input.core.v1.Probe | undefined {
+  return probe ? structuredClone(probe) : undefined;
+}
+
 /** The application container. */
 export function appContainer(
   service: ServiceModel,
   envoy: EnvoySettings,
+  kubernetesMinor: number,
 ): k8s.types.input.core.v1.Container {
+  const env: k8s.types.input.core.v1.EnvVar[] = [
+    ...(service.calls.length > 0 ? [{ name: OUTBOUND_URL_ENV, value: outboundUrl(envoy) }] : []),
+    ...structuredClone(service.env),
+  ];
   return {
     name: "app",
     image: service.image,
+    ...(service.command ? { command: [...service.command] } : {}),
+    ...(service.args ? { args: [...service.args] } : {}),
     ports: [{ name: PORT_NAMES.app, containerPort: service.port, protocol: "TCP" }],
-    env: service.calls.length > 0 ? [{ name: "MESH_OUTBOUND_URL", value: outboundUrl(envoy) }] : [],
-    readinessProbe: { tcpSocket: { port: PORT_NAMES.app }, periodSeconds: 5 },
+    env,
+    ...(service.envFrom.length > 0 ? { envFrom: structuredClone(service.envFrom) } : {}),
+    readinessProbe: probeOf(service.probes.readiness) ?? {
+      tcpSocket: { port: PORT_NAMES.app },
+      periodSeconds: 5,
+    },
+    ...(service.probes.liveness ? { livenessProbe: probeOf(service.probes.liveness) } : {}),
+    ...(service.probes.startup ? { startupProbe: probeOf(service.probes.startup) } : {}),
     resources: {
       requests: { ...service.resources.requests },
       limits: { ...service.resources.limits },
     },
+    lifecycle: { preStop: appPreStop(shutdownPlan(service, envoy), kubernetesMinor) },
     securityContext: hardenedContainer(service.runAsUser),
-    // A read-only root filesystem still needs somewhere to write temporary files.
-    volumeMounts: [{ name: VOLUMES.tmp, mountPath: "/tmp" }],
+    volumeMounts: [
+      // A read-only root filesystem still needs somewhere to write temporary files.
+      { name: MESH_VOLUMES.tmp, mountPath: APP_TMP_PATH },
+      ...service.volumes.map((v) => ({
+        name: v.name,
+        mountPath: v.mountPath,
+        ...(v.readOnly !== undefined ? { readOnly: v.readOnly } : {}),
+      })),
+    ],
   };
+}
+
+/** The pod volume of an app volume from the stack config. */
+function appVolumeSource(v: ServiceModel["volumes"][number]): k8s.types.input.core.v1.Volume {
+  if (v.emptyDir) return { name: v.name, emptyDir: { ...v.emptyDir } };
+  if (v.secret) return { name: v.name, secret: structuredClone(v.secret) };
+  // The config schema guarantees exactly one source.
+  return { name: v.name, configMap: structuredClone(v.configMap) };
+}
+
+/** More than one pod at some point: spread them, and keep some up through voluntary disruptions. */
+export function isReplicated(service: ServiceModel): boolean {
+  return service.replicas > 1 || (service.autoscaling?.maxReplicas ?? 1) > 1;
+}
+
+/**
+ * Spread replicas over nodes and zones, preferring but never requiring it (ScheduleAnyway), so
+ * a small cluster still schedules them; per ReplicaSet (pod-template-hash), so a rollout's new
+ * pods spread among themselves.
+ */
+export function topologySpread(
+  service: string,
+): k8s.types.input.core.v1.TopologySpreadConstraint[] {
+  return ["kubernetes.io/hostname", "topology.kubernetes.io/zone"].map((topologyKey) => ({
+    maxSkew: 1,
+    topologyKey,
+    whenUnsatisfiable: "ScheduleAnyway",
+    labelSelector: { matchLabels: selectorLabels(service) },
+    matchLabelKeys: ["pod-template-hash"],
+  }));
+}
+
+/** Where a pod's Envoy files come from: the versioned ConfigMap. */
+export interface EnvoyConfigSource {
+  configMapName: string;
 }
 
 /** Pod template of a service: app + Envoy, no API token, hardened. */
 export function podTemplate(
   service: ServiceModel,
   envoy: EnvoySettings,
-  envoyFiles: Record<string, string>,
+  config: EnvoyConfigSource,
+  kubernetesMinor: number,
 ): k8s.types.input.core.v1.PodTemplateSpec {
   const names = objectNames(service.name);
+  const app = appContainer(service, envoy, kubernetesMinor);
+  const sidecar = envoyContainer(service, envoy);
   return {
     metadata: {
-      labels: commonLabels(service.name),
+      labels: { ...service.podLabels, ...commonLabels(service.name) },
       annotations: {
-        "checksum/envoy-config": envoyConfigChecksum(envoyFiles),
+        ...service.podAnnotations,
+        [DEFAULT_CONTAINER_ANNOTATION]: "app",
         // Advertise scraping only where a NetworkPolicy lets a scraper in.
         ...(envoy.scrapeFrom.length > 0
           ? {
-              "prometheus.io/scrape": "true",
-              "prometheus.io/port": String(envoy.ports.metrics),
-              "prometheus.io/path": "/stats/prometheus",
+              [`${SCRAPE_ANNOTATION_PREFIX}scrape`]: "true",
+              [`${SCRAPE_ANNOTATION_PREFIX}port`]: String(envoy.ports.metrics),
+              [`${SCRAPE_ANNOTATION_PREFIX}path`]: "/stats/prometheus",
             }
           : {}),
       },
@@ -211,38 +284,55 @@ export function podTemplate(
         fsGroup: service.runAsUser,
         seccompProfile: { type: "RuntimeDefault" },
       },
-      terminationGracePeriodSeconds: shutdownTiming(envoy).terminationGracePeriodSeconds,
+      terminationGracePeriodSeconds: service.terminationGracePeriodSeconds,
+      ...(service.imagePullSecrets.length > 0
+        ? { imagePullSecrets: service.imagePullSecrets.map((name) => ({ name })) }
+        : {}),
+      ...(Object.keys(service.nodeSelector).length > 0
+        ? { nodeSelector: { ...service.nodeSelector } }
+        : {}),
+      ...(service.tolerations.length > 0
+        ? { tolerations: structuredClone(service.tolerations) }
+        : {}),
+      ...(isReplicated(service) ? { topologySpreadConstraints: topologySpread(service.name) } : {}),
       ...(envoy.sidecarMode === "native"
-        ? {
-            initContainers: [nativeSidecar(envoyContainer(service, envoy))],
-            containers: [appContainer(service, envoy)],
-          }
-        : { containers: [appContainer(service, envoy), envoyContainer(service, envoy)] }),
+        ? { initContainers: [nativeSidecar(sidecar)], containers: [app] }
+        : { containers: [app, sidecar] }),
       volumes: [
-        { name: VOLUMES.config, configMap: { name: names.configMap, defaultMode: 0o444 } },
-        { name: VOLUMES.certs, secret: { secretName: names.secret, defaultMode: 0o440 } },
-        { name: VOLUMES.tmp, emptyDir: { sizeLimit: "64Mi" } },
+        {
+          name: MESH_VOLUMES.config,
+          configMap: { name: config.configMapName, defaultMode: 0o444 },
+        },
+        { name: MESH_VOLUMES.certs, secret: { secretName: names.secret, defaultMode: 0o440 } },
+        { name: MESH_VOLUMES.tmp, emptyDir: { sizeLimit: "64Mi" } },
+        ...service.volumes.map(appVolumeSource),
       ],
     },
   };
 }
 
-/** Deployment spec of a service. */
+/** Deployment spec of a service; without `replicas` when an HPA owns the count. */
 export function deploymentSpec(
   service: ServiceModel,
   envoy: EnvoySettings,
-  envoyFiles: Record<string, string>,
+  config: EnvoyConfigSource,
+  kubernetesMinor: number,
 ): k8s.types.input.apps.v1.DeploymentSpec {
   return {
-    replicas: service.replicas,
+    ...(service.autoscaling ? {} : { replicas: service.replicas }),
     selector: { matchLabels: selectorLabels(service.name) },
     // Never drop below the desired count while rolling: a new pod must be ready first.
     strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
-    template: podTemplate(service, envoy, envoyFiles),
+    template: podTemplate(service, envoy, config, kubernetesMinor),
   };
 }
 
-/** Service spec: the mTLS port always; the app port only when the stack exposes it. */
+/**
+ * Service spec: the mTLS port always; the app port only when the stack exposes it. Target ports
+ * are numbers: a name declared only on the native sidecar (an init container) resolves to no
+ * endpoint before Kubernetes 1.32 (kubernetes#127958), and stays unreliable after it
+ * (kubernetes#134651 for LoadBalancer Services, projectcalico/calico#8881 for policies).
+ */
 export function serviceSpec(
   service: ServiceModel,
   envoy: EnvoySettings,
@@ -251,7 +341,7 @@ export function serviceSpec(
     {
       name: PORT_NAMES.inbound,
       port: envoy.ports.inbound,
-      targetPort: PORT_NAMES.inbound,
+      targetPort: envoy.ports.inbound,
       protocol: "TCP",
     },
   ];
@@ -259,11 +349,50 @@ export function serviceSpec(
     ports.push({
       name: PORT_NAMES.app,
       port: service.port,
-      targetPort: PORT_NAMES.app,
+      targetPort: service.port,
       protocol: "TCP",
     });
   }
   return { type: "ClusterIP", selector: selectorLabels(service.name), ports };
+}
+
+/**
+ * At most one pod of a replicated service down for a voluntary disruption (a node drain); pods
+ * that are not ready anyway may always be evicted, so a crash-looping pod cannot block a drain.
+ */
+export function podDisruptionBudgetSpec(
+  service: ServiceModel,
+): k8s.types.input.policy.v1.PodDisruptionBudgetSpec {
+  return {
+    maxUnavailable: 1,
+    selector: { matchLabels: selectorLabels(service.name) },
+    unhealthyPodEvictionPolicy: "AlwaysAllow",
+  };
+}
+
+/** Scales the Deployment on CPU use (relative to requests, which every container sets). */
+export function autoscalerSpec(
+  service: ServiceModel,
+  autoscaling: NonNullable<ServiceModel["autoscaling"]>,
+): k8s.types.input.autoscaling.v2.HorizontalPodAutoscalerSpec {
+  return {
+    scaleTargetRef: {
+      apiVersion: "apps/v1",
+      kind: "Deployment",
+      name: objectNames(service.name).deployment,
+    },
+    minReplicas: autoscaling.minReplicas,
+    maxReplicas: autoscaling.maxReplicas,
+    metrics: [
+      {
+        type: "Resource",
+        resource: {
+          name: "cpu",
+          target: { type: "Utilization", averageUtilization: autoscaling.targetCPUUtilization },
+        },
+      },
+    ],
+  };
 }
 
 /** Key material for one service's Secret. */
@@ -281,14 +410,31 @@ export interface MeshServiceArgs {
   namespace: pulumi.Input<string>;
   /** Sidecar settings. */
   envoy: EnvoySettings;
+  /** Minor version of the oldest Kubernetes the stack targets (version-dependent choices). */
+  kubernetesMinor: number;
   /** ConfigMap data: the Envoy files from the pure builders (no secrets). */
   envoyFiles: Record<string, string>;
   /** The service's certificate, key and the CA certificate. */
   tls: ServiceTlsMaterial;
 }
 
-/** A mesh service: ServiceAccount, TLS Secret, Envoy ConfigMap, Deployment and Service. */
+/**
+ * A mesh service: ServiceAccount, TLS Secret, Envoy ConfigMap, Deployment and Service, plus a
+ * PodDisruptionBudget when replicated and an HPA when autoscaled.
+ *
+ * What a change does on a live cluster (docs/operations.md has the table): a certificate renewal
+ * updates the Secret in place (the provider needs `enableSecretMutable`, see provider.ts) and
+ * Envoy reloads it through SDS, no pod restarts; an Envoy config change creates a new immutable
+ * ConfigMap, rolls the Deployment onto it, and deletes the old one only after the rollout.
+ */
 export class MeshService extends pulumi.ComponentResource {
+  public readonly serviceAccount: k8s.core.v1.ServiceAccount;
+  public readonly secret: k8s.core.v1.Secret;
+  public readonly configMap: k8s.core.v1.ConfigMap;
+  public readonly deployment: k8s.apps.v1.Deployment;
+  public readonly service: k8s.core.v1.Service;
+  public readonly podDisruptionBudget?: k8s.policy.v1.PodDisruptionBudget;
+  public readonly autoscaler?: k8s.autoscaling.v2.HorizontalPodAutoscaler;
   public readonly deploymentName: pulumi.Output<string>;
   public readonly serviceName: pulumi.Output<string>;
   /** `<fqdn>:<inbound>`: where other sidecars reach this service. */
@@ -303,12 +449,13 @@ export class MeshService extends pulumi.ComponentResource {
     // Fixed names: a replacement must delete the old object before creating its successor.
     const childOpts = { parent: this, deleteBeforeReplace: true };
 
-    const account = new k8s.core.v1.ServiceAccount(
+    this.serviceAccount = new k8s.core.v1.ServiceAccount(
       `${name}-sa`,
       { metadata: meta(names.serviceAccount), automountServiceAccountToken: false },
       childOpts,
     );
-    const secret = new k8s.core.v1.Secret(
+    // Updated in place on renewal (provider enableSecretMutable): never deleted under live pods.
+    this.secret = new k8s.core.v1.Secret(
       `${name}-tls`,
       {
         metadata: meta(names.secret),
@@ -321,24 +468,44 @@ export class MeshService extends pulumi.ComponentResource {
       },
       childOpts,
     );
-    const configMap = new k8s.core.v1.ConfigMap(
+    const configMapName = envoyConfigMapName(svc.name, args.envoyFiles);
+    // A new name per version, so a replacement is create-before-delete (no deleteBeforeReplace),
+    // and the old version is deleted at the end of the update, after the Deployment rolled.
+    this.configMap = new k8s.core.v1.ConfigMap(
       `${name}-envoy`,
-      { metadata: meta(names.configMap), data: args.envoyFiles },
-      childOpts,
+      { metadata: meta(configMapName), immutable: true, data: args.envoyFiles },
+      { parent: this },
     );
-    const deployment = new k8s.apps.v1.Deployment(
+    this.deployment = new k8s.apps.v1.Deployment(
       `${name}-deployment`,
-      { metadata: meta(names.deployment), spec: deploymentSpec(svc, args.envoy, args.envoyFiles) },
-      { ...childOpts, dependsOn: [account, secret, configMap] },
+      {
+        metadata: meta(names.deployment),
+        spec: deploymentSpec(svc, args.envoy, { configMapName }, args.kubernetesMinor),
+      },
+      { ...childOpts, dependsOn: [this.serviceAccount, this.secret, this.configMap] },
     );
-    const service = new k8s.core.v1.Service(
+    this.service = new k8s.core.v1.Service(
       `${name}-service`,
       { metadata: meta(names.service), spec: serviceSpec(svc, args.envoy) },
       childOpts,
     );
+    if (isReplicated(svc)) {
+      this.podDisruptionBudget = new k8s.policy.v1.PodDisruptionBudget(
+        `${name}-pdb`,
+        { metadata: meta(names.podDisruptionBudget), spec: podDisruptionBudgetSpec(svc) },
+        childOpts,
+      );
+    }
+    if (svc.autoscaling) {
+      this.autoscaler = new k8s.autoscaling.v2.HorizontalPodAutoscaler(
+        `${name}-hpa`,
+        { metadata: meta(names.autoscaler), spec: autoscalerSpec(svc, svc.autoscaling) },
+        { ...childOpts, dependsOn: [this.deployment] },
+      );
+    }
 
-    this.deploymentName = deployment.metadata.name;
-    this.serviceName = service.metadata.name;
+    this.deploymentName = this.deployment.metadata.name;
+    this.serviceName = this.service.metadata.name;
     this.mtlsEndpoint = pulumi.output(`${svc.fqdn}:${args.envoy.ports.inbound}`);
     this.registerOutputs({
       deploymentName: this.deploymentName,

@@ -4,7 +4,7 @@
  *
  * Nothing here imports Pulumi or the program: the rules run in the policy pack (index.ts), and
  * in tests against the resources a mocked program run registers. The names below (container
- * `envoy`, ConfigMap key `envoy.json`, port `mtls`, `<name>-envoy` / `<name>-tls`) are the
+ * `envoy`, ConfigMap key `envoy.json`, port `mtls`, `<name>-envoy-<hash>` / `<name>-tls`) are the
  * program's contract; tests/policy.spec.ts checks they still match components/.
  *
  * The rules only read properties (never catch): during preview an unknown value throws the
@@ -44,7 +44,8 @@ export const MESH = {
   project: "bookapi-mesh",
   partOfLabel: "app.kubernetes.io/part-of",
   sidecarName: "envoy",
-  configMapSuffix: "-envoy",
+  /** Envoy ConfigMaps are versions named `<name>-envoy-<content hash>`. */
+  configMapInfix: "-envoy-",
   secretSuffix: "-tls",
   bootstrapKey: "envoy.json",
   inboundListener: "inbound",
@@ -206,10 +207,17 @@ export function checkEnvoySidecar(resource: PolicyResource, ctx: MeshContext): s
       if (psecret !== undefined) secrets.push(psecret);
     }
   }
-  const configMap = `${name}${MESH.configMapSuffix}`;
+  const configMapPrefix = `${name}${MESH.configMapInfix}`;
   const secret = `${name}${MESH.secretSuffix}`;
-  if (!configMaps.includes(configMap)) {
-    problems.push(`${what}: the Envoy sidecar does not mount ConfigMap "${configMap}"`);
+  if (
+    !configMaps.some(
+      (cm) =>
+        /^[0-9a-f]+$/.test(cm.slice(configMapPrefix.length)) && cm.startsWith(configMapPrefix),
+    )
+  ) {
+    problems.push(
+      `${what}: the Envoy sidecar does not mount a ConfigMap "${configMapPrefix}<hash>"`,
+    );
   }
   if (!secrets.includes(secret)) {
     problems.push(`${what}: the Envoy sidecar does not mount Secret "${secret}"`);
@@ -435,7 +443,7 @@ export const RULES: readonly Rule[] = [
   {
     name: "mesh-deployment-has-envoy-sidecar",
     description:
-      "Every Deployment in the mesh runs the Envoy sidecar (container, or native-sidecar initContainer) mounting its <name>-envoy ConfigMap and <name>-tls Secret.",
+      "Every Deployment in the mesh runs the Envoy sidecar (container, or native-sidecar initContainer) mounting its <name>-envoy-<hash> ConfigMap and <name>-tls Secret.",
     types: [TYPES.deployment],
     check: checkEnvoySidecar,
   },

@@ -12,6 +12,7 @@ import * as path from "node:path";
 import { stringify } from "yaml";
 import { MeshConfigError } from "../components/config";
 import { CERT_FILES, SIDECAR_PATHS } from "../components/envoy/model";
+import { MESH_VOLUMES } from "../components/names";
 import {
   kindOf,
   kubernetesObjects,
@@ -72,7 +73,13 @@ export function writeRendered(run: ProgramRun, dir: string, includeSecrets: bool
   // The sidecar's view: its ConfigMap at configDir and its Secret at certDir.
   for (const d of kubernetesObjects(run).filter((r) => kindOf(r.type) === "Deployment")) {
     const service = metadataName(d);
-    for (const [key, content] of Object.entries(configMaps.get(`${service}-envoy`) ?? {})) {
+    const pod = (
+      d.inputs.spec as {
+        template: { spec: { volumes: Array<{ name: string; configMap?: { name: string } }> } };
+      }
+    ).template.spec;
+    const configMapName = pod.volumes.find((v) => v.name === MESH_VOLUMES.config)?.configMap?.name;
+    for (const [key, content] of Object.entries(configMaps.get(configMapName ?? "") ?? {})) {
       write(path.join("envoy", service, SIDECAR_PATHS.configDir, key), content);
     }
     for (const [key, content] of Object.entries(secrets.get(`${service}-tls`) ?? {})) {

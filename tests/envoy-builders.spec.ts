@@ -338,7 +338,7 @@ describe("Envoy config builders", () => {
         );
       });
 
-      it("dials each upstream at <fqdn>:<inbound> with its own certificate, SNI = fqdn and the fqdn as the only SAN", () => {
+      it("dials each upstream at its absolute <fqdn.>:<inbound> with its own certificate, SNI = fqdn and the fqdn as the only SAN", () => {
         const upstreamClusters = b.static_resources.clusters.filter((c) =>
           c.name.startsWith("upstream_"),
         );
@@ -352,7 +352,8 @@ describe("Envoy config builders", () => {
           const endpoints = c.load_assignment.endpoints.flatMap((e) => e.lb_endpoints);
           assert.deepEqual(
             endpoints.map((e) => e.endpoint.address.socket_address),
-            [{ address: u.fqdn, port_value: PORTS.inbound }],
+            // Absolute (trailing dot), so ndots:5 does not walk the search list first.
+            [{ address: `${u.fqdn}.`, port_value: PORTS.inbound }],
           );
           assert.ok(c.transport_socket, `${c.name} must use TLS`);
           const tls: UpstreamTlsContext = c.transport_socket.typed_config;

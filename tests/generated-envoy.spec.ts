@@ -14,7 +14,14 @@ import {
   validateBootstrapDetailed,
   validateSdsFileDetailed,
 } from "./harness/envoy-schema";
-import { findObject, ProgramRun, runStack, STACKS, stackConfig } from "./harness/program";
+import {
+  envoyConfigMapOf,
+  findObject,
+  ProgramRun,
+  runStack,
+  STACKS,
+  stackConfig,
+} from "./harness/program";
 
 interface Json {
   [key: string]: unknown;
@@ -101,7 +108,7 @@ for (const stack of STACKS) {
     });
 
     const filesOf = (service: string) =>
-      findObject(run, "ConfigMap", `${service}-envoy`).inputs.data as Record<string, string>;
+      envoyConfigMapOf(run, service).inputs.data as Record<string, string>;
     const bootstrapOf = (service: string) =>
       JSON.parse(filesOf(service)[ENVOY_FILES.bootstrap]) as Json;
 
@@ -193,7 +200,7 @@ for (const stack of STACKS) {
       }
     });
 
-    it("dial each dependency at its FQDN on 15001 with SNI and a SAN check", () => {
+    it("dial each dependency at its absolute FQDN on 15001 with SNI and a SAN check", () => {
       for (const svc of model.services) {
         const upstreams = clusters(bootstrapOf(svc.name)).filter((c) =>
           String(c.name).startsWith("upstream_"),
@@ -216,7 +223,7 @@ for (const stack of STACKS) {
           );
           assert.equal(
             `${String(endpoint.address)}:${String(endpoint.port_value)}`,
-            `${fqdn}:${model.envoy.ports.inbound}`,
+            `${fqdn}.:${model.envoy.ports.inbound}`,
           );
           const tls = at(c, "transport_socket", "typed_config");
           assert.equal(tls.sni, fqdn);

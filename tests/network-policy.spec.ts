@@ -88,8 +88,9 @@ interface TestPod extends Pod {
 function podLabelsOf(model: MeshModel, service: string): Record<string, string> {
   const svc = model.services.find((s) => s.name === service);
   if (!svc) throw new Error(`no service ${service}`);
-  return plain<{ metadata: { labels: Record<string, string> } }>(podTemplate(svc, model.envoy, {}))
-    .metadata.labels;
+  return plain<{ metadata: { labels: Record<string, string> } }>(
+    podTemplate(svc, model.envoy, { configMapName: "envoy-config" }, model.kubernetesMinor),
+  ).metadata.labels;
 }
 
 /**

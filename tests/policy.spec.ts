@@ -100,6 +100,15 @@ function find(resources: Checked[], kind: string, name: string): Checked {
   return found[0];
 }
 
+/** The one versioned Envoy ConfigMap (`<service>-envoy-<hash>`) of a service. */
+function envoyConfigMap(resources: Checked[], service: string): Checked {
+  const found = resources.filter((r) =>
+    new RegExp(`^ConfigMap ${service}-envoy-[0-9a-f]+$`).test(r.label),
+  );
+  assert.equal(found.length, 1, `expected one Envoy ConfigMap of ${service}`);
+  return found[0];
+}
+
 /** Property access for breaking fixtures; throws where the path does not exist. */
 function get(value: unknown, ...keys: (string | number)[]): Obj {
   let current = value;
@@ -181,7 +190,7 @@ describe("policy pack: the rules on the shipped stacks", function () {
     assert.equal(MESH.project, PROJECT);
     assert.equal(MESH.bootstrapKey, ENVOY_FILES.bootstrap);
     assert.equal(MESH.mtlsPortName, PORT_NAMES.inbound);
-    assert.equal(`bookapi${MESH.configMapSuffix}`, objectNames("bookapi").configMap);
+    assert.equal(`bookapi${MESH.configMapInfix}`, objectNames("bookapi").configMapPrefix);
     assert.equal(`bookapi${MESH.secretSuffix}`, objectNames("bookapi").secret);
   });
 
@@ -256,7 +265,7 @@ describe("policy pack: the rules on the shipped stacks", function () {
   describe("the inbound mTLS rule", function () {
     it("reports an inbound listener with require_client_certificate false", function () {
       const resources = resourcesOf("dev");
-      const configMap = find(resources, "ConfigMap", "bookapi-envoy");
+      const configMap = envoyConfigMap(resources, "bookapi");
       editJson(configMap, "envoy.json", (b) => (inboundTls(b).require_client_certificate = false));
       const message = onlyViolation(resources, contextOf("dev"), RULE.inbound, configMap);
       assert.match(message, /require_client_certificate: true/);
@@ -264,7 +273,7 @@ describe("policy pack: the rules on the shipped stacks", function () {
 
     it("reports an inbound listener served in plain text", function () {
       const resources = resourcesOf("staging");
-      const configMap = find(resources, "ConfigMap", "bookapi-mcp-server-envoy");
+      const configMap = envoyConfigMap(resources, "bookapi-mcp-server");
       editJson(configMap, "envoy.json", (b) => {
         const listeners = get(b, "static_resources", "listeners") as unknown as Obj[];
         delete get(
@@ -279,7 +288,7 @@ describe("policy pack: the rules on the shipped stacks", function () {
 
     it("reports a trust SDS secret without a trusted CA", function () {
       const resources = resourcesOf("prod");
-      const configMap = find(resources, "ConfigMap", "bookapi-envoy");
+      const configMap = envoyConfigMap(resources, "bookapi");
       editJson(configMap, "sds-validation.json", (sds) => {
         delete get(sds, "resources", 0, "validation_context").trusted_ca;
       });
@@ -289,7 +298,7 @@ describe("policy pack: the rules on the shipped stacks", function () {
 
     it("reports an inbound TLS context that trusts no CA via SDS", function () {
       const resources = resourcesOf("dev");
-      const configMap = find(resources, "ConfigMap", "bookapi-envoy");
+      const configMap = envoyConfigMap(resources, "bookapi");
       editJson(configMap, "envoy.json", (b) => {
         const common = get(inboundTls(b), "common_tls_context");
         delete get(common, "combined_validation_context").validation_context_sds_secret_config;
@@ -302,7 +311,7 @@ describe("policy pack: the rules on the shipped stacks", function () {
   describe("the admin rule", function () {
     it("reports Envoy admin bound to 0.0.0.0", function () {
       const resources = resourcesOf("prod");
-      const configMap = find(resources, "ConfigMap", "bookapi-mcp-server-envoy");
+      const configMap = envoyConfigMap(resources, "bookapi-mcp-server");
       editJson(configMap, "envoy.json", (b) => {
         get(b, "admin", "address", "socket_address").address = "0.0.0.0";
       });
@@ -312,7 +321,7 @@ describe("policy pack: the rules on the shipped stacks", function () {
 
     it("accepts Envoy admin bound to ::1", function () {
       const resources = resourcesOf("prod");
-      const configMap = find(resources, "ConfigMap", "bookapi-mcp-server-envoy");
+      const configMap = envoyConfigMap(resources, "bookapi-mcp-server");
       editJson(configMap, "envoy.json", (b) => {
         get(b, "admin", "address", "socket_address").address = "::1";
       });
@@ -330,7 +339,7 @@ describe("policy pack: the rules on the shipped stacks", function () {
 
     it("reports a PEM private key in a ConfigMap's data, without echoing the key", function () {
       const resources = resourcesOf("dev");
-      const configMap = find(resources, "ConfigMap", "bookapi-envoy");
+      const configMap = envoyConfigMap(resources, "bookapi");
       const pem = privateKeyPem(resources);
       get(configMap.props, "data")["tls.key"] = pem;
       const message = onlyViolation(resources, contextOf("dev"), RULE.privateKey, configMap);
@@ -340,7 +349,7 @@ describe("policy pack: the rules on the shipped stacks", function () {
 
     it("reports a PEM private key hidden in a ConfigMap's binaryData", function () {
       const resources = resourcesOf("local");
-      const configMap = find(resources, "ConfigMap", "bookapi-mcp-server-envoy");
+      const configMap = envoyConfigMap(resources, "bookapi-mcp-server");
       configMap.props.binaryData = {
         "key.bin": Buffer.from(privateKeyPem(resources)).toString("base64"),
       };

@@ -1,8 +1,9 @@
 import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
 import { loadMeshConfig, MeshModel } from "../components/config";
-import { envoyConfigChecksum } from "../components/workload";
+import { envoyConfigMapName } from "../components/workload";
 import {
+  envoyConfigMapOf,
   findObject,
   kindOf,
   kubernetesObjects,
@@ -111,17 +112,21 @@ describe("the mesh program, per shipped stack", () => {
           expected.push(
             `ServiceAccount/${s}`,
             `Secret/${s}-tls`,
-            `ConfigMap/${s}-envoy`,
+            `ConfigMap/${s}-envoy-<hash>`,
             `Deployment/${s}`,
             `Service/${s}`,
           );
+          if (model.services.find((svc) => svc.name === s)?.replicas !== 1)
+            expected.push(`PodDisruptionBudget/${s}`);
         }
         expected.push(
           "NetworkPolicy/bookapi-mesh-default-deny",
           "NetworkPolicy/bookapi-mesh",
           "NetworkPolicy/bookapi-mcp-server-mesh",
         );
-        const actual = kubernetesObjects(run).map((r) => `${kindOf(r.type)}/${metadataName(r)}`);
+        const actual = kubernetesObjects(run).map((r) =>
+          `${kindOf(r.type)}/${metadataName(r)}`.replace(/-envoy-[0-9a-f]{10}$/, "-envoy-<hash>"),
+        );
         assert.deepEqual(actual.sort(), expected.sort());
         for (const r of kubernetesObjects(run)) {
           if (kindOf(r.type) === "Namespace") continue;
@@ -133,10 +138,14 @@ describe("the mesh program, per shipped stack", () => {
         }
       });
 
-      it("replaces every named Kubernetes object delete-first and parents it to a mesh component", () => {
+      it("replaces fixed-name objects delete-first, versioned Envoy ConfigMaps create-first, each parented to a mesh component", () => {
         const run = runOf(stack);
         for (const r of kubernetesObjects(run)) {
-          if (kindOf(r.type) !== "Namespace") assert.equal(r.deleteBeforeReplace, true, r.name);
+          const kind = kindOf(r.type);
+          if (kind === "ConfigMap") {
+            assert.equal(r.deleteBeforeReplace, false, r.name);
+            assert.equal(r.inputs.immutable, true, r.name);
+          } else if (kind !== "Namespace") assert.equal(r.deleteBeforeReplace, true, r.name);
           assert.match(r.parent, /::bookapi-mesh:(mesh|workload|network-policy):/, r.name);
         }
       });
@@ -273,10 +282,14 @@ describe("the mesh program, per shipped stack", () => {
             path: "/healthz/ready",
             port: "envoy-health",
           });
-          const cm = findObject(run, "ConfigMap", `${svc.name}-envoy`);
+          const cm = envoyConfigMapOf(run, svc.name);
           assert.equal(
-            d.template.metadata.annotations["checksum/envoy-config"],
-            envoyConfigChecksum(cm.inputs.data as Record<string, string>),
+            metadataName(cm),
+            envoyConfigMapName(svc.name, cm.inputs.data as Record<string, string>),
+          );
+          assert.equal(
+            d.template.metadata.annotations["kubectl.kubernetes.io/default-container"],
+            "app",
           );
           for (const [k, v] of Object.entries(d.selector.matchLabels))
             assert.equal(d.template.metadata.labels[k], v);
@@ -295,7 +308,7 @@ describe("the mesh program, per shipped stack", () => {
           );
           assert.equal(
             volumes[envoyMounts["/etc/envoy/config"].name].configMap?.name,
-            `${name}-envoy`,
+            metadataName(envoyConfigMapOf(run, name)),
           );
           assert.equal(
             volumes[envoyMounts["/etc/envoy/certs"].name].secret?.secretName,
@@ -337,9 +350,10 @@ describe("the mesh program, per shipped stack", () => {
           const s = spec<{ ports: ServicePort[]; selector: Record<string, string> }>(
             findObject(run, "Service", svc.name),
           );
-          const expected: ServicePort[] = [{ name: "mtls", port: 15001, targetPort: "mtls" }];
+          // Numeric: a named port on the native sidecar resolves to nothing before 1.32.
+          const expected: ServicePort[] = [{ name: "mtls", port: 15001, targetPort: 15001 }];
           if (svc.exposeDirectPort)
-            expected.push({ name: "http", port: svc.port, targetPort: "http" });
+            expected.push({ name: "http", port: svc.port, targetPort: svc.port });
           assert.deepEqual(
             s.ports.map(({ name, port, targetPort }) => ({ name, port, targetPort })),
             expected,
@@ -352,15 +366,21 @@ describe("the mesh program, per shipped stack", () => {
     });
   }
 
-  it("uses the same Kubernetes provider, one that renders YAML into rendered/, for every object of the local stack", () => {
-    const run = runOf("local");
-    const [provider] = ofType(run, "pulumi:providers:kubernetes");
-    assert.ok(provider, "local stack registers an explicit Kubernetes provider");
-    assert.equal(provider.inputs.renderYamlToDirectory, "rendered");
-    for (const r of kubernetesObjects(run))
-      assert.ok(r.provider.startsWith(provider.urn), `${r.name} uses ${r.provider}`);
-    assert.equal(ofType(runOf("dev"), "pulumi:providers:kubernetes").length, 0);
-  });
+  for (const stack of STACKS) {
+    it(`uses one Kubernetes provider with mutable Secrets for every object of the ${stack} stack, rendering YAML only in local`, () => {
+      const run = runOf(stack);
+      const providers = ofType(run, "pulumi:providers:kubernetes");
+      assert.equal(providers.length, 1);
+      const [provider] = providers;
+      assert.equal(String(provider.inputs.enableSecretMutable), "true");
+      assert.equal(
+        provider.inputs.renderYamlToDirectory,
+        stack === "local" ? "rendered" : undefined,
+      );
+      for (const r of kubernetesObjects(run))
+        assert.ok(r.provider.startsWith(provider.urn), `${r.name} uses ${r.provider}`);
+    });
+  }
 
   it("exposes direct ports in dev and not in staging or prod, and runs prod with more than one replica", () => {
     assert.ok(modelOf("dev").services.every((s) => s.exposeDirectPort && s.replicas === 1));
@@ -386,7 +406,7 @@ describe("a third service", () => {
     for (const kind of ["ServiceAccount", "Deployment", "Service"])
       findObject(run, kind, "reviews");
     findObject(run, "Secret", "reviews-tls");
-    findObject(run, "ConfigMap", "reviews-envoy");
+    envoyConfigMapOf(run, "reviews");
     const endpoints = run.outputs.endpoints as Record<string, { outbound?: string }>;
     assert.equal(endpoints.reviews.outbound, "http://127.0.0.1:15006");
     assert.equal(ofType(run, "tls:index/locallySignedCert:LocallySignedCert").length, 3);

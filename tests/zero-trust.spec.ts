@@ -7,7 +7,6 @@ import { X509Certificate } from "node:crypto";
 import { loadMeshConfig, MeshConfigError, parseMeshConfig } from "../components/config";
 import { buildBootstrap } from "../components/envoy";
 import { sidecarSpec } from "../components/mesh";
-import { shutdownTiming } from "../components/workload";
 import { evaluateHttpRbac } from "./harness/mtls";
 import {
   findObject,
@@ -240,32 +239,6 @@ describe("pod hardening", () => {
       assert.equal(pod.initContainers?.[0].name, "envoy", name);
       assert.equal(pod.initContainers?.[0].restartPolicy, "Always", name);
     }
-  });
-
-  it("drains Envoy for less time than its preStop hook, and both fit in the grace period", async () => {
-    for (const [name, pod] of podsOf(await runStack("prod"))) {
-      const envoy = [...(pod.initContainers ?? []), ...pod.containers].find(
-        (c) => c.name === "envoy",
-      ) as Container;
-      const args = envoy.args ?? [];
-      const drain = Number(args[args.indexOf("--drain-time-s") + 1]);
-      const command = envoy.lifecycle?.preStop?.exec?.command ?? [];
-      assert.equal(command[0], "sleep");
-      const preStop = Number(command[1]);
-      assert.ok(drain > 0 && drain < preStop, `${name}: drain ${drain} preStop ${preStop}`);
-      assert.ok(preStop < (pod.terminationGracePeriodSeconds ?? 30), name);
-    }
-    const timing = shutdownTiming(
-      loadMeshConfig({
-        "bookapi-mesh:services": JSON.stringify(SERVICES),
-        "bookapi-mesh:envoy": JSON.stringify({ drainSeconds: 60 }),
-      }).envoy,
-    );
-    assert.ok(
-      timing.drainSeconds === 60 &&
-        timing.preStopSeconds > 60 &&
-        timing.terminationGracePeriodSeconds > timing.preStopSeconds,
-    );
   });
 
   it("labels a namespace the program creates with the configured Pod Security level", async () => {

@@ -42,7 +42,9 @@ export function adminCluster(spec: SidecarSpec): Cluster {
 
 /**
  * A dependency's sidecar: its Service name resolved by DNS (STRICT_DNS re-resolves, so a
- * recreated Service is followed), dialled on the inbound port with mTLS.
+ * recreated Service is followed), dialled on the inbound port with mTLS. The name is absolute
+ * (trailing dot): with the pod's `ndots:5`, a relative FQDN is first tried against every
+ * search domain, several wasted lookups per re-resolution (resolv.conf(5)).
  */
 export function upstreamCluster(spec: SidecarSpec, upstream: Peer): Cluster {
   const name = upstreamClusterName(upstream);
@@ -50,7 +52,7 @@ export function upstreamCluster(spec: SidecarSpec, upstream: Peer): Cluster {
     name,
     type: "STRICT_DNS",
     connect_timeout: UPSTREAM_CONNECT_TIMEOUT,
-    load_assignment: singleEndpoint(name, socketAddress(upstream.fqdn, spec.ports.inbound)),
+    load_assignment: singleEndpoint(name, socketAddress(`${upstream.fqdn}.`, spec.ports.inbound)),
     transport_socket: tlsTransportSocket(upstreamTlsContext(spec, upstream)),
   };
 }

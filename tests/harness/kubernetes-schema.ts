@@ -39,6 +39,8 @@ const SCHEMA_OF: Record<string, string> = {
   "v1/Service": "IoK8sApiCoreV1Service",
   "apps/v1/Deployment": "IoK8sApiAppsV1Deployment",
   "networking.k8s.io/v1/NetworkPolicy": "IoK8sApiNetworkingV1NetworkPolicy",
+  "policy/v1/PodDisruptionBudget": "IoK8sApiPolicyV1PodDisruptionBudget",
+  "autoscaling/v2/HorizontalPodAutoscaler": "IoK8sApiAutoscalingV2HorizontalPodAutoscaler",
 };
 
 const validators = new Map<string, CompiledValidator>();

@@ -274,6 +274,18 @@ export function findObject(run: ProgramRun, kind: string, name: string): Registe
   return found[0];
 }
 
+/** The versioned Envoy ConfigMap (`<service>-envoy-<content hash>`) of one service. */
+export function envoyConfigMapOf(run: ProgramRun, service: string): Registered {
+  const found = kubernetesObjects(run).filter(
+    (r) =>
+      kindOf(r.type) === "ConfigMap" &&
+      new RegExp(`^${service}-envoy-[0-9a-f]{10}$`).test(metadataName(r)),
+  );
+  if (found.length !== 1)
+    throw new Error(`expected one Envoy ConfigMap of ${service}, found ${found.length}`);
+  return found[0];
+}
+
 /** All resources of one type token. */
 export function ofType(run: ProgramRun, type: string): Registered[] {
   return run.resources.filter((r) => r.type === type);

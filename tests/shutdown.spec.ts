@@ -1,0 +1,295 @@
+/**
+ * Rollouts drop no request: the generated pods, stopped by a model of the kubelet
+ * (harness/termination-model.ts), and Envoy's stop script, run for real in bash against local
+ * stand-ins for Envoy's admin API and the app.
+ */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import * as http from "node:http";
+import * as net from "node:net";
+import { AddressInfo } from "node:net";
+import { loadMeshConfig, MeshConfigError } from "../components/config";
+import { DRAIN_PATH, EnvoyStopPlan, envoyStopScript, shutdownPlan } from "../components/shutdown";
+import { podTemplate } from "../components/workload";
+import { findObject, ProgramRun, runProgram, STACKS, stackConfig } from "./harness/program";
+import { Assumptions, ModelPod, terminate, terminationProblems } from "./harness/termination-model";
+
+type Config = Record<string, string>;
+
+/** A builder's output as plain JSON, the way the engine would send it. */
+const plain = <T>(value: unknown): T => JSON.parse(JSON.stringify(value)) as T;
+
+function podOf(run: ProgramRun, service: string): ModelPod {
+  return (findObject(run, "Deployment", service).inputs.spec as { template: { spec: ModelPod } })
+    .template.spec;
+}
+
+function plansOf(config: Config): EnvoyStopPlan[] {
+  const model = loadMeshConfig(config);
+  return model.services.map((svc) => shutdownPlan(svc, model.envoy).envoy);
+}
+
+/**
+ * Endpoint propagation of up to 5 s (kube-proxy's sync period is 1 s at minimum; 5 s leaves room
+ * for a loaded control plane), and apps that stop at once, slowly, or use all the time the grace
+ * period leaves them after the preStop sleep and Envoy's 2 s.
+ */
+function assumptionsFor(pod: ModelPod, preStopSeconds: number): Assumptions[] {
+  const budget = (pod.terminationGracePeriodSeconds ?? 30) - preStopSeconds - 2;
+  return [1, 3, 5].flatMap((endpointRemovalSeconds) =>
+    [0, 5, budget].map((appStopSeconds) => ({ endpointRemovalSeconds, appStopSeconds })),
+  );
+}
+
+describe("pod termination (a model of the kubelet over the generated pods)", () => {
+  const variants: Array<[string, Config]> = STACKS.flatMap((stack) =>
+    (["native", "container"] as const).flatMap((mode) =>
+      ["1.29", "1.30"].map((version): [string, Config] => {
+        const base = stackConfig(stack);
+        const envoy = JSON.parse(base["bookapi-mesh:envoy"] ?? "{}") as Record<string, unknown>;
+        return [
+          `${stack}, ${mode} sidecar, Kubernetes ${version}`,
+          {
+            ...base,
+            "bookapi-mesh:kubernetesVersion": version,
+            "bookapi-mesh:envoy": JSON.stringify({ ...envoy, sidecarMode: mode }),
+          },
+        ];
+      }),
+    ),
+  );
+
+  for (const [label, config] of variants) {
+    it(`drops no request while a pod stops (${label})`, () => {
+      const model = loadMeshConfig(config);
+      for (const svc of model.services) {
+        // The pure builder the Deployment is made from (the program tests check that it is).
+        const pod = plain<ModelPod>(
+          podTemplate(svc, model.envoy, { configMapName: "cm" }, model.kubernetesMinor).spec,
+        );
+        for (const assume of assumptionsFor(pod, svc.preStopSeconds)) {
+          const timeline = terminate(pod, plansOf(config), assume);
+          assert.deepEqual(
+            terminationProblems(timeline, assume),
+            [],
+            `${svc.name} with ${JSON.stringify(assume)}: ${JSON.stringify(timeline)}`,
+          );
+        }
+      }
+    });
+  }
+
+  it("models the prod Deployment the program registers as the builder makes it", async () => {
+    const config = stackConfig("prod");
+    const run = await runProgram(config);
+    const model = loadMeshConfig(config);
+    for (const svc of model.services) {
+      const built = plain<ModelPod>(
+        podTemplate(svc, model.envoy, { configMapName: "cm" }, model.kubernetesMinor).spec,
+      );
+      const registered = podOf(run, svc.name);
+      assert.deepEqual(
+        [
+          registered.terminationGracePeriodSeconds,
+          registered.initContainers,
+          registered.containers,
+        ],
+        [built.terminationGracePeriodSeconds, built.initContainers, built.containers],
+      );
+    }
+  });
+
+  it("finds the failures of a pod whose app stops at once and whose Envoy only sleeps, as before", () => {
+    // The pod as the program generated it before: no app preStop, Envoy `sleep 15`, grace 25.
+    const before: ModelPod = {
+      terminationGracePeriodSeconds: 25,
+      initContainers: [
+        {
+          name: "envoy",
+          restartPolicy: "Always",
+          lifecycle: { preStop: { exec: { command: ["sleep", "15"] } } },
+        },
+      ],
+      containers: [{ name: "app" }],
+    };
+    const assume = { endpointRemovalSeconds: 3, appStopSeconds: 2 };
+    const problems = terminationProblems(terminate(before, [], assume), assume);
+    assert.ok(
+      problems.some((p) => p.includes("the app stops accepting at 0s")),
+      problems.join("\n"),
+    );
+    assert.ok(problems.some((p) => p.includes("never tells callers to reconnect")));
+    // In container mode Envoy also left before a slow app had finished.
+    const containerMode: ModelPod = {
+      ...before,
+      initContainers: [],
+      containers: [{ name: "app" }, { ...before.initContainers![0], restartPolicy: undefined }],
+    };
+    const slow = { endpointRemovalSeconds: 3, appStopSeconds: 20 };
+    assert.ok(
+      terminationProblems(terminate(containerMode, [], slow), slow).some((p) =>
+        p.includes("its responses are cut"),
+      ),
+    );
+  });
+
+  it("reports a SIGKILL when the app needs longer than the grace period leaves it", async () => {
+    const config = stackConfig("prod");
+    const run = await runProgram(config);
+    const pod = podOf(run, "bookapi");
+    const assume = { endpointRemovalSeconds: 1, appStopSeconds: 60 };
+    const problems = terminationProblems(terminate(pod, plansOf(config), assume), assume);
+    assert.ok(
+      problems.some((p) => p.includes("SIGKILLed")),
+      problems.join("\n"),
+    );
+  });
+
+  it("refuses to model a preStop hook it does not know", () => {
+    const pod: ModelPod = {
+      containers: [
+        { name: "app" },
+        { name: "envoy", lifecycle: { preStop: { exec: { command: ["/bin/sh", "-c", "x"] } } } },
+      ],
+    };
+    assert.throws(
+      () => terminate(pod, [], { endpointRemovalSeconds: 1, appStopSeconds: 1 }),
+      /does not know the preStop hook/,
+    );
+  });
+});
+
+describe("the app's preStop delay", () => {
+  async function appHook(version: string) {
+    const run = await runProgram({
+      ...stackConfig("dev"),
+      "bookapi-mesh:kubernetesVersion": version,
+    });
+    const app = podOf(run, "bookapi").containers.find((c) => c.name === "app");
+    return app?.lifecycle?.preStop;
+  }
+
+  it("uses the kubelet's sleep action from Kubernetes 1.30, needing nothing in the app's image", async () => {
+    assert.deepEqual(await appHook("1.30"), { sleep: { seconds: 10 } });
+  });
+
+  it("falls back to running sleep in the app's image on 1.29, where the sleep action is off", async () => {
+    assert.deepEqual(await appHook("1.29"), { exec: { command: ["sleep", "10"] } });
+  });
+
+  const invalid: Array<[string, Record<string, unknown>, string]> = [
+    [
+      "a preStop delay shorter than Envoy's drain",
+      { preStopSeconds: 3 },
+      "bookapi-mesh:services[0].preStopSeconds: must be at least envoy.drainSeconds (5)",
+    ],
+    [
+      "a grace period that leaves the app no time after its SIGTERM",
+      { preStopSeconds: 10, terminationGracePeriodSeconds: 12 },
+      "bookapi-mesh:services[0].terminationGracePeriodSeconds: must be at least preStopSeconds + 5 (15)",
+    ],
+  ];
+  for (const [what, fields, message] of invalid) {
+    it(`refuses ${what}, naming the key`, () => {
+      const config = stackConfig("dev");
+      const services = JSON.parse(config["bookapi-mesh:services"]) as Record<string, unknown>[];
+      services[0] = { ...services[0], ...fields };
+      assert.throws(
+        () => loadMeshConfig({ ...config, "bookapi-mesh:services": JSON.stringify(services) }),
+        (err: unknown) =>
+          err instanceof MeshConfigError && err.problems.some((p) => p.startsWith(message)),
+      );
+    });
+  }
+});
+
+describe("Envoy's stop script, run in bash", () => {
+  /** A stand-in for Envoy's admin API: records requests, reports `active` requests in flight. */
+  function fakeAdmin() {
+    const requests: string[] = [];
+    const state = { active: 0 };
+    const server = http.createServer((req, res) => {
+      requests.push(`${req.method} ${req.url}`);
+      if (req.method === "GET" && req.url?.startsWith("/stats?filter=downstream_rq_active")) {
+        res.end(
+          [
+            `http.admin.downstream_rq_active: 1`,
+            `http.health.downstream_rq_active: 2`,
+            `http.inbound.downstream_rq_active: ${state.active}`,
+            `http.outbound.downstream_rq_active: 0`,
+            "",
+          ].join("\n"),
+        );
+      } else if (req.method === "POST" && req.url === DRAIN_PATH) res.end("OK\n");
+      else {
+        res.statusCode = 404;
+        res.end();
+      }
+    });
+    return { server, requests, state };
+  }
+
+  const listen = (server: net.Server) =>
+    new Promise<number>((resolve) =>
+      server.listen(0, "127.0.0.1", () => resolve((server.address() as AddressInfo).port)),
+    );
+  const close = (server: net.Server) =>
+    new Promise<void>((resolve) => server.close(() => resolve()));
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  it("POSTs the graceful inbound drain, then returns only after the drain time, once the app's port is closed and nothing is in flight", async function () {
+    this.timeout(15000);
+    const admin = fakeAdmin();
+    const app = net.createServer((socket) => socket.end());
+    const adminPort = await listen(admin.server);
+    const appPort = await listen(app);
+    const script = envoyStopScript({
+      adminPort,
+      appPort,
+      drainSeconds: 1,
+      activeRequestStats: [
+        "http.inbound.downstream_rq_active",
+        "http.outbound.downstream_rq_active",
+      ],
+    });
+    const started = Date.now();
+    const child = spawn("bash", ["-c", script], { stdio: ["ignore", "ignore", "pipe"] });
+    let stderr = "";
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number>((resolve) =>
+      child.on("exit", (code) => resolve(code ?? -1)),
+    );
+    let done = false;
+    void exited.then(() => (done = true));
+    try {
+      await sleep(1600);
+      assert.equal(admin.requests[0], `POST ${DRAIN_PATH}`, "the drain comes first, as a POST");
+      assert.equal(done, false, "still waiting: the app's port is open");
+      admin.state.active = 1;
+      await close(app);
+      await sleep(1600);
+      assert.equal(done, false, "still waiting: a request is in flight");
+      admin.state.active = 0;
+      assert.equal(await exited, 0, stderr);
+      const elapsed = Date.now() - started;
+      assert.ok(elapsed < 5000, `returned ${elapsed} ms after start`);
+      assert.ok(
+        admin.requests.slice(1).every((r) => r === "GET /stats?filter=downstream_rq_active"),
+        admin.requests.join(", "),
+      );
+    } finally {
+      child.kill();
+      await close(admin.server);
+    }
+  });
+
+  it("lets a service that calls nobody finish without the outbound listener's counter", () => {
+    const model = loadMeshConfig(stackConfig("dev"));
+    const [bookapi, mcp] = model.services.map((s) => shutdownPlan(s, model.envoy).envoy);
+    assert.deepEqual(bookapi.activeRequestStats, ["http.inbound.downstream_rq_active"]);
+    assert.deepEqual(mcp.activeRequestStats, [
+      "http.inbound.downstream_rq_active",
+      "http.outbound.downstream_rq_active",
+    ]);
+  });
+});
