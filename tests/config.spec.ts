@@ -483,6 +483,169 @@ const BAD_CONFIGS: Array<[string, Flat, string, string]> = [
     "bookapi-mesh:services[0].runAsUser",
     "root",
   ],
+  // Kubernetes version and the choices it drives.
+  [
+    "an unquoted 1.30, which YAML reads as 1.3",
+    flat({ kubernetesVersion: "1.3" }),
+    "bookapi-mesh:kubernetesVersion",
+    "YAML reads 1.30 as 1.3",
+  ],
+  [
+    "a version that is not a minor version",
+    flat({ kubernetesVersion: "v1.29.3" }),
+    "bookapi-mesh:kubernetesVersion",
+    'such as "1.29"',
+  ],
+  [
+    "native sidecars on a cluster that lacks them",
+    flat({ kubernetesVersion: "1.28", envoy: { sidecarMode: "native" } }),
+    "bookapi-mesh:envoy.sidecarMode",
+    "need Kubernetes 1.29",
+  ],
+  // Replicas and autoscaling.
+  [
+    "replicas beside autoscaling",
+    withService(0, { replicas: 2, autoscaling: { maxReplicas: 4 } }),
+    "bookapi-mesh:services[0].replicas",
+    "autoscaling",
+  ],
+  [
+    "an autoscaling maximum below its minimum",
+    withService(0, { autoscaling: { minReplicas: 3, maxReplicas: 2 } }),
+    "bookapi-mesh:services[0].autoscaling.maxReplicas",
+    "at least minReplicas (3)",
+  ],
+  [
+    "a CPU target above 100%",
+    withService(0, { autoscaling: { maxReplicas: 3, targetCPUUtilization: 150 } }),
+    "bookapi-mesh:services[0].autoscaling.targetCPUUtilization",
+    "between 1 and 100",
+  ],
+  // DNS peers.
+  [
+    "a DNS peer with both an ipBlock and a selector",
+    flat({
+      network: {
+        dns: { peers: [{ ipBlock: { cidr: "169.254.20.10/32" }, podSelector: {} }] },
+      },
+    }),
+    "bookapi-mesh:network.dns.peers[0]",
+    "either an ipBlock",
+  ],
+  [
+    "a malformed DNS CIDR",
+    flat({ network: { dns: { peers: [{ ipBlock: { cidr: "169.254.20.10/33" } }] } } }),
+    "bookapi-mesh:network.dns.peers[0].ipBlock.cidr",
+    "CIDR",
+  ],
+  [
+    "an empty DNS peer list",
+    flat({ network: { dns: { peers: [] } } }),
+    "bookapi-mesh:network.dns.peers",
+    "at least one peer",
+  ],
+  // App settings, and names the mesh owns.
+  [
+    "an env var with both a value and a valueFrom",
+    withService(0, {
+      env: [{ name: "A", value: "1", valueFrom: { secretKeyRef: { name: "s", key: "k" } } }],
+    }),
+    "bookapi-mesh:services[0].env[0]",
+    "exactly one of value, valueFrom",
+  ],
+  [
+    "an env var number that is not quoted",
+    withService(0, { env: [{ name: "PORT", value: 8080 }] }),
+    "bookapi-mesh:services[0].env[0].value",
+    "quote numbers",
+  ],
+  [
+    "an env var the mesh sets",
+    withService(1, { env: [{ name: "MESH_OUTBOUND_URL", value: "http://x" }] }),
+    "bookapi-mesh:services[1].env[0].name",
+    "set by the mesh",
+  ],
+  [
+    "an envFrom with no source",
+    withService(0, { envFrom: [{ prefix: "DB_" }] }),
+    "bookapi-mesh:services[0].envFrom[0]",
+    "exactly one of secretRef, configMapRef",
+  ],
+  [
+    "an image pull secret that is not an object name",
+    flat({ imagePullSecrets: ["Registry_Creds"] }),
+    "bookapi-mesh:imagePullSecrets[0]",
+    "DNS-1123",
+  ],
+  [
+    "a probe with two handlers",
+    withService(0, {
+      probes: { liveness: { httpGet: { path: "/", port: 5288 }, tcpSocket: { port: 5288 } } },
+    }),
+    "bookapi-mesh:services[0].probes.liveness",
+    "exactly one of httpGet, tcpSocket, exec",
+  ],
+  [
+    "a probe on a port name the app does not declare",
+    withService(0, { probes: { readiness: { httpGet: { path: "/ready", port: "web" } } } }),
+    "bookapi-mesh:services[0].probes.readiness.httpGet.port",
+    '"http"',
+  ],
+  [
+    "a volume named like the sidecar's",
+    withService(0, { volumes: [{ name: "envoy-certs", mountPath: "/data", emptyDir: {} }] }),
+    "bookapi-mesh:services[0].volumes[0].name",
+    "the mesh owns",
+  ],
+  [
+    "a volume mounted on /tmp",
+    withService(0, { volumes: [{ name: "scratch", mountPath: "/tmp", emptyDir: {} }] }),
+    "bookapi-mesh:services[0].volumes[0].mountPath",
+    "scratch volume",
+  ],
+  [
+    "a volume with two sources",
+    withService(0, {
+      volumes: [{ name: "v", mountPath: "/v", emptyDir: {}, configMap: { name: "c" } }],
+    }),
+    "bookapi-mesh:services[0].volumes[0]",
+    "exactly one of emptyDir, secret, configMap",
+  ],
+  [
+    "two volumes mounted at one path",
+    withService(0, {
+      volumes: [
+        { name: "a", mountPath: "/data", emptyDir: {} },
+        { name: "b", mountPath: "/data", emptyDir: {} },
+      ],
+    }),
+    "bookapi-mesh:services[0].volumes[1].mountPath",
+    "mounted twice",
+  ],
+  [
+    "a pod label the selectors use",
+    withService(0, { podLabels: { "app.kubernetes.io/name": "other" } }),
+    "bookapi-mesh:services[0].podLabels",
+    "the mesh sets",
+  ],
+  [
+    "a pod label value that is too long",
+    withService(0, { podLabels: { team: "x".repeat(64) } }),
+    "bookapi-mesh:services[0].podLabels.team",
+    "63 characters",
+  ],
+  [
+    "the default-container annotation",
+    withService(0, { podAnnotations: { "kubectl.kubernetes.io/default-container": "envoy" } }),
+    "bookapi-mesh:services[0].podAnnotations",
+    "set by the mesh",
+  ],
+  [
+    "a toleration with an unknown effect",
+    withService(0, { tolerations: [{ key: "gpu", operator: "Exists", effect: "NoRun" }] }),
+    "bookapi-mesh:services[0].tolerations[0].effect",
+    "NoSchedule",
+  ],
 ];
 
 describe("bad stack config", () => {

@@ -5,7 +5,8 @@ import {
   loadKubernetesSchemas,
   validateKubernetesObject,
 } from "./harness/kubernetes-schema";
-import { kubernetesObjects, ProgramRun, runStack, STACKS } from "./harness/program";
+import { loadMeshConfig } from "../components/config";
+import { kubernetesObjects, ProgramRun, runStack, STACKS, stackConfig } from "./harness/program";
 
 /** The object a Kubernetes resource sends to the API server: its inputs. */
 function asKubeObject(inputs: Record<string, unknown>): KubeObject {
@@ -70,7 +71,7 @@ before(loadKubernetesSchemas);
 describe("the Kubernetes schema check", () => {
   it("accepts a well-formed, consistent set of objects", () => {
     for (const o of valid()) assert.deepEqual(validateKubernetesObject(o), []);
-    assert.deepEqual(checkKubernetesReferences(valid()), []);
+    assert.deepEqual(checkKubernetesReferences(valid(), 29), []);
   });
 
   const broken: Array<[string, (objs: KubeObject[]) => void, RegExp]> = [
@@ -172,7 +173,7 @@ describe("the Kubernetes schema check", () => {
     it(`reports ${what}`, () => {
       const objs = valid();
       mutate(objs);
-      const problems = checkKubernetesReferences(objs);
+      const problems = checkKubernetesReferences(objs, 29);
       assert.ok(
         problems.some((p) => message.test(p)),
         JSON.stringify(problems),
@@ -187,7 +188,41 @@ describe("every Kubernetes object the program registers", () => {
       const objects = objectsOf(await runStack(stack));
       assert.ok(objects.length >= 10);
       assert.deepEqual(objects.flatMap(validateKubernetesObject), []);
-      assert.deepEqual(checkKubernetesReferences(objects), []);
+      assert.deepEqual(
+        checkKubernetesReferences(objects, loadMeshConfig(stackConfig(stack)).kubernetesMinor),
+        [],
+      );
     });
   }
+
+  it("targets the native sidecar's mTLS port by number, which every supported version resolves", async () => {
+    const objects = objectsOf(await runStack("prod"));
+    for (const minor of [27, 29, 31, 32, 34])
+      assert.deepEqual(checkKubernetesReferences(objects, minor), [], `1.${minor}`);
+  });
+});
+
+describe("named Service target ports on a native sidecar (kubernetes#127958)", () => {
+  /** The prod stack's objects with the mTLS port targeted by name, as before. */
+  async function withNamedTarget(): Promise<KubeObject[]> {
+    const objects = objectsOf(await runStack("prod"));
+    for (const o of objects.filter((x) => x.kind === "Service"))
+      for (const p of (o.spec as { ports: Array<{ name: string; targetPort: unknown }> }).ports)
+        if (p.name === "mtls") p.targetPort = "mtls";
+    return objects;
+  }
+
+  it("resolves to no endpoint before Kubernetes 1.32", async () => {
+    const problems = checkKubernetesReferences(await withNamedTarget(), 31);
+    assert.ok(
+      problems.some((p) =>
+        /targets the name "mtls", which Kubernetes 1.31 does not resolve/.test(p),
+      ),
+      problems.join("\n"),
+    );
+  });
+
+  it("resolves from 1.32, where sidecar ports are looked up too", async () => {
+    assert.deepEqual(checkKubernetesReferences(await withNamedTarget(), 32), []);
+  });
 });

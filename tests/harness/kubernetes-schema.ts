@@ -121,6 +121,7 @@ interface Probe {
 }
 interface Container {
   name: string;
+  restartPolicy?: string;
   ports?: ContainerPort[];
   volumeMounts?: Array<{ name: string; mountPath: string }>;
   readinessProbe?: Probe;
@@ -168,11 +169,28 @@ function portOpened(containers: Container[], port: string | number): boolean {
 }
 
 /**
- * References between objects: selectors select pods, Service targetPorts and probes hit ports a
+ * Whether a Service targetPort reaches a port of the pod, as the endpoints controllers resolve
+ * it (kubernetes pkg/api/v1/pod FindPort): a number is used as it is; a name is looked up in
+ * `spec.containers`, and from 1.32 on also in sidecars (init containers with restartPolicy
+ * Always, kubernetes#127976). Before 1.32 a name only a sidecar declares resolves to nothing, and
+ * the Service gets no endpoints (kubernetes#127958).
+ */
+export function targetPortResolves(pod: PodSpec, target: string | number, minor: number): boolean {
+  if (typeof target === "number") return true;
+  const sidecars = (pod.initContainers ?? []).filter((c) => c.restartPolicy === "Always");
+  return portOpened([...(pod.containers ?? []), ...(minor >= 32 ? sidecars : [])], target);
+}
+
+/**
+ * References between objects: selectors select pods, Service targetPorts resolve on the oldest
+ * Kubernetes minor the stack targets and hit ports a container opens, probes hit ports their
  * container opens, volumes and service accounts name objects the program creates in the same
  * namespace, each mount names a volume of its pod.
  */
-export function checkKubernetesReferences(objects: KubeObject[]): string[] {
+export function checkKubernetesReferences(
+  objects: KubeObject[],
+  kubernetesMinor: number,
+): string[] {
   const problems: string[] = [];
   const exists = (kind: string, name: string, ns: string | undefined) =>
     objects.some((o) => o.kind === kind && o.metadata.name === name && o.metadata.namespace === ns);
@@ -240,6 +258,10 @@ export function checkKubernetesReferences(objects: KubeObject[]): string[] {
         if (!portOpened([...(pod.initContainers ?? []), ...(pod.containers ?? [])], target)) {
           problems.push(
             `${id}: port ${p.name ?? p.port} targets ${target}, which no container of ${w.kind}/${w.metadata.name} opens`,
+          );
+        } else if (!targetPortResolves(pod, target, kubernetesMinor)) {
+          problems.push(
+            `${id}: port ${p.name ?? p.port} targets the name "${target}", which Kubernetes 1.${kubernetesMinor} does not resolve on ${w.kind}/${w.metadata.name}`,
           );
         }
       }

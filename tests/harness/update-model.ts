@@ -1,0 +1,115 @@
+/**
+ * A model of what `pulumi up` does to the cluster when the program's output changes between two
+ * runs. It follows:
+ * - pulumi-kubernetes provider/pkg/provider/diff.go (forceNewProperties): a change of
+ *   `metadata.name` or `metadata.namespace` replaces any object; a Secret's `type` always, and its
+ *   `data`/`stringData` unless the provider has enableSecretMutable and the Secret is not
+ *   immutable; a ConfigMap's `data`/`binaryData` unless enableConfigMapMutable and not immutable.
+ * - provider.go (Diff): a replacement is delete-first when the object keeps its explicit name and
+ *   namespace (two objects cannot share them); the `deleteBeforeReplace` option forces it.
+ * - The Pulumi engine: a create-first replacement creates the new object, updates its dependents,
+ *   and deletes the old object at the end of the update; objects the program no longer declares
+ *   are deleted at the end too.
+ */
+import { kindOf, kubernetesObjects, metadataName, ProgramRun, Registered } from "./program";
+
+export type Action =
+  | "same"
+  | "update"
+  | "create"
+  | "replace, create first"
+  | "replace, delete first"
+  | "delete at end";
+
+export interface Step {
+  /** `Kind/name` after the change (before it, for a delete). */
+  object: string;
+  action: Action;
+}
+
+export interface ProviderSettings {
+  enableSecretMutable: boolean;
+  enableConfigMapMutable: boolean;
+}
+
+/** The mutability settings of the Kubernetes provider a run registered (none: the defaults). */
+export function providerSettingsOf(run: ProgramRun): ProviderSettings {
+  const [provider] = run.resources.filter((r) => r.type === "pulumi:providers:kubernetes");
+  const on = (key: string) => String(provider?.inputs[key]) === "true";
+  return {
+    enableSecretMutable: on("enableSecretMutable"),
+    enableConfigMapMutable: on("enableConfigMapMutable"),
+  };
+}
+
+const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+
+const meta = (r: Registered) => r.inputs.metadata as { name?: string; namespace?: string };
+
+function replaces(before: Registered, after: Registered, provider: ProviderSettings): boolean {
+  if (meta(before).name !== meta(after).name || meta(before).namespace !== meta(after).namespace)
+    return true;
+  const changed = (...keys: string[]) => keys.some((k) => !same(before.inputs[k], after.inputs[k]));
+  const immutable = after.inputs.immutable === true;
+  switch (kindOf(after.type)) {
+    case "Secret":
+      return (
+        changed("type") ||
+        ((!provider.enableSecretMutable || immutable) && changed("data", "stringData"))
+      );
+    case "ConfigMap":
+      return (!provider.enableConfigMapMutable || immutable) && changed("data", "binaryData");
+    default:
+      return false;
+  }
+}
+
+/** What one object goes through. */
+export function plannedAction(
+  before: Registered,
+  after: Registered,
+  provider: ProviderSettings,
+): Action {
+  if (!replaces(before, after, provider))
+    return same(before.inputs, after.inputs) ? "same" : "update";
+  const keepsPlace =
+    meta(before).name === meta(after).name && meta(before).namespace === meta(after).namespace;
+  return after.deleteBeforeReplace || keepsPlace
+    ? "replace, delete first"
+    : "replace, create first";
+}
+
+/** The steps `pulumi up` takes from one run's objects to another's, matched by URN. */
+export function planUpdate(before: ProgramRun, after: ProgramRun): Step[] {
+  const provider = providerSettingsOf(after);
+  const old = new Map(kubernetesObjects(before).map((r) => [r.urn, r]));
+  const steps: Step[] = kubernetesObjects(after).map((r) => {
+    const previous = old.get(r.urn);
+    old.delete(r.urn);
+    return {
+      object: `${kindOf(r.type)}/${metadataName(r)}`,
+      action: previous ? plannedAction(previous, r, provider) : "create",
+    };
+  });
+  for (const r of old.values())
+    steps.push({ object: `${kindOf(r.type)}/${metadataName(r)}`, action: "delete at end" });
+  return steps.sort((a, b) => (a.object < b.object ? -1 : a.object > b.object ? 1 : 0));
+}
+
+/** Deployments whose pod template changed: the ones whose pods are replaced. */
+export function restartedDeployments(before: ProgramRun, after: ProgramRun): string[] {
+  const template = (r: Registered) => (r.inputs.spec as { template: unknown }).template;
+  const old = new Map(
+    kubernetesObjects(before)
+      .filter((r) => kindOf(r.type) === "Deployment")
+      .map((r) => [r.urn, r]),
+  );
+  return kubernetesObjects(after)
+    .filter((r) => kindOf(r.type) === "Deployment")
+    .filter((r) => {
+      const previous = old.get(r.urn);
+      return !previous || !same(template(previous), template(r));
+    })
+    .map(metadataName)
+    .sort();
+}
