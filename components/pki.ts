@@ -33,7 +33,7 @@ export interface CertificateAuthorityArgs {
   commonName?: string;
   /** Lifetime of the CA certificate in hours. */
   validityHours: number;
-  /** Re-issue the CA this many hours before it expires (on `pulumi up --refresh`). Defaults to 0. */
+  /** Re-issue the CA this many hours before it expires (at any preview or up then). Defaults to 0. */
   earlyRenewalHours?: number;
 }
 
@@ -86,7 +86,7 @@ export interface ServiceCertificateArgs {
   uris?: string[];
   /** Lifetime in hours. */
   validityHours: number;
-  /** Renew this many hours before expiry (on `pulumi up --refresh`). */
+  /** Renew this many hours before expiry: the tls provider plans it at any preview or up then. */
   earlyRenewalHours: number;
 }
 

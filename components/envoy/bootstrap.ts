@@ -35,7 +35,7 @@ export function toJson(value: unknown): string {
   return `${JSON.stringify(value, null, 2)}\n`;
 }
 
-/** ConfigMap `<name>-envoy` data: the bootstrap and both SDS files, keyed by ENVOY_FILES. */
+/** ConfigMap `<name>-envoy-<hash>` data: the bootstrap and both SDS files, keyed by ENVOY_FILES. */
 export function buildEnvoyFiles(input: SidecarSpec): Record<string, string> {
   const spec = canonicalSpec(input);
   const sds = buildSdsFiles(spec);

@@ -33,7 +33,7 @@ export interface Peer {
 
 /** Where the pod mounts the files Envoy reads. */
 export interface SidecarPaths {
-  /** Mount of the ConfigMap `<name>-envoy` (bootstrap and SDS files). */
+  /** Mount of the ConfigMap `<name>-envoy-<hash>` (bootstrap and SDS files). */
   configDir: string;
   /** Mount of the Secret `<name>-tls` (tls.crt, tls.key, ca.crt). */
   certDir: string;
