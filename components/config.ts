@@ -300,6 +300,11 @@ const seconds = (min: number) =>
     .int("must be whole seconds")
     .min(min, `must be at least ${min}`);
 
+const count = z
+  .number({ error: "must be a number" })
+  .int("must be a whole number")
+  .min(1, "must be at least 1");
+
 /** A probe port: a number, or the app container's port name `http`. */
 const probePort = z.union([port, z.literal("http")], {
   error: 'must be a port number or "http" (the app port)',
@@ -321,8 +326,8 @@ const probe = z
     initialDelaySeconds: seconds(0).optional(),
     periodSeconds: seconds(1).optional(),
     timeoutSeconds: seconds(1).optional(),
-    successThreshold: seconds(1).optional(),
-    failureThreshold: seconds(1).optional(),
+    successThreshold: count.optional(),
+    failureThreshold: count.optional(),
   })
   .superRefine(exactlyOne(["httpGet", "tcpSocket", "exec"]));
 export type ProbeSettings = z.infer<typeof probe>;
@@ -330,7 +335,13 @@ export type ProbeSettings = z.infer<typeof probe>;
 const keyToPath = z.array(
   z.strictObject({
     key: z.string().min(1),
-    path: z.string().min(1),
+    path: z
+      .string()
+      .min(1)
+      .refine(
+        (p) => !p.startsWith("/") && !p.split("/").includes(".."),
+        "must be a relative path without '..'",
+      ),
     mode: z.number().int().optional(),
   }),
 );
@@ -342,7 +353,9 @@ const appVolume = z
       .regex(DNS_1123_LABEL, "must be a DNS-1123 label (lowercase letters, digits, '-')"),
     mountPath: z
       .string({ error: "is required (an absolute path)" })
-      .regex(/^\/[^:]*$/, "must be an absolute path without ':'"),
+      .regex(/^\/[^:]*$/, "must be an absolute path without ':'")
+      .refine((p) => p.replace(/\/+$/, "") !== "", "must not be / (it would hide the whole image)")
+      .refine((p) => !p.split("/").includes(".."), "must not contain '..'"),
     readOnly: z.boolean().optional(),
     emptyDir: z
       .strictObject({ medium: z.enum(["", "Memory"]).optional(), sizeLimit: quantity.optional() })
@@ -369,28 +382,56 @@ export type AppVolume = z.infer<typeof appVolume>;
 const LABEL_KEY =
   /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
 const LABEL_VALUE = /^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
+/** A qualified name, as label and annotation keys are: `[prefix/]name`. */
+const qualifiedName = z
+  .string()
+  .regex(LABEL_KEY, "keys must be [prefix/]name, name at most 63 characters")
+  .refine((k) => k.indexOf("/") <= 253, "key prefixes must be at most 253 characters");
 const labelMap = z.record(
-  z.string().regex(LABEL_KEY, "label keys must be [prefix/]name, name at most 63 characters"),
+  qualifiedName,
   z
     .string({ error: "label values must be strings (quote numbers and booleans)" })
     .regex(LABEL_VALUE, "label values must be at most 63 characters of [A-Za-z0-9-_.]"),
 );
-const stringMap = z.record(
-  z.string().min(1),
+const annotationMap = z.record(
+  qualifiedName,
   z.string({ error: "values must be strings (quote numbers and booleans)" }),
 );
 
-const toleration = z.strictObject({
-  key: z.string().optional(),
-  operator: z.enum(["Exists", "Equal"], { error: "must be Exists or Equal" }).optional(),
-  value: z.string().optional(),
-  effect: z
-    .enum(["NoSchedule", "PreferNoSchedule", "NoExecute"], {
-      error: "must be NoSchedule, PreferNoSchedule or NoExecute",
-    })
-    .optional(),
-  tolerationSeconds: z.number().int().optional(),
-});
+/** Kubernetes' own rules for a toleration (validateTolerations). */
+const toleration = z
+  .strictObject({
+    key: qualifiedName.optional(),
+    operator: z.enum(["Exists", "Equal"], { error: "must be Exists or Equal" }).optional(),
+    value: z.string().optional(),
+    effect: z
+      .enum(["NoSchedule", "PreferNoSchedule", "NoExecute"], {
+        error: "must be NoSchedule, PreferNoSchedule or NoExecute",
+      })
+      .optional(),
+    tolerationSeconds: z.number().int().optional(),
+  })
+  .superRefine((t, ctx) => {
+    const operator = t.operator ?? "Equal";
+    if (!t.key && operator !== "Exists")
+      ctx.addIssue({
+        code: "custom",
+        path: ["operator"],
+        message: "must be Exists when the key is empty (it then matches every taint)",
+      });
+    if (operator === "Exists" && t.value)
+      ctx.addIssue({
+        code: "custom",
+        path: ["value"],
+        message: "must be empty with operator Exists",
+      });
+    if (t.tolerationSeconds !== undefined && t.effect !== "NoExecute")
+      ctx.addIssue({
+        code: "custom",
+        path: ["tolerationSeconds"],
+        message: "only applies with effect NoExecute",
+      });
+  });
 
 const autoscalingSchema = z
   .strictObject({
@@ -411,7 +452,7 @@ const autoscalingSchema = z
       ctx.addIssue({
         code: "custom",
         path: ["maxReplicas"],
-        message: `must be at least minReplicas (${a.minReplicas})`,
+        message: `must be at least minReplicas (${a.minReplicas}; it defaults to 2)`,
       });
   });
 
@@ -443,11 +484,21 @@ const serviceSchema = z.strictObject({
       liveness: probe.optional(),
       startup: probe.optional(),
     })
+    .superRefine((probes, ctx) => {
+      // Kubernetes rejects any other value for these two.
+      for (const kind of ["liveness", "startup"] as const)
+        if ((probes[kind]?.successThreshold ?? 1) !== 1)
+          ctx.addIssue({
+            code: "custom",
+            path: [kind, "successThreshold"],
+            message: "must be 1 for liveness and startup probes",
+          });
+    })
     .default({}),
   volumes: z.array(appVolume, { error: "must be a list of volumes" }).default([]),
   podLabels: labelMap.default({}),
-  podAnnotations: stringMap.default({}),
-  nodeSelector: stringMap.default({}),
+  podAnnotations: annotationMap.default({}),
+  nodeSelector: labelMap.default({}),
   tolerations: z.array(toleration, { error: "must be a list of tolerations" }).default([]),
   exposeDirectPort: z.boolean({ error: "must be true or false" }).default(false),
   calls: z
@@ -726,6 +777,10 @@ export function parseMeshConfig(raw: Record<string, unknown>): MeshModel {
         if (issue.code === "unrecognized_keys") {
           return `${keyOf(issue.path)}: unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => JSON.stringify(k)).join(", ")} (a typo?)`;
         }
+        if (issue.code === "invalid_key") {
+          // A map key (label, annotation, node selector): say what is wrong with it.
+          return `${keyOf(issue.path)}: ${issue.issues.map((i) => i.message).join("; ")}`;
+        }
         return `${keyOf(issue.path)}: ${issue.message}`;
       }),
     );
@@ -880,7 +935,7 @@ function appSettingProblems(cfg: RawMesh, svc: RawService, key: string): string[
     svc.terminationGracePeriodSeconds < svc.preStopSeconds + 5
   )
     problems.push(
-      `${key}.terminationGracePeriodSeconds: must be at least preStopSeconds + 5 (${svc.preStopSeconds + 5}): the app needs time to stop after its SIGTERM, and Envoy 2 s after that`,
+      `${key}.terminationGracePeriodSeconds: must be at least preStopSeconds + 5 (${svc.preStopSeconds + 5}), leaving the app at least 3 s after its SIGTERM before Envoy's own 2 s stop window`,
     );
 
   const meshVolumes: string[] = Object.values(MESH_VOLUMES);

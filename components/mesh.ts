@@ -3,7 +3,7 @@
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { MeshModel, PROJECT, ServiceModel } from "./config";
+import { KUBERNETES_FEATURES, MeshModel, PROJECT, ServiceModel } from "./config";
 import { buildEnvoyFiles } from "./envoy";
 import { SIDECAR_PATHS, SidecarSpec } from "./envoy/model";
 import { CertificateAuthority, KeySpec, ServiceCertificate } from "./pki";
@@ -130,6 +130,13 @@ export class ServiceMesh extends pulumi.ComponentResource {
       { parent: this },
     );
 
+    if (model.kubernetesMinor < KUBERNETES_FEATURES.preStopSleep) {
+      void pulumi.log.warn(
+        `kubernetesVersion "${model.kubernetesVersion}": each app's preStop delay runs \`sleep\` from the app's own image (the kubelet's sleep action needs 1.${KUBERNETES_FEATURES.preStopSleep}); an image without it (distroless, scratch) gets SIGTERM at once and drops requests on every rollout. Set kubernetesVersion to "1.${KUBERNETES_FEATURES.preStopSleep}" or later once every cluster of the stack runs it`,
+        this,
+      );
+    }
+
     this.services = {};
     for (const svc of model.services) {
       if (svc.exposeDirectPort && svc.directPortAllowedFrom.length === 0) {
@@ -158,6 +165,7 @@ export class ServiceMesh extends pulumi.ComponentResource {
           namespace,
           envoy: model.envoy,
           kubernetesMinor: model.kubernetesMinor,
+          rendered: model.renderYamlToDirectory !== undefined,
           envoyFiles: buildEnvoyFiles(sidecarSpec(model, svc)),
           tls: {
             certPem: cert.certPem,

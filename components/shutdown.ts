@@ -22,15 +22,15 @@
  * hook must POST; the official image has bash but no curl, hence bash's /dev/tcp.
  *
  * The plan, from the moment the pod starts terminating:
- * - Envoy's hook starts the graceful inbound drain at once, then waits at least drainSeconds and
- *   until the app has stopped (its port closed, no request in flight through Envoy);
+ * - Envoy's hook starts the graceful inbound drain at once, then holds Envoy: for drainSeconds
+ *   as a native sidecar (the kubelet then also waits for the app to exit), and as a plain
+ *   container until 2 s before the grace period ends, because nothing in Envoy's container can
+ *   see when the app has exited (its outbound calls during shutdown need Envoy until then);
  * - the app's hook sleeps preStopSeconds (>= drainSeconds, and longer than endpoint
- *   propagation), so it serves while callers move away; then the app gets SIGTERM;
- * - Envoy gets SIGTERM after its hook, which in both sidecar modes is after the app has stopped.
+ *   propagation), so it serves while callers move away; then the app gets SIGTERM.
  */
 import * as k8s from "@pulumi/kubernetes";
 import { EnvoySettings, KUBERNETES_FEATURES, ServiceModel } from "./config";
-import { LISTENER_NAMES } from "./envoy/spec";
 
 /** The admin call that starts Envoy's graceful drain of inbound listeners only. */
 export const DRAIN_PATH = "/drain_listeners?graceful&skip_exit&inboundonly";
@@ -44,31 +44,31 @@ export interface ShutdownPlan {
   terminationGracePeriodSeconds: number;
 }
 
-/** Envoy's preStop hook: drain, then wait for the app. */
+/** Envoy's preStop hook: start the drain, then hold Envoy this long. */
 export interface EnvoyStopPlan {
   adminPort: number;
-  /** The app's port; the hook waits until nothing listens on it. */
-  appPort: number;
-  /** Envoy's --drain-time-s: the hook waits at least this long after starting the drain. */
+  /** Envoy's --drain-time-s: how long the drain takes to reach every connection. */
   drainSeconds: number;
-  /** Envoy stats counting requests in flight through the sidecar; the hook waits for all 0. */
-  activeRequestStats: string[];
+  /** Seconds the hook holds Envoy after starting the drain (at least drainSeconds). */
+  holdSeconds: number;
 }
 
+/** The kubelet's floor between SIGTERM and SIGKILL (minimumGracePeriodInSeconds). */
+export const MIN_STOP_WINDOW_SECONDS = 2;
+
 export function shutdownPlan(service: ServiceModel, envoy: EnvoySettings): ShutdownPlan {
-  const listeners = [
-    LISTENER_NAMES.inbound,
-    ...(service.calls.length > 0 ? [LISTENER_NAMES.outbound] : []),
-  ];
+  const grace = service.terminationGracePeriodSeconds;
   return {
     appPreStopSeconds: service.preStopSeconds,
     envoy: {
       adminPort: envoy.ports.admin,
-      appPort: service.port,
       drainSeconds: envoy.drainSeconds,
-      activeRequestStats: listeners.map((l) => `http.${l}.downstream_rq_active`),
+      holdSeconds:
+        envoy.sidecarMode === "native"
+          ? envoy.drainSeconds
+          : Math.max(envoy.drainSeconds, grace - MIN_STOP_WINDOW_SECONDS),
     },
-    terminationGracePeriodSeconds: service.terminationGracePeriodSeconds,
+    terminationGracePeriodSeconds: grace,
   };
 }
 
@@ -85,32 +85,17 @@ export function appPreStop(
     : { exec: { command: ["sleep", String(plan.appPreStopSeconds)] } };
 }
 
-/** The bash program Envoy's preStop hook runs (tested by running it against local servers). */
+/** The bash program Envoy's preStop hook runs (tested by running it against a local server). */
 export function envoyStopScript(plan: EnvoyStopPlan): string {
-  const busy = plan.activeRequestStats
-    .map((stat) => `    *"${stat}: "[1-9]*) return 1 ;;`)
-    .join("\n");
   return [
-    "set -u",
-    "# One admin request over bash's /dev/tcp (the image has no curl); prints the response.",
-    "admin() {",
-    `  exec 3<>/dev/tcp/127.0.0.1/${plan.adminPort} || return 1`,
-    '  printf \'%s %s HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\nContent-Length: 0\\r\\nConnection: close\\r\\n\\r\\n\' "$1" "$2" >&3',
-    "  while IFS= read -r line <&3; do printf '%s\\n' \"$line\"; done",
+    "# POST (mutating admin endpoints refuse GET) over bash's /dev/tcp: the image has no curl.",
+    `if exec 3<>/dev/tcp/127.0.0.1/${plan.adminPort}; then`,
+    `  printf 'POST ${DRAIN_PATH} HTTP/1.1\\r\\nHost: 127.0.0.1\\r\\nContent-Length: 0\\r\\nConnection: close\\r\\n\\r\\n' >&3`,
+    "  # Wait for the answer, but never hang the hook on a stuck admin API.",
+    "  read -r -t 5 _ <&3",
     "  exec 3<&-",
-    "}",
-    "# No request in flight through the sidecar. Pattern matching only: the root filesystem is read-only.",
-    "idle() {",
-    "  local stats",
-    "  stats=$(admin GET '/stats?filter=downstream_rq_active')",
-    '  case "$stats" in',
-    busy,
-    "  esac",
-    "}",
-    `app_listening() { (exec 4<>/dev/tcp/127.0.0.1/${plan.appPort}) 2>/dev/null; }`,
-    `admin POST '${DRAIN_PATH}' >/dev/null`,
-    "start=$SECONDS",
-    `until (( SECONDS - start >= ${plan.drainSeconds} )) && ! app_listening && idle; do sleep 1; done`,
+    "fi",
+    `sleep ${plan.holdSeconds}`,
     "",
   ].join("\n");
 }

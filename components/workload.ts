@@ -103,6 +103,7 @@ export function envoyContainer(
   service: ServiceModel,
   envoy: EnvoySettings,
 ): k8s.types.input.core.v1.Container {
+  const stop = shutdownPlan(service, envoy);
   return {
     name: "envoy",
     image: envoy.image,
@@ -122,7 +123,7 @@ export function envoyContainer(
       // The preStop hook's graceful drain lasts this long; gradual (Envoy's default, stated)
       // asks a rising share of connections to close, so callers do not all reconnect at once.
       "--drain-time-s",
-      String(envoy.drainSeconds),
+      String(stop.envoy.drainSeconds),
       "--drain-strategy",
       "gradual",
     ],
@@ -137,7 +138,7 @@ export function envoyContainer(
       failureThreshold: 3,
     },
     resources: { requests: { ...envoy.resources.requests }, limits: { ...envoy.resources.limits } },
-    lifecycle: { preStop: envoyPreStop(shutdownPlan(service, envoy)) },
+    lifecycle: { preStop: envoyPreStop(stop) },
     securityContext: hardenedContainer(ENVOY_UID),
     volumeMounts: [
       { name: MESH_VOLUMES.config, mountPath: SIDECAR_PATHS.configDir, readOnly: true },
@@ -416,6 +417,8 @@ export interface MeshServiceArgs {
   envoyFiles: Record<string, string>;
   /** The service's certificate, key and the CA certificate. */
   tls: ServiceTlsMaterial;
+  /** Objects are rendered to YAML, not created: there are no UIDs to refer to. */
+  rendered?: boolean;
 }
 
 /**
@@ -425,7 +428,7 @@ export interface MeshServiceArgs {
  * What a change does on a live cluster (docs/operations.md has the table): a certificate renewal
  * updates the Secret in place (the provider needs `enableSecretMutable`, see provider.ts) and
  * Envoy reloads it through SDS, no pod restarts; an Envoy config change creates a new immutable
- * ConfigMap, rolls the Deployment onto it, and deletes the old one only after the rollout.
+ * ConfigMap and rolls the Deployment onto it; old versions stay for the old ReplicaSets.
  */
 export class MeshService extends pulumi.ComponentResource {
   public readonly serviceAccount: k8s.core.v1.ServiceAccount;
@@ -469,12 +472,33 @@ export class MeshService extends pulumi.ComponentResource {
       childOpts,
     );
     const configMapName = envoyConfigMapName(svc.name, args.envoyFiles);
-    // A new name per version, so a replacement is create-before-delete (no deleteBeforeReplace),
-    // and the old version is deleted at the end of the update, after the Deployment rolled.
+    // A new name per version, so a replacement is create-before-delete (no deleteBeforeReplace).
+    // Pulumi never deletes a version (retainOnDelete): after a failed rollout the engine would
+    // delete the old one at the start of the next update, under the ReplicaSet still serving,
+    // and `kubectl rollout undo` needs it too. Kubernetes deletes every version with the
+    // ServiceAccount that owns them, i.e. when the service leaves the stack.
     this.configMap = new k8s.core.v1.ConfigMap(
       `${name}-envoy`,
-      { metadata: meta(configMapName), immutable: true, data: args.envoyFiles },
-      { parent: this },
+      {
+        metadata: {
+          ...meta(configMapName),
+          ...(args.rendered
+            ? {}
+            : {
+                ownerReferences: [
+                  {
+                    apiVersion: "v1",
+                    kind: "ServiceAccount",
+                    name: names.serviceAccount,
+                    uid: this.serviceAccount.metadata.uid,
+                  },
+                ],
+              }),
+        },
+        immutable: true,
+        data: args.envoyFiles,
+      },
+      { parent: this, retainOnDelete: true },
     );
     this.deployment = new k8s.apps.v1.Deployment(
       `${name}-deployment`,

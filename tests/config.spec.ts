@@ -513,7 +513,7 @@ const BAD_CONFIGS: Array<[string, Flat, string, string]> = [
     "an autoscaling maximum below its minimum",
     withService(0, { autoscaling: { minReplicas: 3, maxReplicas: 2 } }),
     "bookapi-mesh:services[0].autoscaling.maxReplicas",
-    "at least minReplicas (3)",
+    "at least minReplicas (3",
   ],
   [
     "a CPU target above 100%",
@@ -639,6 +639,60 @@ const BAD_CONFIGS: Array<[string, Flat, string, string]> = [
     withService(0, { podAnnotations: { "kubectl.kubernetes.io/default-container": "envoy" } }),
     "bookapi-mesh:services[0].podAnnotations",
     "set by the mesh",
+  ],
+  [
+    "a toleration with operator Exists and a value",
+    withService(0, { tolerations: [{ key: "gpu", operator: "Exists", value: "yes" }] }),
+    "bookapi-mesh:services[0].tolerations[0].value",
+    "empty with operator Exists",
+  ],
+  [
+    "a toleration without a key that is not Exists",
+    withService(0, { tolerations: [{ operator: "Equal", value: "x" }] }),
+    "bookapi-mesh:services[0].tolerations[0].operator",
+    "must be Exists when the key is empty",
+  ],
+  [
+    "tolerationSeconds on a NoSchedule toleration",
+    withService(0, {
+      tolerations: [
+        { key: "gpu", operator: "Exists", effect: "NoSchedule", tolerationSeconds: 60 },
+      ],
+    }),
+    "bookapi-mesh:services[0].tolerations[0].tolerationSeconds",
+    "NoExecute",
+  ],
+  [
+    "a liveness probe that needs two successes",
+    withService(0, { probes: { liveness: { tcpSocket: { port: 5288 }, successThreshold: 2 } } }),
+    "bookapi-mesh:services[0].probes.liveness.successThreshold",
+    "must be 1",
+  ],
+  [
+    "a nodeSelector key that is not a label key",
+    withService(0, { nodeSelector: { "bad key!": "x" } }),
+    "bookapi-mesh:services[0].nodeSelector.bad key!",
+    "[prefix/]name",
+  ],
+  [
+    "a volume mounted on /",
+    withService(0, { volumes: [{ name: "root", mountPath: "/", emptyDir: {} }] }),
+    "bookapi-mesh:services[0].volumes[0].mountPath",
+    "must not be /",
+  ],
+  [
+    "a volume item with an absolute path",
+    withService(0, {
+      volumes: [
+        {
+          name: "cfg",
+          mountPath: "/etc/app",
+          configMap: { name: "app", items: [{ key: "a", path: "/etc/passwd" }] },
+        },
+      ],
+    }),
+    "bookapi-mesh:services[0].volumes[0].configMap.items[0].path",
+    "relative path",
   ],
   [
     "a toleration with an unknown effect",

@@ -138,14 +138,35 @@ describe("the mesh program, per shipped stack", () => {
         }
       });
 
-      it("replaces fixed-name objects delete-first, versioned Envoy ConfigMaps create-first, each parented to a mesh component", () => {
+      it("replaces fixed-name objects delete-first and versioned Envoy ConfigMaps create-first, keeping old versions owned by the ServiceAccount, each parented to a mesh component", () => {
         const run = runOf(stack);
         for (const r of kubernetesObjects(run)) {
           const kind = kindOf(r.type);
           if (kind === "ConfigMap") {
             assert.equal(r.deleteBeforeReplace, false, r.name);
             assert.equal(r.inputs.immutable, true, r.name);
-          } else if (kind !== "Namespace") assert.equal(r.deleteBeforeReplace, true, r.name);
+            // Versions outlive their place in state; Kubernetes collects them with their owner.
+            assert.equal(r.retainOnDelete, true, r.name);
+            const owners = (
+              r.inputs.metadata as { ownerReferences?: Array<Record<string, unknown>> }
+            ).ownerReferences;
+            if (stack === "local") assert.equal(owners, undefined, "a render has no UIDs");
+            else {
+              const service = metadataName(r).replace(/-envoy-[0-9a-f]{10}$/, "");
+              const account = findObject(run, "ServiceAccount", service);
+              assert.deepEqual(owners, [
+                {
+                  apiVersion: "v1",
+                  kind: "ServiceAccount",
+                  name: service,
+                  uid: (account.state.metadata as { uid: string }).uid,
+                },
+              ]);
+            }
+          } else {
+            assert.equal(r.retainOnDelete, false, r.name);
+            if (kind !== "Namespace") assert.equal(r.deleteBeforeReplace, true, r.name);
+          }
           assert.match(r.parent, /::bookapi-mesh:(mesh|workload|network-policy):/, r.name);
         }
       });

@@ -8,6 +8,7 @@ import { spawn } from "node:child_process";
 import * as http from "node:http";
 import * as net from "node:net";
 import { AddressInfo } from "node:net";
+import * as pulumi from "@pulumi/pulumi";
 import { loadMeshConfig, MeshConfigError } from "../components/config";
 import { DRAIN_PATH, EnvoyStopPlan, envoyStopScript, shutdownPlan } from "../components/shutdown";
 import { podTemplate } from "../components/workload";
@@ -37,7 +38,11 @@ function plansOf(config: Config): EnvoyStopPlan[] {
 function assumptionsFor(pod: ModelPod, preStopSeconds: number): Assumptions[] {
   const budget = (pod.terminationGracePeriodSeconds ?? 30) - preStopSeconds - 2;
   return [1, 3, 5].flatMap((endpointRemovalSeconds) =>
-    [0, 5, budget].map((appStopSeconds) => ({ endpointRemovalSeconds, appStopSeconds })),
+    [0, 5, budget].map((appStopSeconds) => ({
+      endpointRemovalSeconds,
+      appStopSeconds,
+      appImageHasSleep: true,
+    })),
   );
 }
 
@@ -145,6 +150,44 @@ describe("pod termination (a model of the kubelet over the generated pods)", () 
     );
   });
 
+  it("shows that on 1.29 an app image without `sleep` loses the delay, which preview warns about", () => {
+    const config = { ...stackConfig("prod"), "bookapi-mesh:kubernetesVersion": "1.29" };
+    const model = loadMeshConfig(config);
+    const svc = model.services[0];
+    const pod = plain<ModelPod>(
+      podTemplate(svc, model.envoy, { configMapName: "cm" }, model.kubernetesMinor).spec,
+    );
+    const assume = { endpointRemovalSeconds: 3, appStopSeconds: 1, appImageHasSleep: false };
+    const problems = terminationProblems(terminate(pod, plansOf(config), assume), assume);
+    assert.ok(
+      problems.some((p) => p.includes("the app stops accepting at 0s")),
+      problems.join("\n"),
+    );
+  });
+
+  it("shows why a plain-container Envoy is held to the end of the grace period: held only for the drain, it leaves before a slow app", () => {
+    const config = {
+      ...stackConfig("prod"),
+      "bookapi-mesh:envoy": JSON.stringify({ sidecarMode: "container" }),
+    };
+    const model = loadMeshConfig(config);
+    const svc = model.services[0];
+    const plan = { ...shutdownPlan(svc, model.envoy).envoy };
+    plan.holdSeconds = plan.drainSeconds;
+    const pod = plain<ModelPod>(
+      podTemplate(svc, model.envoy, { configMapName: "cm" }, model.kubernetesMinor).spec,
+    );
+    const envoy = pod.containers.find((c) => c.name === "envoy");
+    assert.ok(envoy?.lifecycle?.preStop?.exec);
+    envoy.lifecycle.preStop.exec.command[2] = envoyStopScript(plan);
+    const assume = { endpointRemovalSeconds: 3, appStopSeconds: 10 };
+    const problems = terminationProblems(terminate(pod, [plan], assume), assume);
+    assert.ok(
+      problems.some((p) => p.includes("its responses are cut")),
+      problems.join("\n"),
+    );
+  });
+
   it("refuses to model a preStop hook it does not know", () => {
     const pod: ModelPod = {
       containers: [
@@ -177,6 +220,25 @@ describe("the app's preStop delay", () => {
     assert.deepEqual(await appHook("1.29"), { exec: { command: ["sleep", "10"] } });
   });
 
+  it("warns at preview that the fallback needs `sleep` in every app image, and only below 1.30", async () => {
+    const warnings: string[] = [];
+    const warn = pulumi.log.warn;
+    pulumi.log.warn = (message: string) => {
+      warnings.push(message);
+      return Promise.resolve();
+    };
+    try {
+      for (const version of ["1.29", "1.30"])
+        await runProgram({ ...stackConfig("prod"), "bookapi-mesh:kubernetesVersion": version });
+    } finally {
+      pulumi.log.warn = warn;
+    }
+    assert.deepEqual(
+      warnings.filter((w) => w.includes("preStop delay")).map((w) => w.slice(0, 27)),
+      ['kubernetesVersion "1.29": e'],
+    );
+  });
+
   const invalid: Array<[string, Record<string, unknown>, string]> = [
     [
       "a preStop delay shorter than Envoy's drain",
@@ -204,92 +266,63 @@ describe("the app's preStop delay", () => {
 });
 
 describe("Envoy's stop script, run in bash", () => {
-  /** A stand-in for Envoy's admin API: records requests, reports `active` requests in flight. */
-  function fakeAdmin() {
-    const requests: string[] = [];
-    const state = { active: 0 };
-    const server = http.createServer((req, res) => {
-      requests.push(`${req.method} ${req.url}`);
-      if (req.method === "GET" && req.url?.startsWith("/stats?filter=downstream_rq_active")) {
-        res.end(
-          [
-            `http.admin.downstream_rq_active: 1`,
-            `http.health.downstream_rq_active: 2`,
-            `http.inbound.downstream_rq_active: ${state.active}`,
-            `http.outbound.downstream_rq_active: 0`,
-            "",
-          ].join("\n"),
-        );
-      } else if (req.method === "POST" && req.url === DRAIN_PATH) res.end("OK\n");
-      else {
-        res.statusCode = 404;
-        res.end();
-      }
-    });
-    return { server, requests, state };
-  }
-
   const listen = (server: net.Server) =>
     new Promise<number>((resolve) =>
       server.listen(0, "127.0.0.1", () => resolve((server.address() as AddressInfo).port)),
     );
   const close = (server: net.Server) =>
     new Promise<void>((resolve) => server.close(() => resolve()));
-  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-  it("POSTs the graceful inbound drain, then returns only after the drain time, once the app's port is closed and nothing is in flight", async function () {
-    this.timeout(15000);
-    const admin = fakeAdmin();
-    const app = net.createServer((socket) => socket.end());
-    const adminPort = await listen(admin.server);
-    const appPort = await listen(app);
-    const script = envoyStopScript({
-      adminPort,
-      appPort,
-      drainSeconds: 1,
-      activeRequestStats: [
-        "http.inbound.downstream_rq_active",
-        "http.outbound.downstream_rq_active",
-      ],
-    });
+  /** Runs the script; resolves with its exit code and how long it took. */
+  function run(script: string): Promise<{ code: number; ms: number; stderr: string }> {
     const started = Date.now();
     const child = spawn("bash", ["-c", script], { stdio: ["ignore", "ignore", "pipe"] });
     let stderr = "";
     child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    const exited = new Promise<number>((resolve) =>
-      child.on("exit", (code) => resolve(code ?? -1)),
+    return new Promise((resolve) =>
+      child.on("exit", (code) => resolve({ code: code ?? -1, ms: Date.now() - started, stderr })),
     );
-    let done = false;
-    void exited.then(() => (done = true));
+  }
+
+  it("POSTs the graceful inbound drain to the admin API, then holds Envoy for holdSeconds", async function () {
+    this.timeout(10000);
+    const requests: string[] = [];
+    // A stand-in for Envoy's admin API, which answers a mutating GET with 405.
+    const admin = http.createServer((req, res) => {
+      requests.push(`${req.method} ${req.url}`);
+      res.statusCode = req.method === "POST" ? 200 : 405;
+      res.end("OK\n");
+    });
+    const adminPort = await listen(admin);
     try {
-      await sleep(1600);
-      assert.equal(admin.requests[0], `POST ${DRAIN_PATH}`, "the drain comes first, as a POST");
-      assert.equal(done, false, "still waiting: the app's port is open");
-      admin.state.active = 1;
-      await close(app);
-      await sleep(1600);
-      assert.equal(done, false, "still waiting: a request is in flight");
-      admin.state.active = 0;
-      assert.equal(await exited, 0, stderr);
-      const elapsed = Date.now() - started;
-      assert.ok(elapsed < 5000, `returned ${elapsed} ms after start`);
-      assert.ok(
-        admin.requests.slice(1).every((r) => r === "GET /stats?filter=downstream_rq_active"),
-        admin.requests.join(", "),
+      const { code, ms, stderr } = await run(
+        envoyStopScript({ adminPort, drainSeconds: 1, holdSeconds: 2 }),
       );
+      assert.equal(code, 0, stderr);
+      assert.deepEqual(requests, [`POST ${DRAIN_PATH}`]);
+      assert.ok(ms >= 2000 && ms < 4000, `returned after ${ms} ms`);
     } finally {
-      child.kill();
-      await close(admin.server);
+      await close(admin);
     }
   });
 
-  it("lets a service that calls nobody finish without the outbound listener's counter", () => {
-    const model = loadMeshConfig(stackConfig("dev"));
-    const [bookapi, mcp] = model.services.map((s) => shutdownPlan(s, model.envoy).envoy);
-    assert.deepEqual(bookapi.activeRequestStats, ["http.inbound.downstream_rq_active"]);
-    assert.deepEqual(mcp.activeRequestStats, [
-      "http.inbound.downstream_rq_active",
-      "http.outbound.downstream_rq_active",
-    ]);
+  it("still holds Envoy when the admin API cannot be reached", async function () {
+    this.timeout(10000);
+    const unused = net.createServer();
+    const adminPort = await listen(unused);
+    await close(unused);
+    const { code, ms } = await run(envoyStopScript({ adminPort, drainSeconds: 1, holdSeconds: 1 }));
+    assert.equal(code, 0);
+    assert.ok(ms >= 1000, `returned after ${ms} ms`);
+  });
+
+  it("holds a native sidecar for the drain time and a plain container until 2 s before the grace period ends", () => {
+    const model = loadMeshConfig(stackConfig("prod"));
+    const svc = model.services[0];
+    assert.equal(shutdownPlan(svc, { ...model.envoy, sidecarMode: "native" }).envoy.holdSeconds, 5);
+    assert.equal(
+      shutdownPlan(svc, { ...model.envoy, sidecarMode: "container" }).envoy.holdSeconds,
+      svc.terminationGracePeriodSeconds - 2,
+    );
   });
 });

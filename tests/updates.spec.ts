@@ -54,7 +54,7 @@ describe("updates on a live cluster (a model of the provider's replacement rules
     ]);
   });
 
-  it("moves an Envoy config change to a new ConfigMap, created first, and deletes the old one only at the end", async () => {
+  it("moves an Envoy config change to a new ConfigMap, created first, and keeps the old one for the old ReplicaSet", async () => {
     const config = stackConfig("prod");
     const services = JSON.parse(config["bookapi-mesh:services"]) as Array<Record<string, unknown>>;
     const mcp = services.find((s) => s.name === "bookapi-mcp-server");
@@ -70,7 +70,8 @@ describe("updates on a live cluster (a model of the provider's replacement rules
     assert.notEqual(oldName, newName);
     assert.deepEqual(
       steps.filter((s) => s.object.startsWith("ConfigMap/bookapi-envoy")),
-      [{ object: `ConfigMap/${newName}`, action: "replace, create first" }],
+      // The old version stays for the old ReplicaSet (and `kubectl rollout undo`).
+      [{ object: `ConfigMap/${newName}`, action: "replace, create first, old kept" }],
     );
     // Only bookapi's Envoy files changed (its callers' rules): only its pods roll.
     assert.deepEqual(restartedDeployments(renewed, changed), ["bookapi"]);

@@ -6,6 +6,7 @@
  * the Mocks interface shows, the harness reads the registration request itself, so tests can
  * assert resource options (deleteBeforeReplace, parent) and which inputs were sent as secrets.
  */
+import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
@@ -31,6 +32,8 @@ export interface Registered {
   /** URN of the parent resource ("" for the stack itself). */
   parent: string;
   deleteBeforeReplace: boolean;
+  /** Pulumi drops the resource from state without deleting it. */
+  retainOnDelete: boolean;
   /** Provider reference (`urn::id`), "" for the default provider. */
   provider: string;
   /** Dotted paths of inputs that were sent as Pulumi secrets. */
@@ -85,12 +88,21 @@ interface RegisterRequest {
   getName(): string;
   getParent(): string;
   getDeletebeforereplace(): boolean;
+  getRetainondelete(): boolean;
   getProvider(): string;
   getObject(): { toJavaScript(): Record<string, unknown> } | undefined;
 }
 type Callback = (err: unknown, resp: unknown) => void;
 interface PatchableMonitor {
   registerResource(req: RegisterRequest, callback: Callback): Promise<void>;
+}
+
+/** A Kubernetes object as the API server returns it: its inputs plus a `metadata.uid`. */
+function withUid(type: string, name: string, inputs: Record<string, unknown>) {
+  const hex = createHash("sha256").update(`${type}::${name}`).digest("hex");
+  const uid = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
+  const metadata = (inputs.metadata ?? {}) as Record<string, unknown>;
+  return { ...inputs, metadata: { ...metadata, uid } };
 }
 
 /** Turns a stack file's config into the flat `project:key` -> string map the engine passes. */
@@ -151,7 +163,9 @@ export async function runProgramOutcome(
           const inputs = unwrapSecrets(args.inputs) as Record<string, unknown>;
           const state = isFakeTlsType(args.type)
             ? await fakeTlsResource(args.type, inputs)
-            : { ...inputs };
+            : args.type.startsWith("kubernetes:")
+              ? withUid(args.type, args.name, inputs)
+              : { ...inputs };
           const opts = options.get(`${args.type}::${args.name}`);
           if (!opts) throw new Error(`harness: no request seen for ${args.type} ${args.name}`);
           resources.push({
@@ -188,6 +202,7 @@ export async function runProgramOutcome(
       name: req.getName(),
       parent: req.getParent(),
       deleteBeforeReplace: req.getDeletebeforereplace(),
+      retainOnDelete: req.getRetainondelete(),
       provider: req.getProvider(),
       secretInputs: secretPaths(req.getObject()?.toJavaScript() ?? {}, "", []),
     });

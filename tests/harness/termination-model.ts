@@ -33,23 +33,24 @@ export interface ModelPod {
 /** What a preStop hook does, as far as timing goes. */
 export type Hook =
   | { kind: "none" }
-  | { kind: "sleep"; seconds: number }
-  /** Envoy's stop script: starts the drain at once, returns when the plan says (see below). */
+  /** `inImage`: an exec of the image's `sleep`, rather than the kubelet's sleep action. */
+  | { kind: "sleep"; seconds: number; inImage: boolean }
+  /** Envoy's stop script: starts the drain at once, then sleeps the plan's holdSeconds. */
   | { kind: "envoy-drain"; plan: EnvoyStopPlan };
 
 /**
  * Reads a container's preStop hook. A bash hook is recognised only when it is exactly the
  * script `envoyStopScript` renders for one of the given plans (tests/shutdown.spec.ts runs that
  * script in bash to show it does what the model assumes); anything else is refused, so the
- * model never guesses.
+ * model never guesses. Envoy's own image has `sleep` (Ubuntu coreutils).
  */
 export function hookOf(container: ModelContainer, plans: EnvoyStopPlan[]): Hook {
   const preStop = container.lifecycle?.preStop;
   if (!preStop) return { kind: "none" };
-  if (preStop.sleep) return { kind: "sleep", seconds: preStop.sleep.seconds };
+  if (preStop.sleep) return { kind: "sleep", seconds: preStop.sleep.seconds, inImage: false };
   const command = preStop.exec?.command ?? [];
   if (command.length === 2 && command[0] === "sleep" && /^[0-9]+$/.test(command[1]))
-    return { kind: "sleep", seconds: Number(command[1]) };
+    return { kind: "sleep", seconds: Number(command[1]), inImage: true };
   if (command.length === 3 && command[0] === "/bin/bash" && command[1] === "-c") {
     const plan = plans.find((p) => envoyStopScript(p) === command[2]);
     if (plan) return { kind: "envoy-drain", plan };
@@ -64,6 +65,11 @@ export interface Assumptions {
   endpointRemovalSeconds: number;
   /** Seconds the app needs from its SIGTERM to exit, finishing the requests it holds. */
   appStopSeconds: number;
+  /**
+   * Whether the app's image has a `sleep` binary (default yes). Without one an `exec sleep`
+   * hook fails at once, the kubelet records FailedPreStopHook and sends SIGTERM.
+   */
+  appImageHasSleep?: boolean;
 }
 
 export interface Timeline {
@@ -105,7 +111,9 @@ export function terminate(pod: ModelPod, plans: EnvoyStopPlan[], assume: Assumpt
 
   const appHook = hookOf(app, plans);
   if (appHook.kind === "envoy-drain") throw new Error("the app runs Envoy's stop script");
-  const appSigterm = Math.min(appHook.kind === "sleep" ? appHook.seconds : 0, grace);
+  const appSleeps =
+    appHook.kind === "sleep" && (!appHook.inImage || assume.appImageHasSleep !== false);
+  const appSigterm = Math.min(appSleeps ? appHook.seconds : 0, grace);
   const appExit = stop("app", appSigterm, assume.appStopSeconds);
 
   const envoyHook = hookOf(envoy, plans);
@@ -113,11 +121,10 @@ export function terminate(pod: ModelPod, plans: EnvoyStopPlan[], assume: Assumpt
   let drainStart: number | undefined;
   let drainSeconds = 0;
   if (envoyHook.kind === "envoy-drain") {
-    // The script drains at once, then loops until drainSeconds have passed and the app is done:
-    // its port closed and no request in flight through Envoy, i.e. once the app has exited.
+    // The script starts the drain at once, then sleeps holdSeconds.
     drainStart = 0;
     drainSeconds = envoyHook.plan.drainSeconds;
-    envoyHookEnd = Math.max(drainSeconds, appExit);
+    envoyHookEnd = envoyHook.plan.holdSeconds;
   } else {
     envoyHookEnd = envoyHook.kind === "sleep" ? envoyHook.seconds : 0;
   }

@@ -9,7 +9,8 @@
  *   namespace (two objects cannot share them); the `deleteBeforeReplace` option forces it.
  * - The Pulumi engine: a create-first replacement creates the new object, updates its dependents,
  *   and deletes the old object at the end of the update; objects the program no longer declares
- *   are deleted at the end too.
+ *   are deleted at the end too. With `retainOnDelete` the engine drops the old object from its
+ *   state instead and leaves it in the cluster.
  */
 import { kindOf, kubernetesObjects, metadataName, ProgramRun, Registered } from "./program";
 
@@ -18,8 +19,10 @@ export type Action =
   | "update"
   | "create"
   | "replace, create first"
+  | "replace, create first, old kept"
   | "replace, delete first"
-  | "delete at end";
+  | "delete at end"
+  | "left in the cluster";
 
 export interface Step {
   /** `Kind/name` after the change (before it, for a delete). */
@@ -74,9 +77,8 @@ export function plannedAction(
     return same(before.inputs, after.inputs) ? "same" : "update";
   const keepsPlace =
     meta(before).name === meta(after).name && meta(before).namespace === meta(after).namespace;
-  return after.deleteBeforeReplace || keepsPlace
-    ? "replace, delete first"
-    : "replace, create first";
+  if (after.deleteBeforeReplace || keepsPlace) return "replace, delete first";
+  return after.retainOnDelete ? "replace, create first, old kept" : "replace, create first";
 }
 
 /** The steps `pulumi up` takes from one run's objects to another's, matched by URN. */
@@ -92,7 +94,10 @@ export function planUpdate(before: ProgramRun, after: ProgramRun): Step[] {
     };
   });
   for (const r of old.values())
-    steps.push({ object: `${kindOf(r.type)}/${metadataName(r)}`, action: "delete at end" });
+    steps.push({
+      object: `${kindOf(r.type)}/${metadataName(r)}`,
+      action: r.retainOnDelete ? "left in the cluster" : "delete at end",
+    });
   return steps.sort((a, b) => (a.object < b.object ? -1 : a.object > b.object ? 1 : 0));
 }
 
