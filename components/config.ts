@@ -94,6 +94,30 @@ export function isPinnedImage(ref: string): boolean {
   return /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(tag) && tag !== "latest";
 }
 
+const QUANTITY_FACTOR: Record<string, number> = {
+  "": 1,
+  m: 1e-3,
+  k: 1e3,
+  M: 1e6,
+  G: 1e9,
+  T: 1e12,
+  P: 1e15,
+  E: 1e18,
+  Ki: 2 ** 10,
+  Mi: 2 ** 20,
+  Gi: 2 ** 30,
+  Ti: 2 ** 40,
+  Pi: 2 ** 50,
+  Ei: 2 ** 60,
+};
+
+/** The number a Kubernetes quantity stands for: "500m" -> 0.5 (cores), "256Mi" -> 268435456. */
+export function quantityValue(q: string): number {
+  const m = QUANTITY.exec(q);
+  if (!m) throw new Error(`internal: "${q}" is not a quantity`);
+  return Number(q.slice(0, q.length - (m[3] ?? "").length)) * QUANTITY_FACTOR[m[3] ?? ""];
+}
+
 const quantity = z
   .string({ error: "must be a Kubernetes quantity string such as 50m or 64Mi" })
   .regex(QUANTITY, "must be a Kubernetes quantity such as 50m or 64Mi");
@@ -126,6 +150,28 @@ const peerSelector = z
     message: "needs a namespaceSelector and/or a podSelector",
   });
 export type PeerSelector = z.infer<typeof peerSelector>;
+
+/** A duration in Envoy's form: a number and a unit, e.g. "250ms", "7s", "5m", "1h". */
+const DURATION = /^([0-9]+(\.[0-9]+)?)(ms|s|m|h)$/;
+const UNIT_SECONDS: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600 };
+
+/** Seconds in a duration the schema has accepted. */
+export function durationSeconds(value: string): number {
+  const m = DURATION.exec(value);
+  if (!m) throw new Error(`internal: "${value}" is not a duration`);
+  return Number(m[1]) * UNIT_SECONDS[m[3]];
+}
+
+/** A positive duration, at least 1 ms. */
+const duration = z
+  .string({ error: 'must be a duration such as "250ms", "7s" or "5m"' })
+  .regex(DURATION, 'must be a duration such as "250ms", "7s" or "5m"')
+  .refine((v) => !DURATION.test(v) || durationSeconds(v) >= 0.001, "must be at least 1ms");
+
+const positiveCount = z
+  .number({ error: "must be a number" })
+  .int("must be a whole number")
+  .min(1, "must be at least 1");
 
 const envoySchema = z.strictObject({
   /** Envoy image, pinned. */
@@ -170,6 +216,12 @@ const envoySchema = z.strictObject({
     .min(1, "must be between 1 and 300")
     .max(300, "must be between 1 and 300")
     .default(5),
+  /** JSON access log lines on stdout for inbound and outbound requests. */
+  accessLog: z.boolean({ error: "must be true or false" }).default(true),
+  /** Cap on connections a sidecar accepts in all (Envoy's overload manager). */
+  maxConnections: positiveCount.default(10000),
+  /** First loopback port of the `tcp` egress listeners, one port per entry in name order. */
+  egressPortBase: port.default(15100),
 });
 
 const certificatesSchema = z
@@ -221,9 +273,15 @@ const certificatesSchema = z
     }
   });
 
+/** Suffix of a service's headless Service, which resolves to its ready pods. */
+export const PODS_SERVICE_SUFFIX = "-pods";
+
 const serviceName = z
   .string({ error: "is required" })
-  .max(63, "must be at most 63 characters (a DNS label)")
+  .max(
+    63 - PODS_SERVICE_SUFFIX.length,
+    `must be at most ${63 - PODS_SERVICE_SUFFIX.length} characters (its headless Service "<name>${PODS_SERVICE_SUFFIX}" is a DNS label of at most 63)`,
+  )
   .regex(
     DNS_1035_LABEL,
     "must be a DNS label: lowercase letters, digits and '-', starting with a letter",
@@ -456,6 +514,170 @@ const autoscalingSchema = z
       });
   });
 
+/** Envoy's own route timeout, which plain routes keep unless `traffic.timeout` says otherwise. */
+export const DEFAULT_ROUTE_TIMEOUT = "15s";
+
+/** Idle timeout of streaming routes unless `traffic.idleTimeout` says otherwise. */
+export const STREAMING_IDLE_TIMEOUT = "1h";
+
+const cidr = z.string({ error: "must be a CIDR such as 169.254.20.10/32" }).refine((value) => {
+  const [address, length, ...rest] = value.split("/");
+  const family = isIP(address);
+  return (
+    rest.length === 0 &&
+    family !== 0 &&
+    /^[0-9]+$/.test(length ?? "") &&
+    Number(length) <= (family === 4 ? 32 : 128)
+  );
+}, "must be a CIDR such as 169.254.20.10/32");
+
+/**
+ * How callers reach a service and how it takes requests (docs/traffic.md has each default and
+ * why). Applied to every caller's outbound route and cluster, and to the service's inbound side.
+ */
+const trafficSchema = z
+  .strictObject({
+    /** Whole-request timeout of plain (non-streaming) routes. */
+    timeout: duration.optional(),
+    /** Longest pause between bytes of a request or response. */
+    idleTimeout: duration.optional(),
+    /** Long-lived responses (Server-Sent Events, MCP): no route timeout, only the idle timeout. */
+    streaming: z.boolean({ error: "must be true or false" }).default(false),
+    retries: z
+      .strictObject({
+        attempts: z
+          .number()
+          .int("must be a whole number")
+          .min(0, "must not be negative")
+          .default(2),
+        /** Envoy's retry_on conditions for idempotent methods; others retry only what never left. */
+        retryOn: z
+          .string()
+          .regex(
+            /^[a-z0-9-]+(,[a-z0-9-]+)*$/,
+            "must be Envoy retry_on conditions separated by commas",
+          )
+          .default("connect-failure,refused-stream,reset"),
+        perTryTimeout: duration.optional(),
+        backoff: z
+          .strictObject({ base: duration.default("25ms"), max: duration.default("250ms") })
+          .default({ base: "25ms", max: "250ms" }),
+      })
+      .default({
+        attempts: 2,
+        retryOn: "connect-failure,refused-stream,reset",
+        backoff: { base: "25ms", max: "250ms" },
+      }),
+    circuitBreaker: z
+      .strictObject({
+        maxConnections: positiveCount.default(1024),
+        maxPendingRequests: positiveCount.default(1024),
+        maxRequests: positiveCount.default(1024),
+        maxRetries: positiveCount.default(3),
+      })
+      .default({
+        maxConnections: 1024,
+        maxPendingRequests: 1024,
+        maxRequests: 1024,
+        maxRetries: 3,
+      }),
+    outlierDetection: z
+      .strictObject({
+        consecutive5xx: positiveCount.default(5),
+        interval: duration.default("10s"),
+        baseEjectionTime: duration.default("30s"),
+        maxEjectionPercent: z
+          .number()
+          .int("must be a whole percentage")
+          .min(1, "must be between 1 and 100")
+          .max(100, "must be between 1 and 100")
+          .default(50),
+      })
+      .default({
+        consecutive5xx: 5,
+        interval: "10s",
+        baseEjectionTime: "30s",
+        maxEjectionPercent: 50,
+      }),
+    /** Per replica: Envoy's local rate limit on the inbound side. */
+    rateLimit: z
+      .strictObject({ requestsPerSecond: positiveCount, burst: positiveCount.optional() })
+      .optional(),
+    /** Requests carrying this response header's value go back to the replica that set it. */
+    sessionAffinity: z
+      .strictObject({
+        header: z
+          .string({ error: "is required (a header name such as mcp-session-id)" })
+          .regex(/^[A-Za-z0-9-]+$/, "must be an HTTP header name")
+          .transform((h) => h.toLowerCase()),
+      })
+      .optional(),
+  })
+  .superRefine((t, ctx) => {
+    if (t.streaming && t.timeout !== undefined)
+      ctx.addIssue({
+        code: "custom",
+        path: ["timeout"],
+        message:
+          "must not be set on a streaming service (it would cut long responses); use idleTimeout",
+      });
+    if (t.streaming && t.retries.perTryTimeout !== undefined)
+      ctx.addIssue({
+        code: "custom",
+        path: ["retries", "perTryTimeout"],
+        message: "must not be set on a streaming service (it would cut long responses)",
+      });
+    // Fields that failed their own check are reported there; compare only valid ones.
+    const secs = (v: string | undefined) =>
+      v !== undefined && DURATION.test(v) ? durationSeconds(v) : undefined;
+    const timeout = secs(t.timeout ?? DEFAULT_ROUTE_TIMEOUT);
+    const perTry = secs(t.retries.perTryTimeout);
+    if (!t.streaming && timeout !== undefined && perTry !== undefined && perTry > timeout)
+      ctx.addIssue({
+        code: "custom",
+        path: ["retries", "perTryTimeout"],
+        message: `must not be longer than timeout (${t.timeout ?? `${DEFAULT_ROUTE_TIMEOUT}, the default`})`,
+      });
+    const base = secs(t.retries.backoff.base);
+    const max = secs(t.retries.backoff.max);
+    if (base !== undefined && max !== undefined && max < base)
+      ctx.addIssue({
+        code: "custom",
+        path: ["retries", "backoff", "max"],
+        message: `must not be shorter than backoff.base (${t.retries.backoff.base})`,
+      });
+  });
+export type TrafficPolicy = z.infer<typeof trafficSchema>;
+/** A service's traffic policy when its stack says nothing. */
+export const DEFAULT_TRAFFIC_POLICY: TrafficPolicy = trafficSchema.parse({});
+
+/** A host name (DNS) or an IP address, as an egress target. */
+const egressHost = z
+  .string({ error: "is required (a DNS name or IP address)" })
+  .max(253)
+  .refine(
+    (h) =>
+      isIP(h) !== 0 || /^([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(h),
+    "must be a lowercase DNS name or an IP address",
+  );
+
+/** A destination outside the mesh. */
+const egressSchema = z.strictObject({
+  name: z
+    .string({ error: "is required" })
+    .max(40, "must be at most 40 characters")
+    .regex(DNS_1123_LABEL, "must be a DNS-1123 label (lowercase letters, digits, '-')"),
+  host: egressHost,
+  port,
+  protocol: z.enum(["http", "https", "tcp"], { error: "must be http, https or tcp" }),
+  /** Where the NetworkPolicy lets this traffic go; any address when omitted. */
+  cidrs: z
+    .array(cidr, { error: "must be a list of CIDRs" })
+    .min(1, "must list at least one CIDR (omit it for any address)")
+    .optional(),
+});
+export type EgressTarget = z.infer<typeof egressSchema>;
+
 const serviceSchema = z.strictObject({
   name: serviceName,
   image,
@@ -526,18 +748,11 @@ const serviceSchema = z.strictObject({
     .int("must be a whole number")
     .min(1, "must not be 0 (root)")
     .default(10001),
+  traffic: trafficSchema.default(DEFAULT_TRAFFIC_POLICY),
+  egress: z
+    .array(egressSchema, { error: "must be a list of { name, host, port, protocol }" })
+    .default([]),
 });
-
-const cidr = z.string({ error: "must be a CIDR such as 169.254.20.10/32" }).refine((value) => {
-  const [address, length, ...rest] = value.split("/");
-  const family = isIP(address);
-  return (
-    rest.length === 0 &&
-    family !== 0 &&
-    /^[0-9]+$/.test(length ?? "") &&
-    Number(length) <= (family === 4 ? 32 : 128)
-  );
-}, "must be a CIDR such as 169.254.20.10/32");
 
 /** A NetworkPolicy peer: pods/namespaces by label, or an address block (e.g. NodeLocal DNSCache). */
 const networkPeer = z
@@ -670,7 +885,18 @@ export interface ServiceModel {
   callerRules: CallerRule[];
   /** Who may reach the app port directly; empty = nobody. */
   directPortAllowedFrom: PeerSelector[];
+  /** `<name>-pods.<ns>.svc.<clusterDomain>`: the headless Service callers' Envoys resolve. */
+  podsFqdn: string;
+  traffic: TrafficPolicy;
+  /** Destinations outside the mesh, sorted by name. */
+  egress: ResolvedEgress[];
 }
+
+/** An egress target with what the pod gets for it. */
+export type ResolvedEgress = EgressTarget & {
+  /** For `tcp`: the loopback port of its Envoy listener, and the env var that holds the address. */
+  local?: { port: number; env: string };
+};
 
 /** What one caller may do on a callee, from the caller's `calls` entry. */
 export interface CallerRule {
@@ -835,6 +1061,9 @@ export function parseMeshConfig(raw: Record<string, unknown>): MeshModel {
         spiffeId: `spiffe://${cfg.certificates.trustDomain}/ns/${cfg.namespace}/sa/${svc.name}`,
         directPortAllowedFrom: svc.directPortAllowedFrom,
         fqdn,
+        podsFqdn: `${svc.name}${PODS_SERVICE_SUFFIX}.${cfg.namespace}.svc.${cfg.clusterDomain}`,
+        traffic: svc.traffic,
+        egress: resolveEgress(svc.egress, cfg.envoy.egressPortBase),
         dnsNames: [
           svc.name,
           `${svc.name}.${cfg.namespace}`,
@@ -891,9 +1120,18 @@ function topologyProblems(cfg: RawMesh): string[] {
     );
   }
 
+  const meshHosts = new Set(
+    cfg.services.flatMap((s) => [
+      s.name,
+      `${s.name}.${cfg.namespace}`,
+      `${s.name}.${cfg.namespace}.svc`,
+      `${s.name}.${cfg.namespace}.svc.${cfg.clusterDomain}`,
+    ]),
+  );
   cfg.services.forEach((svc, i) => {
     const key = `${PROJECT}:services[${i}]`;
     problems.push(...appSettingProblems(cfg, svc, key));
+    problems.push(...egressProblems(cfg, svc, key, meshHosts));
     if (names.indexOf(svc.name) !== i)
       problems.push(`${key}.name: duplicate service name "${svc.name}"`);
     const clash = meshPorts.find(([, p]) => p === svc.port);
@@ -916,9 +1154,61 @@ function topologyProblems(cfg: RawMesh): string[] {
   return problems;
 }
 
+/** `EGRESS_<NAME>_ADDR`: where the app finds a tcp egress target's local listener. */
+export function egressEnvName(name: string): string {
+  return `EGRESS_${name.toUpperCase().replace(/-/g, "_")}_ADDR`;
+}
+
+/** Egress sorted by name; tcp targets get consecutive loopback ports from `base`. */
+function resolveEgress(egress: EgressTarget[], base: number): ResolvedEgress[] {
+  let next = base;
+  return [...egress]
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+    .map((e) =>
+      e.protocol === "tcp"
+        ? { ...e, local: { port: next++, env: egressEnvName(e.name) } }
+        : { ...e },
+    );
+}
+
 /** A list's entries that repeat an earlier one, with their index. */
 function repeats<T>(values: T[]): [T, number][] {
   return values.flatMap((v, i): [T, number][] => (values.indexOf(v) !== i ? [[v, i]] : []));
+}
+
+/** Egress entries that clash with each other, the mesh, its ports or the app's env. */
+function egressProblems(
+  cfg: RawMesh,
+  svc: RawService,
+  key: string,
+  meshHosts: Set<string>,
+): string[] {
+  const problems: string[] = [];
+  for (const [name, j] of repeats(svc.egress.map((e) => e.name)))
+    problems.push(`${key}.egress[${j}].name: "${name}" is listed twice`);
+  const taken = new Map<number, string>(
+    Object.entries(cfg.envoy.ports).map(([role, p]) => [p, `envoy.ports.${role}`]),
+  );
+  taken.set(svc.port, "the app port");
+  const userEnv = new Set(svc.env.map((e) => e.name));
+  for (const e of resolveEgress(svc.egress, cfg.envoy.egressPortBase)) {
+    const j = svc.egress.findIndex((x) => x.name === e.name);
+    if (meshHosts.has(e.host))
+      problems.push(
+        `${key}.egress[${j}].host: "${e.host}" is a mesh service; list it in calls instead`,
+      );
+    if (!e.local) continue;
+    if (e.local.port > 65535)
+      problems.push(`${key}.egress[${j}]: no loopback port left above envoy.egressPortBase`);
+    const clash = taken.get(e.local.port);
+    if (clash)
+      problems.push(
+        `${key}.egress[${j}]: its listener port ${e.local.port} (from envoy.egressPortBase) is ${clash}`,
+      );
+    if (userEnv.has(e.local.env))
+      problems.push(`${key}.env: ${e.local.env} is set by the mesh for egress "${e.name}"`);
+  }
+  return problems;
 }
 
 /** Shutdown timing, replica ownership, and app settings that collide with what the mesh owns. */

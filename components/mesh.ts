@@ -3,9 +3,20 @@
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { KUBERNETES_FEATURES, MeshModel, PROJECT, ServiceModel } from "./config";
+import {
+  DEFAULT_ROUTE_TIMEOUT,
+  durationSeconds,
+  KUBERNETES_FEATURES,
+  MeshModel,
+  PROJECT,
+  quantityValue,
+  ServiceModel,
+  STREAMING_IDLE_TIMEOUT,
+  TrafficPolicy,
+} from "./config";
 import { buildEnvoyFiles } from "./envoy";
-import { SIDECAR_PATHS, SidecarSpec } from "./envoy/model";
+import { SIDECAR_PATHS, SidecarSpec, TrafficSpec } from "./envoy/model";
+import { envoyDuration } from "./envoy/spec";
 import { CertificateAuthority, KeySpec, ServiceCertificate } from "./pki";
 import { MeshNetworkPolicies } from "./network-policy";
 import { MeshService, outboundUrl } from "./workload";
@@ -51,8 +62,67 @@ export function sidecarSpec(model: MeshModel, service: ServiceModel): SidecarSpe
       methods: rule.methods,
       paths: rule.paths,
     })),
-    upstreams: service.calls.map(peer),
+    upstreams: service.calls.map((name) => {
+      const callee = byName(model, name);
+      return { ...peer(name), podsFqdn: callee.podsFqdn, traffic: trafficSpec(callee.traffic) };
+    }),
+    traffic: trafficSpec(service.traffic),
+    egress: service.egress.map((e) => ({
+      name: e.name,
+      host: e.host,
+      port: e.port,
+      protocol: e.protocol,
+      ...(e.local ? { localPort: e.local.port } : {}),
+    })),
+    accessLog: model.envoy.accessLog,
+    overload: {
+      maxHeapBytes: Math.floor(
+        quantityValue(model.envoy.resources.limits.memory) * HEAP_SHARE_OF_MEMORY_LIMIT,
+      ),
+      maxConnections: model.envoy.maxConnections,
+    },
     paths: SIDECAR_PATHS,
+  };
+}
+
+/**
+ * Envoy's heap ceiling as a share of the sidecar's memory limit: the rest covers what the heap
+ * monitor does not count (thread stacks, the binary, kernel buffers), so the overload actions
+ * act before the kubelet's OOM kill.
+ */
+export const HEAP_SHARE_OF_MEMORY_LIMIT = 0.8;
+
+/** A service's traffic policy in Envoy's units, its defaults filled in. */
+export function trafficSpec(t: TrafficPolicy): TrafficSpec {
+  const d = (value: string) => envoyDuration(durationSeconds(value));
+  const idle = t.idleTimeout ?? (t.streaming ? STREAMING_IDLE_TIMEOUT : undefined);
+  return {
+    // A streamed response may last any time: no route timeout, only the idle timeout.
+    timeout: t.streaming ? "0s" : d(t.timeout ?? DEFAULT_ROUTE_TIMEOUT),
+    ...(idle ? { idleTimeout: d(idle) } : {}),
+    streaming: t.streaming,
+    retries: {
+      attempts: t.retries.attempts,
+      retryOn: t.retries.retryOn,
+      ...(t.retries.perTryTimeout ? { perTryTimeout: d(t.retries.perTryTimeout) } : {}),
+      backoff: { base: d(t.retries.backoff.base), max: d(t.retries.backoff.max) },
+    },
+    circuitBreaker: { ...t.circuitBreaker },
+    outlierDetection: {
+      consecutive5xx: t.outlierDetection.consecutive5xx,
+      interval: d(t.outlierDetection.interval),
+      baseEjectionTime: d(t.outlierDetection.baseEjectionTime),
+      maxEjectionPercent: t.outlierDetection.maxEjectionPercent,
+    },
+    ...(t.rateLimit
+      ? {
+          rateLimit: {
+            requestsPerSecond: t.rateLimit.requestsPerSecond,
+            burst: t.rateLimit.burst ?? t.rateLimit.requestsPerSecond,
+          },
+        }
+      : {}),
+    ...(t.sessionAffinity ? { sessionAffinity: { header: t.sessionAffinity.header } } : {}),
   };
 }
 

@@ -69,6 +69,14 @@ function servicePolicy(model: MeshModel, svc: ServiceModel): NamedNetworkPolicyS
     // Evaluated on the callee pods (after the Service's DNAT), hence pod selectors, not Services.
     egress.push({ to: svc.calls.map(servicePeer), ports: [tcp(ports.inbound)] });
   }
+  // Egress beyond the mesh: the entry's port, to its CIDRs or (without them) any address.
+  // NetworkPolicy cannot name a host; Envoy pins the host (SNI and certificate for https).
+  for (const e of svc.egress) {
+    egress.push({
+      ...(e.cidrs ? { to: e.cidrs.map((cidr) => ({ ipBlock: { cidr } })) } : {}),
+      ports: [tcp(e.port)],
+    });
+  }
   // Cluster DNS: kube-dns by default; `network.dns` for NodeLocal DNSCache or another resolver.
   egress.push({
     to: model.network.dns.peers.map((peer) => structuredClone(peer)),

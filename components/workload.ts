@@ -8,7 +8,7 @@
 import { createHash } from "node:crypto";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { EnvoySettings, PROJECT, ServiceModel } from "./config";
+import { EnvoySettings, PODS_SERVICE_SUFFIX, PROJECT, quantityValue, ServiceModel } from "./config";
 import { CERT_FILES, ENVOY_FILES, SIDECAR_PATHS } from "./envoy/model";
 import {
   APP_TMP_PATH,
@@ -44,6 +44,7 @@ export function objectNames(service: string) {
     configMapPrefix: `${service}-envoy-`,
     deployment: service,
     service,
+    podsService: `${service}${PODS_SERVICE_SUFFIX}`,
     podDisruptionBudget: service,
     autoscaler: service,
   };
@@ -78,6 +79,11 @@ export function envoyConfigChecksum(files: Record<string, string>): string {
  */
 export function envoyConfigMapName(service: string, files: Record<string, string>): string {
   return `${objectNames(service).configMapPrefix}${envoyConfigChecksum(files).slice(0, 10)}`;
+}
+
+/** Worker threads: the sidecar's CPU limit rounded up to whole cores, at least one. */
+export function envoyConcurrency(envoy: EnvoySettings): number {
+  return Math.max(1, Math.ceil(quantityValue(envoy.resources.limits.cpu)));
 }
 
 /** The outbound URL the app calls to reach its dependencies through Envoy. */
@@ -126,6 +132,10 @@ export function envoyContainer(
       String(stop.envoy.drainSeconds),
       "--drain-strategy",
       "gradual",
+      // Envoy starts a worker per host hardware thread, ignoring the CPU limit (before 1.37):
+      // dozens of threads throttled into a fraction of a core. One per limit core instead.
+      "--concurrency",
+      String(envoyConcurrency(envoy)),
     ],
     ports: [
       { name: PORT_NAMES.inbound, containerPort: envoy.ports.inbound, protocol: "TCP" },
@@ -179,7 +189,12 @@ export function appContainer(
   kubernetesMinor: number,
 ): k8s.types.input.core.v1.Container {
   const env: k8s.types.input.core.v1.EnvVar[] = [
-    ...(service.calls.length > 0 ? [{ name: OUTBOUND_URL_ENV, value: outboundUrl(envoy) }] : []),
+    ...(service.calls.length > 0 || service.egress.some((e) => e.protocol !== "tcp")
+      ? [{ name: OUTBOUND_URL_ENV, value: outboundUrl(envoy) }]
+      : []),
+    ...service.egress.flatMap((e) =>
+      e.local ? [{ name: e.local.env, value: `127.0.0.1:${e.local.port}` }] : [],
+    ),
     ...structuredClone(service.env),
   ];
   return {
@@ -358,6 +373,28 @@ export function serviceSpec(
 }
 
 /**
+ * The headless Service callers' sidecars resolve: one DNS record per ready pod, so Envoy balances
+ * per request and can eject a bad pod (through the ClusterIP Service Envoy would see one host).
+ */
+export function podsServiceSpec(
+  service: ServiceModel,
+  envoy: EnvoySettings,
+): k8s.types.input.core.v1.ServiceSpec {
+  return {
+    clusterIP: "None",
+    selector: selectorLabels(service.name),
+    ports: [
+      {
+        name: PORT_NAMES.inbound,
+        port: envoy.ports.inbound,
+        targetPort: envoy.ports.inbound,
+        protocol: "TCP",
+      },
+    ],
+  };
+}
+
+/**
  * At most one pod of a replicated service down for a voluntary disruption (a node drain); pods
  * that are not ready anyway may always be evicted, so a crash-looping pod cannot block a drain.
  */
@@ -436,6 +473,8 @@ export class MeshService extends pulumi.ComponentResource {
   public readonly configMap: k8s.core.v1.ConfigMap;
   public readonly deployment: k8s.apps.v1.Deployment;
   public readonly service: k8s.core.v1.Service;
+  /** Headless: resolves to the ready pods, for callers' sidecars. */
+  public readonly podsService: k8s.core.v1.Service;
   public readonly podDisruptionBudget?: k8s.policy.v1.PodDisruptionBudget;
   public readonly autoscaler?: k8s.autoscaling.v2.HorizontalPodAutoscaler;
   public readonly deploymentName: pulumi.Output<string>;
@@ -511,6 +550,11 @@ export class MeshService extends pulumi.ComponentResource {
     this.service = new k8s.core.v1.Service(
       `${name}-service`,
       { metadata: meta(names.service), spec: serviceSpec(svc, args.envoy) },
+      childOpts,
+    );
+    this.podsService = new k8s.core.v1.Service(
+      `${name}-pods`,
+      { metadata: meta(names.podsService), spec: podsServiceSpec(svc, args.envoy) },
       childOpts,
     );
     if (isReplicated(svc)) {

@@ -9,7 +9,7 @@
 import { parseMeshConfig } from "../components/config";
 import { buildEnvoyFiles } from "../components/envoy";
 import { ENVOY_FILES } from "../components/envoy/model";
-import { sidecarSpec } from "../components/mesh";
+import { sidecarSpec, trafficSpec } from "../components/mesh";
 import { runProgram } from "../tests/harness/program";
 
 /** Service i calls i+1, i+7 and i+31 (mod N): a sparse graph with cycles and fan-in. */
@@ -38,7 +38,13 @@ function fullMeshBootstrapSize(services: Array<Record<string, unknown>>): number
   const [first] = model.services;
   const others = model.services
     .filter((s) => s !== first)
-    .map((s) => ({ name: s.name, fqdn: s.fqdn, spiffeId: s.spiffeId }));
+    .map((s) => ({
+      name: s.name,
+      fqdn: s.fqdn,
+      spiffeId: s.spiffeId,
+      podsFqdn: s.podsFqdn,
+      traffic: trafficSpec(s.traffic),
+    }));
   const spec = { ...sidecarSpec(model, first), callers: others, upstreams: others };
   return Buffer.byteLength(buildEnvoyFiles(spec)[ENVOY_FILES.bootstrap]);
 }

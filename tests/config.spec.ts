@@ -694,6 +694,134 @@ const BAD_CONFIGS: Array<[string, Flat, string, string]> = [
     "bookapi-mesh:services[0].volumes[0].configMap.items[0].path",
     "relative path",
   ],
+  // Traffic policies.
+  [
+    "a malformed duration",
+    withService(0, { traffic: { timeout: "5 seconds" } }),
+    "bookapi-mesh:services[0].traffic.timeout",
+    'such as "250ms"',
+  ],
+  [
+    "a duration without a unit",
+    withService(0, { traffic: { idleTimeout: "30" } }),
+    "bookapi-mesh:services[0].traffic.idleTimeout",
+    'such as "250ms"',
+  ],
+  [
+    "a timeout on a streaming service",
+    withService(0, { traffic: { streaming: true, timeout: "30s" } }),
+    "bookapi-mesh:services[0].traffic.timeout",
+    "streaming",
+  ],
+  [
+    "a per-try timeout longer than the timeout",
+    withService(0, { traffic: { timeout: "2s", retries: { perTryTimeout: "3s" } } }),
+    "bookapi-mesh:services[0].traffic.retries.perTryTimeout",
+    "not be longer than timeout (2s)",
+  ],
+  [
+    "a per-try timeout longer than the default timeout",
+    withService(0, { traffic: { retries: { perTryTimeout: "20s" } } }),
+    "bookapi-mesh:services[0].traffic.retries.perTryTimeout",
+    "15s, the default",
+  ],
+  [
+    "a per-try timeout on a streaming service",
+    withService(0, { traffic: { streaming: true, retries: { perTryTimeout: "3s" } } }),
+    "bookapi-mesh:services[0].traffic.retries.perTryTimeout",
+    "streaming",
+  ],
+  [
+    "a backoff maximum below its base",
+    withService(0, { traffic: { retries: { backoff: { base: "1s", max: "100ms" } } } }),
+    "bookapi-mesh:services[0].traffic.retries.backoff.max",
+    "backoff.base (1s)",
+  ],
+  [
+    "a circuit breaker allowing no connection",
+    withService(0, { traffic: { circuitBreaker: { maxConnections: 0 } } }),
+    "bookapi-mesh:services[0].traffic.circuitBreaker.maxConnections",
+    "at least 1",
+  ],
+  [
+    "a rate limit of zero requests per second",
+    withService(0, { traffic: { rateLimit: { requestsPerSecond: 0 } } }),
+    "bookapi-mesh:services[0].traffic.rateLimit.requestsPerSecond",
+    "at least 1",
+  ],
+  [
+    "an outlier ejection percentage above 100",
+    withService(0, { traffic: { outlierDetection: { maxEjectionPercent: 150 } } }),
+    "bookapi-mesh:services[0].traffic.outlierDetection.maxEjectionPercent",
+    "between 1 and 100",
+  ],
+  [
+    "a session header that is not a header name",
+    withService(0, { traffic: { sessionAffinity: { header: "mcp session" } } }),
+    "bookapi-mesh:services[0].traffic.sessionAffinity.header",
+    "header name",
+  ],
+  // Egress.
+  [
+    "an egress protocol Envoy is not set up for",
+    withService(0, { egress: [{ name: "x", host: "x.example.com", port: 21, protocol: "ftp" }] }),
+    "bookapi-mesh:services[0].egress[0].protocol",
+    "http, https or tcp",
+  ],
+  [
+    "an egress host that is a mesh service",
+    withService(1, {
+      egress: [
+        { name: "api", host: "bookapi.default.svc.cluster.local", port: 15001, protocol: "tcp" },
+      ],
+    }),
+    "bookapi-mesh:services[1].egress[0].host",
+    "list it in calls instead",
+  ],
+  [
+    "two egress entries with one name",
+    withService(0, {
+      egress: [
+        { name: "db", host: "a.example.com", port: 5432, protocol: "tcp" },
+        { name: "db", host: "b.example.com", port: 5432, protocol: "tcp" },
+      ],
+    }),
+    "bookapi-mesh:services[0].egress[1].name",
+    "listed twice",
+  ],
+  [
+    "an egress listener port that is the app's",
+    flat({
+      envoy: { egressPortBase: 5288 },
+      services: [
+        {
+          ...BASE_SERVICES[0],
+          egress: [{ name: "db", host: "db.example.com", port: 5432, protocol: "tcp" }],
+        },
+        BASE_SERVICES[1],
+      ],
+    }),
+    "bookapi-mesh:services[0].egress[0]",
+    "is the app port",
+  ],
+  [
+    "an egress CIDR that is not one",
+    withService(0, {
+      egress: [
+        { name: "db", host: "db.example.com", port: 5432, protocol: "tcp", cidrs: ["10.0.0.1"] },
+      ],
+    }),
+    "bookapi-mesh:services[0].egress[0].cidrs[0]",
+    "CIDR",
+  ],
+  [
+    "an egress host with upper-case letters",
+    withService(0, {
+      egress: [{ name: "api", host: "API.example.com", port: 443, protocol: "https" }],
+    }),
+    "bookapi-mesh:services[0].egress[0].host",
+    "lowercase DNS name",
+  ],
   [
     "a toleration with an unknown effect",
     withService(0, { tolerations: [{ key: "gpu", operator: "Exists", effect: "NoRun" }] }),

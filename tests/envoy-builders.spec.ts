@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { DEFAULT_TRAFFIC_POLICY } from "../components/config";
+import { trafficSpec } from "../components/mesh";
 import {
   NO_CALLER_SAN,
   Bootstrap,
@@ -24,6 +26,7 @@ import {
   SdsSecretConfig,
   SIDECAR_PATHS,
   SidecarSpec,
+  Upstream,
   TYPE_URLS,
   UpstreamTlsContext,
   upstreamClusterName,
@@ -37,6 +40,11 @@ const PORTS = { inbound: 15001, outbound: 15006, admin: 9901, health: 15021, met
 const NS = "default";
 
 const peer = (name: string): Peer => ({ name, fqdn: `${name}.${NS}.svc.cluster.local` });
+const upstream = (name: string): Upstream => ({
+  ...peer(name),
+  podsFqdn: `${name}-pods.${NS}.svc.cluster.local`,
+  traffic: trafficSpec(DEFAULT_TRAFFIC_POLICY),
+});
 
 function sidecar(
   service: string,
@@ -50,7 +58,11 @@ function sidecar(
     appPort,
     ports: { ...PORTS },
     callers: callers.map(peer),
-    upstreams: upstreams.map(peer),
+    upstreams: upstreams.map(upstream),
+    traffic: trafficSpec(DEFAULT_TRAFFIC_POLICY),
+    egress: [],
+    accessLog: true,
+    overload: { maxHeapBytes: 200 * 2 ** 20, maxConnections: 10000 },
     paths: { ...SIDECAR_PATHS },
   };
 }
@@ -147,11 +159,19 @@ type Outcome = { cluster: string; path: string } | { status: number };
 
 /**
  * Envoy's choice for a request: the virtual host whose domains contain the authority exactly
- * (port included), else the `*` host, else 404 (no route); then the first matching route, with
- * `path` compared to the path without its query string.
+ * (port included, unless the route configuration sets ignore_port_in_host_matching, which
+ * drops a `:port` suffix first), else the `*` host, else 404 (no route); then the first route
+ * whose path matches (`path` compared to the path without its query string) and whose header
+ * matchers (here only `:method` against an RE2 alternation) all match.
  */
-function resolve(rc: RouteConfiguration, authority: string, rawPath: string): Outcome {
-  const host = authority.toLowerCase();
+function resolve(
+  rc: RouteConfiguration,
+  authority: string,
+  rawPath: string,
+  method = "GET",
+): Outcome {
+  let host = authority.toLowerCase();
+  if (rc.ignore_port_in_host_matching) host = host.replace(/:[0-9]+$/, "");
   const vh =
     rc.virtual_hosts.find((v) => v.domains.some((d) => d.toLowerCase() === host)) ??
     rc.virtual_hosts.find((v) => v.domains.includes("*"));
@@ -160,6 +180,11 @@ function resolve(rc: RouteConfiguration, authority: string, rawPath: string): Ou
   for (const r of vh.routes) {
     const hit = "path" in r.match ? path === r.match.path : path.startsWith(r.match.prefix);
     if (!hit) continue;
+    const headersMatch = (r.match.headers ?? []).every(
+      (h) =>
+        h.name === ":method" && new RegExp(`^(?:${h.string_match.safe_regex.regex})$`).test(method),
+    );
+    if (!headersMatch) continue;
     if ("direct_response" in r) return { status: r.direct_response.status };
     const rewritten = r.route.prefix_rewrite;
     // Envoy's prefix_rewrite replaces the matched prefix (or, for `path`, the whole path).
@@ -199,7 +224,9 @@ function sdsRefs(b: Bootstrap): SdsSecretConfig[] {
     }
   }
   for (const c of b.static_resources.clusters) {
-    if (c.transport_socket) contexts.push(c.transport_socket.typed_config.common_tls_context);
+    // The fixtures have no egress, so every cluster TLS context is a mesh one.
+    if (c.transport_socket)
+      contexts.push(c.transport_socket.typed_config.common_tls_context as CommonTlsContext);
   }
   return contexts.flatMap((ctx) => [
     ...ctx.tls_certificate_sds_secret_configs,
@@ -255,6 +282,8 @@ describe("Envoy config builders", () => {
         assert.deepEqual(socket.typed_config.common_tls_context.tls_params, {
           tls_minimum_protocol_version: "TLSv1_2",
           tls_maximum_protocol_version: "TLSv1_3",
+          // P-384 certificates (prod) need P-384 listed: Envoy's default is X25519 and P-256.
+          ecdh_curves: ["X25519", "P-256", "P-384"],
         });
       });
 
@@ -338,7 +367,7 @@ describe("Envoy config builders", () => {
         );
       });
 
-      it("dials each upstream at its absolute <fqdn.>:<inbound> with its own certificate, SNI = fqdn and the fqdn as the only SAN", () => {
+      it("dials each upstream's pods through its absolute headless <name>-pods FQDN on <inbound> with its own certificate, SNI = fqdn and the fqdn as the only SAN", () => {
         const upstreamClusters = b.static_resources.clusters.filter((c) =>
           c.name.startsWith("upstream_"),
         );
@@ -353,10 +382,10 @@ describe("Envoy config builders", () => {
           assert.deepEqual(
             endpoints.map((e) => e.endpoint.address.socket_address),
             // Absolute (trailing dot), so ndots:5 does not walk the search list first.
-            [{ address: `${u.fqdn}.`, port_value: PORTS.inbound }],
+            [{ address: `${(u as Upstream).podsFqdn}.`, port_value: PORTS.inbound }],
           );
           assert.ok(c.transport_socket, `${c.name} must use TLS`);
-          const tls: UpstreamTlsContext = c.transport_socket.typed_config;
+          const tls = c.transport_socket.typed_config as UpstreamTlsContext;
           assert.equal(tls["@type"], TYPE_URLS.upstreamTlsContext);
           assert.equal(tls.sni, u.fqdn);
           assert.deepEqual(sanAllowList(tls.common_tls_context), [u.fqdn]);
@@ -674,8 +703,8 @@ describe("Envoy config builders", () => {
         {
           ...base,
           upstreams: [
-            peer("bookapi"),
-            { name: "bookapi", fqdn: "bookapi.other.svc.cluster.local" },
+            upstream("bookapi"),
+            { ...upstream("bookapi"), fqdn: "bookapi.other.svc.cluster.local" },
           ],
         },
         /upstreams: "bookapi" given as both/,

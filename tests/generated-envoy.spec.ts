@@ -200,7 +200,7 @@ for (const stack of STACKS) {
       }
     });
 
-    it("dial each dependency at its absolute FQDN on 15001 with SNI and a SAN check", () => {
+    it("dial each dependency's pods through its absolute headless Service name on 15001, with the service FQDN as SNI and SAN check", () => {
       for (const svc of model.services) {
         const upstreams = clusters(bootstrapOf(svc.name)).filter((c) =>
           String(c.name).startsWith("upstream_"),
@@ -223,7 +223,8 @@ for (const stack of STACKS) {
           );
           assert.equal(
             `${String(endpoint.address)}:${String(endpoint.port_value)}`,
-            `${fqdn}.:${model.envoy.ports.inbound}`,
+            // The headless Service: every ready pod is an Envoy host.
+            `${callee}-pods.${model.namespace}.svc.cluster.local.:${model.envoy.ports.inbound}`,
           );
           const tls = at(c, "transport_socket", "typed_config");
           assert.equal(tls.sni, fqdn);

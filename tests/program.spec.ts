@@ -115,6 +115,7 @@ describe("the mesh program, per shipped stack", () => {
             `ConfigMap/${s}-envoy-<hash>`,
             `Deployment/${s}`,
             `Service/${s}`,
+            `Service/${s}-pods`,
           );
           if (model.services.find((svc) => svc.name === s)?.replicas !== 1)
             expected.push(`PodDisruptionBudget/${s}`);

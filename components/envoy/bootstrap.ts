@@ -6,7 +6,14 @@ import { buildListeners } from "./listeners";
 import { CERT_FILES, ENVOY_FILES, SidecarSpec } from "./model";
 import { buildSdsFiles, certFile, configFile } from "./sds";
 import { canonicalSpec } from "./spec";
-import { Admin, Bootstrap } from "./types";
+import {
+  Admin,
+  Bootstrap,
+  EXTENSION_NAMES,
+  OverloadAction,
+  OverloadManager,
+  TYPE_URLS,
+} from "./types";
 
 /**
  * The admin API can reconfigure and stop Envoy, so it listens on loopback only (reach it with
@@ -15,6 +22,40 @@ import { Admin, Bootstrap } from "./types";
  */
 export function buildAdmin(spec: SidecarSpec): Admin {
   return { address: socketAddress("127.0.0.1", spec.ports.admin) };
+}
+
+/**
+ * The overload manager (Envoy has none by default, so it grows until the kubelet OOM-kills it):
+ * past 90 % of a heap ceiling set below the container's memory limit Envoy returns freed memory
+ * to the system, past 95 % it stops accepting requests (503); and it accepts no more than
+ * maxConnections downstream connections in all. Checked every 250 ms (Envoy's docs' example).
+ */
+export function buildOverloadManager(spec: SidecarSpec): OverloadManager {
+  const trigger = (value: number) =>
+    [{ name: EXTENSION_NAMES.fixedHeap, threshold: { value } }] as OverloadAction["triggers"];
+  return {
+    refresh_interval: "0.250s",
+    resource_monitors: [
+      {
+        name: EXTENSION_NAMES.fixedHeap,
+        typed_config: {
+          "@type": TYPE_URLS.fixedHeap,
+          max_heap_size_bytes: spec.overload.maxHeapBytes,
+        },
+      },
+      {
+        name: EXTENSION_NAMES.downstreamConnections,
+        typed_config: {
+          "@type": TYPE_URLS.downstreamConnections,
+          max_active_downstream_connections: spec.overload.maxConnections,
+        },
+      },
+    ],
+    actions: [
+      { name: EXTENSION_NAMES.shrinkHeap, triggers: trigger(0.9) },
+      { name: EXTENSION_NAMES.stopAcceptingRequests, triggers: trigger(0.95) },
+    ],
+  };
 }
 
 /** The static bootstrap of one sidecar. Throws if the spec could not make a working Envoy. */
@@ -27,6 +68,7 @@ export function buildBootstrap(input: SidecarSpec): Bootstrap {
       listeners: buildListeners(spec),
       clusters: buildClusters(spec),
     },
+    overload_manager: buildOverloadManager(spec),
   };
 }
 

@@ -12,7 +12,14 @@ export {
   upstreamClusterName,
 } from "./spec";
 export { SDS_SECRETS, buildSdsFiles, identitySecret, trustSecret } from "./sds";
-export { NO_CALLER_SAN, TLS_PARAMS, inboundTlsContext, upstreamTlsContext } from "./tls";
+export {
+  NO_CALLER_SAN,
+  SYSTEM_CA_BUNDLE,
+  TLS_PARAMS,
+  externalTlsContext,
+  inboundTlsContext,
+  upstreamTlsContext,
+} from "./tls";
 export { CALLERS_POLICY, callerPermissions, callerRules, principalsOf, requestRules } from "./rbac";
 export { adminCluster, buildClusters, localAppCluster, upstreamCluster } from "./clusters";
 export {

@@ -1,27 +1,90 @@
 /**
- * Listeners: mTLS inbound, plain-HTTP outbound on loopback, and two single-path listeners that
- * expose readiness and Prometheus stats from the loopback-only admin API.
+ * Listeners: mTLS inbound, plain-HTTP outbound on loopback, one loopback TCP listener per tcp
+ * egress target, and two single-path listeners that expose readiness and Prometheus stats from
+ * the loopback-only admin API.
  */
-import { Peer, SidecarSpec } from "./model";
+import { EgressSpec, Peer, SidecarSpec, TrafficSpec, Upstream } from "./model";
 import { httpRbacFilter, networkRbacFilter } from "./rbac";
-import { CLUSTER_NAMES, EXPOSED_PATHS, LISTENER_NAMES, upstreamClusterName } from "./spec";
+import {
+  CLUSTER_NAMES,
+  egressName,
+  EXPOSED_PATHS,
+  LISTENER_NAMES,
+  upstreamClusterName,
+} from "./spec";
 import { socketAddress } from "./clusters";
 import { inboundTlsContext, tlsTransportSocket } from "./tls";
 import {
+  AccessLog,
+  Duration,
   EXTENSION_NAMES,
   HttpConnectionManager,
   HttpFilter,
   Listener,
   NetworkFilter,
+  RetryPolicy,
   Route,
+  RouteAction,
   RouteConfiguration,
+  StatefulSessionPerRoute,
   TYPE_URLS,
   VirtualHost,
 } from "./types";
 
+/**
+ * Longest pause on any stream of a connection manager: Envoy's default (5 minutes), stated.
+ * Streaming routes set their own, longer idle timeout.
+ */
+export const STREAM_IDLE_TIMEOUT: Duration = "300s";
+
+/** A plain route with nothing said: Envoy's 15 s route timeout, stated (admin paths answer fast). */
+const ADMIN_ROUTE_TIMEOUT: Duration = "15s";
+
+/** Methods a retry after a reset cannot repeat a side effect of (RFC 9110, 9.2.2). */
+export const IDEMPOTENT_METHODS = ["GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"] as const;
+
+/** Retry conditions safe for every method: the request never reached the upstream app. */
+export const SAFE_RETRY_ON = "connect-failure,refused-stream,reset-before-request";
+
+/** Hosts picked for a retry: never the one that just failed, if another exists. */
+const RETRY_HOST_SELECTION_ATTEMPTS = 3;
+
 /** Terminal HTTP filter; must come last. */
 export function routerFilter(): HttpFilter {
   return { name: EXTENSION_NAMES.router, typed_config: { "@type": TYPE_URLS.router } };
+}
+
+/**
+ * One JSON line per request on stdout. `peer` is the other side's SPIFFE ID: the caller's on
+ * inbound requests, the callee's on outbound ones.
+ */
+export function accessLog(direction: "inbound" | "outbound"): AccessLog {
+  return {
+    name: EXTENSION_NAMES.stdoutAccessLog,
+    typed_config: {
+      "@type": TYPE_URLS.stdoutAccessLog,
+      log_format: {
+        json_format: {
+          start_time: "%START_TIME%",
+          direction,
+          method: "%REQ(:METHOD)%",
+          path: "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%",
+          authority: "%REQ(:AUTHORITY)%",
+          status: "%RESPONSE_CODE%",
+          response_flags: "%RESPONSE_FLAGS%",
+          response_code_details: "%RESPONSE_CODE_DETAILS%",
+          duration_ms: "%DURATION%",
+          bytes_received: "%BYTES_RECEIVED%",
+          bytes_sent: "%BYTES_SENT%",
+          upstream_host: "%UPSTREAM_HOST%",
+          upstream_cluster: "%UPSTREAM_CLUSTER%",
+          peer: direction === "inbound" ? "%DOWNSTREAM_PEER_URI_SAN%" : "%UPSTREAM_PEER_URI_SAN%",
+          request_id: "%REQ(X-REQUEST-ID)%",
+        },
+        omit_empty_values: true,
+      },
+    },
+  };
 }
 
 /** The parts every HCM shares; callers add the direction-specific fields. */
@@ -31,7 +94,7 @@ function httpConnectionManager(
   httpFilters: HttpFilter[],
   extra: Pick<
     HttpConnectionManager,
-    "forward_client_cert_details" | "set_current_client_cert_details"
+    "forward_client_cert_details" | "set_current_client_cert_details" | "access_log"
   > = {},
 ): NetworkFilter {
   return {
@@ -42,6 +105,7 @@ function httpConnectionManager(
       codec_type: "AUTO",
       // RFC 3986 normalisation before routing, so path matches see canonical paths.
       normalize_path: true,
+      stream_idle_timeout: STREAM_IDLE_TIMEOUT,
       ...extra,
       route_config: routeConfig,
       http_filters: [...httpFilters, routerFilter()],
@@ -49,17 +113,116 @@ function httpConnectionManager(
   };
 }
 
-/** Everything to one cluster. */
-function catchAllRoute(cluster: string): Route {
-  return { match: { prefix: "/" }, route: { cluster } };
+function retryPolicy(traffic: Pick<TrafficSpec, "retries">, retryOn: string): RetryPolicy {
+  const { retries } = traffic;
+  return {
+    retry_on: retryOn,
+    num_retries: retries.attempts,
+    ...(retries.perTryTimeout ? { per_try_timeout: retries.perTryTimeout } : {}),
+    retry_back_off: { base_interval: retries.backoff.base, max_interval: retries.backoff.max },
+    retry_host_predicate: [
+      {
+        name: EXTENSION_NAMES.previousHosts,
+        typed_config: { "@type": TYPE_URLS.previousHosts },
+      },
+    ],
+    host_selection_retry_max_attempts: RETRY_HOST_SELECTION_ATTEMPTS,
+  };
+}
+
+/** To one cluster, timed by the traffic policy; with retries when `retryOn` is given. */
+function routeAction(
+  cluster: string,
+  traffic: Pick<TrafficSpec, "timeout" | "idleTimeout" | "retries">,
+  retryOn?: string,
+): RouteAction {
+  return {
+    cluster,
+    timeout: traffic.timeout,
+    ...(traffic.idleTimeout ? { idle_timeout: traffic.idleTimeout } : {}),
+    ...(retryOn && traffic.retries.attempts > 0
+      ? { retry_policy: retryPolicy(traffic, retryOn) }
+      : {}),
+  };
+}
+
+/** Turns on the stateful-session filter for one route (see outboundListener). */
+export function sessionAffinity(header: string): StatefulSessionPerRoute {
+  return {
+    "@type": TYPE_URLS.statefulSessionPerRoute,
+    stateful_session: {
+      session_state: {
+        name: EXTENSION_NAMES.envelopeSessionState,
+        typed_config: { "@type": TYPE_URLS.envelopeSessionState, header: { name: header } },
+      },
+    },
+  };
+}
+
+/**
+ * Routes to one dependency: idempotent methods retry on the policy's conditions; other methods
+ * only on failures that never reached the app, so a POST is never sent twice.
+ */
+export function upstreamRoutes(upstream: Upstream): Route[] {
+  const cluster = upstreamClusterName(upstream);
+  const { traffic } = upstream;
+  const affinity = traffic.sessionAffinity
+    ? {
+        typed_per_filter_config: {
+          [EXTENSION_NAMES.statefulSession]: sessionAffinity(traffic.sessionAffinity.header),
+        },
+      }
+    : {};
+  const idempotent: Route = {
+    match: {
+      prefix: "/",
+      headers: [
+        { name: ":method", string_match: { safe_regex: { regex: IDEMPOTENT_METHODS.join("|") } } },
+      ],
+    },
+    route: routeAction(cluster, traffic, traffic.retries.retryOn),
+    ...affinity,
+  };
+  const other: Route = {
+    match: { prefix: "/" },
+    route: routeAction(cluster, traffic, SAFE_RETRY_ON),
+    ...affinity,
+  };
+  return traffic.retries.attempts > 0 ? [idempotent, other] : [other];
 }
 
 const NOT_FOUND: Route = { match: { prefix: "/" }, direct_response: { status: 404 } };
 
+/** Envoy's local rate limit: a token bucket per replica; over it, 429 with x-ratelimit-* headers. */
+export function rateLimitFilter(limit: { requestsPerSecond: number; burst: number }): HttpFilter {
+  const always = (key: string) => ({
+    runtime_key: key,
+    default_value: { numerator: 100, denominator: "HUNDRED" as const },
+  });
+  return {
+    name: EXTENSION_NAMES.localRateLimit,
+    typed_config: {
+      "@type": TYPE_URLS.localRateLimit,
+      stat_prefix: "inbound_rate_limit",
+      status: { code: "TooManyRequests" },
+      token_bucket: {
+        max_tokens: limit.burst,
+        tokens_per_fill: limit.requestsPerSecond,
+        fill_interval: "1s",
+      },
+      // Both default to 0 %: without them the filter neither runs nor enforces.
+      filter_enabled: always("inbound_rate_limit_enabled"),
+      filter_enforced: always("inbound_rate_limit_enforced"),
+      enable_x_ratelimit_headers: "DRAFT_VERSION_03",
+    },
+  };
+}
+
 /**
  * Inbound: mTLS (client certificate required, SAN allow-list), connection-level RBAC, then HTTP
- * with request-level RBAC; the app gets the verified caller identity in a sanitised
- * x-forwarded-client-cert header (any client-supplied XFCC is replaced).
+ * with request-level RBAC and the service's rate limit; the app gets the verified caller identity
+ * in a sanitised x-forwarded-client-cert header (any client-supplied XFCC is replaced). The route
+ * to the app carries the service's timeouts: without one Envoy would cut any response at 15 s.
  */
 export function inboundListener(spec: SidecarSpec): Listener {
   const name = LISTENER_NAMES.inbound;
@@ -80,14 +243,23 @@ export function inboundListener(spec: SidecarSpec): Listener {
                 {
                   name: CLUSTER_NAMES.localApp,
                   domains: ["*"],
-                  routes: [catchAllRoute(CLUSTER_NAMES.localApp)],
+                  routes: [
+                    {
+                      match: { prefix: "/" },
+                      route: routeAction(CLUSTER_NAMES.localApp, spec.traffic),
+                    },
+                  ],
                 },
               ],
             },
-            [httpRbacFilter(spec.callers)],
+            [
+              httpRbacFilter(spec.callers),
+              ...(spec.traffic.rateLimit ? [rateLimitFilter(spec.traffic.rateLimit)] : []),
+            ],
             {
               forward_client_cert_details: "SANITIZE_SET",
               set_current_client_cert_details: { uri: true, dns: true },
+              ...(spec.accessLog ? { access_log: [accessLog("inbound")] } : {}),
             },
           ),
         ],
@@ -112,34 +284,61 @@ export function peerHostnames(peer: Peer): string[] {
 }
 
 /**
- * Authorities routed to a dependency. Envoy matches the Host header including its port, so
- * each name is listed bare and with the outbound port. A sole dependency also takes the
- * loopback authority, so the app can simply call http://127.0.0.1:<outbound>.
+ * Host names routed to a dependency. The outbound route configuration ignores the Host
+ * header's port, so `bookapi` and `bookapi:15006` both match. A sole dependency (and no HTTP
+ * egress) also takes the loopback names, so the app can simply call http://127.0.0.1:<outbound>.
  */
 export function upstreamDomains(spec: SidecarSpec, upstream: Peer): string[] {
-  const port = spec.ports.outbound;
   const hosts = peerHostnames(upstream);
-  if (spec.upstreams.length === 1) hosts.push("127.0.0.1", "localhost");
-  return hosts.flatMap((h) => [h, `${h}:${port}`]);
+  if (spec.upstreams.length === 1 && httpEgress(spec).length === 0)
+    hosts.push("127.0.0.1", "localhost");
+  return hosts;
 }
 
-export function upstreamVirtualHost(spec: SidecarSpec, upstream: Peer): VirtualHost {
-  const cluster = upstreamClusterName(upstream);
+export function upstreamVirtualHost(spec: SidecarSpec, upstream: Upstream): VirtualHost {
   return {
     name: upstream.name,
     domains: upstreamDomains(spec, upstream),
-    routes: [catchAllRoute(cluster)],
+    routes: upstreamRoutes(upstream),
+  };
+}
+
+/** Egress targets reached through the outbound HTTP listener. */
+function httpEgress(spec: SidecarSpec): EgressSpec[] {
+  return spec.egress.filter((e) => e.protocol !== "tcp");
+}
+
+/** Calls to hosts outside the mesh: Envoy's route timeout, and retries of what never left. */
+export const EGRESS_TRAFFIC: Pick<TrafficSpec, "timeout" | "retries"> = {
+  timeout: "15s",
+  retries: { attempts: 2, retryOn: SAFE_RETRY_ON, backoff: { base: "0.025s", max: "0.250s" } },
+};
+
+/** An external host: the app sends `Host: <host>` to the outbound listener; Envoy dials it. */
+export function egressVirtualHost(egress: EgressSpec): VirtualHost {
+  return {
+    name: egressName(egress),
+    domains: [egress.host],
+    routes: [
+      {
+        match: { prefix: "/" },
+        route: routeAction(egressName(egress), EGRESS_TRAFFIC, SAFE_RETRY_ON),
+      },
+    ],
   };
 }
 
 /**
- * Outbound: plain HTTP from the app on loopback only, one virtual host per dependency. There is
- * no `*` host: a request for anything else gets Envoy's 404, not a guess. Only built when the
- * service calls something.
+ * Outbound: plain HTTP from the app on loopback only, one virtual host per dependency and per
+ * HTTP egress host. There is no `*` host: a request for anything else gets Envoy's 404, not a
+ * guess. Only built when the service calls something.
  */
 export function outboundListener(spec: SidecarSpec): Listener {
   const name = LISTENER_NAMES.outbound;
-  const virtualHosts = spec.upstreams.map((u) => upstreamVirtualHost(spec, u));
+  const virtualHosts = [
+    ...spec.upstreams.map((u) => upstreamVirtualHost(spec, u)),
+    ...httpEgress(spec).map(egressVirtualHost),
+  ];
   const seen = new Map<string, string>();
   for (const vh of virtualHosts) {
     for (const d of vh.domains) {
@@ -149,12 +348,61 @@ export function outboundListener(spec: SidecarSpec): Listener {
       seen.set(d, vh.name);
     }
   }
+  const affinity = spec.upstreams.some((u) => u.traffic.sessionAffinity);
   return {
     name,
     address: socketAddress("127.0.0.1", spec.ports.outbound),
     traffic_direction: "OUTBOUND",
     filter_chains: [
-      { filters: [httpConnectionManager(name, { name, virtual_hosts: virtualHosts }, [])] },
+      {
+        filters: [
+          httpConnectionManager(
+            name,
+            { name, ignore_port_in_host_matching: true, virtual_hosts: virtualHosts },
+            // Session affinity: the filter has no session state of its own, so it acts only on
+            // routes that set one (typed_per_filter_config, see upstreamRoutes).
+            affinity
+              ? [
+                  {
+                    name: EXTENSION_NAMES.statefulSession,
+                    typed_config: { "@type": TYPE_URLS.statefulSession },
+                  },
+                ]
+              : [],
+            spec.accessLog ? { access_log: [accessLog("outbound")] } : {},
+          ),
+        ],
+      },
+    ],
+  };
+}
+
+/** Idle TCP egress connections close after Envoy's default hour, stated. */
+export const TCP_EGRESS_IDLE_TIMEOUT: Duration = "3600s";
+
+/** A tcp egress target (a database): the app connects to 127.0.0.1:<localPort>. */
+export function tcpEgressListener(egress: EgressSpec): Listener {
+  const name = egressName(egress);
+  if (egress.localPort === undefined)
+    throw new Error(`egress ${egress.name}: tcp needs a localPort`);
+  return {
+    name,
+    address: socketAddress("127.0.0.1", egress.localPort),
+    traffic_direction: "OUTBOUND",
+    filter_chains: [
+      {
+        filters: [
+          {
+            name: EXTENSION_NAMES.tcpProxy,
+            typed_config: {
+              "@type": TYPE_URLS.tcpProxy,
+              stat_prefix: name,
+              cluster: name,
+              idle_timeout: TCP_EGRESS_IDLE_TIMEOUT,
+            },
+          },
+        ],
+      },
     ],
   };
 }
@@ -167,10 +415,11 @@ export function outboundListener(spec: SidecarSpec): Listener {
 function singlePathListener(name: string, port: number, path: string, adminPath: string): Listener {
   const route: Route = {
     match: { path },
-    route:
-      adminPath === path
-        ? { cluster: CLUSTER_NAMES.admin }
-        : { cluster: CLUSTER_NAMES.admin, prefix_rewrite: adminPath },
+    route: {
+      cluster: CLUSTER_NAMES.admin,
+      ...(adminPath === path ? {} : { prefix_rewrite: adminPath }),
+      timeout: ADMIN_ROUTE_TIMEOUT,
+    },
   };
   return {
     name,
@@ -214,7 +463,8 @@ export function metricsListener(spec: SidecarSpec): Listener {
 export function buildListeners(spec: SidecarSpec): Listener[] {
   return [
     inboundListener(spec),
-    ...(spec.upstreams.length > 0 ? [outboundListener(spec)] : []),
+    ...(spec.upstreams.length > 0 || httpEgress(spec).length > 0 ? [outboundListener(spec)] : []),
+    ...spec.egress.filter((e) => e.protocol === "tcp").map(tcpEgressListener),
     healthListener(spec),
     metricsListener(spec),
   ];

@@ -2,6 +2,7 @@
  * The plain-value input of the Envoy builders: everything one sidecar needs to know, derived
  * from the mesh model (components/config.ts). No Pulumi types here: builders are pure.
  */
+import { Duration } from "./types";
 
 /** Envoy's ports inside the pod. */
 export interface EnvoyPorts {
@@ -31,6 +32,55 @@ export interface Peer {
   paths?: string[];
 }
 
+/** How requests to one service are timed, retried, limited and balanced (Envoy units). */
+export interface TrafficSpec {
+  /** Route timeout: "0s" (none) for streaming services. */
+  timeout: Duration;
+  /** Per-route stream idle timeout; absent: the HTTP connection manager's applies. */
+  idleTimeout?: Duration;
+  streaming: boolean;
+  retries: {
+    attempts: number;
+    /** retry_on for idempotent methods. */
+    retryOn: string;
+    perTryTimeout?: Duration;
+    backoff: { base: Duration; max: Duration };
+  };
+  circuitBreaker: {
+    maxConnections: number;
+    maxPendingRequests: number;
+    maxRequests: number;
+    maxRetries: number;
+  };
+  outlierDetection: {
+    consecutive5xx: number;
+    interval: Duration;
+    baseEjectionTime: Duration;
+    maxEjectionPercent: number;
+  };
+  /** Per replica, on the inbound side. */
+  rateLimit?: { requestsPerSecond: number; burst: number };
+  /** Response header whose value pins later requests to the replica that set it. */
+  sessionAffinity?: { header: string };
+}
+
+/** A dependency: a peer plus how its pods are found and how calls to it behave. */
+export interface Upstream extends Peer {
+  /** Headless Service FQDN: resolves to the ready pods, one Envoy host each. */
+  podsFqdn: string;
+  traffic: TrafficSpec;
+}
+
+/** A destination outside the mesh. */
+export interface EgressSpec {
+  name: string;
+  host: string;
+  port: number;
+  protocol: "http" | "https" | "tcp";
+  /** For tcp: the loopback port the app connects to. */
+  localPort?: number;
+}
+
 /** Where the pod mounts the files Envoy reads. */
 export interface SidecarPaths {
   /** Mount of the ConfigMap `<name>-envoy-<hash>` (bootstrap and SDS files). */
@@ -50,8 +100,15 @@ export interface SidecarSpec {
   ports: EnvoyPorts;
   /** Services allowed to call this one (SAN allow-list); empty = accepts nobody. */
   callers: Peer[];
-  /** Services this one calls; each upstream dials `<fqdn>:<ports.inbound>`. */
-  upstreams: Peer[];
+  /** Services this one calls; each upstream dials its pods on `ports.inbound`. */
+  upstreams: Upstream[];
+  /** This service's own traffic policy, for its inbound side. */
+  traffic: TrafficSpec;
+  egress: EgressSpec[];
+  /** JSON access logs on stdout. */
+  accessLog: boolean;
+  /** Overload manager: heap ceiling and connection cap. */
+  overload: { maxHeapBytes: number; maxConnections: number };
   paths: SidecarPaths;
 }
 

@@ -3,6 +3,7 @@
  * every builder assumes (peers sorted and de-duplicated, ports distinct).
  */
 import { EnvoyPorts, Peer, SidecarSpec } from "./model";
+import { Duration } from "./types";
 
 /** Listener names (also their stat prefixes). */
 export const LISTENER_NAMES = {
@@ -31,6 +32,20 @@ export function upstreamClusterName(peer: Peer): string {
   return `upstream_${peer.name}`;
 }
 
+/** The cluster (and, for tcp, the listener) of one egress target. */
+export function egressName(egress: { name: string }): string {
+  return `egress_${egress.name}`;
+}
+
+/**
+ * Seconds as a protobuf JSON Duration: whole seconds plain ("300s"), fractions with 3 digits
+ * ("0.250s"), as the JSON mapping writes them.
+ */
+export function envoyDuration(seconds: number): Duration {
+  const millis = Math.round(seconds * 1000);
+  return (millis % 1000 === 0 ? `${millis / 1000}s` : `${(millis / 1000).toFixed(3)}s`) as Duration;
+}
+
 const LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
 function checkPeer(peer: Peer, where: string): void {
@@ -46,8 +61,8 @@ function checkPeer(peer: Peer, where: string): void {
 }
 
 /** Sorted by name, duplicates (same name and fqdn) dropped; a name with two fqdns is a bug. */
-function canonicalPeers(peers: Peer[], where: string): Peer[] {
-  const byName = new Map<string, Peer>();
+function canonicalPeers<P extends Peer>(peers: P[], where: string): P[] {
+  const byName = new Map<string, P>();
   for (const peer of peers) {
     checkPeer(peer, where);
     const seen = byName.get(peer.name);

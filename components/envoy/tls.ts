@@ -3,12 +3,14 @@
  * CA (both by SDS); the peer's SAN is pinned statically, so who may talk to whom is part of the
  * reviewed config, not of the rotating secrets.
  */
+import { isIP } from "node:net";
 import { Peer, SidecarPaths, SidecarSpec } from "./model";
 import { identitySecretConfig, trustSecretConfig } from "./sds";
 import {
   CommonTlsContext,
   DownstreamTlsContext,
   EXTENSION_NAMES,
+  ExternalUpstreamTlsContext,
   SubjectAltNameMatcher,
   TlsParameters,
   TransportSocket,
@@ -21,7 +23,13 @@ export const TLS_PARAMS: TlsParameters = {
   tls_minimum_protocol_version: "TLSv1_2",
   // Envoy's client default stops at 1.2; allow 1.3 both ways.
   tls_maximum_protocol_version: "TLSv1_3",
+  // Envoy's default is X25519 and P-256 only. Below TLS 1.3 BoringSSL refuses a peer whose ECDSA
+  // leaf uses a curve not listed here (ssl_check_leaf_certificate), so P-384 certificates need it.
+  ecdh_curves: ["X25519", "P-256", "P-384"],
 };
+
+/** The CA bundle of the official Envoy image (Ubuntu's ca-certificates), for servers outside. */
+export const SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt";
 
 /**
  * Per peer an exact DNS SAN matcher, plus its SPIFFE URI when it has one, for interop with meshes
@@ -47,7 +55,7 @@ export function commonTlsContext(paths: SidecarPaths, allowed: Peer[]): CommonTl
       ? sanMatchers(allowed)
       : [{ san_type: "DNS", matcher: { exact: NO_CALLER_SAN } }];
   return {
-    tls_params: { ...TLS_PARAMS },
+    tls_params: { ...TLS_PARAMS, ecdh_curves: [...TLS_PARAMS.ecdh_curves] },
     tls_certificate_sds_secret_configs: [identitySecretConfig(paths)],
     combined_validation_context: {
       default_validation_context: { match_typed_subject_alt_names: matchers },
@@ -68,7 +76,30 @@ export function inboundTlsContext(spec: SidecarSpec): DownstreamTlsContext {
   };
 }
 
-/** Outbound to one dependency: SNI and the expected server SAN are both its FQDN. */
+/**
+ * TLS to a server outside the mesh: SNI is its name, and its certificate must chain to a public
+ * CA and carry that name (without a SAN matcher Envoy checks the chain only).
+ */
+export function externalTlsContext(host: string): ExternalUpstreamTlsContext {
+  return {
+    "@type": TYPE_URLS.upstreamTlsContext,
+    common_tls_context: {
+      tls_params: { ...TLS_PARAMS, ecdh_curves: [...TLS_PARAMS.ecdh_curves] },
+      validation_context: {
+        trusted_ca: { filename: SYSTEM_CA_BUNDLE },
+        match_typed_subject_alt_names: [
+          { san_type: isIP(host) ? "IP_ADDRESS" : "DNS", matcher: { exact: host } },
+        ],
+      },
+    },
+    sni: host,
+  };
+}
+
+/**
+ * Outbound to one dependency: SNI and the expected server SAN are both its service FQDN, whichever
+ * pod answers (the cluster dials the pods' addresses).
+ */
 export function upstreamTlsContext(spec: SidecarSpec, upstream: Peer): UpstreamTlsContext {
   return {
     "@type": TYPE_URLS.upstreamTlsContext,
@@ -77,8 +108,8 @@ export function upstreamTlsContext(spec: SidecarSpec, upstream: Peer): UpstreamT
   };
 }
 
-export function tlsTransportSocket<T extends DownstreamTlsContext | UpstreamTlsContext>(
-  context: T,
-): TransportSocket<T> {
+export function tlsTransportSocket<
+  T extends DownstreamTlsContext | UpstreamTlsContext | ExternalUpstreamTlsContext,
+>(context: T): TransportSocket<T> {
   return { name: EXTENSION_NAMES.tls, typed_config: context };
 }

@@ -17,6 +17,16 @@ export const TYPE_URLS = {
   networkRbac: `${TYPE_URL}envoy.extensions.filters.network.rbac.v3.RBAC`,
   httpRbac: `${TYPE_URL}envoy.extensions.filters.http.rbac.v3.RBAC`,
   router: `${TYPE_URL}envoy.extensions.filters.http.router.v3.Router`,
+  localRateLimit: `${TYPE_URL}envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit`,
+  statefulSession: `${TYPE_URL}envoy.extensions.filters.http.stateful_session.v3.StatefulSession`,
+  statefulSessionPerRoute: `${TYPE_URL}envoy.extensions.filters.http.stateful_session.v3.StatefulSessionPerRoute`,
+  envelopeSessionState: `${TYPE_URL}envoy.extensions.http.stateful_session.envelope.v3.EnvelopeSessionState`,
+  previousHosts: `${TYPE_URL}envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate`,
+  httpProtocolOptions: `${TYPE_URL}envoy.extensions.upstreams.http.v3.HttpProtocolOptions`,
+  stdoutAccessLog: `${TYPE_URL}envoy.extensions.access_loggers.stream.v3.StdoutAccessLog`,
+  tcpProxy: `${TYPE_URL}envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy`,
+  fixedHeap: `${TYPE_URL}envoy.extensions.resource_monitors.fixed_heap.v3.FixedHeapConfig`,
+  downstreamConnections: `${TYPE_URL}envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig`,
 } as const;
 
 /** Canonical extension names (informational for typed_config, but what Envoy's docs and logs use). */
@@ -26,6 +36,17 @@ export const EXTENSION_NAMES = {
   networkRbac: "envoy.filters.network.rbac",
   httpRbac: "envoy.filters.http.rbac",
   router: "envoy.filters.http.router",
+  localRateLimit: "envoy.filters.http.local_ratelimit",
+  statefulSession: "envoy.filters.http.stateful_session",
+  envelopeSessionState: "envoy.http.stateful_session.envelope",
+  previousHosts: "envoy.retry_host_predicates.previous_hosts",
+  httpProtocolOptions: "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+  stdoutAccessLog: "envoy.access_loggers.stdout",
+  tcpProxy: "envoy.filters.network.tcp_proxy",
+  fixedHeap: "envoy.resource_monitors.fixed_heap",
+  downstreamConnections: "envoy.resource_monitors.global_downstream_max_connections",
+  shrinkHeap: "envoy.overload_actions.shrink_heap",
+  stopAcceptingRequests: "envoy.overload_actions.stop_accepting_requests",
 } as const;
 
 /** google.protobuf.Duration in JSON form, e.g. "5s". */
@@ -79,7 +100,7 @@ export interface ExactStringMatcher {
 }
 
 export interface SubjectAltNameMatcher {
-  san_type: "DNS" | "URI";
+  san_type: "DNS" | "URI" | "IP_ADDRESS";
   matcher: ExactStringMatcher;
 }
 
@@ -88,6 +109,7 @@ export type TlsProtocol = "TLSv1_2" | "TLSv1_3";
 export interface TlsParameters {
   tls_minimum_protocol_version: TlsProtocol;
   tls_maximum_protocol_version: TlsProtocol;
+  ecdh_curves: string[];
 }
 
 export interface SdsSecretConfig {
@@ -117,13 +139,30 @@ export interface DownstreamTlsContext {
   require_client_certificate: boolean;
 }
 
+/** TLS to a server outside the mesh: public CAs, its DNS name. */
+export interface ExternalTlsContext {
+  tls_params: TlsParameters;
+  validation_context: {
+    trusted_ca: FileDataSource;
+    match_typed_subject_alt_names: SubjectAltNameMatcher[];
+  };
+}
+
 export interface UpstreamTlsContext {
   "@type": typeof TYPE_URLS.upstreamTlsContext;
   common_tls_context: CommonTlsContext;
   sni: string;
 }
 
-export interface TransportSocket<T extends DownstreamTlsContext | UpstreamTlsContext> {
+export interface ExternalUpstreamTlsContext {
+  "@type": typeof TYPE_URLS.upstreamTlsContext;
+  common_tls_context: ExternalTlsContext;
+  sni: string;
+}
+
+export interface TransportSocket<
+  T extends DownstreamTlsContext | UpstreamTlsContext | ExternalUpstreamTlsContext,
+> {
   name: typeof EXTENSION_NAMES.tls;
   typed_config: T;
 }
@@ -204,15 +243,62 @@ export interface HttpRbac {
 // envoy.config.route.v3 and the HTTP connection manager
 // ---------------------------------------------------------------------------------------------
 
-export type RouteMatch = { prefix: string } | { path: string };
+export interface HeaderMatcher {
+  name: string;
+  string_match: { safe_regex: { regex: string } };
+}
+
+export type RouteMatch =
+  { prefix: string; headers?: HeaderMatcher[] } | { path: string; headers?: HeaderMatcher[] };
+
+export interface RetryPolicy {
+  retry_on: string;
+  num_retries: number;
+  per_try_timeout?: Duration;
+  retry_back_off: { base_interval: Duration; max_interval: Duration };
+  retry_host_predicate: [
+    {
+      name: typeof EXTENSION_NAMES.previousHosts;
+      typed_config: { "@type": typeof TYPE_URLS.previousHosts };
+    },
+  ];
+  host_selection_retry_max_attempts: number;
+}
 
 export interface RouteAction {
   cluster: string;
   prefix_rewrite?: string;
+  /** Whole request to end of response; "0s" turns it off. Envoy's default: 15s. */
+  timeout: Duration;
+  /** Longest pause on the stream; overrides the HCM's stream_idle_timeout. */
+  idle_timeout?: Duration;
+  retry_policy?: RetryPolicy;
+}
+
+export interface EnvelopeSessionState {
+  "@type": typeof TYPE_URLS.envelopeSessionState;
+  header: { name: string };
+}
+
+export interface StatefulSessionPerRoute {
+  "@type": typeof TYPE_URLS.statefulSessionPerRoute;
+  stateful_session: {
+    session_state: {
+      name: typeof EXTENSION_NAMES.envelopeSessionState;
+      typed_config: EnvelopeSessionState;
+    };
+  };
 }
 
 export type Route =
-  | { match: RouteMatch; route: RouteAction }
+  | {
+      match: RouteMatch;
+      route: RouteAction;
+      typed_per_filter_config?: Record<
+        typeof EXTENSION_NAMES.statefulSession,
+        StatefulSessionPerRoute
+      >;
+    }
   | { match: RouteMatch; direct_response: { status: number } };
 
 export interface VirtualHost {
@@ -223,6 +309,8 @@ export interface VirtualHost {
 
 export interface RouteConfiguration {
   name: string;
+  /** Match the Host header whether or not it carries a port. */
+  ignore_port_in_host_matching?: boolean;
   virtual_hosts: VirtualHost[];
 }
 
@@ -230,9 +318,39 @@ export interface Router {
   "@type": typeof TYPE_URLS.router;
 }
 
+export interface RuntimePercent {
+  runtime_key: string;
+  default_value: { numerator: number; denominator: "HUNDRED" };
+}
+
+export interface LocalRateLimit {
+  "@type": typeof TYPE_URLS.localRateLimit;
+  stat_prefix: string;
+  status: { code: "TooManyRequests" };
+  token_bucket: { max_tokens: number; tokens_per_fill: number; fill_interval: Duration };
+  filter_enabled: RuntimePercent;
+  filter_enforced: RuntimePercent;
+  enable_x_ratelimit_headers: "DRAFT_VERSION_03";
+}
+
+/** Without a session_state the filter does nothing; routes turn it on per route. */
+export interface StatefulSession {
+  "@type": typeof TYPE_URLS.statefulSession;
+}
+
 export type HttpFilter =
   | { name: typeof EXTENSION_NAMES.httpRbac; typed_config: HttpRbac }
+  | { name: typeof EXTENSION_NAMES.localRateLimit; typed_config: LocalRateLimit }
+  | { name: typeof EXTENSION_NAMES.statefulSession; typed_config: StatefulSession }
   | { name: typeof EXTENSION_NAMES.router; typed_config: Router };
+
+export interface AccessLog {
+  name: typeof EXTENSION_NAMES.stdoutAccessLog;
+  typed_config: {
+    "@type": typeof TYPE_URLS.stdoutAccessLog;
+    log_format: { json_format: Record<string, string>; omit_empty_values: boolean };
+  };
+}
 
 export interface SetCurrentClientCertDetails {
   uri: boolean;
@@ -246,8 +364,19 @@ export interface HttpConnectionManager {
   normalize_path: boolean;
   forward_client_cert_details?: "SANITIZE_SET";
   set_current_client_cert_details?: SetCurrentClientCertDetails;
+  /** Longest pause on any stream of this listener; Envoy's default: 5 minutes. */
+  stream_idle_timeout: Duration;
+  access_log?: AccessLog[];
   route_config: RouteConfiguration;
   http_filters: HttpFilter[];
+}
+
+export interface TcpProxy {
+  "@type": typeof TYPE_URLS.tcpProxy;
+  stat_prefix: string;
+  cluster: string;
+  idle_timeout: Duration;
+  access_log?: AccessLog[];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -256,7 +385,8 @@ export interface HttpConnectionManager {
 
 export type NetworkFilter =
   | { name: typeof EXTENSION_NAMES.networkRbac; typed_config: NetworkRbac }
-  | { name: typeof EXTENSION_NAMES.httpConnectionManager; typed_config: HttpConnectionManager };
+  | { name: typeof EXTENSION_NAMES.httpConnectionManager; typed_config: HttpConnectionManager }
+  | { name: typeof EXTENSION_NAMES.tcpProxy; typed_config: TcpProxy };
 
 export interface FilterChain {
   transport_socket?: TransportSocket<DownstreamTlsContext>;
@@ -279,16 +409,69 @@ export interface ClusterLoadAssignment {
   endpoints: { lb_endpoints: LbEndpoint[] }[];
 }
 
+export interface HttpProtocolOptions {
+  "@type": typeof TYPE_URLS.httpProtocolOptions;
+  common_http_protocol_options: { idle_timeout: Duration; max_connection_duration?: Duration };
+  explicit_http_config: { http_protocol_options: Record<string, never> };
+}
+
+export interface CircuitBreakerThresholds {
+  priority: "DEFAULT";
+  max_connections: number;
+  max_pending_requests: number;
+  max_requests: number;
+  max_retries: number;
+}
+
+export interface OutlierDetection {
+  consecutive_5xx: number;
+  interval: Duration;
+  base_ejection_time: Duration;
+  max_ejection_percent: number;
+}
+
 export interface Cluster {
   name: string;
-  type: "STATIC" | "STRICT_DNS";
+  type: "STATIC" | "STRICT_DNS" | "LOGICAL_DNS";
   connect_timeout: Duration;
+  lb_policy?: "LEAST_REQUEST" | "ROUND_ROBIN";
+  dns_refresh_rate?: Duration;
+  respect_dns_ttl?: boolean;
+  dns_lookup_family?: "V4_PREFERRED";
   load_assignment: ClusterLoadAssignment;
-  transport_socket?: TransportSocket<UpstreamTlsContext>;
+  circuit_breakers?: { thresholds: [CircuitBreakerThresholds] };
+  outlier_detection?: OutlierDetection;
+  typed_extension_protocol_options?: Record<
+    typeof EXTENSION_NAMES.httpProtocolOptions,
+    HttpProtocolOptions
+  >;
+  transport_socket?:
+    TransportSocket<UpstreamTlsContext> | TransportSocket<ExternalUpstreamTlsContext>;
 }
 
 export interface Admin {
   address: Address;
+}
+
+export interface ResourceMonitor {
+  name: typeof EXTENSION_NAMES.fixedHeap | typeof EXTENSION_NAMES.downstreamConnections;
+  typed_config:
+    | { "@type": typeof TYPE_URLS.fixedHeap; max_heap_size_bytes: number }
+    | {
+        "@type": typeof TYPE_URLS.downstreamConnections;
+        max_active_downstream_connections: number;
+      };
+}
+
+export interface OverloadAction {
+  name: typeof EXTENSION_NAMES.shrinkHeap | typeof EXTENSION_NAMES.stopAcceptingRequests;
+  triggers: [{ name: typeof EXTENSION_NAMES.fixedHeap; threshold: { value: number } }];
+}
+
+export interface OverloadManager {
+  refresh_interval: Duration;
+  resource_monitors: ResourceMonitor[];
+  actions: OverloadAction[];
 }
 
 export interface Bootstrap {
@@ -298,4 +481,5 @@ export interface Bootstrap {
     listeners: Listener[];
     clusters: Cluster[];
   };
+  overload_manager: OverloadManager;
 }

@@ -66,8 +66,11 @@ function loadRoot(): { root: Root; stats: EnvoyProtoStats } {
   const started = performance.now();
   const deps = path.join(packageDir("@grpc/grpc-js-xds"), "deps");
   const envoyApi = path.join(deps, "envoy-api");
+  // Messages of Envoy releases newer than the shipped protos (see the folder's .proto headers).
+  const additions = path.join(__dirname, "envoy-api-additions");
   const includeDirs = [
     envoyApi,
+    additions,
     path.join(deps, "xds"),
     path.join(deps, "googleapis"),
     path.join(deps, "protoc-gen-validate"),
@@ -87,6 +90,7 @@ function loadRoot(): { root: Root; stats: EnvoyProtoStats } {
     listProtos(path.join(envoyApi, "envoy", sub), envoyApi, wanted);
   }
   wanted.push("xds/type/v3/typed_struct.proto", "udpa/type/v1/typed_struct.proto");
+  listProtos(path.join(additions, "envoy"), additions, wanted);
 
   // A file loads only if its whole import closure is on disk; otherwise protobufjs fails the
   // entire load, so such files are skipped up front.

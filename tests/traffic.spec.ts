@@ -1,0 +1,528 @@
+/**
+ * Traffic: each `services[].traffic`, `egress` and Envoy-wide setting round-trips from stack
+ * config to the exact Envoy fields (table-driven), the result passes Envoy's schema, and a model
+ * of Envoy's route timeouts shows streams surviving where plain requests time out.
+ */
+import assert from "node:assert/strict";
+import { loadMeshConfig, MeshModel } from "../components/config";
+import {
+  buildBootstrap,
+  Bootstrap,
+  Cluster,
+  HttpConnectionManager,
+  Listener,
+  RouteAction,
+  SYSTEM_CA_BUNDLE,
+} from "../components/envoy";
+import { sidecarSpec } from "../components/mesh";
+import { envoyConcurrency } from "../components/workload";
+import {
+  checkBootstrapReferences,
+  referencedFiles,
+  validateBootstrapDetailed,
+} from "./harness/envoy-schema";
+import { findObject, runProgram, STACKS, stackConfig } from "./harness/program";
+import { ResponseTimeline, routeOutcome } from "./harness/route-timeout-model";
+
+type Json = Record<string, unknown>;
+
+const BOOKAPI = { name: "bookapi", image: "registry.example.com/bookapi:1.0.0", port: 5288 };
+const MCP = {
+  name: "bookapi-mcp-server",
+  image: "registry.example.com/bookapi-mcp-server:1.0.0",
+  port: 5289,
+  calls: ["bookapi"],
+};
+
+/** A mesh of bookapi (with `traffic`) called by the MCP server (with `callerExtra`). */
+function meshWith(traffic: Json, callerExtra: Json = {}, envoy: Json = {}): MeshModel {
+  return loadMeshConfig({
+    "bookapi-mesh:services": JSON.stringify([
+      { ...BOOKAPI, traffic },
+      { ...MCP, ...callerExtra },
+    ]),
+    "bookapi-mesh:envoy": JSON.stringify(envoy),
+  });
+}
+
+function bootstrapOf(model: MeshModel, service: string): Bootstrap {
+  const svc = model.services.find((s) => s.name === service);
+  assert.ok(svc);
+  return buildBootstrap(sidecarSpec(model, svc));
+}
+
+function hcm(listener: Listener): HttpConnectionManager {
+  const filter = listener.filter_chains[0].filters.find(
+    (f) => f.name === "envoy.filters.network.http_connection_manager",
+  );
+  assert.ok(filter, `${listener.name} has no HTTP connection manager`);
+  return filter.typed_config as HttpConnectionManager;
+}
+
+const listenerOf = (b: Bootstrap, name: string) => {
+  const l = b.static_resources.listeners.find((x) => x.name === name);
+  assert.ok(l, `no listener ${name}`);
+  return l;
+};
+const clusterOf = (b: Bootstrap, name: string): Cluster => {
+  const c = b.static_resources.clusters.find((x) => x.name === name);
+  assert.ok(c, `no cluster ${name}`);
+  return c;
+};
+
+/** The caller's route actions to bookapi: [idempotent methods, other methods] (or just one). */
+function outboundActions(model: MeshModel): RouteAction[] {
+  const vh = hcm(
+    listenerOf(bootstrapOf(model, "bookapi-mcp-server"), "outbound"),
+  ).route_config.virtual_hosts.find((v) => v.name === "bookapi");
+  assert.ok(vh);
+  return vh.routes.map((r) => {
+    assert.ok("route" in r);
+    return r.route;
+  });
+}
+
+/** bookapi's own route to its app. */
+function inboundAction(model: MeshModel): RouteAction {
+  const [route] = hcm(listenerOf(bootstrapOf(model, "bookapi"), "inbound")).route_config
+    .virtual_hosts[0].routes;
+  assert.ok("route" in route);
+  return route.route;
+}
+
+describe("traffic policies round-trip to Envoy's fields", () => {
+  const cases: Array<[string, Json, (m: MeshModel) => void]> = [
+    [
+      "no traffic settings: Envoy's 15 s route timeout, stated on both sides, and two retries",
+      {},
+      (m) => {
+        const [idempotent, other] = outboundActions(m);
+        assert.equal(idempotent.timeout, "15s");
+        assert.equal(other.timeout, "15s");
+        assert.equal(inboundAction(m).timeout, "15s");
+        assert.equal(idempotent.idle_timeout, undefined);
+        assert.equal(idempotent.retry_policy?.num_retries, 2);
+        assert.equal(idempotent.retry_policy?.retry_on, "connect-failure,refused-stream,reset");
+        // A POST is retried only when it never reached the app.
+        assert.equal(
+          other.retry_policy?.retry_on,
+          "connect-failure,refused-stream,reset-before-request",
+        );
+      },
+    ],
+    [
+      "timeout and idleTimeout in Envoy's units",
+      { timeout: "2500ms", idleTimeout: "1m" },
+      (m) => {
+        for (const a of [...outboundActions(m), inboundAction(m)]) {
+          assert.equal(a.timeout, "2.500s");
+          assert.equal(a.idle_timeout, "60s");
+        }
+      },
+    ],
+    [
+      "streaming: no route timeout anywhere, and an hour's idle timeout",
+      { streaming: true },
+      (m) => {
+        for (const a of [...outboundActions(m), inboundAction(m)]) {
+          assert.equal(a.timeout, "0s");
+          assert.equal(a.idle_timeout, "3600s");
+          assert.equal(a.retry_policy?.per_try_timeout, undefined);
+        }
+      },
+    ],
+    [
+      "retries: attempts, conditions, per-try timeout, backoff, never the same pod twice",
+      {
+        timeout: "10s",
+        retries: {
+          attempts: 3,
+          retryOn: "5xx,connect-failure",
+          perTryTimeout: "2s",
+          backoff: { base: "50ms", max: "1s" },
+        },
+      },
+      (m) => {
+        const [idempotent] = outboundActions(m);
+        assert.deepEqual(idempotent.retry_policy, {
+          retry_on: "5xx,connect-failure",
+          num_retries: 3,
+          per_try_timeout: "2s",
+          retry_back_off: { base_interval: "0.050s", max_interval: "1s" },
+          retry_host_predicate: [
+            {
+              name: "envoy.retry_host_predicates.previous_hosts",
+              typed_config: {
+                "@type":
+                  "type.googleapis.com/envoy.extensions.retry.host.previous_hosts.v3.PreviousHostsPredicate",
+              },
+            },
+          ],
+          host_selection_retry_max_attempts: 3,
+        });
+      },
+    ],
+    [
+      "no retries: one route, no retry policy",
+      { retries: { attempts: 0 } },
+      (m) => {
+        const actions = outboundActions(m);
+        assert.equal(actions.length, 1);
+        assert.equal(actions[0].retry_policy, undefined);
+      },
+    ],
+    [
+      "circuit breaker and outlier detection on the caller's cluster",
+      {
+        circuitBreaker: {
+          maxConnections: 100,
+          maxPendingRequests: 50,
+          maxRequests: 200,
+          maxRetries: 5,
+        },
+        outlierDetection: {
+          consecutive5xx: 3,
+          interval: "5s",
+          baseEjectionTime: "1m",
+          maxEjectionPercent: 34,
+        },
+      },
+      (m) => {
+        const c = clusterOf(bootstrapOf(m, "bookapi-mcp-server"), "upstream_bookapi");
+        assert.deepEqual(c.circuit_breakers, {
+          thresholds: [
+            {
+              priority: "DEFAULT",
+              max_connections: 100,
+              max_pending_requests: 50,
+              max_requests: 200,
+              max_retries: 5,
+            },
+          ],
+        });
+        assert.deepEqual(c.outlier_detection, {
+          consecutive_5xx: 3,
+          interval: "5s",
+          base_ejection_time: "60s",
+          max_ejection_percent: 34,
+        });
+      },
+    ],
+    [
+      "rate limit: a per-replica token bucket on the callee's inbound side, 429 with headers",
+      { rateLimit: { requestsPerSecond: 50, burst: 100 } },
+      (m) => {
+        const filters = hcm(listenerOf(bootstrapOf(m, "bookapi"), "inbound")).http_filters;
+        assert.deepEqual(
+          filters.map((f) => f.name),
+          [
+            "envoy.filters.http.rbac",
+            "envoy.filters.http.local_ratelimit",
+            "envoy.filters.http.router",
+          ],
+        );
+        const rl = filters[1].typed_config as unknown as Json;
+        assert.deepEqual(rl.token_bucket, {
+          max_tokens: 100,
+          tokens_per_fill: 50,
+          fill_interval: "1s",
+        });
+        assert.deepEqual(rl.status, { code: "TooManyRequests" });
+        assert.equal(rl.enable_x_ratelimit_headers, "DRAFT_VERSION_03");
+        assert.deepEqual((rl.filter_enforced as Json).default_value, {
+          numerator: 100,
+          denominator: "HUNDRED",
+        });
+        // The caller's side is untouched.
+        const outbound = hcm(listenerOf(bootstrapOf(m, "bookapi-mcp-server"), "outbound"));
+        assert.ok(
+          !outbound.http_filters.some((f) => f.name === "envoy.filters.http.local_ratelimit"),
+        );
+      },
+    ],
+    [
+      "session affinity: the envelope session state on the caller's routes, which keeps the app's header value",
+      { sessionAffinity: { header: "Mcp-Session-Id" } },
+      (m) => {
+        const outbound = hcm(listenerOf(bootstrapOf(m, "bookapi-mcp-server"), "outbound"));
+        assert.deepEqual(
+          outbound.http_filters.map((f) => f.name),
+          ["envoy.filters.http.stateful_session", "envoy.filters.http.router"],
+        );
+        const vh = outbound.route_config.virtual_hosts.find((v) => v.name === "bookapi");
+        for (const r of vh?.routes ?? []) {
+          assert.ok("route" in r);
+          assert.deepEqual(r.typed_per_filter_config?.["envoy.filters.http.stateful_session"], {
+            "@type":
+              "type.googleapis.com/envoy.extensions.filters.http.stateful_session.v3.StatefulSessionPerRoute",
+            stateful_session: {
+              session_state: {
+                name: "envoy.http.stateful_session.envelope",
+                typed_config: {
+                  "@type":
+                    "type.googleapis.com/envoy.extensions.http.stateful_session.envelope.v3.EnvelopeSessionState",
+                  header: { name: "mcp-session-id" },
+                },
+              },
+            },
+          });
+        }
+      },
+    ],
+  ];
+  for (const [what, traffic, check] of cases) {
+    it(`maps ${what}`, () => check(meshWith(traffic)));
+  }
+
+  it("balances each callee's pods per request (least request) through its headless Service, re-resolved every 5 s", () => {
+    const c = clusterOf(bootstrapOf(meshWith({}), "bookapi-mcp-server"), "upstream_bookapi");
+    assert.equal(c.type, "STRICT_DNS");
+    assert.equal(c.lb_policy, "LEAST_REQUEST");
+    assert.equal(c.dns_refresh_rate, "5s");
+    assert.equal(
+      c.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.address,
+      "bookapi-pods.default.svc.cluster.local.",
+    );
+  });
+
+  it("retires idle pooled connections before common app keep-alives and rotates sidecar connections every 5 minutes", () => {
+    const b = bootstrapOf(meshWith({}), "bookapi-mcp-server");
+    const options = (c: Cluster) =>
+      c.typed_extension_protocol_options?.["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+        .common_http_protocol_options;
+    assert.deepEqual(options(clusterOf(b, "local_app")), { idle_timeout: "4s" });
+    assert.deepEqual(options(clusterOf(b, "upstream_bookapi")), {
+      idle_timeout: "30s",
+      max_connection_duration: "300s",
+    });
+  });
+
+  it("states stream_idle_timeout on every HTTP connection manager and matches hosts with or without a port", () => {
+    const b = bootstrapOf(meshWith({}), "bookapi-mcp-server");
+    for (const l of b.static_resources.listeners) assert.equal(hcm(l).stream_idle_timeout, "300s");
+    const outbound = hcm(listenerOf(b, "outbound")).route_config;
+    assert.equal(outbound.ignore_port_in_host_matching, true);
+    assert.ok(!outbound.virtual_hosts.some((v) => v.domains.some((d) => d.includes(":"))));
+  });
+
+  it("writes JSON access logs with the peer's identity, and none when envoy.accessLog is false", () => {
+    const on = bootstrapOf(meshWith({}), "bookapi-mcp-server");
+    const format = (l: Listener) =>
+      hcm(l).access_log?.[0].typed_config.log_format.json_format ?? {};
+    assert.equal(format(listenerOf(on, "inbound")).peer, "%DOWNSTREAM_PEER_URI_SAN%");
+    assert.equal(format(listenerOf(on, "outbound")).peer, "%UPSTREAM_PEER_URI_SAN%");
+    for (const key of [
+      "start_time",
+      "method",
+      "path",
+      "status",
+      "response_flags",
+      "duration_ms",
+      "upstream_host",
+    ])
+      assert.ok(key in format(listenerOf(on, "inbound")), key);
+    const off = bootstrapOf(meshWith({}, {}, { accessLog: false }), "bookapi-mcp-server");
+    assert.ok(off.static_resources.listeners.every((l) => hcm(l).access_log === undefined));
+  });
+
+  it("sizes the overload manager and worker threads from the sidecar's limits", () => {
+    const model = meshWith({}, {}, { resources: { limits: { cpu: "1500m", memory: "200Mi" } } });
+    const om = bootstrapOf(model, "bookapi").overload_manager;
+    const heap = om.resource_monitors[0].typed_config as { max_heap_size_bytes: number };
+    assert.equal(heap.max_heap_size_bytes, Math.floor(200 * 2 ** 20 * 0.8));
+    assert.deepEqual(
+      om.actions.map((a) => [a.name, a.triggers[0].threshold.value]),
+      [
+        ["envoy.overload_actions.shrink_heap", 0.9],
+        ["envoy.overload_actions.stop_accepting_requests", 0.95],
+      ],
+    );
+    const conns = om.resource_monitors[1].typed_config as {
+      max_active_downstream_connections: number;
+    };
+    assert.equal(conns.max_active_downstream_connections, 10000);
+    assert.equal(envoyConcurrency(model.envoy), 2);
+    assert.equal(envoyConcurrency(meshWith({}).envoy), 1, "500m, the default limit");
+  });
+
+  it("produces bootstraps that pass Envoy's schema and start-up checks with every setting on", () => {
+    const model = meshWith(
+      {
+        timeout: "5s",
+        idleTimeout: "30s",
+        retries: { perTryTimeout: "1s" },
+        rateLimit: { requestsPerSecond: 10 },
+        sessionAffinity: { header: "mcp-session-id" },
+      },
+      {
+        egress: [
+          { name: "payments", host: "api.payments.example.com", port: 443, protocol: "https" },
+          { name: "legacy", host: "legacy.example.com", port: 80, protocol: "http" },
+          { name: "db", host: "10.20.0.5", port: 5432, protocol: "tcp", cidrs: ["10.20.0.5/32"] },
+        ],
+      },
+    );
+    for (const service of ["bookapi", "bookapi-mcp-server"]) {
+      const b = JSON.parse(JSON.stringify(bootstrapOf(model, service))) as Json;
+      const result = validateBootstrapDetailed(b);
+      assert.deepEqual(result.errors, [], service);
+      // The shipped protos mark the token bucket's package work-in-progress; nothing else warns.
+      assert.ok(
+        result.warnings.every(
+          (w) => /work-in-progress/.test(w) && /TokenBucket|FractionalPercent|HttpStatus/.test(w),
+        ),
+        result.warnings.join("\n"),
+      );
+      assert.deepEqual(checkBootstrapReferences(b), [], service);
+    }
+    // Files outside the pod's mounts: only the image's CA bundle, for the https egress.
+    const files = referencedFiles(
+      JSON.parse(JSON.stringify(bootstrapOf(model, "bookapi-mcp-server"))),
+    );
+    assert.deepEqual(
+      files.filter((f) => !f.startsWith("/etc/envoy/")),
+      [SYSTEM_CA_BUNDLE],
+    );
+  });
+});
+
+describe("egress beyond the mesh", () => {
+  const egress = [
+    { name: "payments", host: "api.payments.example.com", port: 443, protocol: "https" },
+    {
+      name: "orders-db",
+      host: "orders.db.example.com",
+      port: 5432,
+      protocol: "tcp",
+      cidrs: ["10.20.0.0/24"],
+    },
+  ];
+  const model = () => meshWith({}, { egress });
+
+  it("reaches an https host through the outbound listener, originating TLS with SNI and the system CAs", () => {
+    const b = bootstrapOf(model(), "bookapi-mcp-server");
+    const vh = hcm(listenerOf(b, "outbound")).route_config.virtual_hosts.find(
+      (v) => v.name === "egress_payments",
+    );
+    assert.deepEqual(vh?.domains, ["api.payments.example.com"]);
+    const c = clusterOf(b, "egress_payments");
+    assert.equal(c.type, "LOGICAL_DNS");
+    assert.deepEqual(
+      c.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address,
+      {
+        address: "api.payments.example.com",
+        port_value: 443,
+      },
+    );
+    const tls = c.transport_socket?.typed_config as unknown as Json;
+    assert.equal(tls.sni, "api.payments.example.com");
+    assert.deepEqual((tls.common_tls_context as Json).validation_context, {
+      trusted_ca: { filename: SYSTEM_CA_BUNDLE },
+      match_typed_subject_alt_names: [
+        { san_type: "DNS", matcher: { exact: "api.payments.example.com" } },
+      ],
+    });
+  });
+
+  it("gives a tcp target its own loopback listener, proxied to the host, and tells the app where", async () => {
+    const b = bootstrapOf(model(), "bookapi-mcp-server");
+    const l = listenerOf(b, "egress_orders-db");
+    assert.deepEqual(l.address.socket_address, { address: "127.0.0.1", port_value: 15100 });
+    assert.equal(l.filter_chains[0].filters[0].name, "envoy.filters.network.tcp_proxy");
+    const config = stackConfig("prod");
+    const services = JSON.parse(config["bookapi-mesh:services"]) as Json[];
+    services[1] = { ...services[1], egress };
+    const run = await runProgram({ ...config, "bookapi-mesh:services": JSON.stringify(services) });
+    const pod = (
+      findObject(run, "Deployment", "bookapi-mcp-server").inputs.spec as {
+        template: { spec: { containers: Array<{ name: string; env?: Json[] }> } };
+      }
+    ).template.spec;
+    const env = pod.containers.find((c) => c.name === "app")?.env ?? [];
+    assert.deepEqual(
+      env.filter((e) => String(e.name).startsWith("EGRESS_")),
+      [{ name: "EGRESS_ORDERS_DB_ADDR", value: "127.0.0.1:15100" }],
+    );
+    // The NetworkPolicy opens each entry's port: to its CIDRs, or to any address.
+    const policy = findObject(run, "NetworkPolicy", "bookapi-mcp-server-mesh").inputs.spec as {
+      egress: Json[];
+    };
+    assert.deepEqual(
+      policy.egress.filter(
+        (r) => JSON.stringify(r).includes("5432") || JSON.stringify(r).includes("443"),
+      ),
+      [
+        { ports: [{ protocol: "TCP", port: 5432 }], to: [{ ipBlock: { cidr: "10.20.0.0/24" } }] },
+        { ports: [{ protocol: "TCP", port: 443 }] },
+      ].sort((a, b) => (JSON.stringify(a) < JSON.stringify(b) ? 1 : -1)),
+    );
+  });
+});
+
+describe("streams and timeouts (a model of Envoy's route timeouts over the prod stack's routes)", () => {
+  const prod = loadMeshConfig(stackConfig("prod"));
+  const mcpInbound = hcm(listenerOf(bootstrapOf(prod, "bookapi-mcp-server"), "inbound"));
+  const bookapiInbound = hcm(listenerOf(bootstrapOf(prod, "bookapi"), "inbound"));
+  const callerOutbound = hcm(listenerOf(bootstrapOf(prod, "bookapi-mcp-server"), "outbound"));
+  const routeOf = (h: HttpConnectionManager, vhost?: string) => {
+    const vh = h.route_config.virtual_hosts.find((v) => vhost === undefined || v.name === vhost);
+    const r = vh?.routes.at(-1);
+    assert.ok(r && "route" in r);
+    return r.route;
+  };
+
+  /** A Server-Sent-Events stream: headers at once, an event every 30 s, for 20 minutes. */
+  const sse: ResponseTimeline = {
+    headersAt: 0.05,
+    chunksAt: Array.from({ length: 40 }, (_, i) => 30 * (i + 1)),
+    endAt: 1200,
+  };
+
+  it("keeps a 20-minute event stream of the streaming MCP server open, longer than any timeout set", () => {
+    assert.deepEqual(routeOutcome(routeOf(mcpInbound), mcpInbound, sse), { kind: "completed" });
+  });
+
+  it("cuts the same stream at 15 s on a plain service, and did so on the MCP server before (no timeout set)", () => {
+    assert.deepEqual(routeOutcome(routeOf(bookapiInbound), bookapiInbound, sse), {
+      kind: "reset mid-body (UT)",
+      at: 15,
+    });
+    assert.deepEqual(routeOutcome({}, { stream_idle_timeout: "300s" }, sse), {
+      kind: "reset mid-body (UT)",
+      at: 15,
+    });
+  });
+
+  it("answers a plain request that takes too long with 504 at its timeout, on both sidecars", () => {
+    const slow: ResponseTimeline = { headersAt: 20, chunksAt: [], endAt: 20.1 };
+    for (const [h, vhost] of [
+      [bookapiInbound, undefined],
+      [callerOutbound, "bookapi"],
+    ] as const)
+      assert.deepEqual(routeOutcome(routeOf(h, vhost), h, slow), { kind: "504 UT", at: 15 });
+    const quick: ResponseTimeline = { headersAt: 0.2, chunksAt: [0.3], endAt: 0.4 };
+    assert.deepEqual(routeOutcome(routeOf(bookapiInbound), bookapiInbound, quick), {
+      kind: "completed",
+    });
+  });
+
+  it("still ends a stream that stays silent for longer than its idle timeout", () => {
+    const silent: ResponseTimeline = { headersAt: 0.05, chunksAt: [60], endAt: 60 + 3700 };
+    assert.deepEqual(routeOutcome(routeOf(mcpInbound), mcpInbound, silent), {
+      kind: "idle timeout (SI)",
+      at: 3660,
+    });
+  });
+});
+
+describe("the shipped stacks", () => {
+  for (const stack of STACKS) {
+    it(`mark bookapi-mcp-server streaming, with MCP session affinity, and bookapi plain, in ${stack}`, () => {
+      const model = loadMeshConfig(stackConfig(stack));
+      const of = (name: string) => model.services.find((s) => s.name === name)?.traffic;
+      assert.equal(of("bookapi-mcp-server")?.streaming, true);
+      assert.deepEqual(of("bookapi-mcp-server")?.sessionAffinity, { header: "mcp-session-id" });
+      assert.equal(of("bookapi")?.streaming, false);
+    });
+  }
+});
