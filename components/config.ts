@@ -532,6 +532,43 @@ const cidr = z.string({ error: "must be a CIDR such as 169.254.20.10/32" }).refi
 }, "must be a CIDR such as 169.254.20.10/32");
 
 /**
+ * Envoy's retry_on conditions (x-envoy-retry-on and x-envoy-retry-grpc-on in Envoy's router
+ * docs). Envoy drops an unknown one silently, which would turn retries off without a word.
+ */
+const RETRY_ON = [
+  "5xx",
+  "gateway-error",
+  "reset",
+  "reset-before-request",
+  "connect-failure",
+  "envoy-ratelimited",
+  "retriable-4xx",
+  "refused-stream",
+  "retriable-status-codes",
+  "retriable-headers",
+  "http3-post-connect-failure",
+  "cancelled",
+  "deadline-exceeded",
+  "internal",
+  "resource-exhausted",
+  "unavailable",
+];
+
+/** Headers the stateful-session filter must not rewrite: HTTP's own. */
+const PROTOCOL_HEADERS = [
+  "host",
+  "content-type",
+  "content-length",
+  "connection",
+  "transfer-encoding",
+  "te",
+  "upgrade",
+  "cookie",
+  "set-cookie",
+  "location",
+];
+
+/**
  * How callers reach a service and how it takes requests (docs/traffic.md has each default and
  * why). Applied to every caller's outbound route and cluster, and to the service's inbound side.
  */
@@ -553,9 +590,9 @@ const trafficSchema = z
         /** Envoy's retry_on conditions for idempotent methods; others retry only what never left. */
         retryOn: z
           .string()
-          .regex(
-            /^[a-z0-9-]+(,[a-z0-9-]+)*$/,
-            "must be Envoy retry_on conditions separated by commas",
+          .refine(
+            (v) => v.split(",").every((c) => RETRY_ON.includes(c)),
+            `must be Envoy retry_on conditions separated by commas: ${RETRY_ON.join(", ")}`,
           )
           .default("connect-failure,refused-stream,reset"),
         perTryTimeout: duration.optional(),
@@ -602,6 +639,10 @@ const trafficSchema = z
     /** Per replica: Envoy's local rate limit on the inbound side. */
     rateLimit: z
       .strictObject({ requestsPerSecond: positiveCount, burst: positiveCount.optional() })
+      .refine((r) => r.burst === undefined || r.burst >= r.requestsPerSecond, {
+        path: ["burst"],
+        message: "must be at least requestsPerSecond (the bucket refills that many each second)",
+      })
       .optional(),
     /** Requests carrying this response header's value go back to the replica that set it. */
     sessionAffinity: z
@@ -609,7 +650,11 @@ const trafficSchema = z
         header: z
           .string({ error: "is required (a header name such as mcp-session-id)" })
           .regex(/^[A-Za-z0-9-]+$/, "must be an HTTP header name")
-          .transform((h) => h.toLowerCase()),
+          .transform((h) => h.toLowerCase())
+          .refine(
+            (h) => !PROTOCOL_HEADERS.includes(h),
+            "must be the app's own session header, not one HTTP itself uses",
+          ),
       })
       .optional(),
   })
@@ -1130,6 +1175,13 @@ function topologyProblems(cfg: RawMesh): string[] {
   );
   cfg.services.forEach((svc, i) => {
     const key = `${PROJECT}:services[${i}]`;
+    if (
+      svc.name.endsWith(PODS_SERVICE_SUFFIX) &&
+      known.has(svc.name.slice(0, -PODS_SERVICE_SUFFIX.length))
+    )
+      problems.push(
+        `${key}.name: "${svc.name}" is the headless Service of "${svc.name.slice(0, -PODS_SERVICE_SUFFIX.length)}"; pick another name`,
+      );
     problems.push(...appSettingProblems(cfg, svc, key));
     problems.push(...egressProblems(cfg, svc, key, meshHosts));
     if (names.indexOf(svc.name) !== i)
@@ -1186,6 +1238,11 @@ function egressProblems(
   const problems: string[] = [];
   for (const [name, j] of repeats(svc.egress.map((e) => e.name)))
     problems.push(`${key}.egress[${j}].name: "${name}" is listed twice`);
+  // The outbound listener picks an HTTP egress entry by host name alone (ports are ignored).
+  const httpHosts = svc.egress.map((e) => (e.protocol === "tcp" ? undefined : e.host));
+  for (const [host, j] of repeats(httpHosts))
+    if (host !== undefined)
+      problems.push(`${key}.egress[${j}].host: "${host}" is already an http/https egress entry`);
   const taken = new Map<number, string>(
     Object.entries(cfg.envoy.ports).map(([role, p]) => [p, `envoy.ports.${role}`]),
   );

@@ -92,6 +92,25 @@ export function sidecarSpec(model: MeshModel, service: ServiceModel): SidecarSpe
  */
 export const HEAP_SHARE_OF_MEMORY_LIMIT = 0.8;
 
+/** Traffic settings that are valid but cannot work as the stack stands. */
+export function trafficWarnings(model: MeshModel): string[] {
+  const warnings: string[] = [];
+  for (const svc of model.services) {
+    const { sessionAffinity, outlierDetection } = svc.traffic;
+    if (sessionAffinity && svc.callers.length === 0)
+      warnings.push(
+        `services "${svc.name}": traffic.sessionAffinity acts in the sidecars that call it, and nothing in the mesh calls it yet; clients reaching it otherwise are not pinned to a replica`,
+      );
+    // Envoy ejects a host only while the ejected share stays within maxEjectionPercent.
+    const pods = svc.replicas;
+    if (pods > 1 && 100 / pods > outlierDetection.maxEjectionPercent)
+      warnings.push(
+        `services "${svc.name}": traffic.outlierDetection.maxEjectionPercent ${outlierDetection.maxEjectionPercent} is less than one pod of ${pods} (${Math.ceil(100 / pods)} %), so no pod is ever ejected`,
+      );
+  }
+  return warnings;
+}
+
 /** A service's traffic policy in Envoy's units, its defaults filled in. */
 export function trafficSpec(t: TrafficPolicy): TrafficSpec {
   const d = (value: string) => envoyDuration(durationSeconds(value));
@@ -206,6 +225,8 @@ export class ServiceMesh extends pulumi.ComponentResource {
         this,
       );
     }
+
+    for (const warning of trafficWarnings(model)) void pulumi.log.warn(warning, this);
 
     this.services = {};
     for (const svc of model.services) {

@@ -761,6 +761,46 @@ const BAD_CONFIGS: Array<[string, Flat, string, string]> = [
     "bookapi-mesh:services[0].traffic.sessionAffinity.header",
     "header name",
   ],
+  [
+    "a retry condition Envoy does not know",
+    withService(0, { traffic: { retries: { retryOn: "5xxx,connect-failure" } } }),
+    "bookapi-mesh:services[0].traffic.retries.retryOn",
+    "retry_on conditions",
+  ],
+  [
+    "a rate-limit burst below the refill",
+    withService(0, { traffic: { rateLimit: { requestsPerSecond: 10, burst: 5 } } }),
+    "bookapi-mesh:services[0].traffic.rateLimit.burst",
+    "at least requestsPerSecond",
+  ],
+  [
+    "session affinity on an HTTP header",
+    withService(0, { traffic: { sessionAffinity: { header: "Content-Type" } } }),
+    "bookapi-mesh:services[0].traffic.sessionAffinity.header",
+    "session header",
+  ],
+  [
+    "a service named like another's headless Service",
+    flat({
+      services: [
+        ...BASE_SERVICES,
+        { name: "bookapi-pods", image: "registry.example.com/x:1.0.0", port: 7000 },
+      ],
+    }),
+    "bookapi-mesh:services[2].name",
+    'headless Service of "bookapi"',
+  ],
+  [
+    "two http egress entries for one host",
+    withService(0, {
+      egress: [
+        { name: "a", host: "api.example.com", port: 443, protocol: "https" },
+        { name: "b", host: "api.example.com", port: 80, protocol: "http" },
+      ],
+    }),
+    "bookapi-mesh:services[0].egress[1].host",
+    "already an http/https egress entry",
+  ],
   // Egress.
   [
     "an egress protocol Envoy is not set up for",

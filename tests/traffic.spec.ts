@@ -14,7 +14,7 @@ import {
   RouteAction,
   SYSTEM_CA_BUNDLE,
 } from "../components/envoy";
-import { sidecarSpec } from "../components/mesh";
+import { sidecarSpec, trafficWarnings } from "../components/mesh";
 import { envoyConcurrency } from "../components/workload";
 import {
   checkBootstrapReferences,
@@ -160,6 +160,15 @@ describe("traffic policies round-trip to Envoy's fields", () => {
           ],
           host_selection_retry_max_attempts: 3,
         });
+      },
+    ],
+    [
+      "a per-try timeout only on idempotent requests, which alone may be retried once sent",
+      { timeout: "10s", retries: { perTryTimeout: "3s" } },
+      (m) => {
+        const [idempotent, other] = outboundActions(m);
+        assert.equal(idempotent.retry_policy?.per_try_timeout, "3s");
+        assert.equal(other.retry_policy?.per_try_timeout, undefined);
       },
     ],
     [
@@ -424,6 +433,20 @@ describe("egress beyond the mesh", () => {
     });
   });
 
+  it("sends no SNI to an https target named by address (RFC 6066), and checks its IP SAN instead", () => {
+    const m = meshWith(
+      {},
+      { egress: [{ name: "ip", host: "192.0.2.10", port: 443, protocol: "https" }] },
+    );
+    const tls = clusterOf(bootstrapOf(m, "bookapi-mcp-server"), "egress_ip").transport_socket
+      ?.typed_config as unknown as Json;
+    assert.equal(tls.sni, undefined);
+    assert.deepEqual(
+      ((tls.common_tls_context as Json).validation_context as Json).match_typed_subject_alt_names,
+      [{ san_type: "IP_ADDRESS", matcher: { exact: "192.0.2.10" } }],
+    );
+  });
+
   it("gives a tcp target its own loopback listener, proxied to the host, and tells the app where", async () => {
     const b = bootstrapOf(model(), "bookapi-mcp-server");
     const l = listenerOf(b, "egress_orders-db");
@@ -525,4 +548,29 @@ describe("the shipped stacks", () => {
       assert.equal(of("bookapi")?.streaming, false);
     });
   }
+});
+
+describe("traffic warnings at preview", () => {
+  it("says that session affinity on a service nobody in the mesh calls pins nothing, as in the shipped stacks", () => {
+    const warnings = trafficWarnings(loadMeshConfig(stackConfig("prod")));
+    assert.ok(
+      warnings.some((w) => w.startsWith('services "bookapi-mcp-server": traffic.sessionAffinity')),
+      warnings.join("\n"),
+    );
+    const called = meshWith({ sessionAffinity: { header: "mcp-session-id" } });
+    assert.deepEqual(trafficWarnings(called), []);
+  });
+
+  it("says when the ejection ceiling is below one pod's share, so outlier detection could never eject", () => {
+    const config = stackConfig("prod");
+    const services = JSON.parse(config["bookapi-mesh:services"]) as Json[];
+    services[0] = { ...services[0], traffic: { outlierDetection: { maxEjectionPercent: 30 } } };
+    const warnings = trafficWarnings(
+      loadMeshConfig({ ...config, "bookapi-mesh:services": JSON.stringify(services) }),
+    );
+    assert.ok(
+      warnings.some((w) => w.includes("maxEjectionPercent 30 is less than one pod of 3 (34 %)")),
+      warnings.join("\n"),
+    );
+  });
 });

@@ -113,12 +113,18 @@ function httpConnectionManager(
   };
 }
 
-function retryPolicy(traffic: Pick<TrafficSpec, "retries">, retryOn: string): RetryPolicy {
+/** When a route retries: on these conditions; `perTry` sets the policy's per-try timeout. */
+interface RetryChoice {
+  on: string;
+  perTry: boolean;
+}
+
+function retryPolicy(traffic: Pick<TrafficSpec, "retries">, choice: RetryChoice): RetryPolicy {
   const { retries } = traffic;
   return {
-    retry_on: retryOn,
+    retry_on: choice.on,
     num_retries: retries.attempts,
-    ...(retries.perTryTimeout ? { per_try_timeout: retries.perTryTimeout } : {}),
+    ...(retries.perTryTimeout && choice.perTry ? { per_try_timeout: retries.perTryTimeout } : {}),
     retry_back_off: { base_interval: retries.backoff.base, max_interval: retries.backoff.max },
     retry_host_predicate: [
       {
@@ -130,21 +136,25 @@ function retryPolicy(traffic: Pick<TrafficSpec, "retries">, retryOn: string): Re
   };
 }
 
-/** To one cluster, timed by the traffic policy; with retries when `retryOn` is given. */
+/** To one cluster, timed by the traffic policy; with retries when `retry` is given. */
 function routeAction(
   cluster: string,
   traffic: Pick<TrafficSpec, "timeout" | "idleTimeout" | "retries">,
-  retryOn?: string,
+  retry?: RetryChoice,
 ): RouteAction {
   return {
     cluster,
     timeout: traffic.timeout,
     ...(traffic.idleTimeout ? { idle_timeout: traffic.idleTimeout } : {}),
-    ...(retryOn && traffic.retries.attempts > 0
-      ? { retry_policy: retryPolicy(traffic, retryOn) }
-      : {}),
+    ...(retry && traffic.retries.attempts > 0 ? { retry_policy: retryPolicy(traffic, retry) } : {}),
   };
 }
+
+/**
+ * Retries of what never reached the app, for any method. No per-try timeout: a request that
+ * timed out has reached the app and is not retried here, so it would only shorten the timeout.
+ */
+const SAFE_RETRY: RetryChoice = { on: SAFE_RETRY_ON, perTry: false };
 
 /** Turns on the stateful-session filter for one route (see outboundListener). */
 export function sessionAffinity(header: string): StatefulSessionPerRoute {
@@ -180,12 +190,12 @@ export function upstreamRoutes(upstream: Upstream): Route[] {
         { name: ":method", string_match: { safe_regex: { regex: IDEMPOTENT_METHODS.join("|") } } },
       ],
     },
-    route: routeAction(cluster, traffic, traffic.retries.retryOn),
+    route: routeAction(cluster, traffic, { on: traffic.retries.retryOn, perTry: true }),
     ...affinity,
   };
   const other: Route = {
     match: { prefix: "/" },
-    route: routeAction(cluster, traffic, SAFE_RETRY_ON),
+    route: routeAction(cluster, traffic, SAFE_RETRY),
     ...affinity,
   };
   return traffic.retries.attempts > 0 ? [idempotent, other] : [other];
@@ -322,7 +332,7 @@ export function egressVirtualHost(egress: EgressSpec): VirtualHost {
     routes: [
       {
         match: { prefix: "/" },
-        route: routeAction(egressName(egress), EGRESS_TRAFFIC, SAFE_RETRY_ON),
+        route: routeAction(egressName(egress), EGRESS_TRAFFIC, SAFE_RETRY),
       },
     ],
   };
@@ -425,6 +435,8 @@ function singlePathListener(name: string, port: number, path: string, adminPath:
     name,
     address: socketAddress("0.0.0.0", port),
     traffic_direction: "INBOUND",
+    // Kubelet probes and scrapes still get through when the connection cap is reached.
+    ignore_global_conn_limit: true,
     filter_chains: [
       {
         filters: [

@@ -92,7 +92,8 @@ export function externalTlsContext(host: string): ExternalUpstreamTlsContext {
         ],
       },
     },
-    sni: host,
+    // RFC 6066: SNI carries host names only, never an address.
+    ...(isIP(host) ? {} : { sni: host }),
   };
 }
 

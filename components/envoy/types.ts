@@ -157,7 +157,7 @@ export interface UpstreamTlsContext {
 export interface ExternalUpstreamTlsContext {
   "@type": typeof TYPE_URLS.upstreamTlsContext;
   common_tls_context: ExternalTlsContext;
-  sni: string;
+  sni?: string;
 }
 
 export interface TransportSocket<
@@ -397,6 +397,8 @@ export interface Listener {
   name: string;
   address: Address;
   traffic_direction?: TrafficDirection;
+  /** Not counted against (nor refused by) the overload manager's connection cap. */
+  ignore_global_conn_limit?: boolean;
   filter_chains: FilterChain[];
 }
 
