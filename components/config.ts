@@ -7,6 +7,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { isIP } from "node:net";
 import { z } from "zod";
 import {
+  PROJECT,
   APP_TMP_PATH,
   DEFAULT_CONTAINER_ANNOTATION,
   MESH_POD_LABEL_KEYS,
@@ -15,8 +16,7 @@ import {
   SCRAPE_ANNOTATION_PREFIX,
 } from "./names";
 
-/** The Pulumi project name, which is also the config namespace. */
-export const PROJECT = "bookapi-mesh";
+export { PROJECT } from "./names";
 
 /** DNS-1035 label: Service names must start with a letter (Kubernetes rejects "1api"). */
 const DNS_1035_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
@@ -227,12 +227,14 @@ const envoySchema = z.strictObject({
 const certificatesSchema = z
   .strictObject({
     algorithm: z.enum(["ECDSA", "RSA"], { error: "must be ECDSA or RSA" }).default("ECDSA"),
-    ecdsaCurve: z.enum(["P256", "P384"], { error: "must be P256 or P384" }).default("P256"),
+    /** ECDSA only; P256 unless set. */
+    ecdsaCurve: z.enum(["P256", "P384"], { error: "must be P256 or P384" }).optional(),
+    /** RSA only; 2048 unless set. */
     rsaBits: z
       .union([z.literal(2048), z.literal(3072), z.literal(4096)], {
         error: "must be 2048, 3072 or 4096",
       })
-      .default(2048),
+      .optional(),
     caValidityHours: hours.default(87600),
     /** The CA is re-issued this long before it expires (which re-signs every service). */
     caEarlyRenewalHours: z.number().int().nonnegative().default(720),
@@ -250,6 +252,14 @@ const certificatesSchema = z
       .default(360),
   })
   .superRefine((c, ctx) => {
+    if (c.algorithm === "ECDSA" && c.rsaBits !== undefined)
+      ctx.addIssue({ code: "custom", path: ["rsaBits"], message: "only applies to algorithm RSA" });
+    if (c.algorithm === "RSA" && c.ecdsaCurve !== undefined)
+      ctx.addIssue({
+        code: "custom",
+        path: ["ecdsaCurve"],
+        message: "only applies to algorithm ECDSA",
+      });
     if (c.earlyRenewalHours >= c.validityHours) {
       ctx.addIssue({
         code: "custom",
@@ -887,7 +897,15 @@ export type EnvoySettings = Omit<RawMesh["envoy"], "sidecarMode"> & {
   sidecarMode: "native" | "container";
 };
 export type NetworkSettings = RawMesh["network"];
-export type CertificateSettings = RawMesh["certificates"];
+/** Key algorithm and size of every key of the mesh, as the tls provider takes them. */
+export type KeySpec =
+  | { algorithm: "ECDSA"; ecdsaCurve: "P256" | "P384" }
+  | { algorithm: "RSA"; rsaBits: 2048 | 3072 | 4096 };
+/** Certificate settings, the key as one discriminated union. */
+export type CertificateSettings = Omit<
+  RawMesh["certificates"],
+  "algorithm" | "ecdsaCurve" | "rsaBits"
+> & { key: KeySpec };
 export type ResourcePair = z.infer<typeof resourcePair>;
 
 /** One service of the mesh, with its derived identity and callers. */
@@ -916,18 +934,16 @@ export interface ServiceModel {
   podAnnotations: Record<string, string>;
   nodeSelector: Record<string, string>;
   tolerations: RawService["tolerations"];
-  /** Services this one calls, sorted. */
-  calls: string[];
-  /** Services allowed to call this one: derived from every service's `calls`, sorted. */
-  callers: string[];
+  /** Services this one calls, sorted by name. */
+  upstreams: UpstreamModel[];
+  /** Services allowed to call this one, derived from every service's `calls`, sorted by name. */
+  callers: CallerModel[];
   /** `<name>.<ns>.svc.<clusterDomain>`: the name other sidecars dial and verify. */
   fqdn: string;
   /** The certificate's DNS SANs: short name, `.ns`, `.ns.svc`, FQDN. */
   dnsNames: string[];
   /** `spiffe://<trustDomain>/ns/<ns>/sa/<name>`: the certificate's URI SAN. */
   spiffeId: string;
-  /** Per caller, the L7 limits it declared (empty lists = anything). Sorted by caller. */
-  callerRules: CallerRule[];
   /** Who may reach the app port directly; empty = nobody. */
   directPortAllowedFrom: PeerSelector[];
   /** `<name>-pods.<ns>.svc.<clusterDomain>`: the headless Service callers' Envoys resolve. */
@@ -943,13 +959,25 @@ export type ResolvedEgress = EgressTarget & {
   local?: { port: number; env: string };
 };
 
-/** What one caller may do on a callee, from the caller's `calls` entry. */
-export interface CallerRule {
-  caller: string;
+/** A service's identity, as its peers see it. */
+export interface PeerIdentity {
+  name: string;
+  fqdn: string;
+  spiffeId: string;
+}
+
+/** A caller and what it may do on the callee, from the caller's `calls` entry. */
+export interface CallerModel extends PeerIdentity {
   /** HTTP methods allowed; empty = all. */
   methods: string[];
   /** Paths allowed (`/a` exact, `/a/*` prefix); empty = all. */
   paths: string[];
+}
+
+/** A callee, with how its pods are found and how calls to it behave. */
+export interface UpstreamModel extends PeerIdentity {
+  podsFqdn: string;
+  traffic: TrafficPolicy;
 }
 
 /** The whole validated mesh. */
@@ -1062,61 +1090,80 @@ export function parseMeshConfig(raw: Record<string, unknown>): MeshModel {
 
   const createNamespace = cfg.namespace !== "default" && (cfg.createNamespace ?? true);
   const minor = kubernetesMinor(cfg.kubernetesVersion);
-  const services = [...cfg.services]
-    .sort((a, b) => a.name.localeCompare(b.name))
-    .map((svc): ServiceModel => {
-      // The schema turned every `calls` entry into its object form.
-      const callerRules = cfg.services
-        .flatMap((other) =>
-          other.calls
-            .filter((call) => call.service === svc.name)
-            .map((call): CallerRule => ({
-              caller: other.name,
-              methods: call.methods ?? [],
-              paths: call.paths ?? [],
-            })),
-        )
-        .sort((a, b) => (a.caller < b.caller ? -1 : a.caller > b.caller ? 1 : 0));
-      const fqdn = `${svc.name}.${cfg.namespace}.svc.${cfg.clusterDomain}`;
-      return {
-        name: svc.name,
-        image: svc.image,
-        port: svc.port,
-        replicas: svc.autoscaling?.minReplicas ?? svc.replicas ?? 1,
-        ...(svc.autoscaling ? { autoscaling: svc.autoscaling } : {}),
-        exposeDirectPort: svc.exposeDirectPort,
-        resources: svc.resources,
-        runAsUser: svc.runAsUser,
-        preStopSeconds: svc.preStopSeconds,
-        terminationGracePeriodSeconds: svc.terminationGracePeriodSeconds ?? svc.preStopSeconds + 20,
-        env: svc.env,
-        envFrom: svc.envFrom,
-        imagePullSecrets: [...new Set([...cfg.imagePullSecrets, ...svc.imagePullSecrets])],
-        ...(svc.command ? { command: svc.command } : {}),
-        ...(svc.args ? { args: svc.args } : {}),
-        probes: svc.probes,
-        volumes: svc.volumes,
-        podLabels: svc.podLabels,
-        podAnnotations: svc.podAnnotations,
-        nodeSelector: svc.nodeSelector,
-        tolerations: svc.tolerations,
-        calls: svc.calls.map((call) => call.service).sort(),
-        callers: callerRules.map((rule) => rule.caller),
-        callerRules,
-        spiffeId: `spiffe://${cfg.certificates.trustDomain}/ns/${cfg.namespace}/sa/${svc.name}`,
-        directPortAllowedFrom: svc.directPortAllowedFrom,
+  const byName = (a: { name: string }, b: { name: string }) =>
+    a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+  const identity = (name: string): PeerIdentity => ({
+    name,
+    fqdn: `${name}.${cfg.namespace}.svc.${cfg.clusterDomain}`,
+    spiffeId: `spiffe://${cfg.certificates.trustDomain}/ns/${cfg.namespace}/sa/${name}`,
+  });
+  const podsFqdn = (name: string) =>
+    `${name}${PODS_SERVICE_SUFFIX}.${cfg.namespace}.svc.${cfg.clusterDomain}`;
+  const declared = new Map(cfg.services.map((svc) => [svc.name, svc]));
+  const services = [...cfg.services].sort(byName).map((svc): ServiceModel => {
+    const { fqdn, spiffeId } = identity(svc.name);
+    // The schema turned every `calls` entry into its object form.
+    const callers = cfg.services
+      .flatMap((other) =>
+        other.calls
+          .filter((call) => call.service === svc.name)
+          .map((call): CallerModel => ({
+            ...identity(other.name),
+            methods: call.methods ?? [],
+            paths: call.paths ?? [],
+          })),
+      )
+      .sort(byName);
+    const upstreams = svc.calls
+      .map((call): UpstreamModel => {
+        const callee = declared.get(call.service);
+        // topologyProblems has rejected unknown callees.
+        if (!callee) throw new Error(`internal: unknown callee ${call.service}`);
+        return {
+          ...identity(call.service),
+          podsFqdn: podsFqdn(call.service),
+          traffic: callee.traffic,
+        };
+      })
+      .sort(byName);
+    return {
+      name: svc.name,
+      image: svc.image,
+      port: svc.port,
+      replicas: svc.autoscaling?.minReplicas ?? svc.replicas ?? 1,
+      ...(svc.autoscaling ? { autoscaling: svc.autoscaling } : {}),
+      exposeDirectPort: svc.exposeDirectPort,
+      resources: svc.resources,
+      runAsUser: svc.runAsUser,
+      preStopSeconds: svc.preStopSeconds,
+      terminationGracePeriodSeconds: svc.terminationGracePeriodSeconds ?? svc.preStopSeconds + 20,
+      env: svc.env,
+      envFrom: svc.envFrom,
+      imagePullSecrets: [...new Set([...cfg.imagePullSecrets, ...svc.imagePullSecrets])],
+      ...(svc.command ? { command: svc.command } : {}),
+      ...(svc.args ? { args: svc.args } : {}),
+      probes: svc.probes,
+      volumes: svc.volumes,
+      podLabels: svc.podLabels,
+      podAnnotations: svc.podAnnotations,
+      nodeSelector: svc.nodeSelector,
+      tolerations: svc.tolerations,
+      upstreams,
+      callers,
+      spiffeId,
+      directPortAllowedFrom: svc.directPortAllowedFrom,
+      fqdn,
+      podsFqdn: podsFqdn(svc.name),
+      traffic: svc.traffic,
+      egress: resolveEgress(svc.egress, cfg.envoy.egressPortBase),
+      dnsNames: [
+        svc.name,
+        `${svc.name}.${cfg.namespace}`,
+        `${svc.name}.${cfg.namespace}.svc`,
         fqdn,
-        podsFqdn: `${svc.name}${PODS_SERVICE_SUFFIX}.${cfg.namespace}.svc.${cfg.clusterDomain}`,
-        traffic: svc.traffic,
-        egress: resolveEgress(svc.egress, cfg.envoy.egressPortBase),
-        dnsNames: [
-          svc.name,
-          `${svc.name}.${cfg.namespace}`,
-          `${svc.name}.${cfg.namespace}.svc`,
-          fqdn,
-        ],
-      };
-    });
+      ],
+    };
+  });
   return {
     namespace: cfg.namespace,
     createNamespace,
@@ -1129,12 +1176,21 @@ export function parseMeshConfig(raw: Record<string, unknown>): MeshModel {
         cfg.envoy.sidecarMode ??
         (minor >= KUBERNETES_FEATURES.nativeSidecars ? "native" : "container"),
     },
-    certificates: cfg.certificates,
+    certificates: certificateSettings(cfg.certificates),
     network: cfg.network,
     services,
     ...(cfg.renderYamlToDirectory ? { renderYamlToDirectory: cfg.renderYamlToDirectory } : {}),
     ...(cfg.podSecurity ? { podSecurity: cfg.podSecurity } : {}),
   };
+}
+
+function certificateSettings(raw: RawMesh["certificates"]): CertificateSettings {
+  const { algorithm, ecdsaCurve, rsaBits, ...rest } = raw;
+  const key: KeySpec =
+    algorithm === "ECDSA"
+      ? { algorithm, ecdsaCurve: ecdsaCurve ?? "P256" }
+      : { algorithm, rsaBits: rsaBits ?? 2048 };
+  return { ...rest, key };
 }
 
 /** Cross-field rules the per-field schema cannot express: the topology and the port plan. */

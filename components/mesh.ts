@@ -17,7 +17,8 @@ import {
 import { buildEnvoyFiles } from "./envoy";
 import { SIDECAR_PATHS, SidecarSpec, TrafficSpec } from "./envoy/model";
 import { envoyDuration } from "./envoy/spec";
-import { CertificateAuthority, KeySpec, ServiceCertificate } from "./pki";
+import { CertificateAuthority, ServiceCertificate } from "./pki";
+import { meshLabels } from "./names";
 import { MeshNetworkPolicies } from "./network-policy";
 import { MeshService, outboundUrl } from "./workload";
 
@@ -31,41 +32,18 @@ export interface ServiceEndpoints {
   outbound?: string;
 }
 
-/** The key spec of the stack's `certificates` settings. */
-export function keySpecOf(model: MeshModel): KeySpec {
-  const c = model.certificates;
-  return c.algorithm === "ECDSA"
-    ? { algorithm: "ECDSA", ecdsaCurve: c.ecdsaCurve }
-    : { algorithm: "RSA", rsaBits: c.rsaBits };
-}
-
-function byName(model: MeshModel, name: string): ServiceModel {
-  const found = model.services.find((s) => s.name === name);
-  // The config schema rejects unknown names, so this means a bug in the model, not bad config.
-  if (!found) throw new Error(`internal: service "${name}" is not in the mesh model`);
-  return found;
-}
-
-/** The Envoy builders' input for one service, derived from the mesh model. */
+/** The Envoy builders' input for one service: the model's view of it, in Envoy's units. */
 export function sidecarSpec(model: MeshModel, service: ServiceModel): SidecarSpec {
-  const peer = (name: string) => {
-    const other = byName(model, name);
-    return { name, fqdn: other.fqdn, spiffeId: other.spiffeId };
-  };
   return {
     service: service.name,
     fqdn: service.fqdn,
     appPort: service.port,
     ports: { ...model.envoy.ports },
-    callers: service.callerRules.map((rule) => ({
-      ...peer(rule.caller),
-      methods: rule.methods,
-      paths: rule.paths,
+    callers: service.callers.map((c) => ({ ...c, methods: [...c.methods], paths: [...c.paths] })),
+    upstreams: service.upstreams.map(({ traffic, ...peer }) => ({
+      ...peer,
+      traffic: trafficSpec(traffic),
     })),
-    upstreams: service.calls.map((name) => {
-      const callee = byName(model, name);
-      return { ...peer(name), podsFqdn: callee.podsFqdn, traffic: trafficSpec(callee.traffic) };
-    }),
     traffic: trafficSpec(service.traffic),
     egress: service.egress.map((e) => ({
       name: e.name,
@@ -147,10 +125,7 @@ export function trafficSpec(t: TrafficPolicy): TrafficSpec {
 
 /** Labels of a namespace the program creates; with podSecurity, the Pod Security admission ones. */
 export function namespaceLabels(model: MeshModel): Record<string, string> {
-  const labels: Record<string, string> = {
-    "app.kubernetes.io/part-of": PROJECT,
-    "app.kubernetes.io/managed-by": "pulumi",
-  };
+  const labels = meshLabels();
   if (model.podSecurity) {
     for (const mode of ["enforce", "audit", "warn"]) {
       labels[`pod-security.kubernetes.io/${mode}`] = model.podSecurity;
@@ -169,7 +144,7 @@ export function endpointsOf(model: MeshModel): Record<string, ServiceEndpoints> 
     endpoints[svc.name] = {
       mtls: `${svc.fqdn}:${model.envoy.ports.inbound}`,
       ...(svc.exposeDirectPort ? { direct: `${svc.fqdn}:${svc.port}` } : {}),
-      ...(svc.calls.length > 0 ? { outbound: outboundUrl(model.envoy) } : {}),
+      ...(svc.upstreams.length > 0 ? { outbound: outboundUrl(model.envoy) } : {}),
     };
   }
   return endpoints;
@@ -207,7 +182,7 @@ export class ServiceMesh extends pulumi.ComponentResource {
       namespace = pulumi.output(model.namespace);
     }
 
-    const key = keySpecOf(model);
+    const key = model.certificates.key;
     const ca = new CertificateAuthority(
       `${name}-ca`,
       {
@@ -237,7 +212,7 @@ export class ServiceMesh extends pulumi.ComponentResource {
         );
       }
       const cert = new ServiceCertificate(
-        `${name}-${svc.name}-cert`,
+        `${name}-${svc.name}`,
         {
           ca,
           key,

@@ -1,7 +1,56 @@
 /**
- * Names the mesh owns inside a pod. The config layer refuses app settings that would collide
- * with them, and the workload builders use them; one definition serves both.
+ * Names and constants shared across the program: the project, the labels every object carries,
+ * the paths and files inside a pod, and the names the mesh owns there (the config layer refuses
+ * app settings that would collide with them). One definition serves every module.
  */
+
+/** The Pulumi project name, which is also the config namespace and the `part-of` label. */
+export const PROJECT = "bookapi-mesh";
+
+/** Labels of every object the program creates. */
+export function meshLabels(): Record<string, string> {
+  return { "app.kubernetes.io/part-of": PROJECT, "app.kubernetes.io/managed-by": "pulumi" };
+}
+
+/** Labels that select a service's pods. Kept minimal: a Deployment's selector is immutable. */
+export function selectorLabels(service: string): Record<string, string> {
+  return { "app.kubernetes.io/name": service, "app.kubernetes.io/part-of": PROJECT };
+}
+
+/** The recommended `app.kubernetes.io/*` labels for every object of a service. */
+export function commonLabels(service: string): Record<string, string> {
+  return { ...selectorLabels(service), "app.kubernetes.io/instance": service, ...meshLabels() };
+}
+
+/** Mount points of the sidecar's files, referenced by the Envoy files. */
+export const SIDECAR_PATHS = {
+  /** Mount of the Envoy ConfigMap (bootstrap and SDS files). */
+  configDir: "/etc/envoy/config",
+  /** Mount of the Secret `<name>-tls` (tls.crt, tls.key, ca.crt). */
+  certDir: "/etc/envoy/certs",
+} as const;
+
+/** ConfigMap keys (file names under configDir); Envoy's `--config-path` is the bootstrap. */
+export const ENVOY_FILES = {
+  bootstrap: "envoy.json",
+  sdsCertificate: "sds-certificate.json",
+  sdsValidation: "sds-validation.json",
+} as const;
+
+/** Secret keys (file names under certDir), as a `kubernetes.io/tls` Secret plus the CA. */
+export const CERT_FILES = {
+  certificate: "tls.crt",
+  privateKey: "tls.key",
+  ca: "ca.crt",
+} as const;
+
+/** Paths the health and metrics listeners expose, and what they map to on the admin API. */
+export const EXPOSED_PATHS = {
+  health: "/healthz/ready",
+  /** Envoy's admin readiness endpoint: 200 only once the server is LIVE. */
+  adminReady: "/ready",
+  metrics: "/stats/prometheus",
+} as const;
 
 /** Volumes the pod template always has. */
 export const MESH_VOLUMES = { config: "envoy-config", certs: "envoy-certs", tmp: "tmp" } as const;

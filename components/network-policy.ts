@@ -10,7 +10,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { MeshModel, PeerSelector, PROJECT, ServiceModel } from "./config";
-import { selectorLabels } from "./workload";
+import { meshLabels, selectorLabels } from "./names";
 
 type PolicySpec = k8s.types.input.networking.v1.NetworkPolicySpec;
 type PolicyPeer = k8s.types.input.networking.v1.NetworkPolicyPeer;
@@ -52,7 +52,10 @@ function servicePolicy(model: MeshModel, svc: ServiceModel): NamedNetworkPolicyS
   const ingress: IngressRule[] = [];
   // A rule with an empty `from` admits everyone, so a rule is only written when it has peers.
   if (svc.callers.length > 0) {
-    ingress.push({ from: svc.callers.map(servicePeer), ports: [tcp(ports.inbound)] });
+    ingress.push({
+      from: svc.callers.map((c) => servicePeer(c.name)),
+      ports: [tcp(ports.inbound)],
+    });
   }
   if (svc.directPortAllowedFrom.length > 0) {
     ingress.push({ from: svc.directPortAllowedFrom.map(peerOf), ports: [tcp(svc.port)] });
@@ -65,9 +68,9 @@ function servicePolicy(model: MeshModel, svc: ServiceModel): NamedNetworkPolicyS
   }
 
   const egress: EgressRule[] = [];
-  if (svc.calls.length > 0) {
+  if (svc.upstreams.length > 0) {
     // Evaluated on the callee pods (after the Service's DNAT), hence pod selectors, not Services.
-    egress.push({ to: svc.calls.map(servicePeer), ports: [tcp(ports.inbound)] });
+    egress.push({ to: svc.upstreams.map((u) => servicePeer(u.name)), ports: [tcp(ports.inbound)] });
   }
   // Egress beyond the mesh: the entry's port, to its CIDRs or (without them) any address.
   // NetworkPolicy cannot name a host; Envoy pins the host (SNI and certificate for https).
@@ -127,10 +130,7 @@ export class MeshNetworkPolicies extends pulumi.ComponentResource {
 
   constructor(name: string, args: MeshNetworkPoliciesArgs, opts?: pulumi.ComponentResourceOptions) {
     super("bookapi-mesh:network-policy:MeshNetworkPolicies", name, {}, opts);
-    const labels = {
-      "app.kubernetes.io/part-of": PROJECT,
-      "app.kubernetes.io/managed-by": "pulumi",
-    };
+    const labels = meshLabels();
     const policies = networkPolicySpecs(args.model).map(
       (policy) =>
         new k8s.networking.v1.NetworkPolicy(

@@ -3,11 +3,7 @@
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as tls from "@pulumi/tls";
-
-/** Key algorithm and size, as the tls provider takes them. */
-export type KeySpec =
-  | { algorithm: "ECDSA"; ecdsaCurve: "P256" | "P384" }
-  | { algorithm: "RSA"; rsaBits: 2048 | 3072 | 4096 };
+import { KeySpec } from "./config";
 
 /** Allowed uses of a service certificate: it serves (inbound) and is presented as a client (outbound). */
 export function serviceCertificateUses(key: KeySpec): string[] {
@@ -20,10 +16,9 @@ export function serviceCertificateUses(key: KeySpec): string[] {
 /** Uses of the CA certificate: signing certificates and revocation lists only. */
 export const CA_CERTIFICATE_USES = ["cert_signing", "crl_signing"];
 
+/** The key spec is already in the provider's shape; copied so inputs never alias the model. */
 function privateKeyArgs(key: KeySpec): tls.PrivateKeyArgs {
-  return key.algorithm === "ECDSA"
-    ? { algorithm: "ECDSA", ecdsaCurve: key.ecdsaCurve }
-    : { algorithm: "RSA", rsaBits: key.rsaBits };
+  return { ...key };
 }
 
 export interface CertificateAuthorityArgs {
@@ -90,7 +85,12 @@ export interface ServiceCertificateArgs {
   earlyRenewalHours: number;
 }
 
-/** A service identity: key, CSR and a certificate signed by the mesh CA. */
+/**
+ * A service identity: key, CSR and a certificate signed by the mesh CA. Its resources are
+ * `<name>-key`, `<name>-csr`, `<name>-cert`. Before, the component was `<name>-cert` and its
+ * resources `<name>-cert-key` and so on; aliases keep a stack deployed then from replacing its
+ * keys and certificates.
+ */
 export class ServiceCertificate extends pulumi.ComponentResource {
   /** Certificate PEM. */
   public readonly certPem: pulumi.Output<string>;
@@ -100,8 +100,20 @@ export class ServiceCertificate extends pulumi.ComponentResource {
   public readonly caCertPem: pulumi.Output<string>;
 
   constructor(name: string, args: ServiceCertificateArgs, opts?: pulumi.ComponentResourceOptions) {
-    super("bookapi-mesh:pki:ServiceCertificate", name, {}, opts);
-    const key = new tls.PrivateKey(`${name}-key`, privateKeyArgs(args.key), { parent: this });
+    super(
+      "bookapi-mesh:pki:ServiceCertificate",
+      name,
+      {},
+      {
+        ...opts,
+        aliases: [...(opts?.aliases ?? []), { name: `${name}-cert` }],
+      },
+    );
+    const formerly = (child: string) => ({
+      parent: this,
+      aliases: [{ name: `${name}-cert-${child}` }],
+    });
+    const key = new tls.PrivateKey(`${name}-key`, privateKeyArgs(args.key), formerly("key"));
     const csr = new tls.CertRequest(
       `${name}-csr`,
       {
@@ -110,7 +122,7 @@ export class ServiceCertificate extends pulumi.ComponentResource {
         dnsNames: args.dnsNames,
         uris: args.uris ?? [],
       },
-      { parent: this },
+      formerly("csr"),
     );
     const cert = new tls.LocallySignedCert(
       `${name}-cert`,
@@ -122,7 +134,7 @@ export class ServiceCertificate extends pulumi.ComponentResource {
         validityPeriodHours: args.validityHours,
         earlyRenewalHours: args.earlyRenewalHours,
       },
-      { parent: this },
+      formerly("cert"),
     );
     this.certPem = cert.certPem;
     this.privateKeyPem = pulumi.secret(key.privateKeyPem);

@@ -8,11 +8,14 @@
 import { createHash } from "node:crypto";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { EnvoySettings, PODS_SERVICE_SUFFIX, PROJECT, quantityValue, ServiceModel } from "./config";
-import { CERT_FILES, ENVOY_FILES, SIDECAR_PATHS } from "./envoy/model";
+import { EnvoySettings, PODS_SERVICE_SUFFIX, quantityValue, ServiceModel } from "./config";
+import { CERT_FILES, ENVOY_FILES, SIDECAR_PATHS } from "./names";
 import {
   APP_TMP_PATH,
+  commonLabels,
   DEFAULT_CONTAINER_ANNOTATION,
+  EXPOSED_PATHS,
+  selectorLabels,
   MESH_VOLUMES,
   OUTBOUND_URL_ENV,
   SCRAPE_ANNOTATION_PREFIX,
@@ -50,19 +53,7 @@ export function objectNames(service: string) {
   };
 }
 
-/** Labels that select a service's pods. Kept minimal: a Deployment's selector is immutable. */
-export function selectorLabels(service: string): Record<string, string> {
-  return { "app.kubernetes.io/name": service, "app.kubernetes.io/part-of": PROJECT };
-}
-
-/** The recommended `app.kubernetes.io/*` labels for every object of a service. */
-export function commonLabels(service: string): Record<string, string> {
-  return {
-    ...selectorLabels(service),
-    "app.kubernetes.io/instance": service,
-    "app.kubernetes.io/managed-by": "pulumi",
-  };
-}
+export { commonLabels, selectorLabels } from "./names";
 
 /** sha256 of the Envoy files, key by key. */
 export function envoyConfigChecksum(files: Record<string, string>): string {
@@ -143,7 +134,7 @@ export function envoyContainer(
       { name: PORT_NAMES.metrics, containerPort: envoy.ports.metrics, protocol: "TCP" },
     ],
     readinessProbe: {
-      httpGet: { path: "/healthz/ready", port: PORT_NAMES.health },
+      httpGet: { path: EXPOSED_PATHS.health, port: PORT_NAMES.health },
       periodSeconds: 5,
       failureThreshold: 3,
     },
@@ -168,7 +159,7 @@ export function nativeSidecar(
     ...container,
     restartPolicy: "Always",
     startupProbe: {
-      httpGet: { path: "/healthz/ready", port: PORT_NAMES.health },
+      httpGet: { path: EXPOSED_PATHS.health, port: PORT_NAMES.health },
       periodSeconds: 1,
       failureThreshold: 60,
     },
@@ -189,7 +180,7 @@ export function appContainer(
   kubernetesMinor: number,
 ): k8s.types.input.core.v1.Container {
   const env: k8s.types.input.core.v1.EnvVar[] = [
-    ...(service.calls.length > 0 || service.egress.some((e) => e.protocol !== "tcp")
+    ...(service.upstreams.length > 0 || service.egress.some((e) => e.protocol !== "tcp")
       ? [{ name: OUTBOUND_URL_ENV, value: outboundUrl(envoy) }]
       : []),
     ...service.egress.flatMap((e) =>
@@ -285,7 +276,7 @@ export function podTemplate(
           ? {
               [`${SCRAPE_ANNOTATION_PREFIX}scrape`]: "true",
               [`${SCRAPE_ANNOTATION_PREFIX}port`]: String(envoy.ports.metrics),
-              [`${SCRAPE_ANNOTATION_PREFIX}path`]: "/stats/prometheus",
+              [`${SCRAPE_ANNOTATION_PREFIX}path`]: EXPOSED_PATHS.metrics,
             }
           : {}),
       },

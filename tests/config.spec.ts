@@ -1,4 +1,6 @@
 import assert from "node:assert/strict";
+import { buildEnvoyFiles } from "../components/envoy";
+import { sidecarSpec } from "../components/mesh";
 import {
   isPinnedImage,
   loadMeshConfig,
@@ -73,8 +75,11 @@ describe("stack config", () => {
       requests: { cpu: "50m", memory: "64Mi" },
       limits: { cpu: "500m", memory: "256Mi" },
     });
-    assert.equal(model.certificates.algorithm, "ECDSA");
-    assert.equal(model.certificates.ecdsaCurve, "P256");
+    assert.deepEqual(model.certificates.key, { algorithm: "ECDSA", ecdsaCurve: "P256" });
+    assert.deepEqual(
+      loadMeshConfig(flat({ certificates: { algorithm: "RSA" } })).certificates.key,
+      { algorithm: "RSA", rsaBits: 2048 },
+    );
     assert.equal(model.certificates.caValidityHours, 87600);
     assert.equal(model.certificates.validityHours, 2160);
     assert.equal(model.certificates.earlyRenewalHours, 360);
@@ -90,10 +95,24 @@ describe("stack config", () => {
   it("derives each service's callers from the other services' calls", () => {
     const model = loadMeshConfig(flat());
     const byName = Object.fromEntries(model.services.map((s) => [s.name, s]));
-    assert.deepEqual(byName["bookapi"].callers, ["bookapi-mcp-server"]);
-    assert.deepEqual(byName["bookapi"].calls, []);
-    assert.deepEqual(byName["bookapi-mcp-server"].callers, []);
-    assert.deepEqual(byName["bookapi-mcp-server"].calls, ["bookapi"]);
+    const names = (peers: Array<{ name: string }>) => peers.map((p) => p.name);
+    assert.deepEqual(names(byName["bookapi"].callers), ["bookapi-mcp-server"]);
+    assert.deepEqual(names(byName["bookapi"].upstreams), []);
+    assert.deepEqual(names(byName["bookapi-mcp-server"].callers), []);
+    assert.deepEqual(names(byName["bookapi-mcp-server"].upstreams), ["bookapi"]);
+    // Each peer carries what the sidecars need: its identity, and for a callee its pods and policy.
+    assert.deepEqual(byName["bookapi"].callers[0], {
+      name: "bookapi-mcp-server",
+      fqdn: "bookapi-mcp-server.default.svc.cluster.local",
+      spiffeId: "spiffe://cluster.local/ns/default/sa/bookapi-mcp-server",
+      methods: [],
+      paths: [],
+    });
+    assert.equal(
+      byName["bookapi-mcp-server"].upstreams[0].podsFqdn,
+      "bookapi-pods.default.svc.cluster.local",
+    );
+    assert.equal(byName["bookapi-mcp-server"].upstreams[0].traffic, byName["bookapi"].traffic);
   });
 
   it("gives each service the four DNS names of its namespace and cluster domain", () => {
@@ -108,10 +127,35 @@ describe("stack config", () => {
     assert.equal(api?.fqdn, "bookapi.books.svc.corp.internal");
   });
 
-  it("does not depend on the order services are listed in", () => {
-    const forward = loadMeshConfig(flat());
-    const reversed = loadMeshConfig(flat({ services: [...BASE_SERVICES].reverse() }));
+  it("does not depend on the order services and calls are listed in, down to the Envoy files", () => {
+    const services = [
+      ...BASE_SERVICES,
+      {
+        name: "reviews",
+        image: "r.example.com/reviews:2.0",
+        port: 7000,
+        calls: ["bookapi-mcp-server", "bookapi"],
+      },
+    ];
+    const forward = loadMeshConfig(flat({ services }));
+    const reversed = loadMeshConfig(
+      flat({
+        services: [...services]
+          .reverse()
+          .map((s) => (s.calls ? { ...s, calls: [...s.calls].reverse() } : s)),
+      }),
+    );
     assert.deepEqual(reversed, forward);
+    for (const svc of forward.services)
+      assert.deepEqual(
+        buildEnvoyFiles(
+          sidecarSpec(
+            reversed,
+            reversed.services.find((s) => s.name === svc.name)!,
+          ),
+        ),
+        buildEnvoyFiles(sidecarSpec(forward, svc)),
+      );
   });
 
   it("creates the namespace unless it is default or createNamespace is false", () => {
@@ -157,8 +201,9 @@ describe("stack config", () => {
     ];
     const model = parseMeshConfig({ services });
     const byName = Object.fromEntries(model.services.map((s) => [s.name, s]));
-    assert.deepEqual(byName["bookapi"].callers, ["bookapi-mcp-server", "reviews"]);
-    assert.deepEqual(byName["bookapi-mcp-server"].callers, ["reviews"]);
+    const names = (peers: Array<{ name: string }>) => peers.map((p) => p.name);
+    assert.deepEqual(names(byName["bookapi"].callers), ["bookapi-mcp-server", "reviews"]);
+    assert.deepEqual(names(byName["bookapi-mcp-server"].callers), ["reviews"]);
   });
 });
 
@@ -861,6 +906,18 @@ const BAD_CONFIGS: Array<[string, Flat, string, string]> = [
     }),
     "bookapi-mesh:services[0].egress[0].host",
     "lowercase DNS name",
+  ],
+  [
+    "an RSA key size with an ECDSA key",
+    flat({ certificates: { algorithm: "ECDSA", rsaBits: 4096 } }),
+    "bookapi-mesh:certificates.rsaBits",
+    "only applies to algorithm RSA",
+  ],
+  [
+    "an ECDSA curve with an RSA key",
+    flat({ certificates: { algorithm: "RSA", ecdsaCurve: "P384" } }),
+    "bookapi-mesh:certificates.ecdsaCurve",
+    "only applies to algorithm ECDSA",
   ],
   [
     "a toleration with an unknown effect",

@@ -155,7 +155,7 @@ for (const stack of STACKS) {
         const b = bootstrapOf(svc.name);
         assert.equal(at(b, "admin", "address", "socket_address").address, "127.0.0.1");
         const outbound = listener(b, "outbound");
-        if (svc.calls.length === 0) assert.equal(outbound, undefined, svc.name);
+        if (svc.upstreams.length === 0) assert.equal(outbound, undefined, svc.name);
         else assert.equal(socketOf(outbound as Json), `127.0.0.1:${model.envoy.ports.outbound}`);
         assert.equal(
           socketOf(listener(b, "inbound") as Json),
@@ -187,7 +187,7 @@ for (const stack of STACKS) {
         // With no callers, a SAN no certificate can carry: Envoy reads an empty list as "any".
         const callerFqdns =
           svc.callers.length > 0
-            ? svc.callers.map((c) => `${c}.${model.namespace}.svc.cluster.local`)
+            ? svc.callers.map((c) => `${c.name}.${model.namespace}.svc.cluster.local`)
             : [NO_CALLER_SAN];
         assert.deepEqual(
           sanMatchers(validation)
@@ -205,8 +205,8 @@ for (const stack of STACKS) {
         const upstreams = clusters(bootstrapOf(svc.name)).filter((c) =>
           String(c.name).startsWith("upstream_"),
         );
-        assert.equal(upstreams.length, svc.calls.length, svc.name);
-        for (const callee of svc.calls) {
+        assert.equal(upstreams.length, svc.upstreams.length, svc.name);
+        for (const callee of svc.upstreams.map((u) => u.name)) {
           const fqdn = `${callee}.${model.namespace}.svc.cluster.local`;
           const c = upstreams.find((u) => u.name === `upstream_${callee}`);
           assert.ok(c, `${svc.name} has no cluster for ${callee}`);

@@ -117,7 +117,7 @@ function worldOf(model: MeshModel): { cluster: Cluster; pods: TestPod[] } {
       namespace: "other",
       labels: podLabelsOf(
         model,
-        (model.services.find((s) => s.calls.length > 0) ?? model.services[0]).name,
+        (model.services.find((s) => s.upstreams.length > 0) ?? model.services[0]).name,
       ),
     },
     { name: "kube-dns", namespace: "kube-system", labels: { "k8s-app": "kube-dns" } },
@@ -183,7 +183,7 @@ interface Grant {
 
 /** The topology's intent, per half of a connection. */
 function intent(model: MeshModel, grants: Grant[]): { egress: Judge; ingress: Judge } {
-  const calls = new Map(model.services.map((s) => [s.name, s.calls]));
+  const calls = new Map(model.services.map((s) => [s.name, s.upstreams.map((u) => u.name)]));
   const meshCall: Judge = (src, dst, port, protocol) =>
     src.service !== undefined &&
     dst.service !== undefined &&

@@ -95,7 +95,7 @@ describe("the mesh program, per shipped stack", () => {
       it("holds exactly the two services of the seed design, bookapi-mcp-server calling bookapi", () => {
         const model = modelOf(stack);
         assert.deepEqual(
-          model.services.map((s) => [s.name, s.port, s.calls]),
+          model.services.map((s) => [s.name, s.port, s.upstreams.map((u) => u.name)]),
           [
             ["bookapi", 5288, []],
             ["bookapi-mcp-server", 5289, ["bookapi"]],
@@ -192,7 +192,7 @@ describe("the mesh program, per shipped stack", () => {
         const model = modelOf(stack);
         const ca = new X509Certificate(String(run.outputs.caCertificate));
         for (const svc of model.services) {
-          const cert = certificate(run, `mesh-${svc.name}-cert-cert`);
+          const cert = certificate(run, `mesh-${svc.name}-cert`);
           assert.deepEqual(
             dnsSans(cert),
             [
@@ -203,7 +203,7 @@ describe("the mesh program, per shipped stack", () => {
             ].sort(),
           );
           assert.ok(cert.verify(ca.publicKey), "signed by the mesh CA");
-          const [signed] = run.resources.filter((r) => r.name === `mesh-${svc.name}-cert-cert`);
+          const [signed] = run.resources.filter((r) => r.name === `mesh-${svc.name}-cert`);
           assert.deepEqual([...(signed.inputs.allowedUses as string[])].sort(), [
             "client_auth",
             "digital_signature",
@@ -224,7 +224,7 @@ describe("the mesh program, per shipped stack", () => {
           assert.match(data["tls.key"], /-----BEGIN (EC |RSA )?PRIVATE KEY-----/);
           assert.equal(
             data["tls.crt"],
-            String(run.resources.find((r) => r.name === `mesh-${name}-cert-cert`)?.state.certPem),
+            String(run.resources.find((r) => r.name === `mesh-${name}-cert`)?.state.certPem),
           );
           assert.equal(data["ca.crt"], run.outputs.caCertificate);
           assert.ok(
@@ -403,6 +403,23 @@ describe("the mesh program, per shipped stack", () => {
         assert.ok(r.provider.startsWith(provider.urn), `${r.name} uses ${r.provider}`);
     });
   }
+
+  it("keeps the state of stacks deployed before the identity resources were renamed: each answers to its former name", () => {
+    const run = runOf("prod");
+    for (const svc of ["bookapi", "bookapi-mcp-server"]) {
+      const aliasesOf = (type: string, name: string) =>
+        run.resources.find((r) => r.type === type && r.name === name)?.aliasNames;
+      assert.deepEqual(aliasesOf("bookapi-mesh:pki:ServiceCertificate", `mesh-${svc}`), [
+        `mesh-${svc}-cert`,
+      ]);
+      for (const [type, child] of [
+        ["tls:index/privateKey:PrivateKey", "key"],
+        ["tls:index/certRequest:CertRequest", "csr"],
+        ["tls:index/locallySignedCert:LocallySignedCert", "cert"],
+      ])
+        assert.deepEqual(aliasesOf(type, `mesh-${svc}-${child}`), [`mesh-${svc}-cert-${child}`]);
+    }
+  });
 
   it("exposes direct ports in dev and not in staging or prod, and runs prod with more than one replica", () => {
     assert.ok(modelOf("dev").services.every((s) => s.exposeDirectPort && s.replicas === 1));

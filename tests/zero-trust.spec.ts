@@ -121,7 +121,7 @@ describe("authorization in Envoy", () => {
     };
     const run = await runProgram(config);
     const cert = new X509Certificate(
-      String(run.resources.find((r) => r.name === "mesh-bookapi-cert-cert")?.state.certPem),
+      String(run.resources.find((r) => r.name === "mesh-bookapi-cert")?.state.certPem),
     );
     assert.match(
       cert.subjectAltName ?? "",

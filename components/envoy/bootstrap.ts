@@ -5,7 +5,6 @@ import { buildClusters, socketAddress } from "./clusters";
 import { buildListeners } from "./listeners";
 import { CERT_FILES, ENVOY_FILES, SidecarSpec } from "./model";
 import { buildSdsFiles, certFile, configFile } from "./sds";
-import { canonicalSpec } from "./spec";
 import {
   Admin,
   Bootstrap,
@@ -58,9 +57,8 @@ export function buildOverloadManager(spec: SidecarSpec): OverloadManager {
   };
 }
 
-/** The static bootstrap of one sidecar. Throws if the spec could not make a working Envoy. */
-export function buildBootstrap(input: SidecarSpec): Bootstrap {
-  const spec = canonicalSpec(input);
+/** The static bootstrap of one sidecar. */
+export function buildBootstrap(spec: SidecarSpec): Bootstrap {
   return {
     node: { id: spec.service, cluster: spec.service },
     admin: buildAdmin(spec),
@@ -78,8 +76,7 @@ export function toJson(value: unknown): string {
 }
 
 /** ConfigMap `<name>-envoy-<hash>` data: the bootstrap and both SDS files, keyed by ENVOY_FILES. */
-export function buildEnvoyFiles(input: SidecarSpec): Record<string, string> {
-  const spec = canonicalSpec(input);
+export function buildEnvoyFiles(spec: SidecarSpec): Record<string, string> {
   const sds = buildSdsFiles(spec);
   return {
     [ENVOY_FILES.bootstrap]: toJson(buildBootstrap(spec)),

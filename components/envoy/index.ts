@@ -4,13 +4,7 @@
 export * from "./model";
 export type * from "./types";
 export { EXTENSION_NAMES, TYPE_URLS } from "./types";
-export {
-  CLUSTER_NAMES,
-  EXPOSED_PATHS,
-  LISTENER_NAMES,
-  canonicalSpec,
-  upstreamClusterName,
-} from "./spec";
+export { CLUSTER_NAMES, EXPOSED_PATHS, LISTENER_NAMES, upstreamClusterName } from "./spec";
 export { SDS_SECRETS, buildSdsFiles, identitySecret, trustSecret } from "./sds";
 export {
   NO_CALLER_SAN,

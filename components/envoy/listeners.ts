@@ -340,8 +340,9 @@ export function egressVirtualHost(egress: EgressSpec): VirtualHost {
 
 /**
  * Outbound: plain HTTP from the app on loopback only, one virtual host per dependency and per
- * HTTP egress host. There is no `*` host: a request for anything else gets Envoy's 404, not a
- * guess. Only built when the service calls something.
+ * HTTP egress host (the config layer keeps their names apart: Envoy refuses a domain twice).
+ * There is no `*` host: a request for anything else gets Envoy's 404, not a guess. Only built
+ * when the service calls something.
  */
 export function outboundListener(spec: SidecarSpec): Listener {
   const name = LISTENER_NAMES.outbound;
@@ -349,15 +350,6 @@ export function outboundListener(spec: SidecarSpec): Listener {
     ...spec.upstreams.map((u) => upstreamVirtualHost(spec, u)),
     ...httpEgress(spec).map(egressVirtualHost),
   ];
-  const seen = new Map<string, string>();
-  for (const vh of virtualHosts) {
-    for (const d of vh.domains) {
-      // Envoy refuses to start on a duplicate domain; say which dependencies collide instead.
-      const other = seen.get(d);
-      if (other) throw new Error(`upstreams: "${d}" would route to both ${other} and ${vh.name}`);
-      seen.set(d, vh.name);
-    }
-  }
   const affinity = spec.upstreams.some((u) => u.traffic.sessionAffinity);
   return {
     name,

@@ -112,22 +112,5 @@ export interface SidecarSpec {
   paths: SidecarPaths;
 }
 
-/** Mount points used by the workload and referenced by the Envoy files. */
-export const SIDECAR_PATHS: SidecarPaths = {
-  configDir: "/etc/envoy/config",
-  certDir: "/etc/envoy/certs",
-};
-
-/** ConfigMap keys (file names under configDir). */
-export const ENVOY_FILES = {
-  bootstrap: "envoy.json",
-  sdsCertificate: "sds-certificate.json",
-  sdsValidation: "sds-validation.json",
-} as const;
-
-/** Secret keys (file names under certDir), as a `kubernetes.io/tls` Secret plus the CA. */
-export const CERT_FILES = {
-  certificate: "tls.crt",
-  privateKey: "tls.key",
-  ca: "ca.crt",
-} as const;
+// Shared with the workload, which mounts them: defined once in components/names.ts.
+export { CERT_FILES, ENVOY_FILES, SIDECAR_PATHS } from "../names";

@@ -34,6 +34,8 @@ export interface Registered {
   deleteBeforeReplace: boolean;
   /** Pulumi drops the resource from state without deleting it. */
   retainOnDelete: boolean;
+  /** Former names this resource answers to in existing state (alias specs with a name). */
+  aliasNames: string[];
   /** Provider reference (`urn::id`), "" for the default provider. */
   provider: string;
   /** Dotted paths of inputs that were sent as Pulumi secrets. */
@@ -89,6 +91,7 @@ interface RegisterRequest {
   getParent(): string;
   getDeletebeforereplace(): boolean;
   getRetainondelete(): boolean;
+  getAliasesList(): Array<{ getSpec(): { getName(): string } | undefined }>;
   getProvider(): string;
   getObject(): { toJavaScript(): Record<string, unknown> } | undefined;
 }
@@ -203,6 +206,10 @@ export async function runProgramOutcome(
       parent: req.getParent(),
       deleteBeforeReplace: req.getDeletebeforereplace(),
       retainOnDelete: req.getRetainondelete(),
+      aliasNames: req
+        .getAliasesList()
+        .map((a) => a.getSpec()?.getName() ?? "")
+        .filter((n) => n !== ""),
       provider: req.getProvider(),
       secretInputs: secretPaths(req.getObject()?.toJavaScript() ?? {}, "", []),
     });
