@@ -1,5 +1,5 @@
 /**
- * Stack configuration: the user-facing contract (DESIGN.md "Stack configuration"), parsed with a
+ * Stack configuration: the user-facing contract (docs/configuration.md), parsed with a
  * schema into one typed model with defaults. Every problem is reported with the config key that
  * holds it, before any resource is registered.
  */
@@ -31,7 +31,7 @@ export const MIN_KUBERNETES_MINOR = 27;
 
 /**
  * Version-dependent features, by the first Kubernetes minor that has them enabled by default.
- * README's version matrix lists the same table.
+ * docs/configuration.md's version matrix lists the same table.
  */
 export const KUBERNETES_FEATURES = {
   /** Init containers with `restartPolicy: Always` (SidecarContainers, beta and on in 1.29). */

@@ -2,7 +2,8 @@
  * `npm run bench`: how the program scales with the number of services.
  *
  * For generated topologies of N services, each calling up to 3 others, runs the whole program
- * under the test harness and prints the evaluation time, the resource count, and the Envoy
+ * through the render's engine shim (tools/render/engine.ts, with the throwaway tls stand-in) and
+ * prints the evaluation time, the resource count, and the Envoy
  * bootstrap size per proxy (median and max), beside the size a full-mesh config (every proxy
  * knowing every service) would have at the same N.
  */
@@ -10,7 +11,8 @@ import { parseMeshConfig } from "../components/config";
 import { buildEnvoyFiles } from "../components/envoy";
 import { ENVOY_FILES } from "../components/envoy/model";
 import { sidecarSpec, trafficSpec } from "../components/mesh";
-import { runProgram } from "../tests/harness/program";
+import { runProgram } from "../tools/render/engine";
+import { throwawayTls } from "../tools/render/throwaway-tls";
 
 /** Service i calls i+1, i+7 and i+31 (mod N): a sparse graph with cycles and fan-in. */
 export function generatedServices(n: number): Array<Record<string, unknown>> {
@@ -63,14 +65,16 @@ async function main(): Promise<void> {
   for (const n of [2, 10, 50, 200]) {
     const services = generatedServices(n);
     const started = process.hrtime.bigint();
-    const run = await runProgram(
+    const stack = `bench-${n}`;
+    const run = await runProgram({
+      stack,
       // 1.30: no preview warning about the exec preStop fallback in the timings' output.
-      {
+      config: {
         "bookapi-mesh:services": JSON.stringify(services),
         "bookapi-mesh:kubernetesVersion": "1.30",
       },
-      `bench-${n}`,
-    );
+      standIns: throwawayTls(stack),
+    });
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     const sizes = run.resources
       .filter((r) => r.type === "kubernetes:core/v1:ConfigMap")

@@ -1,0 +1,82 @@
+/**
+ * The first commands a newcomer runs fail early and say what to do: `npm test` on a Node that is
+ * too old, and `npm run up:local` without the Pulumi CLI.
+ */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { PROJECT_ROOT } from "./harness/program";
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { nodeVersionProblem } = require("../tools/preflight/node-version.cjs") as {
+  nodeVersionProblem(version: string): string | undefined;
+};
+
+const UP_LOCAL = path.join(PROJECT_ROOT, "tools/preflight/up-local.sh");
+
+describe("the newcomer's first commands", () => {
+  it("stops npm test on Node 20 with the Node it found, the one it needs, and the npx command", () => {
+    const problem = nodeVersionProblem("20.11.1");
+    assert.ok(problem);
+    assert.match(problem, /Node\.js 22 or later; this is Node\.js 20\.11\.1/);
+    assert.match(problem, /npx -y -p node@24 -- npm test/);
+    assert.match(problem, /\.nvmrc/);
+  });
+
+  it("lets npm test run on Node 22 and later, and the .nvmrc names one of those", () => {
+    for (const version of ["22.0.0", "24.3.1", "25.0.0"])
+      assert.equal(nodeVersionProblem(version), undefined, version);
+    const pinned = fs.readFileSync(path.join(PROJECT_ROOT, ".nvmrc"), "utf8").trim();
+    assert.equal(nodeVersionProblem(`${pinned}.0.0`), undefined);
+    const pkg = JSON.parse(fs.readFileSync(path.join(PROJECT_ROOT, "package.json"), "utf8")) as {
+      scripts: Record<string, string>;
+    };
+    assert.equal(pkg.scripts.pretest, "node tools/preflight/node-version.cjs");
+    assert.equal(pkg.scripts["up:local"], "bash tools/preflight/up-local.sh");
+  });
+
+  it("stops up:local without the Pulumi CLI, says how to get it, and creates nothing", () => {
+    const state = path.join(PROJECT_ROOT, ".pulumi-state");
+    const existed = fs.existsSync(state);
+    const run = spawnSync("/bin/bash", [UP_LOCAL], {
+      env: { PATH: "/nonexistent" },
+      encoding: "utf8",
+    });
+    assert.equal(run.status, 1);
+    assert.match(run.stderr, /needs the Pulumi CLI/);
+    assert.match(run.stderr, /pulumi\.com\/docs\/install/);
+    assert.equal(fs.existsSync(state), existed, "no state folder created");
+  });
+
+  it("runs up:local on the local stack with project-local state and an empty kubeconfig", () => {
+    // A stand-in `pulumi` that records its arguments and the environment it got.
+    const bin = fs.mkdtempSync(path.join(os.tmpdir(), "fake-pulumi-"));
+    const log = path.join(bin, "calls.log");
+    fs.writeFileSync(
+      path.join(bin, "pulumi"),
+      `#!/bin/bash\necho "$* | $PULUMI_BACKEND_URL | $KUBECONFIG | $(wc -c < "$KUBECONFIG")" >> "${log}"\n`,
+      { mode: 0o755 },
+    );
+    try {
+      const run = spawnSync("/bin/bash", [UP_LOCAL], {
+        env: { PATH: `${bin}:/usr/bin:/bin`, KUBECONFIG: "/home/someone/.kube/config" },
+        encoding: "utf8",
+      });
+      assert.equal(run.status, 0, run.stderr);
+      const calls = fs.readFileSync(log, "utf8").trim().split("\n");
+      assert.equal(calls.length, 2);
+      const [select, up] = calls.map((c) => c.split(" | "));
+      assert.equal(select[0], "stack select --create local");
+      assert.equal(up[0], "up --stack local --yes");
+      for (const call of [select, up]) {
+        assert.equal(call[1], `file://${PROJECT_ROOT}/.pulumi-state`);
+        assert.notEqual(call[2], "/home/someone/.kube/config");
+        assert.equal(call[3].trim(), "0", "the kubeconfig it sees is empty");
+      }
+    } finally {
+      fs.rmSync(bin, { recursive: true, force: true });
+    }
+  });
+});
