@@ -125,13 +125,15 @@ export interface MeshNetworkPoliciesArgs {
 
 /** The mesh's NetworkPolicies, one Kubernetes object per entry of networkPolicySpecs. */
 export class MeshNetworkPolicies extends pulumi.ComponentResource {
+  /** The NetworkPolicy objects, default deny first (for `dependsOn`). */
+  public readonly policies: k8s.networking.v1.NetworkPolicy[];
   /** `metadata.name` of every policy, default deny first. */
   public readonly policyNames: pulumi.Output<string[]>;
 
   constructor(name: string, args: MeshNetworkPoliciesArgs, opts?: pulumi.ComponentResourceOptions) {
     super("bookapi-mesh:network-policy:MeshNetworkPolicies", name, {}, opts);
     const labels = meshLabels();
-    const policies = networkPolicySpecs(args.model).map(
+    this.policies = networkPolicySpecs(args.model).map(
       (policy) =>
         new k8s.networking.v1.NetworkPolicy(
           `${name}-${policy.name}`,
@@ -143,7 +145,7 @@ export class MeshNetworkPolicies extends pulumi.ComponentResource {
           { parent: this, deleteBeforeReplace: true },
         ),
     );
-    this.policyNames = pulumi.all(policies.map((p) => p.metadata.name));
+    this.policyNames = pulumi.all(this.policies.map((p) => p.metadata.name));
     this.registerOutputs({ policyNames: this.policyNames });
   }
 }

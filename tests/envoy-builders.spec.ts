@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { entries } from "./harness/json";
 import { DEFAULT_TRAFFIC_POLICY } from "../components/config";
 import { trafficSpec } from "../components/mesh";
 import {
@@ -195,25 +196,6 @@ function resolve(
     };
   }
   return { status: 404 };
-}
-
-/** Every (key, value) pair in a JSON tree, with a path for messages. */
-function entries(
-  v: unknown,
-  at = "$",
-): { at: string; key: string; value: unknown; parent: object }[] {
-  const out: { at: string; key: string; value: unknown; parent: object }[] = [];
-  const visit = (node: unknown, path: string): void => {
-    if (Array.isArray(node)) node.forEach((x, i) => visit(x, `${path}[${i}]`));
-    else if (typeof node === "object" && node !== null) {
-      for (const [key, value] of Object.entries(node)) {
-        out.push({ at: `${path}.${key}`, key, value, parent: node });
-        visit(value, `${path}.${key}`);
-      }
-    }
-  };
-  visit(v, at);
-  return out;
 }
 
 function sdsRefs(b: Bootstrap): SdsSecretConfig[] {

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { at } from "./harness/json";
 import {
   checkBootstrapReferences,
   envoyProtoStats,
@@ -98,11 +99,6 @@ function bootstrap(): Json {
 
 // Typed views into the fixture, so mutations read like the config paths they touch.
 type Path = (string | number)[];
-function at(root: unknown, path: Path): Json {
-  let node: unknown = root;
-  for (const step of path) node = (node as Record<string | number, unknown>)[step];
-  return node as Json;
-}
 const LISTENER: Path = ["static_resources", "listeners", 0];
 const CHAIN: Path = [...LISTENER, "filter_chains", 0];
 const TLS_CTX: Path = [...CHAIN, "transport_socket", "typed_config"];
@@ -151,8 +147,8 @@ describe("Envoy v3 schema validator", () => {
 
   it("accepts lowerCamel field names, enum numbers and nulls as Envoy's JSON parser does", () => {
     const b = camelize(bootstrap()) as Json;
-    at(b, ["staticResources", "clusters", 0]).type = 0; // STATIC by number
-    at(b, ["staticResources", "clusters", 0]).perConnectionBufferLimitBytes = null;
+    at(b, ...["staticResources", "clusters", 0]).type = 0; // STATIC by number
+    at(b, ...["staticResources", "clusters", 0]).perConnectionBufferLimitBytes = null;
     assert.deepEqual(validateBootstrap(b), []);
     assert.deepEqual(checkBootstrapReferences(b), []);
   });
@@ -166,7 +162,7 @@ describe("Envoy v3 schema validator", () => {
       {
         what: "a misspelled field in the TLS context (require_client_certifcate)",
         mutate: (b) => {
-          const tls = at(b, TLS_CTX);
+          const tls = at(b, ...TLS_CTX);
           delete tls.require_client_certificate;
           tls.require_client_certifcate = true;
         },
@@ -176,70 +172,70 @@ describe("Envoy v3 schema validator", () => {
       },
       {
         what: "a port given as the string abc",
-        mutate: (b) => (at(b, [...LISTENER, "address", "socket_address"]).port_value = "abc"),
+        mutate: (b) => (at(b, ...[...LISTENER, "address", "socket_address"]).port_value = "abc"),
         path: "static_resources.listeners[0].address.socket_address.port_value",
         fragment: 'expected uint32 (integer number or decimal string), got string "abc"',
       },
       {
         what: "port 70000 (PGV lte 65535)",
-        mutate: (b) => (at(b, [...LISTENER, "address", "socket_address"]).port_value = 70000),
+        mutate: (b) => (at(b, ...[...LISTENER, "address", "socket_address"]).port_value = 70000),
         path: "static_resources.listeners[0].address.socket_address.port_value",
         fragment: "value 70000 must be <= 65535",
       },
       {
         what: "a negative uint32 port",
-        mutate: (b) => (at(b, ["admin", "address", "socket_address"]).port_value = -1),
+        mutate: (b) => (at(b, ...["admin", "address", "socket_address"]).port_value = -1),
         path: "admin.address.socket_address.port_value",
         fragment: "out of range for uint32",
       },
       {
         what: "a bool given as a string",
-        mutate: (b) => (at(b, TLS_CTX).require_client_certificate = "true"),
+        mutate: (b) => (at(b, ...TLS_CTX).require_client_certificate = "true"),
         path: `${P_TLS}.require_client_certificate`,
         fragment: 'expected bool (true/false), got string "true"',
       },
       {
         what: "a string given as a number",
-        mutate: (b) => (at(b, CLUSTER).name = 42),
+        mutate: (b) => (at(b, ...CLUSTER).name = 42),
         path: "static_resources.clusters[0].name",
         fragment: "expected string, got number 42",
       },
       {
         what: "an unknown enum value for tls_minimum_protocol_version",
         mutate: (b) =>
-          (at(b, [...TLS_CTX, "common_tls_context", "tls_params"]).tls_minimum_protocol_version =
+          (at(b, ...[...TLS_CTX, "common_tls_context", "tls_params"]).tls_minimum_protocol_version =
             "TLSv1_9"),
         path: `${P_TLS}.common_tls_context.tls_params.tls_minimum_protocol_version`,
         fragment: 'unknown enum value "TLSv1_9"',
       },
       {
         what: "connect_timeout given as a bare number",
-        mutate: (b) => (at(b, CLUSTER).connect_timeout = 5),
+        mutate: (b) => (at(b, ...CLUSTER).connect_timeout = 5),
         path: "static_resources.clusters[0].connect_timeout",
         fragment: "malformed Duration number 5",
       },
       {
         what: 'connect_timeout given as "5 seconds"',
-        mutate: (b) => (at(b, CLUSTER).connect_timeout = "5 seconds"),
+        mutate: (b) => (at(b, ...CLUSTER).connect_timeout = "5 seconds"),
         path: "static_resources.clusters[0].connect_timeout",
         fragment: "malformed Duration",
       },
       {
         what: "connect_timeout of 0s (PGV duration gt 0)",
-        mutate: (b) => (at(b, CLUSTER).connect_timeout = "0s"),
+        mutate: (b) => (at(b, ...CLUSTER).connect_timeout = "0s"),
         path: "static_resources.clusters[0].connect_timeout",
         fragment: "Duration 0s must be > 0s",
       },
       {
         what: "a UInt32Value wrapper given as an object instead of a plain number",
-        mutate: (b) => (at(b, CLUSTER).per_connection_buffer_limit_bytes = { value: 1024 }),
+        mutate: (b) => (at(b, ...CLUSTER).per_connection_buffer_limit_bytes = { value: 1024 }),
         path: "static_resources.clusters[0].per_connection_buffer_limit_bytes",
         fragment: "expected uint32",
       },
       {
         what: "an @type that does not resolve",
         mutate: (b) =>
-          (at(b, [...HCM_CFG, "http_filters", 0, "typed_config"])["@type"] =
+          (at(b, ...[...HCM_CFG, "http_filters", 0, "typed_config"])["@type"] =
             "type.googleapis.com/envoy.extensions.filters.http.routr.v3.Router"),
         path: `${P_HCM}.http_filters[0].typed_config.@type`,
         fragment: "does not resolve to a message",
@@ -247,27 +243,28 @@ describe("Envoy v3 schema validator", () => {
       {
         what: "an @type without the type.googleapis.com/ prefix",
         mutate: (b) =>
-          (at(b, [...HCM_CFG, "http_filters", 0, "typed_config"])["@type"] =
+          (at(b, ...[...HCM_CFG, "http_filters", 0, "typed_config"])["@type"] =
             "envoy.extensions.filters.http.router.v3.Router"),
         path: `${P_HCM}.http_filters[0].typed_config.@type`,
         fragment: "must look like type.googleapis.com/<message name>",
       },
       {
         what: "a typed_config missing its @type",
-        mutate: (b) => delete at(b, [...HCM_CFG, "http_filters", 0, "typed_config"])["@type"],
+        mutate: (b) => delete at(b, ...[...HCM_CFG, "http_filters", 0, "typed_config"])["@type"],
         path: `${P_HCM}.http_filters[0].typed_config`,
         fragment: 'Any is missing its "@type"',
       },
       {
         what: "an unknown field inside a typed_config body",
-        mutate: (b) => (at(b, [...HCM_CFG, "http_filters", 0, "typed_config"]).dynamic_stat = true),
+        mutate: (b) =>
+          (at(b, ...[...HCM_CFG, "http_filters", 0, "typed_config"]).dynamic_stat = true),
         path: `${P_HCM}.http_filters[0].typed_config.dynamic_stat`,
         fragment: 'unknown field "dynamic_stat" in envoy.extensions.filters.http.router.v3.Router',
       },
       {
         what: "an UpstreamTlsContext on a listener (wrong TLS direction)",
         mutate: (b) => {
-          const tls = at(b, TLS_CTX);
+          const tls = at(b, ...TLS_CTX);
           tls["@type"] = `${TLS}.UpstreamTlsContext`;
           delete tls.require_client_certificate;
         },
@@ -277,7 +274,7 @@ describe("Envoy v3 schema validator", () => {
       {
         what: "an HTTP filter config in a network filter slot",
         mutate: (b) => {
-          const filter = at(b, [...CHAIN, "filters", 0]);
+          const filter = at(b, ...[...CHAIN, "filters", 0]);
           filter.typed_config = { "@type": ROUTER };
         },
         path: `${P_HCM}.@type`,
@@ -286,68 +283,68 @@ describe("Envoy v3 schema validator", () => {
       {
         what: "a route with both cluster and weighted_clusters (one oneof)",
         mutate: (b) =>
-          (at(b, ROUTE).weighted_clusters = { clusters: [{ name: "app", weight: 1 }] }),
+          (at(b, ...ROUTE).weighted_clusters = { clusters: [{ name: "app", weight: 1 }] }),
         path: P_ROUTE,
         fragment:
           '"cluster" and "weighted_clusters" are both set, but they belong to oneof "cluster_specifier"',
       },
       {
         what: "an address with both socket_address and pipe",
-        mutate: (b) => (at(b, [...LISTENER, "address"]).pipe = { path: "/tmp/envoy.sock" }),
+        mutate: (b) => (at(b, ...[...LISTENER, "address"]).pipe = { path: "/tmp/envoy.sock" }),
         path: "static_resources.listeners[0].address",
         fragment: 'belong to oneof "address"',
       },
       {
         what: "a socket address without a port (required oneof)",
-        mutate: (b) => delete at(b, [...LISTENER, "address", "socket_address"]).port_value,
+        mutate: (b) => delete at(b, ...[...LISTENER, "address", "socket_address"]).port_value,
         path: "static_resources.listeners[0].address.socket_address",
         fragment: 'one of "port_value", "named_port" is required',
       },
       {
         what: "an HCM without route_config or rds (required oneof)",
-        mutate: (b) => delete at(b, HCM_CFG).route_config,
+        mutate: (b) => delete at(b, ...HCM_CFG).route_config,
         path: P_HCM,
         fragment: 'one of "rds", "route_config", "scoped_routes" is required',
       },
       {
         what: "an HCM without stat_prefix (PGV min_len 1)",
-        mutate: (b) => delete at(b, HCM_CFG).stat_prefix,
+        mutate: (b) => delete at(b, ...HCM_CFG).stat_prefix,
         path: `${P_HCM}.stat_prefix`,
         fragment: "empty string is too short: min_len 1",
       },
       {
         what: "a cluster with an empty name (PGV min_len 1)",
-        mutate: (b) => (at(b, CLUSTER).name = ""),
+        mutate: (b) => (at(b, ...CLUSTER).name = ""),
         path: "static_resources.clusters[0].name",
         fragment: "min_len 1",
       },
       {
         what: "a virtual host without domains (PGV repeated min_items 1)",
-        mutate: (b) => (at(b, [...HCM_CFG, "route_config", "virtual_hosts", 0]).domains = []),
+        mutate: (b) => (at(b, ...[...HCM_CFG, "route_config", "virtual_hosts", 0]).domains = []),
         path: `${P_HCM}.route_config.virtual_hosts[0].domains`,
         fragment: "needs at least 1 item(s), got 0",
       },
       {
         what: "a repeated field given as an object",
-        mutate: (b) => (at(b, LISTENER).filter_chains = { transport_socket: {} }),
+        mutate: (b) => (at(b, ...LISTENER).filter_chains = { transport_socket: {} }),
         path: "static_resources.listeners[0].filter_chains",
         fragment: 'expected array for repeated field "filter_chains", got object',
       },
       {
         what: "a map given as an array",
-        mutate: (b) => (at(b, CLUSTER).metadata = { filter_metadata: [] }),
+        mutate: (b) => (at(b, ...CLUSTER).metadata = { filter_metadata: [] }),
         path: "static_resources.clusters[0].metadata.filter_metadata",
         fragment: "expected map (JSON object)",
       },
       {
         what: "a Struct given as a string",
-        mutate: (b) => (at(b, CLUSTER).metadata = { filter_metadata: { "envoy.lb": "canary" } }),
+        mutate: (b) => (at(b, ...CLUSTER).metadata = { filter_metadata: { "envoy.lb": "canary" } }),
         path: 'static_resources.clusters[0].metadata.filter_metadata["envoy.lb"]',
         fragment: "expected Struct (JSON object)",
       },
       {
         what: "a field given twice, once snake_case and once lowerCamel",
-        mutate: (b) => (at(b, CLUSTER).connectTimeout = "2s"),
+        mutate: (b) => (at(b, ...CLUSTER).connectTimeout = "2s"),
         path: "static_resources.clusters[0].connectTimeout",
         fragment: 'field "connect_timeout" given twice',
       },
@@ -364,7 +361,7 @@ describe("Envoy v3 schema validator", () => {
 
   it("warns about, but does not reject, a deprecated field", () => {
     const b = bootstrap();
-    at(b, CLUSTER).http2_protocol_options = {};
+    at(b, ...CLUSTER).http2_protocol_options = {};
     const result = validateBootstrapDetailed(b);
     assert.deepEqual(result.errors, []);
     assertHasError(
@@ -423,7 +420,7 @@ describe("Envoy start-up cross-reference checks", () => {
 
   function withSecondListener(address: Json, name = "other"): Json {
     const b = bootstrap();
-    const listeners = at(b, ["static_resources", "listeners"]) as unknown as Json[];
+    const listeners = at(b, ...["static_resources", "listeners"]) as unknown as Json[];
     const copy = structuredClone(listeners[0]);
     copy.name = name;
     copy.address = address;
@@ -433,7 +430,7 @@ describe("Envoy start-up cross-reference checks", () => {
 
   it("rejects a route that names a cluster which is not defined", () => {
     const b = bootstrap();
-    at(b, ROUTE).cluster = "bookapi";
+    at(b, ...ROUTE).cluster = "bookapi";
     assert.deepEqual(validateBootstrap(b), [], "the schema alone cannot see this");
     assertHasError(
       checkBootstrapReferences(b),
@@ -444,22 +441,25 @@ describe("Envoy start-up cross-reference checks", () => {
 
   it("follows cluster references written in lowerCamel too", () => {
     const b = camelize(bootstrap()) as Json;
-    const route = at(b, [
-      "staticResources",
-      "listeners",
-      0,
-      "filterChains",
-      0,
-      "filters",
-      0,
-      "typedConfig",
-      "routeConfig",
-      "virtualHosts",
-      0,
-      "routes",
-      0,
-      "route",
-    ]);
+    const route = at(
+      b,
+      ...[
+        "staticResources",
+        "listeners",
+        0,
+        "filterChains",
+        0,
+        "filters",
+        0,
+        "typedConfig",
+        "routeConfig",
+        "virtualHosts",
+        0,
+        "routes",
+        0,
+        "route",
+      ],
+    );
     route.cluster = "nope";
     const errors = checkBootstrapReferences(b);
     assert.equal(errors.length, 1, errors.join("\n"));
@@ -497,7 +497,7 @@ describe("Envoy start-up cross-reference checks", () => {
 
   it("rejects duplicate listener names and duplicate cluster names", () => {
     const b = withSecondListener(socket("0.0.0.0", 15001), "inbound");
-    const clusters = at(b, ["static_resources", "clusters"]) as unknown as Json[];
+    const clusters = at(b, ...["static_resources", "clusters"]) as unknown as Json[];
     clusters.push(structuredClone(clusters[0]));
     const errors = checkBootstrapReferences(b);
     assertHasError(errors, `${P_LISTENERS}[1].name`, 'duplicate listener name "inbound"');
@@ -506,7 +506,7 @@ describe("Envoy start-up cross-reference checks", () => {
 
   it("rejects a listener without an address and one bound to a host name", () => {
     const b = withSecondListener(socket("localhost", 15001));
-    delete at(b, LISTENER).address;
+    delete at(b, ...LISTENER).address;
     const errors = checkBootstrapReferences(b);
     assertHasError(errors, `${P_LISTENERS}[0]`, "listener has no address");
     assertHasError(
@@ -518,8 +518,10 @@ describe("Envoy start-up cross-reference checks", () => {
 
   it("rejects a host name as an endpoint of a STATIC cluster", () => {
     const b = bootstrap();
-    at(b, [...CLUSTER, "load_assignment", "endpoints", 0, "lb_endpoints", 0, "endpoint"]).address =
-      socket("bookapi.default.svc", 5288);
+    at(
+      b,
+      ...[...CLUSTER, "load_assignment", "endpoints", 0, "lb_endpoints", 0, "endpoint"],
+    ).address = socket("bookapi.default.svc", 5288);
     assertHasError(
       checkBootstrapReferences(b),
       "static_resources.clusters[0].load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.address",
@@ -529,7 +531,7 @@ describe("Envoy start-up cross-reference checks", () => {
 
   it("rejects a router that is not the last HTTP filter", () => {
     const b = bootstrap();
-    const filters = at(b, HCM_CFG).http_filters as Json[];
+    const filters = at(b, ...HCM_CFG).http_filters as Json[];
     filters.push({
       name: "envoy.filters.http.cors",
       typed_config: { "@type": "type.googleapis.com/envoy.extensions.filters.http.cors.v3.Cors" },
@@ -541,9 +543,9 @@ describe("Envoy start-up cross-reference checks", () => {
 
   it("rejects two filter chains with the same match and duplicate virtual host domains", () => {
     const b = bootstrap();
-    const chains = at(b, LISTENER).filter_chains as Json[];
+    const chains = at(b, ...LISTENER).filter_chains as Json[];
     chains.push(structuredClone(chains[0]));
-    const vhosts = at(b, [...HCM_CFG, "route_config"]).virtual_hosts as Json[];
+    const vhosts = at(b, ...[...HCM_CFG, "route_config"]).virtual_hosts as Json[];
     vhosts.push({ name: "again", domains: ["*"], routes: [] });
     const errors = checkBootstrapReferences(b);
     assertHasError(
@@ -560,7 +562,10 @@ describe("Envoy start-up cross-reference checks", () => {
 
   it("rejects a secret referenced by name that is neither static nor fetched via SDS", () => {
     const b = bootstrap();
-    const sds = at(b, [...TLS_CTX, "common_tls_context", "tls_certificate_sds_secret_configs", 0]);
+    const sds = at(
+      b,
+      ...[...TLS_CTX, "common_tls_context", "tls_certificate_sds_secret_configs", 0],
+    );
     delete sds.sds_config;
     assertHasError(
       checkBootstrapReferences(b),
@@ -606,7 +611,7 @@ describe("file-based SDS validation", () => {
 
   it("rejects a secret resource with an unknown field", () => {
     const file = sdsFile();
-    at(file, ["resources", 0, "tls_certificate"]).private_key_file = "/etc/envoy/certs/key.pem";
+    at(file, ...["resources", 0, "tls_certificate"]).private_key_file = "/etc/envoy/certs/key.pem";
     assertHasError(
       validateSdsFile(file),
       "resources[0].tls_certificate.private_key_file",

@@ -4,6 +4,8 @@
  * saying what the design says.
  */
 import assert from "node:assert/strict";
+import * as k8s from "@pulumi/kubernetes";
+import { at, Json } from "./harness/json";
 import * as path from "node:path";
 import { loadMeshConfig, MeshModel } from "../components/config";
 import { NO_CALLER_SAN } from "../components/envoy";
@@ -22,24 +24,6 @@ import {
   STACKS,
   stackConfig,
 } from "./harness/program";
-
-interface Json {
-  [key: string]: unknown;
-}
-
-/** Follows a path of keys/indices, failing loudly if any step is missing. */
-function at(value: unknown, ...steps: Array<string | number>): Json {
-  let cur: unknown = value;
-  for (const step of steps) {
-    assert.ok(
-      cur !== null && typeof cur === "object",
-      `missing ${steps.join(".")} at ${String(step)}`,
-    );
-    cur = (cur as Record<string | number, unknown>)[step];
-  }
-  assert.ok(cur !== undefined, `missing ${steps.join(".")}`);
-  return cur as Json;
-}
 
 const listeners = (bootstrap: Json) =>
   at(bootstrap, "static_resources", "listeners") as unknown as Json[];
@@ -60,15 +44,8 @@ function sanMatchers(validation: Json): Array<{ san_type: string; exact: string 
   }));
 }
 
-interface Mount {
-  name: string;
-  mountPath: string;
-}
-interface Volume {
-  name: string;
-  configMap?: { name: string };
-  secret?: { secretName: string };
-}
+type Mount = k8s.types.output.core.v1.VolumeMount;
+type Volume = k8s.types.output.core.v1.Volume;
 
 /** Every file the sidecar can read: mount path + key of the mounted ConfigMap/Secret. */
 function sidecarFiles(run: ProgramRun, service: string): Set<string> {

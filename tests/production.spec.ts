@@ -4,6 +4,7 @@
  * into valid Kubernetes objects.
  */
 import assert from "node:assert/strict";
+import * as k8s from "@pulumi/kubernetes";
 import {
   checkKubernetesReferences,
   KubeObject,
@@ -22,18 +23,7 @@ import {
 
 type Json = Record<string, unknown>;
 
-interface Pod {
-  topologySpreadConstraints?: Json[];
-  imagePullSecrets?: Array<{ name: string }>;
-  nodeSelector?: Record<string, string>;
-  tolerations?: Json[];
-  volumes: Array<{ name: string } & Json>;
-  containers: Array<{ name: string } & Json>;
-}
-interface Template {
-  metadata: { labels: Record<string, string>; annotations: Record<string, string> };
-  spec: Pod;
-}
+type Template = k8s.types.output.core.v1.PodTemplateSpec;
 
 function deploymentOf(run: ProgramRun, name: string): { replicas?: number; template: Template } {
   return findObject(run, "Deployment", name).inputs.spec as {
@@ -215,7 +205,8 @@ describe("app settings", () => {
 
   it("wires every setting into the app container and its pod, in Kubernetes' own shapes", () => {
     const { template } = deploymentOf(run, "bookapi");
-    const app = template.spec.containers.find((c) => c.name === "app") as Json;
+    const app = template.spec.containers.find((c) => c.name === "app");
+    assert.ok(app);
     assert.deepEqual(app.command, settings.command);
     assert.deepEqual(app.args, settings.args);
     assert.deepEqual(app.env, settings.env);
@@ -229,7 +220,7 @@ describe("app settings", () => {
       failureThreshold: 5,
     });
     assert.deepEqual(
-      (app.volumeMounts as Json[]).map((m) => [m.name, m.mountPath]),
+      app.volumeMounts.map((m) => [m.name, m.mountPath]),
       [
         ["tmp", "/tmp"],
         ["cache", "/var/cache/bookapi"],
@@ -250,11 +241,11 @@ describe("app settings", () => {
 
   it("keeps the sidecar out of the app's settings", () => {
     const { template } = deploymentOf(run, "bookapi");
-    const pod = template.spec as Pod & { initContainers: Array<Json & { name: string }> };
-    const envoy = pod.initContainers.find((c) => c.name === "envoy") as Json;
+    const envoy = template.spec.initContainers.find((c) => c.name === "envoy");
+    assert.ok(envoy);
     assert.equal(envoy.env, undefined);
     assert.deepEqual(
-      (envoy.volumeMounts as Json[]).map((m) => m.name),
+      envoy.volumeMounts.map((m) => m.name),
       ["envoy-config", "envoy-certs"],
     );
   });

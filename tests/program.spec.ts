@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import * as k8s from "@pulumi/kubernetes";
 import { X509Certificate } from "node:crypto";
 import { loadMeshConfig, MeshModel } from "../components/config";
 import { envoyConfigMapName } from "../components/workload";
@@ -17,19 +18,11 @@ import {
   StackName,
 } from "./harness/program";
 
-interface Container {
-  name: string;
-  image: string;
-  ports?: Array<{ name: string; containerPort: number }>;
-  volumeMounts?: Array<{ name: string; mountPath: string; readOnly?: boolean }>;
-  securityContext?: Record<string, unknown>;
-  resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
-  readinessProbe?: { httpGet?: { path: string; port: string | number } };
-  startupProbe?: { httpGet?: { path: string; port: string | number } };
-  restartPolicy?: string;
-  args?: string[];
-  lifecycle?: { preStop?: { exec?: { command: string[] } } };
-}
+// Kubernetes' own types, in the plain (output) form the objects have once resolved.
+type Container = k8s.types.output.core.v1.Container;
+type PodSpec = k8s.types.output.core.v1.PodSpec;
+type DeploymentSpec = k8s.types.output.apps.v1.DeploymentSpec;
+type ServicePort = Pick<k8s.types.output.core.v1.ServicePort, "name" | "port" | "targetPort">;
 
 /** The app and Envoy containers of a pod, wherever the sidecar mode puts Envoy. */
 function containersOf(pod: PodSpec): { app: Container; envoy: Container } {
@@ -39,28 +32,6 @@ function containersOf(pod: PodSpec): { app: Container; envoy: Container } {
   assert.ok(app && envoy, "pod lacks the app or the envoy container");
   return { app, envoy };
 }
-interface PodSpec {
-  containers: Container[];
-  initContainers?: Container[];
-  terminationGracePeriodSeconds: number;
-  volumes: Array<{ name: string; configMap?: { name: string }; secret?: { secretName: string } }>;
-  serviceAccountName: string;
-  automountServiceAccountToken: boolean;
-}
-interface DeploymentSpec {
-  replicas: number;
-  selector: { matchLabels: Record<string, string> };
-  template: {
-    metadata: { labels: Record<string, string>; annotations: Record<string, string> };
-    spec: PodSpec;
-  };
-}
-interface ServicePort {
-  name: string;
-  port: number;
-  targetPort: string | number;
-}
-
 const spec = <T>(r: { inputs: Record<string, unknown> }): T => r.inputs.spec as T;
 
 /** Certificates the fake tls provider issued, keyed by the resource's logical name. */

@@ -3,6 +3,7 @@
  * "restricted", native sidecar ordering, shutdown drain), all derived from the same `calls`.
  */
 import assert from "node:assert/strict";
+import * as k8s from "@pulumi/kubernetes";
 import { X509Certificate } from "node:crypto";
 import { loadMeshConfig, MeshConfigError, parseMeshConfig } from "../components/config";
 import { buildBootstrap } from "../components/envoy";
@@ -130,25 +131,8 @@ describe("authorization in Envoy", () => {
   });
 });
 
-interface Container {
-  name: string;
-  image: string;
-  securityContext?: Json;
-  ports?: Array<{ hostPort?: number }>;
-  restartPolicy?: string;
-  args?: string[];
-  lifecycle?: { preStop?: { exec?: { command: string[] } } };
-}
-interface PodSpec {
-  containers: Container[];
-  initContainers?: Container[];
-  volumes?: Json[];
-  securityContext?: Json;
-  hostNetwork?: boolean;
-  hostPID?: boolean;
-  hostIPC?: boolean;
-  terminationGracePeriodSeconds?: number;
-}
+// Kubernetes' own types, in the plain (output) form the objects have once resolved.
+type PodSpec = k8s.types.output.core.v1.PodSpec;
 
 const podsOf = (run: ProgramRun): Array<[string, PodSpec]> =>
   kubernetesObjects(run)
@@ -205,7 +189,8 @@ describe("pod hardening", () => {
   }
 
   it("catches a pod that breaks the restricted profile, so the check above can fail", () => {
-    const pod: PodSpec = {
+    // Output types demand fields a broken fixture does not need (hostPath.type, drop).
+    const pod = {
       hostNetwork: true,
       volumes: [{ name: "h", hostPath: { path: "/" } }],
       containers: [
@@ -215,7 +200,7 @@ describe("pod hardening", () => {
           securityContext: { privileged: true, capabilities: { add: ["NET_ADMIN"] } },
         },
       ],
-    };
+    } as unknown as PodSpec;
     assert.equal(restrictedViolations(pod).length, 9);
   });
 

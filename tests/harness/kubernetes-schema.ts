@@ -4,6 +4,7 @@
  * server does not check but a working deployment needs.
  */
 import * as path from "node:path";
+import * as k8s from "@pulumi/kubernetes";
 import { pathToFileURL } from "node:url";
 
 /** An ajv-compiled validator, as `kubernetes-models/_schemas/*` exports them. */
@@ -111,38 +112,11 @@ function portNames(obj: KubeObject): string[] {
   return names;
 }
 
-interface ContainerPort {
-  name?: string;
-  containerPort: number;
-}
-interface Probe {
-  httpGet?: { port: string | number };
-  tcpSocket?: { port: string | number };
-}
-interface Container {
-  name: string;
-  restartPolicy?: string;
-  ports?: ContainerPort[];
-  volumeMounts?: Array<{ name: string; mountPath: string }>;
-  readinessProbe?: Probe;
-  livenessProbe?: Probe;
-  startupProbe?: Probe;
-}
-interface Volume {
-  name: string;
-  configMap?: { name: string; items?: Array<{ key: string }> };
-  secret?: { secretName: string; items?: Array<{ key: string }> };
-}
-interface PodSpec {
-  containers?: Container[];
-  initContainers?: Container[];
-  volumes?: Volume[];
-  serviceAccountName?: string;
-}
-interface ServiceSpec {
-  selector?: Record<string, string>;
-  ports?: Array<{ name?: string; port: number; targetPort?: string | number }>;
-}
+// Kubernetes' own types, in the plain (output) form. Fields the program may leave out are still
+// read with `?? []`: an object as sent need not carry what the API server would default.
+type Container = k8s.types.output.core.v1.Container;
+type PodSpec = k8s.types.output.core.v1.PodSpec;
+type ServiceSpec = k8s.types.output.core.v1.ServiceSpec;
 
 /** The pod spec of a workload object, if it is one. */
 export function podSpecOf(obj: KubeObject): PodSpec | undefined {

@@ -4,7 +4,8 @@
  * `tls:*` resources are answered by the faithful fake (real keys and certificates); every other
  * resource echoes its inputs as its state, as a provider that changes nothing would. Beside what
  * the Mocks interface shows, the harness reads the registration request itself, so tests can
- * assert resource options (deleteBeforeReplace, parent) and which inputs were sent as secrets.
+ * assert resource options (deleteBeforeReplace, parent) and which inputs were sent as secrets;
+ * that coupling to Pulumi internals lives in pulumi-internals.ts.
  */
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
@@ -13,6 +14,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { parse as parseYaml } from "yaml";
 import { PROJECT } from "../../components/config";
 import { fakeTlsResource, isFakeTlsType } from "./fake-tls";
+import { recordRegistrationOptions, RegistrationOptions, unwrapSecrets } from "./pulumi-internals";
 
 export const PROJECT_ROOT = path.resolve(__dirname, "../..");
 const PROGRAM = path.join(PROJECT_ROOT, "index.ts");
@@ -22,24 +24,11 @@ export const STACKS = ["dev", "staging", "prod", "local"] as const;
 export type StackName = (typeof STACKS)[number];
 
 /** One registered resource. */
-export interface Registered {
-  type: string;
-  name: string;
+export interface Registered extends RegistrationOptions {
   urn: string;
   custom: boolean;
   inputs: Record<string, unknown>;
   state: Record<string, unknown>;
-  /** URN of the parent resource ("" for the stack itself). */
-  parent: string;
-  deleteBeforeReplace: boolean;
-  /** Pulumi drops the resource from state without deleting it. */
-  retainOnDelete: boolean;
-  /** Former names this resource answers to in existing state (alias specs with a name). */
-  aliasNames: string[];
-  /** Provider reference (`urn::id`), "" for the default provider. */
-  provider: string;
-  /** Dotted paths of inputs that were sent as Pulumi secrets. */
-  secretInputs: string[];
 }
 
 /** The result of one program run. */
@@ -49,55 +38,6 @@ export interface ProgramRun {
   outputs: Record<string, unknown>;
   /** Names of stack exports whose value is a secret. */
   secretOutputs: string[];
-}
-
-const SIG_KEY = "4dabf18193072939515e22adb298388d";
-const SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270";
-const OUTPUT_VALUE_SIG = "d0e6a833031e9bbcd3f4e8bde6ca49a4";
-
-/** Paths of secret values in a serialized property struct. */
-function secretPaths(value: unknown, at: string, found: string[]): string[] {
-  if (Array.isArray(value)) {
-    value.forEach((v, i) => secretPaths(v, `${at}[${i}]`, found));
-  } else if (value !== null && typeof value === "object") {
-    const obj = value as Record<string, unknown>;
-    if (obj[SIG_KEY] === SECRET_SIG || (obj[SIG_KEY] === OUTPUT_VALUE_SIG && obj.secret === true)) {
-      found.push(at);
-    } else {
-      for (const [k, v] of Object.entries(obj)) secretPaths(v, at ? `${at}.${k}` : k, found);
-    }
-  }
-  return found;
-}
-
-/**
- * Mocks receive secret inputs still wrapped (`{<sig>: <secret sig>, value}`); providers see the
- * plain value, so the harness unwraps them (their paths are recorded in `secretInputs`).
- */
-export function unwrapSecrets(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(unwrapSecrets);
-  if (value !== null && typeof value === "object") {
-    const obj = value as Record<string, unknown>;
-    if (obj[SIG_KEY] === SECRET_SIG) return unwrapSecrets(obj.value);
-    return Object.fromEntries(Object.entries(obj).map(([k, v]) => [k, unwrapSecrets(v)]));
-  }
-  return value;
-}
-
-/** The fields of a RegisterResourceRequest the harness reads (a protobuf message). */
-interface RegisterRequest {
-  getType(): string;
-  getName(): string;
-  getParent(): string;
-  getDeletebeforereplace(): boolean;
-  getRetainondelete(): boolean;
-  getAliasesList(): Array<{ getSpec(): { getName(): string } | undefined }>;
-  getProvider(): string;
-  getObject(): { toJavaScript(): Record<string, unknown> } | undefined;
-}
-type Callback = (err: unknown, resp: unknown) => void;
-interface PatchableMonitor {
-  registerResource(req: RegisterRequest, callback: Callback): Promise<void>;
 }
 
 /** A Kubernetes object as the API server returns it: its inputs plus a `metadata.uid`. */
@@ -149,7 +89,7 @@ export async function runProgramOutcome(
   stack = "test",
 ): Promise<{ run: ProgramRun; error?: unknown }> {
   const resources: Registered[] = [];
-  const options = new Map<string, Omit<Registered, "inputs" | "state" | "custom" | "urn">>();
+  const options = new Map<string, RegistrationOptions>();
   const errors: unknown[] = [];
   let pending = 0;
   // A failed registration leaves dependent outputs unresolved forever: fail fast instead.
@@ -197,24 +137,7 @@ export async function runProgramOutcome(
     false,
   );
 
-  const monitor = pulumi.runtime.getMonitor() as unknown as PatchableMonitor;
-  const register = monitor.registerResource.bind(monitor);
-  monitor.registerResource = (req, callback) => {
-    options.set(`${req.getType()}::${req.getName()}`, {
-      type: req.getType(),
-      name: req.getName(),
-      parent: req.getParent(),
-      deleteBeforeReplace: req.getDeletebeforereplace(),
-      retainOnDelete: req.getRetainondelete(),
-      aliasNames: req
-        .getAliasesList()
-        .map((a) => a.getSpec()?.getName() ?? "")
-        .filter((n) => n !== ""),
-      provider: req.getProvider(),
-      secretInputs: secretPaths(req.getObject()?.toJavaScript() ?? {}, "", []),
-    });
-    return register(req, callback);
-  };
+  recordRegistrationOptions((o) => options.set(`${o.type}::${o.name}`, o));
 
   const outputs: Record<string, unknown> = {};
   const secretOutputs: string[] = [];

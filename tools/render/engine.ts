@@ -68,7 +68,11 @@ export class EngineError extends Error {
   }
 }
 
-function unwrapSecrets(value: unknown): unknown {
+/**
+ * Mocks receive secret inputs still wrapped in the RPC envelope; providers see the plain value.
+ * (The test harness unwraps the same way.)
+ */
+export function unwrapSecrets(value: unknown): unknown {
   if (pulumi.runtime.isRpcSecret(value))
     return unwrapSecrets(pulumi.runtime.unwrapRpcSecret(value));
   if (Array.isArray(value)) return value.map(unwrapSecrets);
