@@ -14,20 +14,28 @@ const { nodeVersionProblem } = require("../tools/preflight/node-version.cjs") as
   nodeVersionProblem(version: string): string | undefined;
 };
 
-const UP_LOCAL = path.join(PROJECT_ROOT, "tools/preflight/up-local.sh");
+/** A throwaway project folder holding a copy of up-local.sh, so runs touch nothing real. */
+function scratchProject(): { root: string; script: string } {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), "up-local-"));
+  const script = path.join(root, "tools/preflight/up-local.sh");
+  fs.mkdirSync(path.dirname(script), { recursive: true });
+  fs.copyFileSync(path.join(PROJECT_ROOT, "tools/preflight/up-local.sh"), script);
+  return { root, script };
+}
 
 describe("the newcomer's first commands", () => {
   it("stops npm test on Node 20 with the Node it found, the one it needs, and the npx command", () => {
     const problem = nodeVersionProblem("20.11.1");
     assert.ok(problem);
-    assert.match(problem, /Node\.js 22 or later; this is Node\.js 20\.11\.1/);
+    assert.match(problem, /Node\.js 22\.10 or later; this is Node\.js 20\.11\.1/);
     assert.match(problem, /npx -y -p node@24 -- npm test/);
     assert.match(problem, /\.nvmrc/);
   });
 
-  it("lets npm test run on Node 22 and later, and the .nvmrc names one of those", () => {
-    for (const version of ["22.0.0", "24.3.1", "25.0.0"])
+  it("lets npm test run on Node 22.10 and later, where the harness's crypto calls exist, and the .nvmrc names one of those", () => {
+    for (const version of ["22.10.0", "23.0.0", "24.3.1", "25.0.0"])
       assert.equal(nodeVersionProblem(version), undefined, version);
+    assert.ok(nodeVersionProblem("22.9.0"), "22.9 lacks KeyObject.toCryptoKey");
     const pinned = fs.readFileSync(path.join(PROJECT_ROOT, ".nvmrc"), "utf8").trim();
     assert.equal(nodeVersionProblem(`${pinned}.0.0`), undefined);
     const pkg = JSON.parse(fs.readFileSync(path.join(PROJECT_ROOT, "package.json"), "utf8")) as {
@@ -38,19 +46,23 @@ describe("the newcomer's first commands", () => {
   });
 
   it("stops up:local without the Pulumi CLI, says how to get it, and creates nothing", () => {
-    const state = path.join(PROJECT_ROOT, ".pulumi-state");
-    const existed = fs.existsSync(state);
-    const run = spawnSync("/bin/bash", [UP_LOCAL], {
-      env: { PATH: "/nonexistent" },
-      encoding: "utf8",
-    });
-    assert.equal(run.status, 1);
-    assert.match(run.stderr, /needs the Pulumi CLI/);
-    assert.match(run.stderr, /pulumi\.com\/docs\/install/);
-    assert.equal(fs.existsSync(state), existed, "no state folder created");
+    const { root, script } = scratchProject();
+    try {
+      const run = spawnSync("/bin/bash", [script], {
+        env: { PATH: "/nonexistent" },
+        encoding: "utf8",
+      });
+      assert.equal(run.status, 1);
+      assert.match(run.stderr, /needs the Pulumi CLI/);
+      assert.match(run.stderr, /pulumi\.com\/docs\/install/);
+      assert.deepEqual(fs.readdirSync(root), ["tools"], "no state folder created");
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
   });
 
   it("runs up:local on the local stack with project-local state and an empty kubeconfig", () => {
+    const { root, script } = scratchProject();
     // A stand-in `pulumi` that records its arguments and the environment it got.
     const bin = fs.mkdtempSync(path.join(os.tmpdir(), "fake-pulumi-"));
     const log = path.join(bin, "calls.log");
@@ -60,7 +72,9 @@ describe("the newcomer's first commands", () => {
       { mode: 0o755 },
     );
     try {
-      const run = spawnSync("/bin/bash", [UP_LOCAL], {
+      // Started from the script's own folder, as `bash up-local.sh` would be.
+      const run = spawnSync("/bin/bash", ["up-local.sh"], {
+        cwd: path.dirname(script),
         env: { PATH: `${bin}:/usr/bin:/bin`, KUBECONFIG: "/home/someone/.kube/config" },
         encoding: "utf8",
       });
@@ -71,12 +85,14 @@ describe("the newcomer's first commands", () => {
       assert.equal(select[0], "stack select --create local");
       assert.equal(up[0], "up --stack local --yes");
       for (const call of [select, up]) {
-        assert.equal(call[1], `file://${PROJECT_ROOT}/.pulumi-state`);
+        assert.equal(call[1], `file://${fs.realpathSync(root)}/.pulumi-state`);
         assert.notEqual(call[2], "/home/someone/.kube/config");
         assert.equal(call[3].trim(), "0", "the kubeconfig it sees is empty");
       }
+      assert.ok(fs.statSync(path.join(root, ".pulumi-state")).isDirectory());
     } finally {
       fs.rmSync(bin, { recursive: true, force: true });
+      fs.rmSync(root, { recursive: true, force: true });
     }
   });
 });

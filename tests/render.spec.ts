@@ -104,6 +104,33 @@ describe("the offline render", () => {
     assert.deepEqual(listFiles(foreign), ["notes.txt"]);
   });
 
+  it("follows no symbolic link and deletes nothing when its marker lists a folder or a link", () => {
+    const victim = path.join(tmp, "victim");
+    fs.mkdirSync(victim);
+    fs.writeFileSync(path.join(victim, "keep.txt"), "keep");
+    const files = render("dev");
+    // The marker itself is a link to a file elsewhere.
+    const linkedMarker = path.join(tmp, "linked-marker");
+    fs.mkdirSync(linkedMarker);
+    fs.symlinkSync(path.join(victim, "keep.txt"), path.join(linkedMarker, MARKER));
+    assert.throws(() => writeOutput(linkedMarker, "dev", files), /symbolic link/);
+    // A listed file reached through a linked folder.
+    const linkedFolder = path.join(tmp, "linked-folder");
+    fs.mkdirSync(linkedFolder);
+    fs.symlinkSync(victim, path.join(linkedFolder, "manifests"));
+    fs.writeFileSync(path.join(linkedFolder, MARKER), "manifests/keep.txt\n");
+    assert.throws(() => writeOutput(linkedFolder, "dev", files), /symbolic link/);
+    // A listed folder, after a listed file: refused before the file is deleted.
+    const listsFolder = path.join(tmp, "lists-folder");
+    fs.mkdirSync(path.join(listsFolder, "sub"), { recursive: true });
+    fs.writeFileSync(path.join(listsFolder, "a.txt"), "a");
+    fs.writeFileSync(path.join(listsFolder, MARKER), "a.txt\nsub\n");
+    assert.throws(() => writeOutput(listsFolder, "dev", files), /not a regular file/);
+    assert.equal(fs.readFileSync(path.join(listsFolder, "a.txt"), "utf8"), "a");
+    assert.deepEqual(listFiles(victim), ["keep.txt"]);
+    assert.equal(fs.readFileSync(path.join(victim, "keep.txt"), "utf8"), "keep");
+  });
+
   it("re-renders into its own folder byte-identically, deleting only the files it wrote", async () => {
     const dir = path.join(tmp, "again");
     writeOutput(dir, "dev", render("dev"));

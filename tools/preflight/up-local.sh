@@ -3,7 +3,9 @@
 # touches no cluster. State goes to a file backend inside the project (.pulumi-state/), for this
 # command only, so the user's own `pulumi login` is untouched.
 set -euo pipefail
-cd "${BASH_SOURCE[0]%/*}/../.."
+# The project is two folders up from this script (bash only: no dirname when PATH is bare).
+case "${BASH_SOURCE[0]}" in */*) here="${BASH_SOURCE[0]%/*}" ;; *) here=. ;; esac
+cd "$here/../.."
 
 if ! command -v pulumi >/dev/null 2>&1; then
   echo "npm run up:local needs the Pulumi CLI, which is not on PATH." >&2

@@ -16,7 +16,12 @@ const USAGE =
   "usage: npm run render -- <stack | path/to/Pulumi.<stack>.yaml> [dir] [--include-secrets]";
 
 /** Runs the CLI; returns the message to print. Throws a RenderError for a usage or folder error. */
-export async function main(argv: string[], cwd = process.cwd()): Promise<string> {
+// `npm run` starts in the project folder; INIT_CWD is where the user typed the command, which
+// relative paths are meant from.
+export async function main(
+  argv: string[],
+  cwd = process.env.INIT_CWD ?? process.cwd(),
+): Promise<string> {
   const flags = argv.filter((a) => a.startsWith("-"));
   const positional = argv.filter((a) => !a.startsWith("-"));
   if (flags.includes("--help") || flags.includes("-h")) return USAGE;

@@ -6,7 +6,9 @@
  * (and the folders that leaves empty), then writes. A non-empty folder without the marker (`.`,
  * the project, a folder of your own) is refused, and so is the project folder or any folder
  * above it even with a marker. A file of yours in a render folder survives re-renders, and the
- * render refuses to overwrite one that has the name of a file it wants to write.
+ * render refuses to overwrite one that has the name of a file it wants to write. It never follows
+ * a symbolic link inside the folder: a marker, a listed file or a folder on the way to either
+ * that is a link (or a listed entry that is a folder) stops the render before it deletes anything.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -26,8 +28,34 @@ const isInside = (parent: string, child: string) => {
   return rel === "" || (!rel.startsWith("..") && !path.isAbsolute(rel));
 };
 
+/**
+ * Checks that `rel` inside `dir` can be deleted or written without following a link: every folder
+ * on the way exists as a real folder (or not at all) and the entry itself is a regular file (or
+ * absent). fs calls follow links, so a planted link would send a delete or a write elsewhere.
+ */
+function checkPlainPath(dir: string, rel: string): void {
+  const parts = rel.split(/[\\/]/).filter((p) => p !== "" && p !== ".");
+  let at = dir;
+  for (const [i, part] of parts.entries()) {
+    at = path.join(at, part);
+    let info: fs.Stats;
+    try {
+      info = fs.lstatSync(at);
+    } catch {
+      return; // absent from here on: nothing to follow
+    }
+    const last = i === parts.length - 1;
+    if (info.isSymbolicLink() || (last ? !info.isFile() : !info.isDirectory())) {
+      throw new RenderError(
+        `refusing to touch ${at}: it is ${info.isSymbolicLink() ? "a symbolic link" : last ? "not a regular file" : "not a folder"}, which the render never writes; nothing was deleted (remove the folder yourself if it is yours)`,
+      );
+    }
+  }
+}
+
 /** The files a marker lists; refuses a marker that names anything outside its folder. */
 function markedFiles(dir: string): string[] {
+  checkPlainPath(dir, MARKER);
   const text = fs.readFileSync(path.join(dir, MARKER), "utf8");
   const files = text
     .split("\n")
@@ -40,6 +68,7 @@ function markedFiles(dir: string): string[] {
         `${path.join(dir, MARKER)} lists "${file}", which is not a file inside the folder: refusing to delete anything (remove the folder yourself if it is yours)`,
       );
     }
+    checkPlainPath(dir, file);
   }
   return files;
 }
@@ -50,7 +79,9 @@ function markedFiles(dir: string): string[] {
  */
 export function checkOutputFolder(dir: string): string[] {
   const abs = path.resolve(dir);
-  if (isInside(abs, PROJECT_ROOT)) {
+  // Compared as real paths too, so a link to the project (or above it) is refused as well.
+  const real = fs.existsSync(abs) ? fs.realpathSync(abs) : abs;
+  if (isInside(abs, PROJECT_ROOT) || isInside(real, fs.realpathSync(PROJECT_ROOT))) {
     throw new RenderError(
       `refusing to render into ${abs}: it is the project folder or contains it. Name a folder of its own (default out/<stack>)`,
     );
@@ -91,6 +122,7 @@ export function writeOutput(dir: string, stack: string, files: OutputFile[]): vo
     fs.rmSync(file, { force: true }); // a file (never recursive); gone already is fine
     pruneEmptyFolders(abs, file);
   }
+  for (const f of files) checkPlainPath(abs, f.path);
   const clash = files.find((f) => fs.existsSync(path.join(abs, f.path)));
   if (clash) {
     throw new RenderError(
@@ -98,9 +130,12 @@ export function writeOutput(dir: string, stack: string, files: OutputFile[]): vo
     );
   }
   fs.mkdirSync(abs, { recursive: true });
+  // Replaced, never written through: checkOutputFolder has made sure it is a regular file.
+  fs.rmSync(path.join(abs, MARKER), { force: true });
   fs.writeFileSync(
     path.join(abs, MARKER),
     [...MARKER_HEADER, `# stack: ${stack}`, ...files.map((f) => f.path), ""].join("\n"),
+    { flag: "wx" },
   );
   for (const f of files) {
     const file = path.join(abs, f.path);
