@@ -239,12 +239,19 @@ describe("the offline render", () => {
     assert.equal(fileOf(render("prod"), "envoy/bookapi/etc/envoy/certs/tls.key"), REDACTED);
   });
 
-  it("is product code: nothing under tools/, scripts/ or components/ imports tests/", () => {
-    for (const folder of ["tools", "scripts", "components"]) {
-      for (const f of listFiles(path.join(PROJECT_ROOT, folder)).filter((x) => x.endsWith(".ts"))) {
-        const text = fs.readFileSync(path.join(PROJECT_ROOT, folder, f), "utf8");
-        assert.doesNotMatch(text, /(from\s+|require\(\s*)["'][./]*tests\//, `${folder}/${f}`);
-      }
+  it("is product code: nothing under tools/, scripts/, components/, policy/ or index.ts imports tests/", () => {
+    const files = [
+      "index.ts",
+      ...["tools", "scripts", "components", "policy"].flatMap((folder) =>
+        listFiles(path.join(PROJECT_ROOT, folder))
+          .filter((x) => /\.(ts|cjs|mjs|js)$/.test(x))
+          .map((x) => `${folder}/${x}`),
+      ),
+    ];
+    for (const f of files) {
+      const text = fs.readFileSync(path.join(PROJECT_ROOT, f), "utf8");
+      // Static imports, require() and dynamic import().
+      assert.doesNotMatch(text, /(from\s+|require\(\s*|import\(\s*)["'][./]*tests\//, f);
     }
   });
 });
