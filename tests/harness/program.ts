@@ -8,11 +8,10 @@
  * that coupling to Pulumi internals lives in pulumi-internals.ts.
  */
 import { createHash } from "node:crypto";
-import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { parse as parseYaml } from "yaml";
 import { PROJECT } from "../../components/config";
+import { settleRegistrations, stackConfigFromFile } from "../../tools/render/engine";
 import { fakeTlsResource, isFakeTlsType } from "./fake-tls";
 import { recordRegistrationOptions, RegistrationOptions, unwrapSecrets } from "./pulumi-internals";
 
@@ -48,22 +47,9 @@ function withUid(type: string, name: string, inputs: Record<string, unknown>) {
   return { ...inputs, metadata: { ...metadata, uid } };
 }
 
-/** Turns a stack file's config into the flat `project:key` -> string map the engine passes. */
-export function configFromStackYaml(text: string): Record<string, string> {
-  const doc = parseYaml(text) as { config?: Record<string, unknown> } | null;
-  const flat: Record<string, string> = {};
-  for (const [key, value] of Object.entries(doc?.config ?? {})) {
-    const fullKey = key.includes(":") ? key : `${PROJECT}:${key}`;
-    flat[fullKey] = typeof value === "string" ? value : JSON.stringify(value);
-  }
-  return flat;
-}
-
-/** The config of one shipped stack, read from `Pulumi.<stack>.yaml`. */
+/** The config of one shipped stack, read from `Pulumi.<stack>.yaml` as the render reads it. */
 export function stackConfig(stack: string): Record<string, string> {
-  return configFromStackYaml(
-    fs.readFileSync(path.join(PROJECT_ROOT, `Pulumi.${stack}.yaml`), "utf8"),
-  );
+  return stackConfigFromFile(path.join(PROJECT_ROOT, `Pulumi.${stack}.yaml`));
 }
 
 function outputValue<T>(output: pulumi.Output<T>): Promise<T> {
@@ -91,7 +77,6 @@ export async function runProgramOutcome(
   const resources: Registered[] = [];
   const options = new Map<string, RegistrationOptions>();
   const errors: unknown[] = [];
-  let pending = 0;
   // A failed registration leaves dependent outputs unresolved forever: fail fast instead.
   let fail: (err: unknown) => void = () => undefined;
   const failure = new Promise<never>((_, reject) => (fail = reject));
@@ -101,7 +86,6 @@ export async function runProgramOutcome(
   await pulumi.runtime.setMocks(
     {
       async newResource(args) {
-        pending++;
         try {
           const inputs = unwrapSecrets(args.inputs) as Record<string, unknown>;
           const state = isFakeTlsType(args.type)
@@ -123,8 +107,6 @@ export async function runProgramOutcome(
           errors.push(err);
           fail(err);
           throw err;
-        } finally {
-          pending--;
         }
       },
       call(args) {
@@ -149,10 +131,7 @@ export async function runProgramOutcome(
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     exported = require(program) as Record<string, unknown>;
   } catch (error) {
-    await settle(
-      () => resources.length,
-      () => pending === 0,
-    );
+    await settleRegistrations(() => resources.length + errors.length);
     return { run, error };
   }
 
@@ -168,23 +147,8 @@ export async function runProgramOutcome(
   } catch (error) {
     return { run, error };
   }
-  await settle(
-    () => resources.length,
-    () => pending === 0,
-  );
+  await settleRegistrations(() => resources.length + errors.length);
   return errors.length > 0 ? { run, error: errors[0] } : { run };
-}
-
-/** Waits until registrations stop: nothing pending and no new resource over several turns. */
-async function settle(registered: () => number, idle: () => boolean): Promise<void> {
-  let last = -1;
-  let quietTurns = 0;
-  while (quietTurns < 10) {
-    await new Promise((resolve) => setTimeout(resolve, 0));
-    const now = registered();
-    quietTurns = now === last && idle() ? quietTurns + 1 : 0;
-    last = now;
-  }
 }
 
 /** Runs one shipped stack. */

@@ -94,6 +94,19 @@ function waitForRegistrations(): Promise<void> {
 }
 
 /**
+ * Resolves once the program has stopped registering: no resource RPC outstanding, and a round
+ * adds nothing to `count` (registrations can start further ones as outputs resolve). The test
+ * harness waits the same way.
+ */
+export async function settleRegistrations(count: () => number): Promise<void> {
+  for (let seen = -1; seen !== count();) {
+    seen = count();
+    await waitForRegistrations();
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+/**
  * Reads a `Pulumi.<stack>.yaml` into the flat config map the engine would pass: keys without a
  * namespace belong to the project, structured values are JSON. Encrypted (`secure:`) values
  * cannot be decrypted without the Pulumi CLI, so they are refused by name.
@@ -162,12 +175,7 @@ export async function runProgram(options: RunOptions): Promise<ProgramRun> {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     require(program);
 
-    // Registrations can start further ones (outputs resolving): wait until a round adds none.
-    for (let seen = -1; seen !== resources.length + errors.length;) {
-      seen = resources.length + errors.length;
-      await waitForRegistrations();
-      await new Promise((resolve) => setImmediate(resolve));
-    }
+    await settleRegistrations(() => resources.length + errors.length);
   } finally {
     process.off("unhandledRejection", onRejection);
   }
