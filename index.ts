@@ -23,3 +23,9 @@ export const endpoints = mesh.endpoints;
 /** The mesh CA certificate (public). */
 export const caCertificate = mesh.caCertificate;
 export const namespace = mesh.namespace;
+/** Per client outside the mesh: its certificate, SPIFFE ID and the services it may call. */
+export const clients = mesh.clients;
+/** Per client: its private key (a secret: `pulumi stack output clientKeys --show-secrets`). */
+export const clientKeys = mesh.clientKeys;
+/** Per exposed service: the address and port clients dial. */
+export const exposed = mesh.exposed;

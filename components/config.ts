@@ -733,6 +733,58 @@ const egressSchema = z.strictObject({
 });
 export type EgressTarget = z.infer<typeof egressSchema>;
 
+/** `calls: [bookapi]` is shorthand for `calls: [{ service: bookapi }]`. */
+const callsSchema = z.array(
+  z.preprocess((call) => (typeof call === "string" ? { service: call } : call), callSchema),
+  { error: "must be a list of service names" },
+);
+
+/** Suffix of a service's Service published outside the cluster (`expose`). */
+export const EXTERNAL_SERVICE_SUFFIX = "-ext";
+
+/**
+ * Publishes a service's mTLS port outside the cluster through a Service of its own, so the in-mesh
+ * Service is untouched. Callers still need a mesh certificate on the allow-list (`clients`).
+ */
+const exposeSchema = z.strictObject({
+  type: z.enum(["LoadBalancer", "NodePort"], { error: "must be LoadBalancer or NodePort" }),
+  /** The published port (LoadBalancer) or node port (NodePort); the mTLS port when unset. */
+  port: port.optional(),
+  /** Who may connect (NetworkPolicy ipBlocks, and the load balancer where it supports it). */
+  sourceRanges: z.array(cidr, { error: "must be a list of CIDRs" }).optional(),
+  annotations: z
+    .record(
+      z.string().min(1),
+      z.string({ error: "values must be strings (quote numbers and booleans)" }),
+    )
+    .optional(),
+});
+export type ExposeSettings = z.infer<typeof exposeSchema>;
+
+/** Who may reach an exposed service: its sourceRanges, or every address when it names none. */
+export function exposedSourceRanges(expose: ExposeSettings): string[] {
+  return expose.sourceRanges ?? ["0.0.0.0/0", "::/0"];
+}
+
+/** A caller outside the mesh that holds a mesh certificate (a CLI, an agent, a job). */
+const clientSchema = z.strictObject({
+  name: z
+    .string({ error: "is required" })
+    .max(63, "must be at most 63 characters")
+    .regex(DNS_1123_LABEL, "must be a DNS-1123 label (lowercase letters, digits, '-')"),
+  calls: callsSchema.min(
+    1,
+    "must list at least one service (a client that calls nothing is no client)",
+  ),
+  /** Also write the client's certificate, key and the CA into this Secret, for in-cluster use. */
+  secret: z
+    .strictObject({
+      namespace: z.string().regex(DNS_1123_LABEL, "must be a namespace name"),
+      name: objectName.optional(),
+    })
+    .optional(),
+});
+
 const serviceSchema = z.strictObject({
   name: serviceName,
   image,
@@ -778,15 +830,8 @@ const serviceSchema = z.strictObject({
   nodeSelector: labelMap.default({}),
   tolerations: z.array(toleration, { error: "must be a list of tolerations" }).default([]),
   exposeDirectPort: z.boolean({ error: "must be true or false" }).default(false),
-  calls: z
-    .array(
-      // The plain form `calls: [bookapi]` is shorthand for `{ service: bookapi }`.
-      z.preprocess((call) => (typeof call === "string" ? { service: call } : call), callSchema),
-      {
-        error: "must be a list of service names",
-      },
-    )
-    .default([]),
+  calls: callsSchema.default([]),
+  expose: exposeSchema.optional(),
   /** Who may reach the app port directly (bypassing Envoy). Defaults to nobody. */
   directPortAllowedFrom: z
     .array(peerSelector, { error: "must be a list of selectors" })
@@ -871,6 +916,8 @@ const rawMeshSchema = z.strictObject({
   network: networkSchema.default(networkSchema.parse({})),
   /** Secrets for pulling images, for every service (services add their own). */
   imagePullSecrets: z.array(objectName, { error: "must be a list of Secret names" }).default([]),
+  /** Callers outside the mesh, each with a certificate from the mesh CA. */
+  clients: z.array(clientSchema, { error: "must be a list of { name, calls }" }).default([]),
   clusterDomain: z
     .string()
     .max(253)
@@ -948,6 +995,8 @@ export interface ServiceModel {
   directPortAllowedFrom: PeerSelector[];
   /** `<name>-pods.<ns>.svc.<clusterDomain>`: the headless Service callers' Envoys resolve. */
   podsFqdn: string;
+  /** Published outside the cluster on a Service of its own. */
+  expose?: ExposeSettings;
   traffic: TrafficPolicy;
   /** Destinations outside the mesh, sorted by name. */
   egress: ResolvedEgress[];
@@ -966,8 +1015,16 @@ export interface PeerIdentity {
   spiffeId: string;
 }
 
-/** A caller and what it may do on the callee, from the caller's `calls` entry. */
-export interface CallerModel extends PeerIdentity {
+/**
+ * A caller and what it may do on the callee, from the caller's `calls` entry: a mesh service, or
+ * a client outside the mesh, which has a SPIFFE ID but no DNS name.
+ */
+export interface CallerModel {
+  kind: "service" | "client";
+  name: string;
+  /** Services only. */
+  fqdn?: string;
+  spiffeId: string;
   /** HTTP methods allowed; empty = all. */
   methods: string[];
   /** Paths allowed (`/a` exact, `/a/*` prefix); empty = all. */
@@ -978,6 +1035,17 @@ export interface CallerModel extends PeerIdentity {
 export interface UpstreamModel extends PeerIdentity {
   podsFqdn: string;
   traffic: TrafficPolicy;
+}
+
+/** A client outside the mesh: its identity and the services it may call. */
+export interface ClientModel {
+  name: string;
+  /** `spiffe://<trustDomain>/ns/<ns>/client/<name>`: never a service's (`/sa/`). */
+  spiffeId: string;
+  /** Services it calls, sorted. */
+  calls: string[];
+  /** Where a Secret with its certificate and key goes, if anywhere. */
+  secret?: { namespace: string; name: string };
 }
 
 /** The whole validated mesh. */
@@ -993,6 +1061,8 @@ export interface MeshModel {
   envoy: EnvoySettings;
   certificates: CertificateSettings;
   network: NetworkSettings;
+  /** Clients outside the mesh, sorted by name. */
+  clients: ClientModel[];
   /** Services sorted by name, so output does not depend on config order. */
   services: ServiceModel[];
   /** When set, Kubernetes objects are written as YAML into this folder instead of a cluster. */
@@ -1011,6 +1081,7 @@ export class MeshConfigError extends pulumi.RunError {
 
 /** Top-level keys whose values are structured (YAML objects/lists, stored by Pulumi as JSON). */
 const STRUCTURED_KEYS = new Set([
+  "clients",
   "envoy",
   "certificates",
   "services",
@@ -1097,23 +1168,38 @@ export function parseMeshConfig(raw: Record<string, unknown>): MeshModel {
     fqdn: `${name}.${cfg.namespace}.svc.${cfg.clusterDomain}`,
     spiffeId: `spiffe://${cfg.certificates.trustDomain}/ns/${cfg.namespace}/sa/${name}`,
   });
+  const clientSpiffeId = (name: string) =>
+    `spiffe://${cfg.certificates.trustDomain}/ns/${cfg.namespace}/client/${name}`;
   const podsFqdn = (name: string) =>
     `${name}${PODS_SERVICE_SUFFIX}.${cfg.namespace}.svc.${cfg.clusterDomain}`;
   const declared = new Map(cfg.services.map((svc) => [svc.name, svc]));
   const services = [...cfg.services].sort(byName).map((svc): ServiceModel => {
     const { fqdn, spiffeId } = identity(svc.name);
     // The schema turned every `calls` entry into its object form.
-    const callers = cfg.services
-      .flatMap((other) =>
-        other.calls
-          .filter((call) => call.service === svc.name)
-          .map((call): CallerModel => ({
-            ...identity(other.name),
-            methods: call.methods ?? [],
-            paths: call.paths ?? [],
-          })),
-      )
-      .sort(byName);
+    const rules = (call: { methods?: string[]; paths?: string[] }) => ({
+      methods: call.methods ?? [],
+      paths: call.paths ?? [],
+    });
+    // Who calls this service, with the rules of their `calls` entry: services, then clients.
+    const callersAmong = <T extends { name: string; calls: typeof svc.calls }>(
+      who: T[],
+      caller: (w: T) => Omit<CallerModel, "methods" | "paths">,
+    ): CallerModel[] =>
+      who
+        .flatMap((w) =>
+          w.calls
+            .filter((call) => call.service === svc.name)
+            .map((call): CallerModel => ({ ...caller(w), ...rules(call) })),
+        )
+        .sort(byName);
+    const callers = [
+      ...callersAmong(cfg.services, (s) => ({ kind: "service", ...identity(s.name) })),
+      ...callersAmong(cfg.clients, (c) => ({
+        kind: "client",
+        name: c.name,
+        spiffeId: clientSpiffeId(c.name),
+      })),
+    ];
     const upstreams = svc.calls
       .map((call): UpstreamModel => {
         const callee = declared.get(call.service);
@@ -1154,6 +1240,7 @@ export function parseMeshConfig(raw: Record<string, unknown>): MeshModel {
       directPortAllowedFrom: svc.directPortAllowedFrom,
       fqdn,
       podsFqdn: podsFqdn(svc.name),
+      ...(svc.expose ? { expose: svc.expose } : {}),
       traffic: svc.traffic,
       egress: resolveEgress(svc.egress, cfg.envoy.egressPortBase),
       dnsNames: [
@@ -1178,6 +1265,19 @@ export function parseMeshConfig(raw: Record<string, unknown>): MeshModel {
     },
     certificates: certificateSettings(cfg.certificates),
     network: cfg.network,
+    clients: [...cfg.clients].sort(byName).map((client) => ({
+      name: client.name,
+      spiffeId: clientSpiffeId(client.name),
+      calls: client.calls.map((call) => call.service).sort(),
+      ...(client.secret
+        ? {
+            secret: {
+              namespace: client.secret.namespace,
+              name: client.secret.name ?? `${client.name}-mesh-client`,
+            },
+          }
+        : {}),
+    })),
     services,
     ...(cfg.renderYamlToDirectory ? { renderYamlToDirectory: cfg.renderYamlToDirectory } : {}),
     ...(cfg.podSecurity ? { podSecurity: cfg.podSecurity } : {}),
@@ -1229,8 +1329,33 @@ function topologyProblems(cfg: RawMesh): string[] {
       `${s.name}.${cfg.namespace}.svc.${cfg.clusterDomain}`,
     ]),
   );
+  cfg.clients.forEach((client, i) => {
+    const key = `${PROJECT}:clients[${i}]`;
+    if (cfg.clients.findIndex((c) => c.name === client.name) !== i)
+      problems.push(`${key}.name: duplicate client name "${client.name}"`);
+    const callees = client.calls.map((call) => call.service);
+    callees.forEach((callee, j) => {
+      if (!known.has(callee))
+        problems.push(
+          `${key}.calls[${j}]: unknown service "${callee}" (known: ${[...known].sort().join(", ")})`,
+        );
+      else if (callees.indexOf(callee) !== j)
+        problems.push(`${key}.calls[${j}]: "${callee}" is listed twice`);
+    });
+  });
+
   cfg.services.forEach((svc, i) => {
     const key = `${PROJECT}:services[${i}]`;
+    const published = svc.name.slice(0, -EXTERNAL_SERVICE_SUFFIX.length);
+    if (svc.name.endsWith(EXTERNAL_SERVICE_SUFFIX) && known.has(published))
+      problems.push(
+        `${key}.name: "${svc.name}" is the Service that publishes "${published}" (expose); pick another name`,
+      );
+    const nodePort = svc.expose?.type === "NodePort" ? svc.expose.port : undefined;
+    if (nodePort !== undefined && (nodePort < 30000 || nodePort > 32767))
+      problems.push(
+        `${key}.expose.port: ${nodePort} is outside Kubernetes' default node port range (30000-32767); omit it to let Kubernetes pick one`,
+      );
     if (
       svc.name.endsWith(PODS_SERVICE_SUFFIX) &&
       known.has(svc.name.slice(0, -PODS_SERVICE_SUFFIX.length))

@@ -17,10 +17,18 @@ import {
 import { buildEnvoyFiles } from "./envoy";
 import { SIDECAR_PATHS, SidecarSpec, TrafficSpec } from "./envoy/model";
 import { envoyDuration } from "./envoy/spec";
-import { CertificateAuthority, ServiceCertificate } from "./pki";
-import { meshLabels } from "./names";
+import { CertificateAuthority, ClientCertificate, ServiceCertificate } from "./pki";
+import { CERT_FILES, meshLabels } from "./names";
 import { MeshNetworkPolicies } from "./network-policy";
 import { MeshService, outboundUrl } from "./workload";
+
+/** What a client outside the mesh needs besides its key and the CA certificate. */
+export interface ClientEndpoint {
+  certificate: string;
+  spiffeId: string;
+  /** The services it may call. */
+  calls: string[];
+}
 
 /** Where a service can be reached. */
 export interface ServiceEndpoints {
@@ -39,7 +47,12 @@ export function sidecarSpec(model: MeshModel, service: ServiceModel): SidecarSpe
     fqdn: service.fqdn,
     appPort: service.port,
     ports: { ...model.envoy.ports },
-    callers: service.callers.map((c) => ({ ...c, methods: [...c.methods], paths: [...c.paths] })),
+    callers: service.callers.map(({ kind, ...c }) => ({
+      ...c,
+      ...(kind === "client" ? { kind } : {}),
+      methods: [...c.methods],
+      paths: [...c.paths],
+    })),
     upstreams: service.upstreams.map(({ traffic, ...peer }) => ({
       ...peer,
       traffic: trafficSpec(traffic),
@@ -163,6 +176,12 @@ export class ServiceMesh extends pulumi.ComponentResource {
   public readonly endpoints: pulumi.Output<Record<string, ServiceEndpoints>>;
   public readonly services: Record<string, MeshService>;
   public readonly networkPolicies: MeshNetworkPolicies;
+  /** Per client: its certificate (public), SPIFFE ID and the services it may call. */
+  public readonly clients: pulumi.Output<Record<string, ClientEndpoint>>;
+  /** Per client: its private key PEM, a Pulumi secret. */
+  public readonly clientKeys: pulumi.Output<Record<string, string>>;
+  /** Per exposed service: `<address>:<port>` once the load balancer has one. */
+  public readonly exposed: pulumi.Output<Record<string, string>>;
 
   constructor(name: string, args: ServiceMeshArgs, opts?: pulumi.ComponentResourceOptions) {
     super("bookapi-mesh:mesh:ServiceMesh", name, {}, opts);
@@ -243,6 +262,54 @@ export class ServiceMesh extends pulumi.ComponentResource {
       );
     }
 
+    const clientCerts = model.clients.map((client) => {
+      const cert = new ClientCertificate(
+        `${name}-client-${client.name}`,
+        {
+          ca,
+          key,
+          commonName: `${PROJECT} client ${client.name}`,
+          uris: [client.spiffeId],
+          validityHours: model.certificates.validityHours,
+          earlyRenewalHours: model.certificates.earlyRenewalHours,
+        },
+        { parent: this },
+      );
+      if (client.secret) {
+        // For callers inside the cluster but outside the mesh; the namespace is theirs.
+        new k8s.core.v1.Secret(
+          `${name}-client-${client.name}-tls`,
+          {
+            metadata: {
+              name: client.secret.name,
+              namespace: client.secret.namespace,
+              labels: meshLabels(),
+            },
+            type: "kubernetes.io/tls",
+            stringData: {
+              [CERT_FILES.certificate]: cert.certPem,
+              [CERT_FILES.privateKey]: cert.privateKeyPem,
+              [CERT_FILES.ca]: cert.caCertPem,
+            },
+          },
+          { parent: this, deleteBeforeReplace: true },
+        );
+      }
+      return { client, cert };
+    });
+    for (const svc of model.services) {
+      if (svc.expose && svc.expose.sourceRanges === undefined)
+        void pulumi.log.warn(
+          `services "${svc.name}": expose publishes the mTLS port to every address (no sourceRanges); only a mesh certificate on its allow-list gets through the handshake`,
+          this,
+        );
+      else if (svc.expose?.sourceRanges?.some((r) => r === "0.0.0.0/0" || r === "::/0"))
+        void pulumi.log.warn(
+          `services "${svc.name}": expose.sourceRanges admits every address (0.0.0.0/0); only a mesh certificate on its allow-list gets through the handshake`,
+          this,
+        );
+    }
+
     this.networkPolicies = new MeshNetworkPolicies(
       `${name}-netpol`,
       { model, namespace },
@@ -252,10 +319,46 @@ export class ServiceMesh extends pulumi.ComponentResource {
     this.namespace = namespace;
     this.caCertificate = ca.certPem;
     this.endpoints = pulumi.output(endpointsOf(model));
+    this.clients = pulumi
+      .all(clientCerts.map(({ cert }) => cert.certPem))
+      .apply((pems) =>
+        Object.fromEntries(
+          clientCerts.map(({ client }, i) => [
+            client.name,
+            { certificate: pems[i], spiffeId: client.spiffeId, calls: client.calls },
+          ]),
+        ),
+      );
+    this.clientKeys = pulumi.secret(
+      pulumi
+        .all(clientCerts.map(({ cert }) => cert.privateKeyPem))
+        .apply((keys) =>
+          Object.fromEntries(clientCerts.map(({ client }, i) => [client.name, keys[i]])),
+        ),
+    );
+    const exposedServices = model.services.filter((svc) => svc.expose);
+    this.exposed = pulumi
+      .all(exposedServices.map((svc) => this.services[svc.name].externalService?.status))
+      .apply((statuses) =>
+        Object.fromEntries(
+          exposedServices.map((svc, i) => {
+            const ingress = statuses[i]?.loadBalancer?.ingress?.[0];
+            const address = ingress?.ip ?? ingress?.hostname;
+            const port = svc.expose?.port ?? model.envoy.ports.inbound;
+            return [
+              svc.name,
+              address ? `${address}:${port}` : "pending (no load balancer address yet)",
+            ];
+          }),
+        ),
+      );
     this.registerOutputs({
       namespace: this.namespace,
       caCertificate: this.caCertificate,
       endpoints: this.endpoints,
+      clients: this.clients,
+      clientKeys: this.clientKeys,
+      exposed: this.exposed,
     });
   }
 }

@@ -9,7 +9,7 @@
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { MeshModel, PeerSelector, PROJECT, ServiceModel } from "./config";
+import { exposedSourceRanges, MeshModel, PeerSelector, PROJECT, ServiceModel } from "./config";
 import { meshLabels, selectorLabels } from "./names";
 
 type PolicySpec = k8s.types.input.networking.v1.NetworkPolicySpec;
@@ -51,9 +51,19 @@ function servicePolicy(model: MeshModel, svc: ServiceModel): NamedNetworkPolicyS
   const ports = model.envoy.ports;
   const ingress: IngressRule[] = [];
   // A rule with an empty `from` admits everyone, so a rule is only written when it has peers.
-  if (svc.callers.length > 0) {
+  // Mesh callers by their pods; clients outside the mesh come through `expose` below.
+  const meshCallers = svc.callers.filter((c) => c.kind === "service");
+  if (meshCallers.length > 0) {
     ingress.push({
-      from: svc.callers.map((c) => servicePeer(c.name)),
+      from: meshCallers.map((c) => servicePeer(c.name)),
+      ports: [tcp(ports.inbound)],
+    });
+  }
+  if (svc.expose) {
+    // The published Service keeps client addresses (externalTrafficPolicy Local), so these
+    // ipBlocks see them; without sourceRanges, anyone may try the handshake.
+    ingress.push({
+      from: exposedSourceRanges(svc.expose).map((cidr) => ({ ipBlock: { cidr } })),
       ports: [tcp(ports.inbound)],
     });
   }

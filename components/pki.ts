@@ -85,20 +85,66 @@ export interface ServiceCertificateArgs {
   earlyRenewalHours: number;
 }
 
+/** Key, CSR and certificate signed by the mesh CA; `childOpts` parents them. */
+function issue(
+  name: string,
+  args: ServiceCertificateArgs,
+  allowedUses: string[],
+  childOpts: (child: string) => pulumi.CustomResourceOptions,
+) {
+  const key = new tls.PrivateKey(`${name}-key`, privateKeyArgs(args.key), childOpts("key"));
+  const csr = new tls.CertRequest(
+    `${name}-csr`,
+    {
+      privateKeyPem: key.privateKeyPem,
+      subject: { commonName: args.commonName, organization: "bookapi-mesh" },
+      dnsNames: args.dnsNames,
+      uris: args.uris ?? [],
+    },
+    childOpts("csr"),
+  );
+  const cert = new tls.LocallySignedCert(
+    `${name}-cert`,
+    {
+      certRequestPem: csr.certRequestPem,
+      caCertPem: args.ca.certPem,
+      caPrivateKeyPem: args.ca.privateKeyPem,
+      allowedUses,
+      validityPeriodHours: args.validityHours,
+      earlyRenewalHours: args.earlyRenewalHours,
+    },
+    childOpts("cert"),
+  );
+  return {
+    certPem: cert.certPem,
+    privateKeyPem: pulumi.secret(key.privateKeyPem),
+    caCertPem: args.ca.certPem,
+  };
+}
+
+/** A component holding one certificate from the mesh CA and its key. */
+abstract class IssuedCertificate extends pulumi.ComponentResource {
+  /** Certificate PEM. */
+  public readonly certPem!: pulumi.Output<string>;
+  /** Private key PEM, a Pulumi secret. */
+  public readonly privateKeyPem!: pulumi.Output<string>;
+  /** The signing CA's certificate PEM. */
+  public readonly caCertPem!: pulumi.Output<string>;
+
+  /** Sets the outputs from what `issue` made, and registers them. */
+  protected publish(issued: ReturnType<typeof issue>): void {
+    Object.assign(this, issued);
+    this.registerOutputs({ ...issued });
+  }
+}
+
 /**
  * A service identity: key, CSR and a certificate signed by the mesh CA. Its resources are
  * `<name>-key`, `<name>-csr`, `<name>-cert`. Before, the component was `<name>-cert` and its
  * resources `<name>-cert-key` and so on; aliases keep a stack deployed then from replacing its
  * keys and certificates.
  */
-export class ServiceCertificate extends pulumi.ComponentResource {
-  /** Certificate PEM. */
-  public readonly certPem: pulumi.Output<string>;
-  /** Private key PEM, a Pulumi secret. */
-  public readonly privateKeyPem: pulumi.Output<string>;
-  /** The signing CA's certificate PEM. */
-  public readonly caCertPem: pulumi.Output<string>;
-
+export class ServiceCertificate extends IssuedCertificate {
   constructor(name: string, args: ServiceCertificateArgs, opts?: pulumi.ComponentResourceOptions) {
     super(
       "bookapi-mesh:pki:ServiceCertificate",
@@ -109,40 +155,39 @@ export class ServiceCertificate extends pulumi.ComponentResource {
         aliases: [...(opts?.aliases ?? []), { name: `${name}-cert` }],
       },
     );
-    const formerly = (child: string) => ({
-      parent: this,
-      aliases: [{ name: `${name}-cert-${child}` }],
-    });
-    const key = new tls.PrivateKey(`${name}-key`, privateKeyArgs(args.key), formerly("key"));
-    const csr = new tls.CertRequest(
-      `${name}-csr`,
-      {
-        privateKeyPem: key.privateKeyPem,
-        subject: { commonName: args.commonName, organization: "bookapi-mesh" },
-        dnsNames: args.dnsNames,
-        uris: args.uris ?? [],
-      },
-      formerly("csr"),
+    this.publish(
+      issue(name, args, serviceCertificateUses(args.key), (child) => ({
+        parent: this,
+        aliases: [{ name: `${name}-cert-${child}` }],
+      })),
     );
-    const cert = new tls.LocallySignedCert(
-      `${name}-cert`,
-      {
-        certRequestPem: csr.certRequestPem,
-        caCertPem: args.ca.certPem,
-        caPrivateKeyPem: args.ca.privateKeyPem,
-        allowedUses: serviceCertificateUses(args.key),
-        validityPeriodHours: args.validityHours,
-        earlyRenewalHours: args.earlyRenewalHours,
-      },
-      formerly("cert"),
+  }
+}
+
+/** Allowed uses of a client's certificate: it only ever presents itself as a client. */
+export function clientCertificateUses(key: KeySpec): string[] {
+  return [
+    "digital_signature",
+    "client_auth",
+    ...(key.algorithm === "RSA" ? ["key_encipherment"] : []),
+  ];
+}
+
+/**
+ * The identity of a client outside the mesh: key, CSR and a certificate from the mesh CA with
+ * its SPIFFE ID as the only SAN, usable for client authentication only.
+ */
+export class ClientCertificate extends IssuedCertificate {
+  constructor(
+    name: string,
+    args: Omit<ServiceCertificateArgs, "dnsNames">,
+    opts?: pulumi.ComponentResourceOptions,
+  ) {
+    super("bookapi-mesh:pki:ClientCertificate", name, {}, opts);
+    this.publish(
+      issue(name, { ...args, dnsNames: [] }, clientCertificateUses(args.key), () => ({
+        parent: this,
+      })),
     );
-    this.certPem = cert.certPem;
-    this.privateKeyPem = pulumi.secret(key.privateKeyPem);
-    this.caCertPem = args.ca.certPem;
-    this.registerOutputs({
-      certPem: this.certPem,
-      privateKeyPem: this.privateKeyPem,
-      caCertPem: this.caCertPem,
-    });
   }
 }

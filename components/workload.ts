@@ -8,7 +8,13 @@
 import { createHash } from "node:crypto";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { EnvoySettings, PODS_SERVICE_SUFFIX, quantityValue, ServiceModel } from "./config";
+import {
+  EnvoySettings,
+  EXTERNAL_SERVICE_SUFFIX,
+  PODS_SERVICE_SUFFIX,
+  quantityValue,
+  ServiceModel,
+} from "./config";
 import { CERT_FILES, ENVOY_FILES, SIDECAR_PATHS } from "./names";
 import {
   APP_TMP_PATH,
@@ -48,6 +54,7 @@ export function objectNames(service: string) {
     deployment: service,
     service,
     podsService: `${service}${PODS_SERVICE_SUFFIX}`,
+    externalService: `${service}${EXTERNAL_SERVICE_SUFFIX}`,
     podDisruptionBudget: service,
     autoscaler: service,
   };
@@ -386,6 +393,36 @@ export function podsServiceSpec(
 }
 
 /**
+ * The Service that publishes a service's mTLS port outside the cluster (`expose`), beside the
+ * in-mesh one, which stays ClusterIP. `externalTrafficPolicy: Local` keeps the client's address
+ * (kube-proxy would otherwise SNAT it to a node's), so the NetworkPolicy's ipBlocks see who
+ * connects; the load balancer's own sourceRanges filter where the cloud supports them.
+ */
+export function externalServiceSpec(
+  service: ServiceModel,
+  envoy: EnvoySettings,
+  expose: NonNullable<ServiceModel["expose"]>,
+): k8s.types.input.core.v1.ServiceSpec {
+  const port: k8s.types.input.core.v1.ServicePort = {
+    name: PORT_NAMES.inbound,
+    port:
+      expose.type === "LoadBalancer" ? (expose.port ?? envoy.ports.inbound) : envoy.ports.inbound,
+    ...(expose.type === "NodePort" && expose.port !== undefined ? { nodePort: expose.port } : {}),
+    targetPort: envoy.ports.inbound,
+    protocol: "TCP",
+  };
+  return {
+    type: expose.type,
+    selector: selectorLabels(service.name),
+    ports: [port],
+    externalTrafficPolicy: "Local",
+    ...(expose.type === "LoadBalancer" && expose.sourceRanges
+      ? { loadBalancerSourceRanges: [...expose.sourceRanges] }
+      : {}),
+  };
+}
+
+/**
  * At most one pod of a replicated service down for a voluntary disruption (a node drain); pods
  * that are not ready anyway may always be evicted, so a crash-looping pod cannot block a drain.
  */
@@ -466,6 +503,8 @@ export class MeshService extends pulumi.ComponentResource {
   public readonly service: k8s.core.v1.Service;
   /** Headless: resolves to the ready pods, for callers' sidecars. */
   public readonly podsService: k8s.core.v1.Service;
+  /** Publishes the mTLS port outside the cluster, with `expose`. */
+  public readonly externalService?: k8s.core.v1.Service;
   public readonly podDisruptionBudget?: k8s.policy.v1.PodDisruptionBudget;
   public readonly autoscaler?: k8s.autoscaling.v2.HorizontalPodAutoscaler;
   public readonly deploymentName: pulumi.Output<string>;
@@ -548,6 +587,19 @@ export class MeshService extends pulumi.ComponentResource {
       { metadata: meta(names.podsService), spec: podsServiceSpec(svc, args.envoy) },
       childOpts,
     );
+    if (svc.expose) {
+      this.externalService = new k8s.core.v1.Service(
+        `${name}-ext`,
+        {
+          metadata: {
+            ...meta(names.externalService),
+            ...(svc.expose.annotations ? { annotations: { ...svc.expose.annotations } } : {}),
+          },
+          spec: externalServiceSpec(svc, args.envoy, svc.expose),
+        },
+        childOpts,
+      );
+    }
     if (isReplicated(svc)) {
       this.podDisruptionBudget = new k8s.policy.v1.PodDisruptionBudget(
         `${name}-pdb`,

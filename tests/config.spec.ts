@@ -102,6 +102,7 @@ describe("stack config", () => {
     assert.deepEqual(names(byName["bookapi-mcp-server"].upstreams), ["bookapi"]);
     // Each peer carries what the sidecars need: its identity, and for a callee its pods and policy.
     assert.deepEqual(byName["bookapi"].callers[0], {
+      kind: "service",
       name: "bookapi-mcp-server",
       fqdn: "bookapi-mcp-server.default.svc.cluster.local",
       spiffeId: "spiffe://cluster.local/ns/default/sa/bookapi-mcp-server",

@@ -40,7 +40,10 @@ import {
 const PORTS = { inbound: 15001, outbound: 15006, admin: 9901, health: 15021, metrics: 15090 };
 const NS = "default";
 
-const peer = (name: string): Peer => ({ name, fqdn: `${name}.${NS}.svc.cluster.local` });
+const peer = (name: string): Peer & { fqdn: string } => ({
+  name,
+  fqdn: `${name}.${NS}.svc.cluster.local`,
+});
 const upstream = (name: string): Upstream => ({
   ...peer(name),
   podsFqdn: `${name}-pods.${NS}.svc.cluster.local`,
@@ -98,7 +101,7 @@ const CASES: Case[] = [
 // ---------------------------------------------------------------------------------------------
 
 const sorted = (xs: string[]): string[] => [...xs].sort();
-const fqdns = (peers: Peer[]): string[] => sorted(peers.map((p) => p.fqdn));
+const fqdns = (peers: Peer[]): string[] => sorted(peers.flatMap((p) => (p.fqdn ? [p.fqdn] : [])));
 
 function findListener(b: Bootstrap, name: string): Listener | undefined {
   return b.static_resources.listeners.find((l) => l.name === name);
@@ -647,12 +650,15 @@ describe("Envoy config builders", () => {
   });
 
   it("derives the names Kubernetes DNS resolves for a peer from its FQDN", () => {
-    assert.deepEqual(peerHostnames(peer("bookapi")), [
+    assert.deepEqual(peerHostnames(upstream("bookapi")), [
       "bookapi",
       "bookapi.default",
       "bookapi.default.svc",
       "bookapi.default.svc.cluster.local",
     ]);
-    assert.deepEqual(peerHostnames({ name: "x", fqdn: "x.example.org" }), ["x", "x.example.org"]);
+    assert.deepEqual(peerHostnames({ ...upstream("x"), fqdn: "x.example.org" }), [
+      "x",
+      "x.example.org",
+    ]);
   });
 });

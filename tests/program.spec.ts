@@ -221,7 +221,7 @@ describe("the mesh program, per shipped stack", () => {
           assert.ok(!JSON.stringify(r.inputs).includes(caKey.trim().split("\n")[1]), r.name);
       });
 
-      it("exports each service's endpoints, the public CA certificate and the namespace, none of them secret", () => {
+      it("exports each service's endpoints, the public CA certificate and the namespace, and keeps only the client keys secret", () => {
         const run = runOf(stack);
         const model = modelOf(stack);
         const ns = model.namespace;
@@ -239,7 +239,12 @@ describe("the mesh program, per shipped stack", () => {
         });
         assert.equal(run.outputs.namespace, ns);
         assert.match(String(run.outputs.caCertificate), /^-----BEGIN CERTIFICATE-----/);
-        assert.deepEqual(run.secretOutputs, []);
+        // The shipped stacks have no clients or exposed services yet.
+        assert.deepEqual(
+          [run.outputs.clients, run.outputs.clientKeys, run.outputs.exposed],
+          [{}, {}, {}],
+        );
+        assert.deepEqual(run.secretOutputs, ["clientKeys"]);
       });
 
       it("runs each Deployment with the stack's replicas, an app and an Envoy container, and rolls pods when the Envoy config changes", () => {

@@ -3,7 +3,7 @@
  * egress target, and two single-path listeners that expose readiness and Prometheus stats from
  * the loopback-only admin API.
  */
-import { EgressSpec, Peer, SidecarSpec, TrafficSpec, Upstream } from "./model";
+import { EgressSpec, SidecarSpec, TrafficSpec, Upstream } from "./model";
 import { httpRbacFilter, networkRbacFilter } from "./rbac";
 import {
   CLUSTER_NAMES,
@@ -282,7 +282,7 @@ export function inboundListener(spec: SidecarSpec): Listener {
  * Host names a dependency answers to from the app: its Service name, the namespace-qualified
  * forms that Kubernetes DNS also resolves (prefixes of the FQDN), and the FQDN itself.
  */
-export function peerHostnames(peer: Peer): string[] {
+export function peerHostnames(peer: Upstream): string[] {
   const labels = peer.fqdn.split(".");
   const names = [peer.name];
   // <name>.<ns> and <name>.<ns>.svc exist only for the usual <name>.<ns>.svc.<domain> layout.
@@ -298,7 +298,7 @@ export function peerHostnames(peer: Peer): string[] {
  * header's port, so `bookapi` and `bookapi:15006` both match. A sole dependency (and no HTTP
  * egress) also takes the loopback names, so the app can simply call http://127.0.0.1:<outbound>.
  */
-export function upstreamDomains(spec: SidecarSpec, upstream: Peer): string[] {
+export function upstreamDomains(spec: SidecarSpec, upstream: Upstream): string[] {
   const hosts = peerHostnames(upstream);
   if (spec.upstreams.length === 1 && httpEgress(spec).length === 0)
     hosts.push("127.0.0.1", "localhost");

@@ -18,12 +18,14 @@ export interface EnvoyPorts {
   metrics: number;
 }
 
-/** Another mesh service, as seen from this sidecar. */
+/** Another mesh service, or (as a caller) a client outside the mesh, as seen from this sidecar. */
 export interface Peer {
-  /** Service name, a DNS-1123 label, e.g. "bookapi". */
+  /** Service or client name, a DNS-1123 label, e.g. "bookapi". */
   name: string;
-  /** Fully qualified service name, e.g. "bookapi.default.svc.cluster.local". */
-  fqdn: string;
+  /** A client outside the mesh: identified by its SPIFFE ID alone. Absent: a mesh service. */
+  kind?: "client";
+  /** Fully qualified service name, e.g. "bookapi.default.svc.cluster.local"; services only. */
+  fqdn?: string;
   /** SPIFFE ID carried as the certificate's URI SAN; matched beside the FQDN when set. */
   spiffeId?: string;
   /** For a caller: HTTP methods it may use on this service; empty or absent = all. */
@@ -64,8 +66,9 @@ export interface TrafficSpec {
   sessionAffinity?: { header: string };
 }
 
-/** A dependency: a peer plus how its pods are found and how calls to it behave. */
+/** A dependency: a service, with how its pods are found and how calls to it behave. */
 export interface Upstream extends Peer {
+  fqdn: string;
   /** Headless Service FQDN: resolves to the ready pods, one Envoy host each. */
   podsFqdn: string;
   traffic: TrafficSpec;

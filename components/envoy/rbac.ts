@@ -35,9 +35,11 @@ export function callerRules(callers: Peer[]): RbacRules {
 
 /** A caller's identities: its FQDN and, when set, its SPIFFE ID (Envoy tries URI SANs first). */
 export function principalsOf(caller: Peer): AuthenticatedPrincipal[] {
-  return [caller.fqdn, ...(caller.spiffeId ? [caller.spiffeId] : [])].map((name) => ({
-    authenticated: { principal_name: { exact: name } },
-  }));
+  return [...(caller.fqdn ? [caller.fqdn] : []), ...(caller.spiffeId ? [caller.spiffeId] : [])].map(
+    (name) => ({
+      authenticated: { principal_name: { exact: name } },
+    }),
+  );
 }
 
 /** `/a` matches exactly; `/a/*` matches everything under `/a/`. */
@@ -72,7 +74,8 @@ export function callerPermissions(caller: Peer): RbacPermission[] {
 export function requestRules(callers: Peer[]): RbacRules {
   const policies: Record<string, RbacPolicy> = {};
   for (const c of callers) {
-    policies[`caller-${c.name}`] = {
+    // Clients and services have separate name spaces.
+    policies[`${c.kind === "client" ? "client" : "caller"}-${c.name}`] = {
       permissions: callerPermissions(c),
       principals: principalsOf(c),
     };

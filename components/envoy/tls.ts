@@ -4,7 +4,7 @@
  * reviewed config, not of the rotating secrets.
  */
 import { isIP } from "node:net";
-import { Peer, SidecarPaths, SidecarSpec } from "./model";
+import { Peer, SidecarPaths, SidecarSpec, Upstream } from "./model";
 import { identitySecretConfig, trustSecretConfig } from "./sds";
 import {
   CommonTlsContext,
@@ -37,7 +37,7 @@ export const SYSTEM_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt";
  */
 export function sanMatchers(peers: Peer[]): SubjectAltNameMatcher[] {
   return peers.flatMap((p): SubjectAltNameMatcher[] => [
-    { san_type: "DNS", matcher: { exact: p.fqdn } },
+    ...(p.fqdn ? [{ san_type: "DNS" as const, matcher: { exact: p.fqdn } }] : []),
     ...(p.spiffeId ? [{ san_type: "URI" as const, matcher: { exact: p.spiffeId } }] : []),
   ]);
 }
@@ -101,7 +101,7 @@ export function externalTlsContext(host: string): ExternalUpstreamTlsContext {
  * Outbound to one dependency: SNI and the expected server SAN are both its service FQDN, whichever
  * pod answers (the cluster dials the pods' addresses).
  */
-export function upstreamTlsContext(spec: SidecarSpec, upstream: Peer): UpstreamTlsContext {
+export function upstreamTlsContext(spec: SidecarSpec, upstream: Upstream): UpstreamTlsContext {
   return {
     "@type": TYPE_URLS.upstreamTlsContext,
     common_tls_context: commonTlsContext(spec.paths, [upstream]),

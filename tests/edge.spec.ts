@@ -1,0 +1,264 @@
+/**
+ * The mesh's edge, first part: clients outside the mesh with certificates from the mesh CA, and
+ * services published outside the cluster (`expose`). Real handshakes with the certificates the
+ * program issued, against node:tls configured from the generated Envoy config.
+ */
+import assert from "node:assert/strict";
+import { X509Certificate } from "node:crypto";
+import { loadMeshConfig, MeshConfigError } from "../components/config";
+import { buildBootstrap } from "../components/envoy";
+import { sidecarSpec } from "../components/mesh";
+import {
+  call,
+  CallerOptions,
+  EmulatedInbound,
+  identityOf,
+  inboundListener,
+  sidecar,
+  upstreamCaller,
+  upstreamCluster,
+} from "./harness/mtls";
+import {
+  KubeObject,
+  loadKubernetesSchemas,
+  validateKubernetesObject,
+} from "./harness/kubernetes-schema";
+import {
+  findObject,
+  kubernetesObjects,
+  ProgramRun,
+  runProgram,
+  stackConfig,
+} from "./harness/program";
+
+type Json = Record<string, unknown>;
+
+/** The dev stack with a client `cli` that may GET bookapi, and bookapi published outside. */
+function edgeConfig(extra: Json = {}): Record<string, string> {
+  const config = stackConfig("dev");
+  const services = JSON.parse(config["bookapi-mesh:services"]) as Json[];
+  services[0] = {
+    ...services[0],
+    expose: { type: "LoadBalancer", sourceRanges: ["203.0.113.0/24"] },
+  };
+  return {
+    ...config,
+    "bookapi-mesh:services": JSON.stringify(services),
+    "bookapi-mesh:clients": JSON.stringify([
+      {
+        name: "cli",
+        calls: [{ service: "bookapi", methods: ["GET"] }],
+        secret: { namespace: "tools" },
+      },
+    ]),
+    ...extra,
+  };
+}
+
+describe("clients outside the mesh, with mesh certificates", () => {
+  let run: ProgramRun;
+  let certificate: string;
+  let key: string;
+  before(async () => {
+    run = await runProgram(edgeConfig());
+    certificate = (run.outputs.clients as Record<string, { certificate: string }>).cli.certificate;
+    key = (run.outputs.clientKeys as Record<string, string>).cli;
+  });
+
+  it("issues each client a certificate for client authentication only, named by a SPIFFE ID no service can have", () => {
+    const cert = new X509Certificate(certificate);
+    assert.ok(cert.verify(new X509Certificate(String(run.outputs.caCertificate)).publicKey));
+    const id = identityOf(cert);
+    assert.deepEqual([id.dns, id.uri], [[], ["spiffe://cluster.local/ns/default/client/cli"]]);
+    // 1.3.6.1.5.5.7.3.2 is clientAuth; no serverAuth.
+    assert.deepEqual(cert.keyUsage, ["1.3.6.1.5.5.7.3.2"]);
+    assert.deepEqual(run.secretOutputs, ["clientKeys"]);
+    assert.match(key, /PRIVATE KEY/);
+  });
+
+  it("writes the client's certificate, key and the CA into a Secret in the namespace named, the key as a secret input", () => {
+    const secret = findObject(run, "Secret", "cli-mesh-client");
+    assert.equal((secret.inputs.metadata as Json).namespace, "tools");
+    assert.equal(secret.inputs.type, "kubernetes.io/tls");
+    assert.deepEqual(Object.keys(secret.inputs.stringData as Json).sort(), [
+      "ca.crt",
+      "tls.crt",
+      "tls.key",
+    ]);
+    assert.ok(
+      secret.secretInputs.includes("stringData.tls.key") ||
+        secret.secretInputs.includes("stringData"),
+      secret.secretInputs.join(", "),
+    );
+  });
+
+  it("puts the client on its callee's SAN allow-list and RBAC with its method rules, and on no other service's", () => {
+    const model = loadMeshConfig(edgeConfig());
+    const inbound = (service: string) =>
+      JSON.stringify(
+        buildBootstrap(
+          sidecarSpec(
+            model,
+            model.services.find((s) => s.name === service)!,
+          ),
+        ).static_resources.listeners[0],
+      );
+    const uri = "spiffe://cluster.local/ns/default/client/cli";
+    assert.ok(inbound("bookapi").includes(uri));
+    assert.ok(inbound("bookapi").includes('"client-cli"'));
+    assert.ok(!inbound("bookapi-mcp-server").includes(uri));
+  });
+
+  describe("real handshakes", () => {
+    const servers: EmulatedInbound[] = [];
+    afterEach(async () => {
+      await Promise.all(servers.splice(0).map((s) => s.close()));
+    });
+    /** The client dialling a service: the mesh CA, the service's FQDN as SNI and SAN. */
+    function asClient(service: "bookapi" | "bookapi-mcp-server"): CallerOptions {
+      const toBookapi = upstreamCaller(
+        upstreamCluster(sidecar(run, "bookapi-mcp-server"), "upstream_bookapi"),
+      );
+      const servername = toBookapi.servername.replace(/^bookapi\./, `${service}.`);
+      return {
+        ...toBookapi,
+        servername,
+        sanMatchers: [
+          { sanType: "DNS", match: { kind: "exact", value: servername, ignoreCase: false } },
+        ],
+        cert: certificate,
+        key,
+      };
+    }
+
+    it("accepts the client on the service it calls", async () => {
+      const server = await EmulatedInbound.start({
+        listener: inboundListener(sidecar(run, "bookapi")),
+      });
+      servers.push(server);
+      const outcome = await call(server.port, asClient("bookapi"));
+      const verdict = await server.nextVerdict();
+      assert.ok(verdict.accepted, JSON.stringify(verdict));
+      assert.equal(outcome.error, undefined);
+    });
+
+    it("refuses the client on a service it does not call", async () => {
+      const server = await EmulatedInbound.start({
+        listener: inboundListener(sidecar(run, "bookapi-mcp-server")),
+      });
+      servers.push(server);
+      await call(server.port, asClient("bookapi-mcp-server"));
+      const verdict = await server.nextVerdict();
+      assert.equal(verdict.accepted, false, JSON.stringify(verdict));
+      // The chain is the mesh's: it is the SAN allow-list that turns the client away.
+      assert.equal(verdict.layer, "san", JSON.stringify(verdict));
+    });
+  });
+});
+
+describe("services published outside the cluster (expose)", () => {
+  let run: ProgramRun;
+  before(async () => {
+    run = await runProgram(edgeConfig());
+  });
+
+  it("publishes the mTLS port on a Service of its own that keeps client addresses, leaving the in-mesh Service as it was", () => {
+    const ext = findObject(run, "Service", "bookapi-ext").inputs.spec as Json;
+    assert.equal(ext.type, "LoadBalancer");
+    assert.equal(ext.externalTrafficPolicy, "Local");
+    assert.deepEqual(ext.loadBalancerSourceRanges, ["203.0.113.0/24"]);
+    assert.deepEqual(ext.ports, [
+      { name: "mtls", port: 15001, targetPort: 15001, protocol: "TCP" },
+    ]);
+    assert.equal((findObject(run, "Service", "bookapi").inputs.spec as Json).type, "ClusterIP");
+  });
+
+  it("produces objects that pass the Kubernetes schema", async () => {
+    await loadKubernetesSchemas();
+    const objects = kubernetesObjects(run).map(
+      (r) => JSON.parse(JSON.stringify(r.inputs)) as KubeObject,
+    );
+    assert.deepEqual(objects.flatMap(validateKubernetesObject), []);
+  });
+
+  it("lets the source ranges reach the mTLS port only, through the NetworkPolicy", () => {
+    const policy = findObject(run, "NetworkPolicy", "bookapi-mesh").inputs.spec as {
+      ingress: Array<{ from: Json[]; ports: Json[] }>;
+    };
+    const external = policy.ingress.filter((r) => r.from.some((p) => "ipBlock" in p));
+    assert.deepEqual(external, [
+      {
+        from: [{ ipBlock: { cidr: "203.0.113.0/24" } }],
+        ports: [{ protocol: "TCP", port: 15001 }],
+      },
+    ]);
+  });
+
+  it("warns at preview when a service is exposed to every address", async () => {
+    const config = edgeConfig();
+    const services = JSON.parse(config["bookapi-mesh:services"]) as Json[];
+    services[0] = { ...services[0], expose: { type: "NodePort" } };
+    const warnings: string[] = [];
+    const { log } = await import("@pulumi/pulumi");
+    const warn = log.warn;
+    log.warn = (message: string) => {
+      warnings.push(message);
+      return Promise.resolve();
+    };
+    try {
+      await runProgram({ ...config, "bookapi-mesh:services": JSON.stringify(services) });
+    } finally {
+      log.warn = warn;
+    }
+    assert.ok(
+      warnings.some((w) =>
+        w.includes('"bookapi": expose publishes the mTLS port to every address'),
+      ),
+      warnings.join("\n"),
+    );
+  });
+
+  const invalid: Array<[string, Record<string, string>, string]> = [
+    [
+      "a client calling an unknown service",
+      edgeConfig({
+        "bookapi-mesh:clients": JSON.stringify([{ name: "cli", calls: ["bookap"] }]),
+      }),
+      'bookapi-mesh:clients[0].calls[0]: unknown service "bookap"',
+    ],
+    [
+      "a client that calls nothing",
+      edgeConfig({ "bookapi-mesh:clients": JSON.stringify([{ name: "cli", calls: [] }]) }),
+      "bookapi-mesh:clients[0].calls: must list at least one service",
+    ],
+    [
+      "two clients with one name",
+      edgeConfig({
+        "bookapi-mesh:clients": JSON.stringify([
+          { name: "cli", calls: ["bookapi"] },
+          { name: "cli", calls: ["bookapi"] },
+        ]),
+      }),
+      'bookapi-mesh:clients[1].name: duplicate client name "cli"',
+    ],
+    [
+      "a node port outside Kubernetes' range",
+      (() => {
+        const c = edgeConfig();
+        const services = JSON.parse(c["bookapi-mesh:services"]) as Json[];
+        services[0] = { ...services[0], expose: { type: "NodePort", port: 8443 } };
+        return { ...c, "bookapi-mesh:services": JSON.stringify(services) };
+      })(),
+      "bookapi-mesh:services[0].expose.port: 8443 is outside Kubernetes' default node port range",
+    ],
+  ];
+  for (const [what, config, message] of invalid) {
+    it(`refuses ${what}, naming the key`, () => {
+      assert.throws(
+        () => loadMeshConfig(config),
+        (err: unknown) =>
+          err instanceof MeshConfigError && err.problems.some((p) => p.startsWith(message)),
+      );
+    });
+  }
+});
