@@ -751,7 +751,10 @@ const exposeSchema = z.strictObject({
   /** The published port (LoadBalancer) or node port (NodePort); the mTLS port when unset. */
   port: port.optional(),
   /** Who may connect (NetworkPolicy ipBlocks, and the load balancer where it supports it). */
-  sourceRanges: z.array(cidr, { error: "must be a list of CIDRs" }).optional(),
+  sourceRanges: z
+    .array(cidr, { error: "must be a list of CIDRs" })
+    .min(1, "must list at least one CIDR (omit it to admit every address)")
+    .optional(),
   annotations: z
     .record(
       z.string().min(1),
@@ -1331,6 +1334,14 @@ function topologyProblems(cfg: RawMesh): string[] {
   );
   cfg.clients.forEach((client, i) => {
     const key = `${PROJECT}:clients[${i}]`;
+    const secretName = client.secret?.name ?? `${client.name}-mesh-client`;
+    if (
+      client.secret?.namespace === cfg.namespace &&
+      cfg.services.some((s) => secretName === `${s.name}-tls`)
+    )
+      problems.push(
+        `${key}.secret.name: "${secretName}" is a service's own TLS Secret in ${cfg.namespace}; pick another name`,
+      );
     if (cfg.clients.findIndex((c) => c.name === client.name) !== i)
       problems.push(`${key}.name: duplicate client name "${client.name}"`);
     const callees = client.calls.map((call) => call.service);
@@ -1350,11 +1361,6 @@ function topologyProblems(cfg: RawMesh): string[] {
     if (svc.name.endsWith(EXTERNAL_SERVICE_SUFFIX) && known.has(published))
       problems.push(
         `${key}.name: "${svc.name}" is the Service that publishes "${published}" (expose); pick another name`,
-      );
-    const nodePort = svc.expose?.type === "NodePort" ? svc.expose.port : undefined;
-    if (nodePort !== undefined && (nodePort < 30000 || nodePort > 32767))
-      problems.push(
-        `${key}.expose.port: ${nodePort} is outside Kubernetes' default node port range (30000-32767); omit it to let Kubernetes pick one`,
       );
     if (
       svc.name.endsWith(PODS_SERVICE_SUFFIX) &&

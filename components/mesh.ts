@@ -4,6 +4,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import {
+  exposedSourceRanges,
   DEFAULT_ROUTE_TIMEOUT,
   durationSeconds,
   KUBERNETES_FEATURES,
@@ -88,10 +89,29 @@ export function trafficWarnings(model: MeshModel): string[] {
   const warnings: string[] = [];
   for (const svc of model.services) {
     const { sessionAffinity, outlierDetection } = svc.traffic;
-    if (sessionAffinity && svc.callers.length === 0)
+    // Affinity is applied where a replica is chosen: in the sidecars of calling services.
+    if (sessionAffinity && !svc.callers.some((c) => c.kind === "service"))
       warnings.push(
         `services "${svc.name}": traffic.sessionAffinity acts in the sidecars that call it, and nothing in the mesh calls it yet; clients reaching it otherwise are not pinned to a replica`,
       );
+    if (sessionAffinity && svc.expose && svc.replicas > 1)
+      warnings.push(
+        `services "${svc.name}": clients reaching it through expose are balanced per connection by the load balancer, not by session: a session may land on a replica that does not know it`,
+      );
+    if (svc.expose) {
+      const everyone = exposedSourceRanges(svc.expose).filter(
+        (r) => r === "0.0.0.0/0" || r === "::/0",
+      );
+      if (everyone.length > 0)
+        warnings.push(
+          `services "${svc.name}": expose admits every address (${everyone.join(", ")}${svc.expose.sourceRanges ? "" : ": no sourceRanges"}); only a mesh certificate on its allow-list gets through the handshake`,
+        );
+      const nodePort = svc.expose.type === "NodePort" ? svc.expose.port : undefined;
+      if (nodePort !== undefined && (nodePort < 30000 || nodePort > 32767))
+        warnings.push(
+          `services "${svc.name}": expose.port ${nodePort} is outside Kubernetes' default node port range (30000-32767); the API server refuses it unless the cluster's --service-node-port-range includes it`,
+        );
+    }
     // Envoy ejects a host only while the ejected share stays within maxEjectionPercent.
     const pods = svc.replicas;
     if (pods > 1 && 100 / pods > outlierDetection.maxEjectionPercent)
@@ -282,7 +302,9 @@ export class ServiceMesh extends pulumi.ComponentResource {
           {
             metadata: {
               name: client.secret.name,
-              namespace: client.secret.namespace,
+              // The mesh namespace through its resource, so the Secret waits for it.
+              namespace:
+                client.secret.namespace === model.namespace ? namespace : client.secret.namespace,
               labels: meshLabels(),
             },
             type: "kubernetes.io/tls",
@@ -297,18 +319,6 @@ export class ServiceMesh extends pulumi.ComponentResource {
       }
       return { client, cert };
     });
-    for (const svc of model.services) {
-      if (svc.expose && svc.expose.sourceRanges === undefined)
-        void pulumi.log.warn(
-          `services "${svc.name}": expose publishes the mTLS port to every address (no sourceRanges); only a mesh certificate on its allow-list gets through the handshake`,
-          this,
-        );
-      else if (svc.expose?.sourceRanges?.some((r) => r === "0.0.0.0/0" || r === "::/0"))
-        void pulumi.log.warn(
-          `services "${svc.name}": expose.sourceRanges admits every address (0.0.0.0/0); only a mesh certificate on its allow-list gets through the handshake`,
-          this,
-        );
-    }
 
     this.networkPolicies = new MeshNetworkPolicies(
       `${name}-netpol`,
@@ -338,17 +348,29 @@ export class ServiceMesh extends pulumi.ComponentResource {
     );
     const exposedServices = model.services.filter((svc) => svc.expose);
     this.exposed = pulumi
-      .all(exposedServices.map((svc) => this.services[svc.name].externalService?.status))
-      .apply((statuses) =>
+      .all(
+        exposedServices.map((svc) => {
+          const ext = this.services[svc.name].externalService;
+          return pulumi.all([ext?.status, ext?.spec]);
+        }),
+      )
+      .apply((views) =>
         Object.fromEntries(
           exposedServices.map((svc, i) => {
-            const ingress = statuses[i]?.loadBalancer?.ingress?.[0];
+            const [status, spec] = views[i];
+            if (svc.expose?.type === "NodePort") {
+              const nodePort = spec?.ports?.[0]?.nodePort ?? svc.expose.port;
+              return [
+                svc.name,
+                `<any node running a pod>:${nodePort ?? "(assigned by Kubernetes)"}`,
+              ];
+            }
+            const ingress = status?.loadBalancer?.ingress?.[0];
             const address = ingress?.ip ?? ingress?.hostname;
             const port = svc.expose?.port ?? model.envoy.ports.inbound;
-            return [
-              svc.name,
-              address ? `${address}:${port}` : "pending (no load balancer address yet)",
-            ];
+            // An IPv6 address needs brackets before its port.
+            const host = address?.includes(":") ? `[${address}]` : address;
+            return [svc.name, host ? `${host}:${port}` : "pending (no load balancer address yet)"];
           }),
         ),
       );

@@ -59,6 +59,18 @@ function servicePolicy(model: MeshModel, svc: ServiceModel): NamedNetworkPolicyS
       ports: [tcp(ports.inbound)],
     });
   }
+  // Clients given a Secret run inside the cluster, in that Secret's namespace.
+  const inCluster = svc.callers
+    .filter((c) => c.kind === "client")
+    .flatMap((c) => model.clients.find((client) => client.name === c.name)?.secret ?? []);
+  if (inCluster.length > 0) {
+    ingress.push({
+      from: [...new Set(inCluster.map((s) => s.namespace))].sort().map((ns) => ({
+        namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": ns } },
+      })),
+      ports: [tcp(ports.inbound)],
+    });
+  }
   if (svc.expose) {
     // The published Service keeps client addresses (externalTrafficPolicy Local), so these
     // ipBlocks see them; without sourceRanges, anyone may try the handshake.

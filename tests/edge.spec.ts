@@ -7,11 +7,12 @@ import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
 import { loadMeshConfig, MeshConfigError } from "../components/config";
 import { buildBootstrap } from "../components/envoy";
-import { sidecarSpec } from "../components/mesh";
+import { sidecarSpec, trafficWarnings } from "../components/mesh";
 import {
   call,
   CallerOptions,
   EmulatedInbound,
+  evaluateHttpRbac,
   identityOf,
   inboundListener,
   sidecar,
@@ -92,21 +93,55 @@ describe("clients outside the mesh, with mesh certificates", () => {
     );
   });
 
-  it("puts the client on its callee's SAN allow-list and RBAC with its method rules, and on no other service's", () => {
+  it("lets the client do on its callee only what its calls entry allows (Envoy's RBAC, emulated), and nothing on other services", () => {
     const model = loadMeshConfig(edgeConfig());
-    const inbound = (service: string) =>
-      JSON.stringify(
-        buildBootstrap(
-          sidecarSpec(
-            model,
-            model.services.find((s) => s.name === service)!,
-          ),
-        ).static_resources.listeners[0],
+    const httpRbacOf = (service: string) => {
+      const listener = buildBootstrap(
+        sidecarSpec(
+          model,
+          model.services.find((s) => s.name === service)!,
+        ),
+      ).static_resources.listeners[0];
+      const hcm = listener.filter_chains[0].filters.find(
+        (f) => f.name === "envoy.filters.network.http_connection_manager",
+      )?.typed_config as { http_filters: Array<{ name: string; typed_config: unknown }> };
+      return (
+        hcm.http_filters.find((f) => f.name === "envoy.filters.http.rbac")?.typed_config as {
+          rules: unknown;
+        }
+      ).rules;
+    };
+    const cli = {
+      dns: [],
+      uri: ["spiffe://cluster.local/ns/default/client/cli"],
+      email: [],
+      ip: [],
+      subject: "",
+    };
+    const decide = (service: string, method: string) =>
+      evaluateHttpRbac(httpRbacOf(service), cli, { port: 15001, http: { method, path: "/books" } })
+        .allowed;
+    assert.equal(decide("bookapi", "GET"), true);
+    assert.equal(decide("bookapi", "POST"), false, "only GET is in its calls entry");
+    assert.equal(decide("bookapi-mcp-server", "GET"), false);
+  });
+
+  it("admits a client given a Secret from that Secret's namespace, on the mTLS port of the services it calls only", () => {
+    const fromTools = (service: string) =>
+      (
+        findObject(run, "NetworkPolicy", `${service}-mesh`).inputs.spec as {
+          ingress: Array<{ from: Json[]; ports: Json[] }>;
+        }
+      ).ingress.filter((r) =>
+        r.from.some((p) => JSON.stringify(p).includes('"kubernetes.io/metadata.name":"tools"')),
       );
-    const uri = "spiffe://cluster.local/ns/default/client/cli";
-    assert.ok(inbound("bookapi").includes(uri));
-    assert.ok(inbound("bookapi").includes('"client-cli"'));
-    assert.ok(!inbound("bookapi-mcp-server").includes(uri));
+    assert.deepEqual(fromTools("bookapi"), [
+      {
+        from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "tools" } } }],
+        ports: [{ protocol: "TCP", port: 15001 }],
+      },
+    ]);
+    assert.deepEqual(fromTools("bookapi-mcp-server"), []);
   });
 
   describe("real handshakes", () => {
@@ -212,7 +247,7 @@ describe("services published outside the cluster (expose)", () => {
     }
     assert.ok(
       warnings.some((w) =>
-        w.includes('"bookapi": expose publishes the mTLS port to every address'),
+        w.includes('"bookapi": expose admits every address (0.0.0.0/0, ::/0: no sourceRanges)'),
       ),
       warnings.join("\n"),
     );
@@ -242,14 +277,27 @@ describe("services published outside the cluster (expose)", () => {
       'bookapi-mesh:clients[1].name: duplicate client name "cli"',
     ],
     [
-      "a node port outside Kubernetes' range",
+      "an empty source range list, which would admit everyone",
       (() => {
         const c = edgeConfig();
         const services = JSON.parse(c["bookapi-mesh:services"]) as Json[];
-        services[0] = { ...services[0], expose: { type: "NodePort", port: 8443 } };
+        services[0] = { ...services[0], expose: { type: "LoadBalancer", sourceRanges: [] } };
         return { ...c, "bookapi-mesh:services": JSON.stringify(services) };
       })(),
-      "bookapi-mesh:services[0].expose.port: 8443 is outside Kubernetes' default node port range",
+      "bookapi-mesh:services[0].expose.sourceRanges: must list at least one CIDR",
+    ],
+    [
+      "a client Secret named like a service's own TLS Secret",
+      edgeConfig({
+        "bookapi-mesh:clients": JSON.stringify([
+          {
+            name: "cli",
+            calls: ["bookapi"],
+            secret: { namespace: "default", name: "bookapi-tls" },
+          },
+        ]),
+      }),
+      'bookapi-mesh:clients[0].secret.name: "bookapi-tls" is a service\'s own TLS Secret',
     ],
   ];
   for (const [what, config, message] of invalid) {
@@ -261,4 +309,61 @@ describe("services published outside the cluster (expose)", () => {
       );
     });
   }
+});
+
+describe("exposed services in preview warnings and outputs", () => {
+  /** The edge config with bookapi exposed as given, and a traffic policy. */
+  function exposed(expose: Json, traffic: Json = {}, replicas = 1) {
+    const c = edgeConfig();
+    const services = JSON.parse(c["bookapi-mesh:services"]) as Json[];
+    services[0] = { ...services[0], expose, traffic, replicas };
+    return { ...c, "bookapi-mesh:services": JSON.stringify(services) };
+  }
+
+  it("warns about a node port outside Kubernetes' default range instead of refusing it", () => {
+    const warnings = trafficWarnings(loadMeshConfig(exposed({ type: "NodePort", port: 8443 })));
+    assert.ok(
+      warnings.some((w) => w.includes("expose.port 8443 is outside")),
+      warnings.join("\n"),
+    );
+  });
+
+  it("warns that a client's session is not pinned through an exposed, replicated service", () => {
+    const config = exposed(
+      { type: "LoadBalancer", sourceRanges: ["203.0.113.0/24"] },
+      { sessionAffinity: { header: "mcp-session-id" } },
+      3,
+    );
+    const warnings = trafficWarnings(loadMeshConfig(config));
+    assert.ok(
+      warnings.some((w) => w.includes("balanced per connection by the load balancer")),
+      warnings.join("\n"),
+    );
+    // A client caller is no sidecar that applies affinity: the MCP server still has none.
+    const mcpCalled = trafficWarnings(
+      loadMeshConfig(
+        edgeConfig({
+          "bookapi-mesh:clients": JSON.stringify([{ name: "cli", calls: ["bookapi-mcp-server"] }]),
+        }),
+      ),
+    );
+    assert.ok(
+      mcpCalled.some((w) => w.includes('"bookapi-mcp-server": traffic.sessionAffinity acts in')),
+      mcpCalled.join("\n"),
+    );
+  });
+
+  it("reports a NodePort's node port, and validates as a Kubernetes object", async () => {
+    const run = await runProgram(exposed({ type: "NodePort", port: 31000 }));
+    assert.deepEqual(run.outputs.exposed, { bookapi: "<any node running a pod>:31000" });
+    const ext = findObject(run, "Service", "bookapi-ext");
+    assert.deepEqual((ext.inputs.spec as { ports: Json[] }).ports, [
+      { name: "mtls", port: 15001, nodePort: 31000, targetPort: 15001, protocol: "TCP" },
+    ]);
+    await loadKubernetesSchemas();
+    assert.deepEqual(
+      validateKubernetesObject(JSON.parse(JSON.stringify(ext.inputs)) as KubeObject),
+      [],
+    );
+  });
 });
