@@ -19,6 +19,7 @@ import {
   upstreamCaller,
   upstreamCluster,
 } from "./harness/mtls";
+import { Cluster, connectionAllowed, Pod, PolicySpec } from "./harness/network-policy-model";
 import {
   KubeObject,
   loadKubernetesSchemas,
@@ -365,5 +366,59 @@ describe("exposed services in preview warnings and outputs", () => {
       validateKubernetesObject(JSON.parse(JSON.stringify(ext.inputs)) as KubeObject),
       [],
     );
+  });
+});
+
+describe("who reaches an exposed service (a model of NetworkPolicy semantics over the policies the program registers)", () => {
+  let cluster: Cluster;
+  const pods: Record<string, Pod> = {};
+  before(async () => {
+    const run = await runProgram(edgeConfig());
+    const policies = kubernetesObjects(run)
+      .filter((r) => r.type === "kubernetes:networking.k8s.io/v1:NetworkPolicy")
+      .map((r) => ({
+        name: String((r.inputs.metadata as Json).name),
+        namespace: String((r.inputs.metadata as Json).namespace),
+        spec: JSON.parse(JSON.stringify(r.inputs.spec)) as PolicySpec,
+      }));
+    const ns = (name: string) => ({ "kubernetes.io/metadata.name": name });
+    cluster = { namespaces: { default: ns("default"), tools: ns("tools") }, policies };
+    for (const [i, service] of ["bookapi", "bookapi-mcp-server"].entries()) {
+      const template = (
+        findObject(run, "Deployment", service).inputs.spec as {
+          template: { metadata: { labels: Record<string, string> } };
+        }
+      ).template;
+      pods[service] = {
+        name: service,
+        namespace: "default",
+        labels: template.metadata.labels,
+        ip: `10.0.0.${i + 10}`,
+      };
+    }
+    pods.tool = { name: "tool", namespace: "tools", labels: { app: "cli" }, ip: "10.0.1.5" };
+    pods.allowed = {
+      name: "allowed",
+      namespace: "",
+      labels: {},
+      ip: "203.0.113.7",
+      external: true,
+    };
+    pods.other = { name: "other", namespace: "", labels: {}, ip: "198.51.100.7", external: true };
+  });
+
+  it("lets addresses in sourceRanges reach the exposed service's mTLS port and nothing else", () => {
+    const { allowed, other, bookapi } = pods;
+    assert.equal(connectionAllowed(cluster, allowed, bookapi, 15001), true);
+    assert.equal(connectionAllowed(cluster, other, bookapi, 15001), false);
+    for (const port of [5288, 9901, 15006, 15021, 15090])
+      assert.equal(connectionAllowed(cluster, allowed, bookapi, port), false, `port ${port}`);
+    assert.equal(connectionAllowed(cluster, allowed, pods["bookapi-mcp-server"], 15001), false);
+  });
+
+  it("lets the in-cluster client's namespace reach only the services the client calls", () => {
+    assert.equal(connectionAllowed(cluster, pods.tool, pods.bookapi, 15001), true);
+    assert.equal(connectionAllowed(cluster, pods.tool, pods.bookapi, 5288), false);
+    assert.equal(connectionAllowed(cluster, pods.tool, pods["bookapi-mcp-server"], 15001), false);
   });
 });

@@ -424,11 +424,41 @@ describe("the NetworkPolicy model", () => {
     assert.equal(connectionAllowed(cluster(admitWeb, webNoEgress), web, db, 5432), false);
   });
 
-  it("rejects the features it does not model instead of guessing", () => {
+  it("matches ipBlocks against addresses, minus their exceptions, and selects nothing outside by labels", () => {
+    const fromBlock = cluster(
+      policy({
+        podSelector: {},
+        ingress: [
+          {
+            from: [
+              { ipBlock: { cidr: "203.0.113.0/24", except: ["203.0.113.128/25"] } },
+              { ipBlock: { cidr: "2001:db8::/32" } },
+              { podSelector: {} },
+            ],
+          },
+        ],
+      }),
+    );
+    const outside = (ip: string): Pod => ({
+      name: ip,
+      namespace: "",
+      labels: {},
+      ip,
+      external: true,
+    });
+    assert.equal(connectionAllowed(fromBlock, outside("203.0.113.7"), db, 80), true);
+    assert.equal(connectionAllowed(fromBlock, outside("203.0.113.200"), db, 80), false);
+    assert.equal(connectionAllowed(fromBlock, outside("198.51.100.1"), db, 80), false);
+    assert.equal(connectionAllowed(fromBlock, outside("2001:db8::5"), db, 80), true);
+    // The podSelector {} selects every pod of the namespace, never an address outside.
+    assert.equal(connectionAllowed(fromBlock, outside("192.0.2.1"), db, 80), false);
+  });
+
+  it("rejects what it cannot decide instead of guessing", () => {
     const withIpBlock = cluster(
       policy({ podSelector: {}, ingress: [{ from: [{ ipBlock: { cidr: "10.0.0.0/8" } }] }] }),
     );
-    assert.throws(() => connectionAllowed(withIpBlock, web, db, 80), /ipBlock/);
+    assert.throws(() => connectionAllowed(withIpBlock, web, db, 80), /no address for an ipBlock/);
     const withNamedPort = cluster(
       policy({ podSelector: {}, ingress: [{ ports: [{ port: "http" }] }] }),
     );

@@ -5,11 +5,14 @@
  * rather than their shape.
  *
  * Modelled: pod selection, isolation per direction, policyTypes defaulting, podSelector /
- * namespaceSelector peers (AND when both), matchLabels and matchExpressions, numeric ports with
- * endPort, protocol defaulting to TCP, empty/omitted `from`/`to`/`ports` meaning "all".
- * Not modelled (rejected loudly, so a policy using them cannot pass by accident): ipBlock peers,
- * named ports.
+ * namespaceSelector peers (AND when both), ipBlock peers (cidr minus except) matched against an
+ * endpoint's address, matchLabels and matchExpressions, numeric ports with endPort, protocol
+ * defaulting to TCP, empty/omitted `from`/`to`/`ports` meaning "all". An endpoint outside the
+ * cluster (`external`) is selected by ipBlocks only and isolated by no policy. Whether the
+ * address a policy sees is the client's is the Service's business (externalTrafficPolicy).
+ * Not modelled (rejected loudly, so a policy using them cannot pass by accident): named ports.
  */
+import { BlockList, isIP } from "node:net";
 
 export interface LabelSelectorRequirement {
   key: string;
@@ -25,7 +28,7 @@ export interface LabelSelector {
 export interface PolicyPeer {
   podSelector?: LabelSelector;
   namespaceSelector?: LabelSelector;
-  ipBlock?: unknown;
+  ipBlock?: { cidr: string; except?: string[] };
 }
 
 export interface PolicyPort {
@@ -62,6 +65,20 @@ export interface Pod {
   name: string;
   namespace: string;
   labels: Record<string, string>;
+  /** The address policies see for it; needed only where an ipBlock may apply. */
+  ip?: string;
+  /** Outside the cluster: no namespace, no labels, no policy of its own. */
+  external?: boolean;
+}
+
+/** Whether `ip` is inside `cidr` (IPv4 or IPv6). */
+function inCidr(ip: string, cidr: string): boolean {
+  const [address, prefix] = cidr.split("/");
+  const family = isIP(address) === 6 ? "ipv6" : "ipv4";
+  if ((isIP(ip) === 6 ? "ipv6" : "ipv4") !== family) return false;
+  const list = new BlockList();
+  list.addSubnet(address, Number(prefix), family);
+  return list.check(ip, family);
 }
 
 export interface Cluster {
@@ -121,7 +138,12 @@ export function peerMatches(
   policyNamespace: string,
   pod: Pod,
 ): boolean {
-  if (peer.ipBlock !== undefined) throw new Error("ipBlock peers are not modelled");
+  if (peer.ipBlock !== undefined) {
+    const { cidr, except = [] } = peer.ipBlock;
+    if (pod.ip === undefined) throw new Error(`${pod.name} has no address for an ipBlock to match`);
+    return inCidr(pod.ip, cidr) && !except.some((e) => inCidr(pod.ip as string, e));
+  }
+  if (pod.external) return false;
   if (peer.podSelector === undefined && peer.namespaceSelector === undefined)
     throw new Error("a peer needs a podSelector and/or a namespaceSelector");
   // Without a namespaceSelector, a podSelector looks only in the policy's own namespace.
@@ -165,6 +187,7 @@ export function isolatingPolicies(
   pod: Pod,
   direction: "Ingress" | "Egress",
 ): Policy[] {
+  if (pod.external) return [];
   return cluster.policies.filter(
     (p) =>
       p.namespace === pod.namespace &&
