@@ -9,12 +9,8 @@ import * as crypto from "node:crypto";
 import type { AddressInfo } from "node:net";
 import * as tls from "node:tls";
 import * as x509 from "@peculiar/x509";
-import {
-  FAKE_TLS_ALLOWED_USES,
-  fakeTlsResource,
-  isFakeTlsType,
-  setFakeTlsClock,
-} from "./harness/fake-tls";
+import { fakeTlsResource, isFakeTlsType, setFakeTlsClock } from "./harness/fake-tls";
+import { ALLOWED_USES } from "../tools/render/tls-layout";
 
 const T = {
   key: "tls:index/privateKey:PrivateKey",
@@ -204,7 +200,7 @@ describe("fake tls provider", () => {
     });
 
     it("maps each key usage to its KeyUsage bit and each extended usage to its EKU OID", async () => {
-      const all = await selfSigned(p256a, { allowedUses: FAKE_TLS_ALLOWED_USES });
+      const all = await selfSigned(p256a, { allowedUses: ALLOWED_USES });
       assert.equal(ext(all.cert, x509.KeyUsagesExtension)?.critical, true);
       const bits =
         "cRLSign dataEncipherment decipherOnly digitalSignature encipherOnly keyAgreement";

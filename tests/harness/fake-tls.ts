@@ -18,19 +18,21 @@ import "reflect-metadata";
 import * as crypto from "node:crypto";
 import * as net from "node:net";
 import * as x509 from "@peculiar/x509";
-// Subject fields in pkix.Name.ToRDNSequence order, shared with the render's throwaway provider.
-import { SUBJECT_FIELDS } from "../../tools/render/throwaway-tls";
+import {
+  ALLOWED_USES,
+  certificateExtensions,
+  csrSans,
+  nameDer,
+  rfc3339,
+  sanNames,
+  subjectName,
+  TLS_TYPES as TYPES,
+  unknownSubjectFields,
+} from "../../tools/render/tls-layout";
 
 x509.cryptoProvider.set(crypto.webcrypto);
 
 type State = Record<string, unknown>;
-const TYPES = {
-  privateKey: "tls:index/privateKey:PrivateKey",
-  selfSignedCert: "tls:index/selfSignedCert:SelfSignedCert",
-  certRequest: "tls:index/certRequest:CertRequest",
-  locallySignedCert: "tls:index/locallySignedCert:LocallySignedCert",
-} as const;
-
 /** True for the tls resource types this fake answers. */
 export function isFakeTlsType(type: string): boolean {
   return (Object.values(TYPES) as string[]).includes(type);
@@ -184,63 +186,20 @@ async function createPrivateKey(inp: Inputs): Promise<State> {
 // ---------------------------------------------------------------------------------------------
 // Names, SANs and allowed uses
 
-/** The provider's createSubjectDistinguishedNames, encoded as Go's pkix.Name marshals it. */
+/** The provider's createSubjectDistinguishedNames, for the subject fields the layout knows. */
 function subjectInput(inp: Inputs): x509.Name {
   const subject = inp.get<State>("subject", {});
-  for (const key of Object.keys(subject)) {
-    if (subject[key] != null && !SUBJECT_FIELDS.some(([f]) => f === key))
-      inp.fail("Not modelled by the fake", `subject.${key} is not supported`);
-  }
-  const rdns = SUBJECT_FIELDS.flatMap(([field, oid]) => {
-    const v = subject[field];
-    const values = (Array.isArray(v) ? v : v == null || v === "" ? [] : [v]).map(String);
-    // Go writes a PrintableString where it can, else a UTF8String.
-    const typed = values.map((s) =>
-      x509.Name.isPrintableString(s) ? { printableString: s } : { utf8String: s },
-    );
-    return typed.length > 0 ? [{ [oid]: typed }] : [];
-  });
-  return new x509.Name(rdns);
+  for (const key of unknownSubjectFields(subject))
+    inp.fail("Not modelled by the fake", `subject.${key} is not supported`);
+  return subjectName(subject);
 }
 
-/** DNS, IP and URI SANs, in the order Go's marshalSANs writes them. */
 function sansInput(inp: Inputs): x509.JsonGeneralName[] {
   const [dns, ips, uris] = SANS.split(" ").map((name) => inp.get<string[]>(name, []));
   for (const ip of ips)
     if (!net.isIP(ip)) inp.fail("Invalid IP address", `Failed to parse ${JSON.stringify(ip)}`);
-  const as = (type: "dns" | "ip" | "url") => (value: string) => ({ type, value });
-  return [...dns.map(as("dns")), ...ips.map(as("ip")), ...uris.map(as("url"))];
+  return sanNames(dns, ips, uris);
 }
-
-/** Allowed uses that are KeyUsage bits, in Go's bit order (x509.KeyUsageDigitalSignature = 1). */
-const KEY_USAGES = (
-  "digital_signature content_commitment key_encipherment data_encipherment key_agreement " +
-  "cert_signing crl_signing encipher_only decipher_only"
-).split(" ");
-
-/** Allowed uses that are extended key usages, as the provider maps them. */
-const EXT_KEY_USAGES: Record<string, string> = {
-  any_extended: "2.5.29.37.0",
-  server_auth: "1.3.6.1.5.5.7.3.1",
-  client_auth: "1.3.6.1.5.5.7.3.2",
-  code_signing: "1.3.6.1.5.5.7.3.3",
-  email_protection: "1.3.6.1.5.5.7.3.4",
-  ipsec_end_system: "1.3.6.1.5.5.7.3.5",
-  ipsec_tunnel: "1.3.6.1.5.5.7.3.6",
-  ipsec_user: "1.3.6.1.5.5.7.3.7",
-  timestamping: "1.3.6.1.5.5.7.3.8",
-  ocsp_signing: "1.3.6.1.5.5.7.3.9",
-  microsoft_server_gated_crypto: "1.3.6.1.4.1.311.10.3.3",
-  netscape_server_gated_crypto: "2.16.840.1.113730.4.1",
-  microsoft_commercial_code_signing: "1.3.6.1.4.1.311.2.1.22",
-  microsoft_kernel_code_signing: "1.3.6.1.4.1.311.61.1.1",
-};
-
-/** The names of the allowed uses the provider accepts, sorted as in its error message. */
-export const FAKE_TLS_ALLOWED_USES: readonly string[] = [
-  ...KEY_USAGES,
-  ...Object.keys(EXT_KEY_USAGES),
-].sort();
 
 // ---------------------------------------------------------------------------------------------
 // Certificates: the provider's createCertificate, then Go's x509.CreateCertificate
@@ -254,19 +213,14 @@ interface Template {
   parent?: x509.X509Certificate;
 }
 
-/** RFC 3339 with fractional seconds trimmed, like Go's time.MarshalText in UTC. */
-const rfc3339 = (d: Date): string => d.toISOString().replace(/\.?0+Z$/, "Z");
-const der = (name: x509.Name) => Buffer.from(name.toArrayBuffer());
-
 async function issueCertificate(inp: Inputs, t: Template): Promise<State> {
   const uses = inp.get<string[]>("allowedUses");
-  uses.forEach((use, i) => inp.oneOf(`allowedUses[${i}]`, FAKE_TLS_ALLOWED_USES, use));
+  uses.forEach((use, i) => inp.oneOf(`allowedUses[${i}]`, ALLOWED_USES, use));
   const validityPeriodHours = inp.hours("validityPeriodHours");
   const earlyRenewalHours = inp.hours("earlyRenewalHours", 0);
   const isCaCertificate = inp.get<boolean>("isCaCertificate", false);
   const setSubjectKeyId = inp.get<boolean>("setSubjectKeyId", false);
-  const emptySubject = der(t.subject).length === 2;
-  if (isCaCertificate && emptySubject) {
+  if (isCaCertificate && nameDer(t.subject).length === 2) {
     inp.fail(
       "Invalid Certificate Subject",
       "Must contain at least one Distinguished Name when creating Certificate Authority (CA)",
@@ -278,38 +232,28 @@ async function issueCertificate(inp: Inputs, t: Template): Promise<State> {
       "x509: provided PrivateKey doesn't match parent's PublicKey",
     );
 
-  // Extensions in Go's order: KU (critical), EKU, basic constraints (critical), SKID, AKID, SAN.
-  const keyUsage = KEY_USAGES.reduce(
-    (bits, u, i) => (uses.includes(u) ? bits | (1 << i) : bits),
-    0,
-  );
-  const extKeyUsages = uses.flatMap((u) => EXT_KEY_USAGES[u] ?? []);
-  const exts: x509.Extension[] = [];
-  if (keyUsage !== 0) exts.push(new x509.KeyUsagesExtension(keyUsage, true));
-  if (extKeyUsages.length > 0) exts.push(new x509.ExtendedKeyUsageExtension(extKeyUsages));
-  exts.push(new x509.BasicConstraintsExtension(isCaCertificate, undefined, true));
-  // The provider's generateSubjectKeyID: SHA-1 of the PKCS#1 RSA key or of the EC point.
-  if (isCaCertificate || setSubjectKeyId)
-    exts.push(await x509.SubjectKeyIdentifierExtension.create(spki(t.subjectKey)));
-  const parentKeyId = t.parent?.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId;
-  const issuer = t.parent?.subjectName ?? t.subject;
-  if (parentKeyId && !der(issuer).equals(der(t.subject)))
-    exts.push(new x509.AuthorityKeyIdentifierExtension(parentKeyId));
-  // RFC 5280 4.2.1.6: SAN is critical when the subject is empty.
-  if (t.sans.length > 0) exts.push(new x509.SubjectAlternativeNameExtension(t.sans, emptySubject));
+  const extensions = await certificateExtensions({
+    uses,
+    isCaCertificate,
+    setSubjectKeyId,
+    subject: t.subject,
+    subjectPublicKey: spki(t.subjectKey),
+    parent: t.parent,
+    sans: t.sans,
+  });
 
   const notBefore = clock();
   const notAfter = new Date(notBefore.getTime() + validityPeriodHours * 3_600_000);
   const cert = await x509.X509CertificateGenerator.create({
     serialNumber: crypto.randomBytes(16).toString("hex"), // below 2^128, as the provider draws it
     subject: t.subject,
-    issuer,
+    issuer: t.parent?.subjectName ?? t.subject,
     notBefore,
     notAfter,
     publicKey: spki(t.subjectKey),
     signingKey: signingKey(t.signer),
     signingAlgorithm: signatureAlgorithm(t.signer),
-    extensions: exts,
+    extensions,
   });
   // ready_for_renewal: once now >= end - earlyRenewalHours (at creation, by the plan modifier).
   const renewAt = notAfter.getTime() - earlyRenewalHours * 3_600_000;
@@ -374,10 +318,12 @@ async function createSignedCert(inp: Inputs): Promise<State> {
     "Failed to parse CA certificate PEM",
     () => new x509.X509Certificate(typedPem(caCertPem, "CERTIFICATE")),
   );
-  // Only DNS, IP and URI SANs are copied into the certificate, in Go's order.
-  const san = csr.extensions.find((e) => e instanceof x509.SubjectAlternativeNameExtension);
-  const names = (san as x509.SubjectAlternativeNameExtension | undefined)?.names.toJSON() ?? [];
-  const sans = ["dns", "ip", "url"].flatMap((type) => names.filter((n) => n.type === type));
-  const t = { subject: csr.subjectName, sans, subjectKey: key, signer: caKey, parent };
+  const t = {
+    subject: csr.subjectName,
+    sans: csrSans(csr),
+    subjectKey: key,
+    signer: caKey,
+    parent,
+  };
   return { ...(await issueCertificate(inp, t)), caKeyAlgorithm: algorithmOf(caKey) };
 }

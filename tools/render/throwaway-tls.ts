@@ -28,13 +28,16 @@ import type { webcrypto } from "node:crypto";
 import { p256, p384 } from "@noble/curves/nist";
 import * as x509 from "@peculiar/x509";
 import type { StandIn } from "./engine";
-
-export const TLS_TYPES = {
-  privateKey: "tls:index/privateKey:PrivateKey",
-  selfSignedCert: "tls:index/selfSignedCert:SelfSignedCert",
-  certRequest: "tls:index/certRequest:CertRequest",
-  locallySignedCert: "tls:index/locallySignedCert:LocallySignedCert",
-} as const;
+import {
+  ALLOWED_USES,
+  certificateExtensions,
+  csrSans,
+  rfc3339,
+  sanNames,
+  subjectName,
+  TLS_TYPES,
+  unknownSubjectFields,
+} from "./tls-layout";
 
 /** Every rendered certificate is valid from this instant on (a fixed value keeps renders equal). */
 export const THROWAWAY_NOT_BEFORE = new Date("2025-01-01T00:00:00Z");
@@ -298,66 +301,18 @@ class Inputs {
   }
 }
 
-/** Subject fields in Go's pkix.Name order (the test harness's fake provider uses them too). */
-export const SUBJECT_FIELDS: Array<[string, string]> = [
-  ["country", "2.5.4.6"],
-  ["province", "2.5.4.8"],
-  ["locality", "2.5.4.7"],
-  ["streetAddresses", "2.5.4.9"],
-  ["postalCode", "2.5.4.17"],
-  ["organization", "2.5.4.10"],
-  ["organizationalUnit", "2.5.4.11"],
-  ["commonName", "2.5.4.3"],
-  ["serialNumber", "2.5.4.5"],
-];
-
-function subjectName(inp: Inputs): x509.Name {
+function subjectInput(inp: Inputs): x509.Name {
   const subject = inp.optional<Record<string, unknown>>("subject", "object") ?? {};
-  for (const key of Object.keys(subject)) {
-    if (subject[key] != null && !SUBJECT_FIELDS.some(([f]) => f === key))
-      inp.fail(`subject.${key} is not supported`);
-  }
-  const rdns = SUBJECT_FIELDS.flatMap(([field, oid]) => {
-    const v = subject[field];
-    const values = (Array.isArray(v) ? v : v == null || v === "" ? [] : [v]).map(String);
-    if (field === "organizationalUnit") values.push(THROWAWAY_OU);
-    const typed = values.map((s) =>
-      x509.Name.isPrintableString(s) ? { printableString: s } : { utf8String: s },
-    );
-    return typed.length > 0 ? [{ [oid]: typed }] : [];
-  });
-  return new x509.Name(rdns);
+  for (const key of unknownSubjectFields(subject)) inp.fail(`subject.${key} is not supported`);
+  return subjectName(subject, THROWAWAY_OU);
 }
 
-function sansFromInputs(inp: Inputs): x509.JsonGeneralName[] {
+function sansInput(inp: Inputs): x509.JsonGeneralName[] {
   if ((inp.optional<string[]>("ipAddresses", "string[]") ?? []).length > 0)
     inp.fail("ipAddresses are not supported");
-  return [
-    ...(inp.optional<string[]>("dnsNames", "string[]") ?? []).map((value) => ({
-      type: "dns" as const,
-      value,
-    })),
-    ...(inp.optional<string[]>("uris", "string[]") ?? []).map((value) => ({
-      type: "url" as const,
-      value,
-    })),
-  ];
+  const names = (key: string) => inp.optional<string[]>(key, "string[]") ?? [];
+  return sanNames(names("dnsNames"), [], names("uris"));
 }
-
-const KEY_USAGES: Record<string, number> = {
-  digital_signature: x509.KeyUsageFlags.digitalSignature,
-  content_commitment: x509.KeyUsageFlags.nonRepudiation,
-  key_encipherment: x509.KeyUsageFlags.keyEncipherment,
-  data_encipherment: x509.KeyUsageFlags.dataEncipherment,
-  key_agreement: x509.KeyUsageFlags.keyAgreement,
-  cert_signing: x509.KeyUsageFlags.keyCertSign,
-  crl_signing: x509.KeyUsageFlags.cRLSign,
-};
-
-const EXT_KEY_USAGES: Record<string, string> = {
-  server_auth: "1.3.6.1.5.5.7.3.1",
-  client_auth: "1.3.6.1.5.5.7.3.2",
-};
 
 // ---------------------------------------------------------------------------------------------
 // Resources
@@ -407,30 +362,20 @@ async function issueCertificate(
 ): Promise<Record<string, unknown>> {
   const uses = inp.required<string[]>("allowedUses", "string[]");
   for (const use of uses)
-    if (!(use in KEY_USAGES) && !(use in EXT_KEY_USAGES))
-      inp.fail(`allowed use ${use} is not supported`);
+    if (!ALLOWED_USES.includes(use)) inp.fail(`allowed use ${use} is not supported`);
   const hours = inp.required<number>("validityPeriodHours", "number");
-  const isCa = inp.optional<boolean>("isCaCertificate", "boolean") ?? false;
-  const setSubjectKeyId = inp.optional<boolean>("setSubjectKeyId", "boolean") ?? false;
-
-  const keyUsage = uses.reduce((bits, u) => bits | (KEY_USAGES[u] ?? 0), 0);
-  const extKeyUsages = uses.flatMap((u) => (u in EXT_KEY_USAGES ? [EXT_KEY_USAGES[u]] : []));
-  const extensions: x509.Extension[] = [];
-  if (keyUsage !== 0) extensions.push(new x509.KeyUsagesExtension(keyUsage, true));
-  if (extKeyUsages.length > 0) extensions.push(new x509.ExtendedKeyUsageExtension(extKeyUsages));
-  extensions.push(new x509.BasicConstraintsExtension(isCa, undefined, true));
-  if (isCa || setSubjectKeyId) {
-    extensions.push(
-      await x509.SubjectKeyIdentifierExtension.create(
-        t.subjectPublicKey,
-        false,
-        deterministicCrypto,
-      ),
-    );
-  }
-  const parentKeyId = t.parent?.getExtension(x509.SubjectKeyIdentifierExtension)?.keyId;
-  if (parentKeyId) extensions.push(new x509.AuthorityKeyIdentifierExtension(parentKeyId));
-  if (t.sans.length > 0) extensions.push(new x509.SubjectAlternativeNameExtension(t.sans));
+  const extensions = await certificateExtensions(
+    {
+      uses,
+      isCaCertificate: inp.optional<boolean>("isCaCertificate", "boolean") ?? false,
+      setSubjectKeyId: inp.optional<boolean>("setSubjectKeyId", "boolean") ?? false,
+      subject: t.subject,
+      subjectPublicKey: t.subjectPublicKey,
+      parent: t.parent,
+      sans: t.sans,
+    },
+    deterministicCrypto,
+  );
 
   const serial = new DerivedBytes(stack, inp.name, "serial").next(16);
   serial[0] = (serial[0] & 0x7f) | 0x40; // positive, 16 bytes, never zero
@@ -452,8 +397,8 @@ async function issueCertificate(
   return {
     ...inp.raw,
     certPem: `${cert.toString("pem")}\n`,
-    validityStartTime: THROWAWAY_NOT_BEFORE.toISOString().replace(".000Z", "Z"),
-    validityEndTime: notAfter.toISOString().replace(".000Z", "Z"),
+    validityStartTime: rfc3339(THROWAWAY_NOT_BEFORE),
+    validityEndTime: rfc3339(notAfter),
     readyForRenewal: false,
   };
 }
@@ -461,8 +406,8 @@ async function issueCertificate(
 async function createSelfSignedCert(inp: Inputs, stack: string): Promise<Record<string, unknown>> {
   const key = inp.privateKey("privateKeyPem");
   const state = await issueCertificate(inp, stack, {
-    subject: subjectName(inp),
-    sans: sansFromInputs(inp),
+    subject: subjectInput(inp),
+    sans: sansInput(inp),
     subjectPublicKey: spki(key.privateKey),
     signer: key,
   });
@@ -471,10 +416,10 @@ async function createSelfSignedCert(inp: Inputs, stack: string): Promise<Record<
 
 async function createCertRequest(inp: Inputs): Promise<Record<string, unknown>> {
   const key = inp.privateKey("privateKeyPem");
-  const sans = sansFromInputs(inp);
+  const sans = sansInput(inp);
   const csr = await x509.Pkcs10CertificateRequestGenerator.create(
     {
-      name: subjectName(inp),
+      name: subjectInput(inp),
       keys: {
         privateKey: await signingKey(key),
         publicKey: await webSubtle.importKey("spki", spki(key.privateKey), key.web, true, [
@@ -502,11 +447,9 @@ async function createLocallySignedCert(
     return inp.fail((err as Error).message);
   }
   const caKey = inp.privateKey("caPrivateKeyPem");
-  const san = csr.extensions.find((e) => e instanceof x509.SubjectAlternativeNameExtension);
-  const names = (san as x509.SubjectAlternativeNameExtension | undefined)?.names.toJSON() ?? [];
   const state = await issueCertificate(inp, stack, {
     subject: csr.subjectName,
-    sans: ["dns", "url"].flatMap((type) => names.filter((n) => n.type === type)),
+    sans: csrSans(csr),
     subjectPublicKey: Buffer.from(csr.publicKey.rawData),
     signer: caKey,
     parent,
