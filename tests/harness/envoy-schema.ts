@@ -792,13 +792,7 @@ function applyFieldRules(
     const map = isDict(raw) ? raw : {};
     const r = dictAt(rules, "map");
     if (!r) return;
-    const count = Object.keys(map).length;
-    if (typeof r["min_pairs"] === "number" && count < r["min_pairs"]) {
-      err(ctx, at, `needs at least ${r["min_pairs"]} entr${r["min_pairs"] === 1 ? "y" : "ies"}`);
-    }
-    if (typeof r["max_pairs"] === "number" && count > r["max_pairs"]) {
-      err(ctx, at, `allows at most ${r["max_pairs"]} entries, got ${count}`);
-    }
+    checkCount(ctx, at, Object.keys(map).length, r["min_pairs"], r["max_pairs"], "pair(s)");
     const keyRules = dictAt(r, "keys");
     const valueRules = dictAt(r, "values");
     for (const [k, item] of Object.entries(map)) {
@@ -811,12 +805,7 @@ function applyFieldRules(
     const list = Array.isArray(raw) ? raw : [];
     const r = dictAt(rules, "repeated");
     if (!r) return;
-    if (typeof r["min_items"] === "number" && list.length < r["min_items"]) {
-      err(ctx, at, `needs at least ${r["min_items"]} item(s), got ${list.length}`);
-    }
-    if (typeof r["max_items"] === "number" && list.length > r["max_items"]) {
-      err(ctx, at, `allows at most ${r["max_items"]} item(s), got ${list.length}`);
-    }
+    checkCount(ctx, at, list.length, r["min_items"], r["max_items"], "item(s)");
     if (r["unique"] === true) {
       const seen = new Set<string>();
       list.forEach((item, i) => {
@@ -836,6 +825,21 @@ function applyFieldRules(
     return;
   }
   applyElementRules(field, rules, raw, present, at, ctx);
+}
+
+/** The bounds on a repeated field's items or a map's pairs. */
+function checkCount(
+  ctx: Ctx,
+  at: string,
+  count: number,
+  min: unknown,
+  max: unknown,
+  unit: string,
+): void {
+  if (typeof min === "number" && count < min)
+    err(ctx, at, `needs at least ${min} ${unit}, got ${count}`);
+  if (typeof max === "number" && count > max)
+    err(ctx, at, `allows at most ${max} ${unit}, got ${count}`);
 }
 
 function applyElementRules(
