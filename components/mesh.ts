@@ -19,9 +19,9 @@ import { buildEnvoyFiles } from "./envoy";
 import { SIDECAR_PATHS, SidecarSpec, TrafficSpec } from "./envoy/model";
 import { envoyDuration } from "./envoy/spec";
 import { CertificateAuthority, ClientCertificate, ServiceCertificate } from "./pki";
-import { CERT_FILES, meshLabels } from "./names";
+import { meshLabels } from "./names";
 import { MeshNetworkPolicies } from "./network-policy";
-import { MeshService, outboundUrl } from "./workload";
+import { MeshService, outboundUrl, tlsSecretData } from "./workload";
 
 /** What a client outside the mesh needs besides its key and the CA certificate. */
 export interface ClientEndpoint {
@@ -308,11 +308,7 @@ export class ServiceMesh extends pulumi.ComponentResource {
               labels: meshLabels(),
             },
             type: "kubernetes.io/tls",
-            stringData: {
-              [CERT_FILES.certificate]: cert.certPem,
-              [CERT_FILES.privateKey]: cert.privateKeyPem,
-              [CERT_FILES.ca]: cert.caCertPem,
-            },
+            stringData: tlsSecretData(cert),
           },
           { parent: this, deleteBeforeReplace: true },
         );

@@ -469,6 +469,15 @@ export interface ServiceTlsMaterial {
   caCertPem: pulumi.Input<string>;
 }
 
+/** A kubernetes.io/tls Secret's data, under the file names the sidecar reads. */
+export function tlsSecretData(tls: ServiceTlsMaterial): Record<string, pulumi.Input<string>> {
+  return {
+    [CERT_FILES.certificate]: tls.certPem,
+    [CERT_FILES.privateKey]: pulumi.secret(tls.privateKeyPem),
+    [CERT_FILES.ca]: tls.caCertPem,
+  };
+}
+
 export interface MeshServiceArgs {
   /** The service, from the validated mesh model. */
   service: ServiceModel;
@@ -532,11 +541,7 @@ export class MeshService extends pulumi.ComponentResource {
       {
         metadata: meta(names.secret),
         type: "kubernetes.io/tls",
-        stringData: {
-          [CERT_FILES.certificate]: args.tls.certPem,
-          [CERT_FILES.privateKey]: pulumi.secret(args.tls.privateKeyPem),
-          [CERT_FILES.ca]: args.tls.caCertPem,
-        },
+        stringData: tlsSecretData(args.tls),
       },
       childOpts,
     );
