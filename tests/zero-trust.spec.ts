@@ -8,7 +8,7 @@ import { X509Certificate } from "node:crypto";
 import { loadMeshConfig, MeshConfigError, parseMeshConfig } from "../components/config";
 import { buildBootstrap } from "../components/envoy";
 import { sidecarSpec } from "../components/mesh";
-import { evaluateHttpRbac } from "./harness/mtls";
+import { evaluateHttpRbac, pathAfterNormalization } from "./harness/mtls";
 import {
   findObject,
   kubernetesObjects,
@@ -33,6 +33,17 @@ const SERVICES = [
   { name: "reviews", image: "registry.example.com/reviews:2.0.0", port: 7070, calls: ["bookapi"] },
 ];
 
+/** The HTTP connection manager's config on a service's inbound listener. */
+function inboundHcm(bootstrap: Json): Json {
+  const listeners = (bootstrap.static_resources as { listeners: Json[] }).listeners;
+  const inbound = listeners.find((l) => l.name === "inbound") as Json;
+  const chain = (inbound.filter_chains as Json[])[0];
+  const hcm = (chain.filters as Json[]).find(
+    (f) => f.name === "envoy.filters.network.http_connection_manager",
+  ) as Json;
+  return hcm.typed_config as Json;
+}
+
 /** The HTTP RBAC rules of a service's inbound listener. */
 function inboundHttpRbac(bootstrap: Json): {
   action: string;
@@ -40,13 +51,7 @@ function inboundHttpRbac(bootstrap: Json): {
 } {
   const text = JSON.stringify(bootstrap);
   assert.ok(text.includes("envoy.filters.http.rbac"), "no HTTP RBAC filter");
-  const listeners = (bootstrap.static_resources as { listeners: Json[] }).listeners;
-  const inbound = listeners.find((l) => l.name === "inbound") as Json;
-  const chain = (inbound.filter_chains as Json[])[0];
-  const hcm = (chain.filters as Json[]).find(
-    (f) => f.name === "envoy.filters.network.http_connection_manager",
-  ) as Json;
-  const filters = (hcm.typed_config as { http_filters: Json[] }).http_filters;
+  const filters = (inboundHcm(bootstrap) as { http_filters: Json[] }).http_filters;
   const rbac = filters.find((f) => f.name === "envoy.filters.http.rbac") as {
     typed_config: { rules: never };
   };
@@ -70,7 +75,8 @@ describe("authorization in Envoy", () => {
   const model = parseMeshConfig({ services: SERVICES });
   const bookapi = model.services.find((s) => s.name === "bookapi");
   assert.ok(bookapi);
-  const rules = inboundHttpRbac(buildBootstrap(sidecarSpec(model, bookapi)) as unknown as Json);
+  const bootstrap = buildBootstrap(sidecarSpec(model, bookapi)) as unknown as Json;
+  const rules = inboundHttpRbac(bootstrap);
   const mcp = ["bookapi-mcp-server.default.svc.cluster.local"];
   const reviews = ["spiffe://cluster.local/ns/default/sa/reviews"];
 
@@ -80,6 +86,21 @@ describe("authorization in Envoy", () => {
     assert.equal(allowed(rules, { principalSans: mcp, method: "POST", path: "/books" }), false);
     assert.equal(allowed(rules, { principalSans: mcp, method: "GET", path: "/authors" }), false);
     assert.equal(allowed(rules, { principalSans: mcp, method: "GET", path: "/booksx" }), false);
+  });
+
+  it("refuses an escaped slash with 400 before a path rule can be read past it", () => {
+    const hcm = inboundHcm(bootstrap);
+    const sneaky = "/books/..%2Fadmin";
+    // Envoy's default keeps %2F: the "/books/*" rule would admit what the app may read as /admin.
+    const defaults = { ...hcm };
+    delete defaults.path_with_escaped_slashes_action;
+    assert.equal(pathAfterNormalization(defaults, sneaky), sneaky);
+    assert.equal(allowed(rules, { principalSans: mcp, method: "GET", path: sneaky }), true);
+    for (const raw of [sneaky, "/books/..%2fadmin", "/books/..%5Cadmin"])
+      assert.equal(pathAfterNormalization(hcm, raw), undefined, raw);
+    // Plain dot segments are resolved before the rules see them; ordinary paths pass unchanged.
+    assert.equal(pathAfterNormalization(hcm, "/books/../admin"), "/admin");
+    assert.equal(pathAfterNormalization(hcm, "/books/42"), "/books/42");
   });
 
   it("lets a caller of the plain form do anything, matched by its SPIFFE ID alone", () => {

@@ -94,7 +94,10 @@ function httpConnectionManager(
   httpFilters: HttpFilter[],
   extra: Pick<
     HttpConnectionManager,
-    "forward_client_cert_details" | "set_current_client_cert_details" | "access_log"
+    | "path_with_escaped_slashes_action"
+    | "forward_client_cert_details"
+    | "set_current_client_cert_details"
+    | "access_log"
   > = {},
 ): NetworkFilter {
   return {
@@ -267,6 +270,11 @@ export function inboundListener(spec: SidecarSpec): Listener {
               ...(spec.traffic.rateLimit ? [rateLimitFilter(spec.traffic.rateLimit)] : []),
             ],
             {
+              // Path rules match the path Envoy sees, the app may decode %2F into "/" after it:
+              // "/books/..%2Fadmin" passes a "/books/" rule and reaches "/admin". Envoy keeps
+              // escaped slashes by default (conn_manager_utility.cc maybeNormalizePath); refuse
+              // them with 400 before any filter runs.
+              path_with_escaped_slashes_action: "REJECT_REQUEST",
               forward_client_cert_details: "SANITIZE_SET",
               set_current_client_cert_details: { uri: true, dns: true },
               ...(spec.accessLog ? { access_log: [accessLog("inbound")] } : {}),

@@ -362,6 +362,8 @@ export interface HttpConnectionManager {
   stat_prefix: string;
   codec_type: "AUTO";
   normalize_path: boolean;
+  /** Envoy's default is KEEP_UNCHANGED: `%2F` and `%5C` pass through to path matching. */
+  path_with_escaped_slashes_action?: "REJECT_REQUEST";
   forward_client_cert_details?: "SANITIZE_SET";
   set_current_client_cert_details?: SetCurrentClientCertDetails;
   /** Longest pause on any stream of this listener; Envoy's default: 5 minutes. */

@@ -570,6 +570,26 @@ export function evaluateNetworkRbac(
   return evaluateRbac(rbac.rules, peer, { port: rbac.listenerPort });
 }
 
+/**
+ * The path Envoy's HTTP connection manager hands its filters, or `undefined` where it answers 400
+ * (conn_manager_utility.cc maybeNormalizePath, in its order): escaped slashes first
+ * (`path_with_escaped_slashes_action`, KEEP_UNCHANGED when unset), then `normalize_path` (modelled
+ * as dot-segment removal by the WHATWG URL parser, which Chromium's canonicaliser that Envoy uses
+ * follows), then `merge_slashes`.
+ */
+export function pathAfterNormalization(hcm: Json, rawPath: string): string | undefined {
+  let path = rawPath;
+  const action = hcm.path_with_escaped_slashes_action ?? "KEEP_UNCHANGED";
+  if (action === "REJECT_REQUEST") {
+    if (/%2f|%5c/i.test(path)) return undefined;
+  } else if (action !== "KEEP_UNCHANGED") {
+    throw new Error(`path_with_escaped_slashes_action ${String(action)} is not modelled`);
+  }
+  if (hcm.normalize_path === true) path = new URL(`http://h${path}`).pathname;
+  if (hcm.merge_slashes === true) path = path.replace(/\/{2,}/g, "/");
+  return path;
+}
+
 /** Envoy's HTTP RBAC decision for one request, given the filter's `rules` as configured. */
 export function evaluateHttpRbac(
   rules: unknown,
