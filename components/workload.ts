@@ -15,9 +15,10 @@ import {
   quantityValue,
   ServiceModel,
 } from "./config";
-import { CERT_FILES, ENVOY_FILES, SIDECAR_PATHS } from "./names";
+import { bootstrapPath, hasOutboundListener } from "./envoy";
 import {
   APP_TMP_PATH,
+  CERT_FILES,
   commonLabels,
   DEFAULT_CONTAINER_ANNOTATION,
   EXPOSED_PATHS,
@@ -25,6 +26,7 @@ import {
   MESH_VOLUMES,
   OUTBOUND_URL_ENV,
   SCRAPE_ANNOTATION_PREFIX,
+  SIDECAR_PATHS,
 } from "./names";
 import { appPreStop, envoyPreStop, shutdownPlan } from "./shutdown";
 
@@ -59,8 +61,6 @@ export function objectNames(service: string) {
     autoscaler: service,
   };
 }
-
-export { commonLabels, selectorLabels } from "./names";
 
 /** sha256 of the Envoy files, key by key. */
 export function envoyConfigChecksum(files: Record<string, string>): string {
@@ -115,7 +115,7 @@ export function envoyContainer(
     command: ["envoy"],
     args: [
       "--config-path",
-      `${SIDECAR_PATHS.configDir}/${ENVOY_FILES.bootstrap}`,
+      bootstrapPath(SIDECAR_PATHS),
       "--log-level",
       envoy.logLevel,
       "--service-node",
@@ -187,7 +187,7 @@ export function appContainer(
   kubernetesMinor: number,
 ): k8s.types.input.core.v1.Container {
   const env: k8s.types.input.core.v1.EnvVar[] = [
-    ...(service.upstreams.length > 0 || service.egress.some((e) => e.protocol !== "tcp")
+    ...(hasOutboundListener(service)
       ? [{ name: OUTBOUND_URL_ENV, value: outboundUrl(envoy) }]
       : []),
     ...service.egress.flatMap((e) =>

@@ -3,7 +3,7 @@
  */
 import { buildClusters, socketAddress } from "./clusters";
 import { buildListeners } from "./listeners";
-import { CERT_FILES, ENVOY_FILES, SidecarSpec } from "./model";
+import { CERT_FILES, ENVOY_FILES, SidecarPaths, SidecarSpec } from "./model";
 import { buildSdsFiles, certFile, configFile } from "./sds";
 import {
   Admin,
@@ -86,8 +86,8 @@ export function buildEnvoyFiles(spec: SidecarSpec): Record<string, string> {
 }
 
 /** Where Envoy's `--config-path` points. */
-export function bootstrapPath(spec: SidecarSpec): string {
-  return configFile(spec.paths, ENVOY_FILES.bootstrap);
+export function bootstrapPath(paths: SidecarPaths): string {
+  return configFile(paths, ENVOY_FILES.bootstrap);
 }
 
 /**

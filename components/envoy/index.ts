@@ -18,6 +18,7 @@ export { CALLERS_POLICY, callerPermissions, callerRules, principalsOf, requestRu
 export { adminCluster, buildClusters, localAppCluster, upstreamCluster } from "./clusters";
 export {
   buildListeners,
+  hasOutboundListener,
   healthListener,
   inboundListener,
   metricsListener,

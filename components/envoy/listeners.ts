@@ -471,11 +471,22 @@ export function metricsListener(spec: SidecarSpec): Listener {
   );
 }
 
+/**
+ * Whether the sidecar has an outbound listener: for mesh dependencies or http/https egress. The
+ * workload gives the app its outbound URL by the same rule.
+ */
+export function hasOutboundListener(s: {
+  upstreams: readonly unknown[];
+  egress: readonly { protocol: string }[];
+}): boolean {
+  return s.upstreams.length > 0 || s.egress.some((e) => e.protocol !== "tcp");
+}
+
 /** Every listener of the sidecar. */
 export function buildListeners(spec: SidecarSpec): Listener[] {
   return [
     inboundListener(spec),
-    ...(spec.upstreams.length > 0 || httpEgress(spec).length > 0 ? [outboundListener(spec)] : []),
+    ...(hasOutboundListener(spec) ? [outboundListener(spec)] : []),
     ...spec.egress.filter((e) => e.protocol === "tcp").map(tcpEgressListener),
     healthListener(spec),
     metricsListener(spec),
