@@ -14,6 +14,12 @@ import {
   MESH_VOLUMES,
   OUTBOUND_URL_ENV,
   SCRAPE_ANNOTATION_PREFIX,
+  defaultClientSecretName,
+  EXTERNAL_SERVICE_SUFFIX,
+  objectNames,
+  PODS_SERVICE_SUFFIX,
+  serviceFqdn,
+  serviceHostnames,
 } from "./names";
 
 export { PROJECT } from "./names";
@@ -282,9 +288,6 @@ const certificatesSchema = z
       });
     }
   });
-
-/** Suffix of a service's headless Service, which resolves to its ready pods. */
-export const PODS_SERVICE_SUFFIX = "-pods";
 
 const serviceName = z
   .string({ error: "is required" })
@@ -739,9 +742,6 @@ const callsSchema = z.array(
   { error: "must be a list of service names" },
 );
 
-/** Suffix of a service's Service published outside the cluster (`expose`). */
-export const EXTERNAL_SERVICE_SUFFIX = "-ext";
-
 /**
  * Publishes a service's mTLS port outside the cluster through a Service of its own, so the in-mesh
  * Service is untouched. Callers still need a mesh certificate on the allow-list (`clients`).
@@ -1168,13 +1168,13 @@ export function parseMeshConfig(raw: Record<string, unknown>): MeshModel {
     a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
   const identity = (name: string): PeerIdentity => ({
     name,
-    fqdn: `${name}.${cfg.namespace}.svc.${cfg.clusterDomain}`,
+    fqdn: serviceFqdn(name, cfg.namespace, cfg.clusterDomain),
     spiffeId: `spiffe://${cfg.certificates.trustDomain}/ns/${cfg.namespace}/sa/${name}`,
   });
   const clientSpiffeId = (name: string) =>
     `spiffe://${cfg.certificates.trustDomain}/ns/${cfg.namespace}/client/${name}`;
   const podsFqdn = (name: string) =>
-    `${name}${PODS_SERVICE_SUFFIX}.${cfg.namespace}.svc.${cfg.clusterDomain}`;
+    serviceFqdn(objectNames(name).podsService, cfg.namespace, cfg.clusterDomain);
   const declared = new Map(cfg.services.map((svc) => [svc.name, svc]));
   const services = [...cfg.services].sort(byName).map((svc): ServiceModel => {
     const { fqdn, spiffeId } = identity(svc.name);
@@ -1246,12 +1246,7 @@ export function parseMeshConfig(raw: Record<string, unknown>): MeshModel {
       ...(svc.expose ? { expose: svc.expose } : {}),
       traffic: svc.traffic,
       egress: resolveEgress(svc.egress, cfg.envoy.egressPortBase),
-      dnsNames: [
-        svc.name,
-        `${svc.name}.${cfg.namespace}`,
-        `${svc.name}.${cfg.namespace}.svc`,
-        fqdn,
-      ],
+      dnsNames: serviceHostnames(svc.name, cfg.namespace, cfg.clusterDomain),
     };
   });
   return {
@@ -1276,7 +1271,7 @@ export function parseMeshConfig(raw: Record<string, unknown>): MeshModel {
         ? {
             secret: {
               namespace: client.secret.namespace,
-              name: client.secret.name ?? `${client.name}-mesh-client`,
+              name: client.secret.name ?? defaultClientSecretName(client.name),
             },
           }
         : {}),
@@ -1325,19 +1320,14 @@ function topologyProblems(cfg: RawMesh): string[] {
   }
 
   const meshHosts = new Set(
-    cfg.services.flatMap((s) => [
-      s.name,
-      `${s.name}.${cfg.namespace}`,
-      `${s.name}.${cfg.namespace}.svc`,
-      `${s.name}.${cfg.namespace}.svc.${cfg.clusterDomain}`,
-    ]),
+    cfg.services.flatMap((s) => serviceHostnames(s.name, cfg.namespace, cfg.clusterDomain)),
   );
   cfg.clients.forEach((client, i) => {
     const key = `${PROJECT}:clients[${i}]`;
-    const secretName = client.secret?.name ?? `${client.name}-mesh-client`;
+    const secretName = client.secret?.name ?? defaultClientSecretName(client.name);
     if (
       client.secret?.namespace === cfg.namespace &&
-      cfg.services.some((s) => secretName === `${s.name}-tls`)
+      cfg.services.some((s) => secretName === objectNames(s.name).secret)
     )
       problems.push(
         `${key}.secret.name: "${secretName}" is a service's own TLS Secret in ${cfg.namespace}; pick another name`,

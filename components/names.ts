@@ -7,6 +7,50 @@
 /** The Pulumi project name, which is also the config namespace and the `part-of` label. */
 export const PROJECT = "bookapi-mesh";
 
+/** Suffix of a service's headless Service, which resolves to its ready pods. */
+export const PODS_SERVICE_SUFFIX = "-pods";
+
+/** Suffix of a service's Service published outside the cluster (`expose`). */
+export const EXTERNAL_SERVICE_SUFFIX = "-ext";
+
+/**
+ * Names of the Kubernetes objects of one service; fixed, because other objects refer to them.
+ * The Envoy ConfigMap's name ends in a hash of its content (envoyConfigMapName).
+ */
+export function objectNames(service: string) {
+  return {
+    serviceAccount: service,
+    secret: `${service}-tls`,
+    configMapPrefix: `${service}-envoy-`,
+    deployment: service,
+    service,
+    podsService: `${service}${PODS_SERVICE_SUFFIX}`,
+    externalService: `${service}${EXTERNAL_SERVICE_SUFFIX}`,
+    podDisruptionBudget: service,
+    autoscaler: service,
+  };
+}
+
+/** The Secret a client's certificate is written to when `secret.name` is not given. */
+export function defaultClientSecretName(client: string): string {
+  return `${client}-mesh-client`;
+}
+
+/** A Service's fully qualified name in cluster DNS. */
+export function serviceFqdn(name: string, namespace: string, clusterDomain: string): string {
+  return `${name}.${namespace}.svc.${clusterDomain}`;
+}
+
+/** A Service's names in cluster DNS, shortest first (the bare name only from its namespace). */
+export function serviceHostnames(name: string, namespace: string, clusterDomain: string): string[] {
+  return [
+    name,
+    `${name}.${namespace}`,
+    `${name}.${namespace}.svc`,
+    serviceFqdn(name, namespace, clusterDomain),
+  ];
+}
+
 /** Labels of every object the program creates. */
 export function meshLabels(): Record<string, string> {
   return { "app.kubernetes.io/part-of": PROJECT, "app.kubernetes.io/managed-by": "pulumi" };

@@ -8,13 +8,7 @@
 import { createHash } from "node:crypto";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import {
-  EnvoySettings,
-  EXTERNAL_SERVICE_SUFFIX,
-  PODS_SERVICE_SUFFIX,
-  quantityValue,
-  ServiceModel,
-} from "./config";
+import { EnvoySettings, quantityValue, ServiceModel } from "./config";
 import { bootstrapPath, hasOutboundListener } from "./envoy";
 import {
   APP_TMP_PATH,
@@ -24,6 +18,7 @@ import {
   EXPOSED_PATHS,
   selectorLabels,
   MESH_VOLUMES,
+  objectNames,
   OUTBOUND_URL_ENV,
   SCRAPE_ANNOTATION_PREFIX,
   SIDECAR_PATHS,
@@ -43,24 +38,6 @@ export const PORT_NAMES = {
   health: "envoy-health",
   metrics: "envoy-metrics",
 } as const;
-
-/**
- * Names of the Kubernetes objects of one service; fixed, because other objects refer to them.
- * The Envoy ConfigMap's name ends in a hash of its content (envoyConfigMapName).
- */
-export function objectNames(service: string) {
-  return {
-    serviceAccount: service,
-    secret: `${service}-tls`,
-    configMapPrefix: `${service}-envoy-`,
-    deployment: service,
-    service,
-    podsService: `${service}${PODS_SERVICE_SUFFIX}`,
-    externalService: `${service}${EXTERNAL_SERVICE_SUFFIX}`,
-    podDisruptionBudget: service,
-    autoscaler: service,
-  };
-}
 
 /** sha256 of the Envoy files, key by key. */
 export function envoyConfigChecksum(files: Record<string, string>): string {

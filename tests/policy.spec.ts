@@ -20,7 +20,8 @@ import { Empty } from "google-protobuf/google/protobuf/empty_pb";
 import { Struct } from "google-protobuf/google/protobuf/struct_pb";
 import { PROJECT } from "../components/config";
 import { ENVOY_FILES } from "../components/envoy/model";
-import { objectNames, PORT_NAMES } from "../components/workload";
+import { objectNames } from "../components/names";
+import { PORT_NAMES } from "../components/workload";
 import { ConfigSource, meshContext, meshPolicies } from "../policy/pack";
 import { MESH, MeshContext, PolicyResource, RULES, TYPES, violations } from "../policy/rules";
 import {
