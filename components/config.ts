@@ -1334,15 +1334,7 @@ function topologyProblems(cfg: RawMesh): string[] {
       );
     if (cfg.clients.findIndex((c) => c.name === client.name) !== i)
       problems.push(`${key}.name: duplicate client name "${client.name}"`);
-    const callees = client.calls.map((call) => call.service);
-    callees.forEach((callee, j) => {
-      if (!known.has(callee))
-        problems.push(
-          `${key}.calls[${j}]: unknown service "${callee}" (known: ${[...known].sort().join(", ")})`,
-        );
-      else if (callees.indexOf(callee) !== j)
-        problems.push(`${key}.calls[${j}]: "${callee}" is listed twice`);
-    });
+    problems.push(...callProblems(key, client.calls, known));
   });
 
   cfg.services.forEach((svc, i) => {
@@ -1368,19 +1360,28 @@ function topologyProblems(cfg: RawMesh): string[] {
       problems.push(
         `${key}.port: ${svc.port} is Envoy's ${clash[0]} port (envoy.ports.${clash[0]}); pick another app port`,
       );
-    const callees = svc.calls.map((call) => call.service);
-    callees.forEach((callee, j) => {
-      if (callee === svc.name)
-        problems.push(`${key}.calls[${j}]: service "${svc.name}" cannot call itself`);
-      else if (!known.has(callee))
-        problems.push(
-          `${key}.calls[${j}]: unknown service "${callee}" (known: ${[...known].sort().join(", ")})`,
-        );
-      else if (callees.indexOf(callee) !== j)
-        problems.push(`${key}.calls[${j}]: "${callee}" is listed twice`);
-    });
+    problems.push(...callProblems(key, svc.calls, known, svc.name));
   });
   return problems;
+}
+
+/** A `calls` list's entries naming no known service, repeating one, or (for a service) itself. */
+function callProblems(
+  key: string,
+  calls: { service: string }[],
+  known: Set<string>,
+  self?: string,
+): string[] {
+  const callees = calls.map((call) => call.service);
+  return callees.flatMap((callee, j) => {
+    if (callee === self) return [`${key}.calls[${j}]: service "${self}" cannot call itself`];
+    if (!known.has(callee))
+      return [
+        `${key}.calls[${j}]: unknown service "${callee}" (known: ${[...known].sort().join(", ")})`,
+      ];
+    if (callees.indexOf(callee) !== j) return [`${key}.calls[${j}]: "${callee}" is listed twice`];
+    return [];
+  });
 }
 
 /** `EGRESS_<NAME>_ADDR`: where the app finds a tcp egress target's local listener. */
