@@ -194,16 +194,13 @@ const envoySchema = z.strictObject({
       health: port.default(15021),
       metrics: port.default(15090),
     })
-    .default({ inbound: 15001, outbound: 15006, admin: 9901, health: 15021, metrics: 15090 }),
+    .prefault({}),
   resources: z
     .strictObject({
       requests: resourcePair.default({ cpu: "50m", memory: "64Mi" }),
       limits: resourcePair.default({ cpu: "500m", memory: "256Mi" }),
     })
-    .default({
-      requests: { cpu: "50m", memory: "64Mi" },
-      limits: { cpu: "500m", memory: "256Mi" },
-    }),
+    .prefault({}),
   /** Who may reach the health and metrics ports (the monitoring stack). Defaults to nobody. */
   scrapeFrom: z.array(peerSelector, { error: "must be a list of selectors" }).default([]),
   /**
@@ -371,11 +368,6 @@ const seconds = (min: number) =>
     .int("must be whole seconds")
     .min(min, `must be at least ${min}`);
 
-const count = z
-  .number({ error: "must be a number" })
-  .int("must be a whole number")
-  .min(1, "must be at least 1");
-
 /** A probe port: a number, or the app container's port name `http`. */
 const probePort = z.union([port, z.literal("http")], {
   error: 'must be a port number or "http" (the app port)',
@@ -397,8 +389,8 @@ const probe = z
     initialDelaySeconds: seconds(0).optional(),
     periodSeconds: seconds(1).optional(),
     timeoutSeconds: seconds(1).optional(),
-    successThreshold: count.optional(),
-    failureThreshold: count.optional(),
+    successThreshold: positiveCount.optional(),
+    failureThreshold: positiveCount.optional(),
   })
   .superRefine(exactlyOne(["httpGet", "tcpSocket", "exec"]));
 export type ProbeSettings = z.infer<typeof probe>;
@@ -611,13 +603,9 @@ const trafficSchema = z
         perTryTimeout: duration.optional(),
         backoff: z
           .strictObject({ base: duration.default("25ms"), max: duration.default("250ms") })
-          .default({ base: "25ms", max: "250ms" }),
+          .prefault({}),
       })
-      .default({
-        attempts: 2,
-        retryOn: "connect-failure,refused-stream,reset",
-        backoff: { base: "25ms", max: "250ms" },
-      }),
+      .prefault({}),
     circuitBreaker: z
       .strictObject({
         maxConnections: positiveCount.default(1024),
@@ -625,12 +613,7 @@ const trafficSchema = z
         maxRequests: positiveCount.default(1024),
         maxRetries: positiveCount.default(3),
       })
-      .default({
-        maxConnections: 1024,
-        maxPendingRequests: 1024,
-        maxRequests: 1024,
-        maxRetries: 3,
-      }),
+      .prefault({}),
     outlierDetection: z
       .strictObject({
         consecutive5xx: positiveCount.default(5),
@@ -643,12 +626,7 @@ const trafficSchema = z
           .max(100, "must be between 1 and 100")
           .default(50),
       })
-      .default({
-        consecutive5xx: 5,
-        interval: "10s",
-        baseEjectionTime: "30s",
-        maxEjectionPercent: 50,
-      }),
+      .prefault({}),
     /** Per replica: Envoy's local rate limit on the inbound side. */
     rateLimit: z
       .strictObject({ requestsPerSecond: positiveCount, burst: positiveCount.optional() })
@@ -793,11 +771,7 @@ const serviceSchema = z.strictObject({
   image,
   port,
   /** Fixed replica count (default 1); not with `autoscaling`, which then owns it. */
-  replicas: z
-    .number({ error: "must be a number" })
-    .int("must be a whole number")
-    .min(1, "must be at least 1")
-    .optional(),
+  replicas: positiveCount.optional(),
   autoscaling: autoscalingSchema.optional(),
   /** Seconds the app keeps serving after its pod starts terminating, before its SIGTERM. */
   preStopSeconds: seconds(1).max(300, "must be at most 300").default(10),
@@ -844,14 +818,14 @@ const serviceSchema = z.strictObject({
       requests: resourcePair.default({ cpu: "100m", memory: "128Mi" }),
       limits: resourcePair.default({ cpu: "1", memory: "512Mi" }),
     })
-    .default({ requests: { cpu: "100m", memory: "128Mi" }, limits: { cpu: "1", memory: "512Mi" } }),
+    .prefault({}),
   /** A numeric UID, so the kubelet can enforce runAsNonRoot whatever USER the image names. */
   runAsUser: z
     .number({ error: "must be a numeric user id" })
     .int("must be a whole number")
     .min(1, "must not be 0 (root)")
     .default(10001),
-  traffic: trafficSchema.default(DEFAULT_TRAFFIC_POLICY),
+  traffic: trafficSchema.prefault({}),
   egress: z
     .array(egressSchema, { error: "must be a list of { name, host, port, protocol }" })
     .default([]),
@@ -904,7 +878,7 @@ const networkSchema = z.strictObject({
         .min(1, "must list at least one port")
         .default(DEFAULT_DNS_PORTS),
     })
-    .default({ peers: DEFAULT_DNS_PEERS, ports: DEFAULT_DNS_PORTS }),
+    .prefault({}),
 });
 
 const rawMeshSchema = z.strictObject({
@@ -916,7 +890,7 @@ const rawMeshSchema = z.strictObject({
   createNamespace: z.boolean({ error: "must be true or false" }).optional(),
   /** The oldest Kubernetes version the stack's clusters run; drives version-dependent choices. */
   kubernetesVersion: kubernetesVersion.default(`1.${KUBERNETES_FEATURES.nativeSidecars}`),
-  network: networkSchema.default(networkSchema.parse({})),
+  network: networkSchema.prefault({}),
   /** Secrets for pulling images, for every service (services add their own). */
   imagePullSecrets: z.array(objectName, { error: "must be a list of Secret names" }).default([]),
   /** Callers outside the mesh, each with a certificate from the mesh CA. */
@@ -926,8 +900,8 @@ const rawMeshSchema = z.strictObject({
     .max(253)
     .regex(DNS_1123_SUBDOMAIN, "must be a DNS domain such as cluster.local")
     .default("cluster.local"),
-  envoy: envoySchema.default(envoySchema.parse({})),
-  certificates: certificatesSchema.default(certificatesSchema.parse({})),
+  envoy: envoySchema.prefault({}),
+  certificates: certificatesSchema.prefault({}),
   services: z
     .array(serviceSchema, { error: "is required: a list of services" })
     .min(1, "must list at least one service"),
