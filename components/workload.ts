@@ -328,14 +328,7 @@ export function serviceSpec(
   service: ServiceModel,
   envoy: EnvoySettings,
 ): k8s.types.input.core.v1.ServiceSpec {
-  const ports: k8s.types.input.core.v1.ServicePort[] = [
-    {
-      name: PORT_NAMES.inbound,
-      port: envoy.ports.inbound,
-      targetPort: envoy.ports.inbound,
-      protocol: "TCP",
-    },
-  ];
+  const ports = [mtlsServicePort(envoy)];
   if (service.exposeDirectPort) {
     ports.push({
       name: PORT_NAMES.app,
@@ -345,6 +338,14 @@ export function serviceSpec(
     });
   }
   return { type: "ClusterIP", selector: selectorLabels(service.name), ports };
+}
+
+/** The mTLS port of a Service, `port` (the sidecar's inbound port by default) to that port. */
+function mtlsServicePort(
+  envoy: EnvoySettings,
+  port = envoy.ports.inbound,
+): k8s.types.input.core.v1.ServicePort {
+  return { name: PORT_NAMES.inbound, port, targetPort: envoy.ports.inbound, protocol: "TCP" };
 }
 
 /**
@@ -358,14 +359,7 @@ export function podsServiceSpec(
   return {
     clusterIP: "None",
     selector: selectorLabels(service.name),
-    ports: [
-      {
-        name: PORT_NAMES.inbound,
-        port: envoy.ports.inbound,
-        targetPort: envoy.ports.inbound,
-        protocol: "TCP",
-      },
-    ],
+    ports: [mtlsServicePort(envoy)],
   };
 }
 
@@ -381,12 +375,8 @@ export function externalServiceSpec(
   expose: NonNullable<ServiceModel["expose"]>,
 ): k8s.types.input.core.v1.ServiceSpec {
   const port: k8s.types.input.core.v1.ServicePort = {
-    name: PORT_NAMES.inbound,
-    port:
-      expose.type === "LoadBalancer" ? (expose.port ?? envoy.ports.inbound) : envoy.ports.inbound,
+    ...mtlsServicePort(envoy, expose.type === "LoadBalancer" ? expose.port : undefined),
     ...(expose.type === "NodePort" && expose.port !== undefined ? { nodePort: expose.port } : {}),
-    targetPort: envoy.ports.inbound,
-    protocol: "TCP",
   };
   return {
     type: expose.type,
