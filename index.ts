@@ -29,3 +29,5 @@ export const clients = mesh.clients;
 export const clientKeys = mesh.clientKeys;
 /** Per exposed service: the address and port clients dial. */
 export const exposed = mesh.exposed;
+/** The ingress gateway: its address and, per route, the URL clients use (absent without one). */
+export const gateway = mesh.gatewayEndpoint;

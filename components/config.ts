@@ -18,6 +18,7 @@ import {
   EXTERNAL_SERVICE_SUFFIX,
   objectNames,
   PODS_SERVICE_SUFFIX,
+  RESOURCE_METADATA_PATH,
   serviceFqdn,
   serviceHostnames,
 } from "./names";
@@ -720,14 +721,8 @@ const callsSchema = z.array(
   { error: "must be a list of service names" },
 );
 
-/**
- * Publishes a service's mTLS port outside the cluster through a Service of its own, so the in-mesh
- * Service is untouched. Callers still need a mesh certificate on the allow-list (`clients`).
- */
-const exposeSchema = z.strictObject({
-  type: z.enum(["LoadBalancer", "NodePort"], { error: "must be LoadBalancer or NodePort" }),
-  /** The published port (LoadBalancer) or node port (NodePort); the mTLS port when unset. */
-  port: port.optional(),
+/** Who may reach a Service published outside the cluster, and its annotations (cloud LB settings). */
+const publishedServiceFields = {
   /** Who may connect (NetworkPolicy ipBlocks, and the load balancer where it supports it). */
   sourceRanges: z
     .array(cidr, { error: "must be a list of CIDRs" })
@@ -739,6 +734,17 @@ const exposeSchema = z.strictObject({
       z.string({ error: "values must be strings (quote numbers and booleans)" }),
     )
     .optional(),
+};
+
+/**
+ * Publishes a service's mTLS port outside the cluster through a Service of its own, so the in-mesh
+ * Service is untouched. Callers still need a mesh certificate on the allow-list (`clients`).
+ */
+const exposeSchema = z.strictObject({
+  type: z.enum(["LoadBalancer", "NodePort"], { error: "must be LoadBalancer or NodePort" }),
+  /** The published port (LoadBalancer) or node port (NodePort); the mTLS port when unset. */
+  port: port.optional(),
+  ...publishedServiceFields,
 });
 export type ExposeSettings = z.infer<typeof exposeSchema>;
 
@@ -764,6 +770,170 @@ const clientSchema = z.strictObject({
       name: objectName.optional(),
     })
     .optional(),
+});
+
+/** An https URL (the JWKS endpoint): Envoy fetches it over TLS, verifying the server. */
+const httpsUrl = z.string({ error: "must be an https:// URL" }).refine((value) => {
+  try {
+    const url = new URL(value);
+    return url.protocol === "https:" && url.hostname !== "" && url.username === "";
+  } catch {
+    return false;
+  }
+}, "must be an https:// URL");
+
+/** A JSON Web Key Set, as an object or its JSON text; public keys only, so a ConfigMap may hold it. */
+const jwksDocument = z
+  .union([z.string(), z.record(z.string(), z.unknown())], {
+    error: "must be a JWKS: an object with keys, or its JSON text",
+  })
+  .transform((value, ctx) => {
+    let doc: unknown = value;
+    if (typeof value === "string") {
+      try {
+        doc = JSON.parse(value);
+      } catch {
+        ctx.addIssue({ code: "custom", message: "must be valid JSON (a JWKS)" });
+        return z.NEVER;
+      }
+    }
+    const keys = (doc as { keys?: unknown }).keys;
+    if (!Array.isArray(keys) || keys.length === 0) {
+      ctx.addIssue({ code: "custom", message: "must be a JWKS with a non-empty keys list" });
+      return z.NEVER;
+    }
+    for (const key of keys as Record<string, unknown>[]) {
+      // A private JWK carries "d" (EC, RSA, OKP) or "k" (symmetric): it has no place in a config.
+      if (typeof key !== "object" || key === null || "d" in key || "k" in key) {
+        ctx.addIssue({ code: "custom", message: "must hold public keys only (no d or k members)" });
+        return z.NEVER;
+      }
+    }
+    return JSON.stringify(doc);
+  });
+
+/** OAuth scope tokens (RFC 6749 3.3): printable ASCII without space, quote or backslash. */
+const scope = z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, "must be an OAuth scope token");
+
+/** Bearer-token validation at the gateway (Envoy JWT authn). */
+const jwtSchema = z
+  .strictObject({
+    /** The `iss` every token must carry; also the authorization server the metadata names. */
+    issuer: z.string({ error: "is required" }).min(1, "is required"),
+    /** Accepted `aud` values; MCP requires tokens to be checked for audience. */
+    audiences: z
+      .array(z.string().min(1), { error: "must be a list of audiences" })
+      .min(1, "must list at least one audience (tokens must be meant for this server)"),
+    jwksUri: httpsUrl.optional(),
+    /** Inline public keys, instead of jwksUri. */
+    jwks: jwksDocument.optional(),
+    /** Where the NetworkPolicy lets the JWKS fetch go (port 443); any address when omitted. */
+    jwksCidrs: z
+      .array(cidr, { error: "must be a list of CIDRs" })
+      .min(1, "must list at least one CIDR (omit it for any address)")
+      .optional(),
+    /** How long fetched keys are kept (Envoy's default is 10 minutes). */
+    jwksCacheDuration: duration.default("10m"),
+    /** Scopes every token must hold (the `scope` claim, space-separated). */
+    requiredScopes: z.array(scope, { error: "must be a list of scopes" }).default([]),
+  })
+  .superRefine(exactlyOne(["jwksUri", "jwks"]))
+  .superRefine((jwt, ctx) => {
+    if (jwt.jwksCidrs && !jwt.jwksUri)
+      ctx.addIssue({ code: "custom", path: ["jwksCidrs"], message: "only applies with jwksUri" });
+  });
+export type JwtSettings = z.infer<typeof jwtSchema>;
+
+const authSchema = z.strictObject({ jwt: jwtSchema });
+
+/** A path prefix: `/`, or segments without a trailing slash (it matches `/p` and `/p/...`). */
+const pathPrefix = z
+  .string({ error: "must be a path such as /mcp" })
+  .regex(
+    /^\/([A-Za-z0-9._~!$&'()*+,;=:@%-]+(\/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)*)?$/,
+    "must be / or a path such as /mcp (no trailing slash, query or wildcard)",
+  );
+
+const gatewayRouteSchema = z.strictObject({
+  /** Host this route answers for; any host when omitted. */
+  host: z
+    .string()
+    .max(253)
+    .regex(DNS_1123_SUBDOMAIN, "must be a DNS name such as mcp.example.com")
+    .optional(),
+  pathPrefix,
+  service: z.string({ error: "must name a service" }),
+  /** Replaces pathPrefix before the request reaches the service. */
+  rewritePrefix: pathPrefix.optional(),
+  /** This route's own token validation, instead of the gateway's. */
+  auth: authSchema.optional(),
+  /** No token needed on this route even when the gateway sets auth. */
+  public: z.boolean({ error: "must be true or false" }).default(false),
+});
+
+/** The gateway's Service: how clients outside the cluster reach it. */
+const gatewayServiceSchema = z.strictObject({
+  type: z
+    .enum(["LoadBalancer", "NodePort", "ClusterIP"], {
+      error: "must be LoadBalancer, NodePort or ClusterIP",
+    })
+    .default("LoadBalancer"),
+  /** The published port (the node port for NodePort); 443 by default. */
+  port: port.optional(),
+  ...publishedServiceFields,
+});
+
+const gatewayTlsSchema = z
+  .strictObject({
+    /** A kubernetes.io/tls Secret in the mesh namespace (cert-manager, or your own). */
+    secretName: objectName.optional(),
+    /** A certificate from the mesh CA: for development, clients must trust the mesh CA. */
+    selfSigned: z
+      .strictObject({
+        dnsNames: z
+          .array(z.string().max(253).regex(DNS_1123_SUBDOMAIN, "must be DNS names"), {
+            error: "must be a list of DNS names",
+          })
+          .min(1, "must list at least one DNS name"),
+      })
+      .optional(),
+  })
+  .superRefine(exactlyOne(["secretName", "selfSigned"]));
+
+/** Browsers may call the gateway from these origins (CORS). */
+const corsSchema = z.strictObject({
+  allowOrigins: z
+    .array(
+      z
+        .string()
+        .regex(/^https?:\/\/[^/\s*]+$/, "must be an origin such as https://app.example.com"),
+      { error: "must be a list of origins" },
+    )
+    .min(1, "must list at least one origin"),
+  maxAge: duration.default("10m"),
+});
+
+/** The ingress gateway: a standalone Envoy at the edge with its own mesh identity. */
+const gatewaySchema = z.strictObject({
+  name: z
+    .string()
+    .max(40, "must be at most 40 characters")
+    .regex(DNS_1035_LABEL, "must be a DNS label starting with a letter")
+    .default("mesh-gateway"),
+  replicas: positiveCount.default(1),
+  /** The public host name clients use: resource metadata URLs and the default route host. */
+  hostname: z
+    .string()
+    .max(253)
+    .regex(DNS_1123_SUBDOMAIN, "must be a DNS name such as mcp.example.com")
+    .optional(),
+  service: gatewayServiceSchema.prefault({}),
+  tls: gatewayTlsSchema,
+  routes: z
+    .array(gatewayRouteSchema, { error: "must be a list of { pathPrefix, service }" })
+    .min(1, "must list at least one route"),
+  auth: authSchema.optional(),
+  cors: corsSchema.optional(),
 });
 
 const serviceSchema = z.strictObject({
@@ -902,6 +1072,8 @@ const rawMeshSchema = z.strictObject({
     .default("cluster.local"),
   envoy: envoySchema.prefault({}),
   certificates: certificatesSchema.prefault({}),
+  /** An ingress gateway in front of the mesh. */
+  gateway: gatewaySchema.optional(),
   services: z
     .array(serviceSchema, { error: "is required: a list of services" })
     .min(1, "must list at least one service"),
@@ -916,6 +1088,7 @@ const rawMeshSchema = z.strictObject({
 
 type RawMesh = z.infer<typeof rawMeshSchema>;
 type RawService = RawMesh["services"][number];
+type RawGateway = NonNullable<RawMesh["gateway"]>;
 /** Envoy settings with the sidecar mode resolved for the stack's Kubernetes version. */
 export type EnvoySettings = Omit<RawMesh["envoy"], "sidecarMode"> & {
   sidecarMode: "native" | "container";
@@ -997,9 +1170,10 @@ export interface PeerIdentity {
  * a client outside the mesh, which has a SPIFFE ID but no DNS name.
  */
 export interface CallerModel {
-  kind: "service" | "client";
+  /** A mesh service, a client with a mesh certificate, or the ingress gateway. */
+  kind: "service" | "client" | "gateway";
   name: string;
-  /** Services only. */
+  /** Services and the gateway. */
   fqdn?: string;
   spiffeId: string;
   /** HTTP methods allowed; empty = all. */
@@ -1025,6 +1199,50 @@ export interface ClientModel {
   secret?: { namespace: string; name: string };
 }
 
+/** Bearer-token validation of one provider, as Envoy's JWT authn filter gets it. */
+export interface JwtModel {
+  /** Provider name in the gateway's config: `gateway`, or `route-<i>` for a route's own. */
+  provider: string;
+  issuer: string;
+  audiences: string[];
+  jwksUri?: string;
+  /** JSON text of an inline JWKS. */
+  jwks?: string;
+  jwksCidrs?: string[];
+  jwksCacheDuration: string;
+  requiredScopes: string[];
+}
+
+/** One gateway route, resolved: its service, and the token check that guards it. */
+export interface GatewayRouteModel {
+  /** Answers for this host only; every host when absent. */
+  host?: string;
+  pathPrefix: string;
+  rewritePrefix?: string;
+  /** The routed service, as the gateway dials it. */
+  upstream: UpstreamModel;
+  /** Token validation on this route; absent: none. */
+  jwt?: JwtModel;
+  /**
+   * With jwt: the protected resource (RFC 9728) this route is, `https://<host><pathPrefix>`, and
+   * the URL its metadata is served at (`/.well-known/oauth-protected-resource<pathPrefix>`).
+   */
+  resource?: { url: string; metadataPath: string; metadataUrl: string };
+}
+
+/** The ingress gateway, with its own mesh identity (it calls its routed services over mTLS). */
+export interface GatewayModel extends PeerIdentity {
+  replicas: number;
+  hostname?: string;
+  service: RawGateway["service"];
+  tls: RawGateway["tls"];
+  /** Its mesh certificate's DNS SANs (short name to FQDN). */
+  dnsNames: string[];
+  /** Most specific first within a host: Envoy takes the first route that matches. */
+  routes: GatewayRouteModel[];
+  cors?: RawGateway["cors"];
+}
+
 /** The whole validated mesh. */
 export interface MeshModel {
   namespace: string;
@@ -1040,6 +1258,9 @@ export interface MeshModel {
   network: NetworkSettings;
   /** Clients outside the mesh, sorted by name. */
   clients: ClientModel[];
+  gateway?: GatewayModel;
+  /** The stack's image pull Secrets (each service adds its own). */
+  imagePullSecrets: string[];
   /** Services sorted by name, so output does not depend on config order. */
   services: ServiceModel[];
   /** When set, Kubernetes objects are written as YAML into this folder instead of a cluster. */
@@ -1059,6 +1280,7 @@ export class MeshConfigError extends pulumi.RunError {
 /** Top-level keys whose values are structured (YAML objects/lists, stored by Pulumi as JSON). */
 const STRUCTURED_KEYS = new Set([
   "clients",
+  "gateway",
   "envoy",
   "certificates",
   "services",
@@ -1150,6 +1372,17 @@ export function parseMeshConfig(raw: Record<string, unknown>): MeshModel {
   const podsFqdn = (name: string) =>
     serviceFqdn(objectNames(name).podsService, cfg.namespace, cfg.clusterDomain);
   const declared = new Map(cfg.services.map((svc) => [svc.name, svc]));
+  const upstreamOf = (name: string): UpstreamModel => {
+    const callee = declared.get(name);
+    // topologyProblems has rejected unknown callees.
+    if (!callee) throw new Error(`internal: unknown callee ${name}`);
+    return { ...identity(name), podsFqdn: podsFqdn(name), traffic: callee.traffic };
+  };
+  const gateway = cfg.gateway
+    ? gatewayModel(cfg.gateway, identity(cfg.gateway.name), upstreamOf, (name) =>
+        serviceHostnames(name, cfg.namespace, cfg.clusterDomain),
+      )
+    : undefined;
   const services = [...cfg.services].sort(byName).map((svc): ServiceModel => {
     const { fqdn, spiffeId } = identity(svc.name);
     // The schema turned every `calls` entry into its object form.
@@ -1176,19 +1409,18 @@ export function parseMeshConfig(raw: Record<string, unknown>): MeshModel {
         name: c.name,
         spiffeId: clientSpiffeId(c.name),
       })),
+      ...(cfg.gateway && gateway?.routes.some((r) => r.upstream.name === svc.name)
+        ? [
+            {
+              kind: "gateway" as const,
+              ...identity(cfg.gateway.name),
+              methods: [],
+              paths: gatewayPaths(cfg.gateway.routes, svc.name),
+            },
+          ]
+        : []),
     ];
-    const upstreams = svc.calls
-      .map((call): UpstreamModel => {
-        const callee = declared.get(call.service);
-        // topologyProblems has rejected unknown callees.
-        if (!callee) throw new Error(`internal: unknown callee ${call.service}`);
-        return {
-          ...identity(call.service),
-          podsFqdn: podsFqdn(call.service),
-          traffic: callee.traffic,
-        };
-      })
-      .sort(byName);
+    const upstreams = svc.calls.map((call) => upstreamOf(call.service)).sort(byName);
     return {
       name: svc.name,
       image: svc.image,
@@ -1237,6 +1469,8 @@ export function parseMeshConfig(raw: Record<string, unknown>): MeshModel {
     },
     certificates: certificateSettings(cfg.certificates),
     network: cfg.network,
+    ...(gateway ? { gateway } : {}),
+    imagePullSecrets: [...cfg.imagePullSecrets],
     clients: [...cfg.clients].sort(byName).map((client) => ({
       name: client.name,
       spiffeId: clientSpiffeId(client.name),
@@ -1253,6 +1487,92 @@ export function parseMeshConfig(raw: Record<string, unknown>): MeshModel {
     services,
     ...(cfg.renderYamlToDirectory ? { renderYamlToDirectory: cfg.renderYamlToDirectory } : {}),
     ...(cfg.podSecurity ? { podSecurity: cfg.podSecurity } : {}),
+  };
+}
+
+/** Port of the gateway's TLS listener in its pod; its Service maps the public port to it. */
+export const GATEWAY_LISTEN_PORT = 8443;
+
+/** The gateway Service's port unless `gateway.service.port` says otherwise. */
+export const GATEWAY_DEFAULT_PORT = 443;
+
+/**
+ * Paths the gateway may request from `service`: the prefixes its routes forward there, after
+ * rewriting, each exactly and everything below it. A route forwarding `/` leaves no limit.
+ */
+function gatewayPaths(routes: RawGateway["routes"], service: string): string[] {
+  const prefixes = routes
+    .filter((r) => r.service === service)
+    .map((r) => r.rewritePrefix ?? r.pathPrefix);
+  if (prefixes.includes("/")) return [];
+  return [...new Set(prefixes.flatMap((p) => [p, `${p}/*`]))].sort();
+}
+
+/** The JWT provider guarding route `i`: its own, none when public, else the gateway's. */
+function routeJwt(gw: RawGateway, i: number): JwtModel | undefined {
+  const route = gw.routes[i];
+  if (route.public) return undefined;
+  const [provider, jwt] = route.auth
+    ? [`route-${i}`, route.auth.jwt]
+    : gw.auth
+      ? ["gateway", gw.auth.jwt]
+      : [undefined, undefined];
+  if (!provider || !jwt) return undefined;
+  return {
+    provider,
+    issuer: jwt.issuer,
+    audiences: [...jwt.audiences],
+    ...(jwt.jwksUri ? { jwksUri: jwt.jwksUri } : {}),
+    ...(jwt.jwks ? { jwks: jwt.jwks } : {}),
+    ...(jwt.jwksCidrs ? { jwksCidrs: [...jwt.jwksCidrs] } : {}),
+    jwksCacheDuration: jwt.jwksCacheDuration,
+    requiredScopes: [...jwt.requiredScopes],
+  };
+}
+
+/** The gateway model: routes resolved and ordered, each with its token check and resource. */
+function gatewayModel(
+  gw: RawGateway,
+  self: PeerIdentity,
+  upstreamOf: (service: string) => UpstreamModel,
+  hostnames: (name: string) => string[],
+): GatewayModel {
+  const routes = gw.routes.map((route, i): GatewayRouteModel => {
+    const jwt = routeJwt(gw, i);
+    // topologyProblems has made sure an authenticated route has a host for its resource URL.
+    const host = route.host ?? gw.hostname ?? "";
+    const suffix = route.pathPrefix === "/" ? "" : route.pathPrefix;
+    return {
+      ...(route.host ? { host: route.host } : {}),
+      pathPrefix: route.pathPrefix,
+      ...(route.rewritePrefix ? { rewritePrefix: route.rewritePrefix } : {}),
+      upstream: upstreamOf(route.service),
+      ...(jwt
+        ? {
+            jwt,
+            resource: {
+              url: `https://${host}${suffix || "/"}`,
+              metadataPath: `${RESOURCE_METADATA_PATH}${suffix}`,
+              metadataUrl: `https://${host}${RESOURCE_METADATA_PATH}${suffix}`,
+            },
+          }
+        : {}),
+    };
+  });
+  // Envoy takes the first matching route: longer prefixes first, config order among equals.
+  const ordered = routes
+    .map((route, i) => ({ route, i }))
+    .sort((a, b) => b.route.pathPrefix.length - a.route.pathPrefix.length || a.i - b.i)
+    .map(({ route }) => route);
+  return {
+    ...self,
+    replicas: gw.replicas,
+    ...(gw.hostname ? { hostname: gw.hostname } : {}),
+    service: gw.service,
+    tls: gw.tls,
+    dnsNames: hostnames(gw.name),
+    routes: ordered,
+    ...(gw.cors ? { cors: gw.cors } : {}),
   };
 }
 
@@ -1311,6 +1631,8 @@ function topologyProblems(cfg: RawMesh): string[] {
     problems.push(...callProblems(key, client.calls, known));
   });
 
+  if (cfg.gateway) problems.push(...gatewayProblems(cfg, cfg.gateway, known));
+
   cfg.services.forEach((svc, i) => {
     const key = `${PROJECT}:services[${i}]`;
     const published = svc.name.slice(0, -EXTERNAL_SERVICE_SUFFIX.length);
@@ -1335,6 +1657,59 @@ function topologyProblems(cfg: RawMesh): string[] {
         `${key}.port: ${svc.port} is Envoy's ${clash[0]} port (envoy.ports.${clash[0]}); pick another app port`,
       );
     problems.push(...callProblems(key, svc.calls, known, svc.name));
+  });
+  return problems;
+}
+
+/** Gateway settings that clash with the services, the ports, or each other. */
+function gatewayProblems(cfg: RawMesh, gw: RawGateway, known: Set<string>): string[] {
+  const key = `${PROJECT}:gateway`;
+  const problems: string[] = [];
+  // The gateway's objects share the namespace with the services' (and their -pods, -ext).
+  const taken = cfg.services.flatMap((s) => {
+    const names = objectNames(s.name);
+    return [names.service, names.podsService, names.externalService];
+  });
+  if (taken.includes(gw.name))
+    problems.push(`${key}.name: "${gw.name}" is the name of a service's Service; pick another`);
+  for (const [role, p] of Object.entries(cfg.envoy.ports))
+    if (p === GATEWAY_LISTEN_PORT)
+      problems.push(
+        `${key}: its TLS listener uses port ${GATEWAY_LISTEN_PORT} in the pod, which envoy.ports.${role} also uses; pick another envoy.ports.${role}`,
+      );
+  if (gw.tls.secretName) {
+    const owned = [gw.name, ...cfg.services.map((s) => s.name)].map((n) => objectNames(n).secret);
+    if (owned.includes(gw.tls.secretName))
+      problems.push(
+        `${key}.tls.secretName: "${gw.tls.secretName}" is a mesh identity Secret the program writes; name the Secret that holds the gateway's public certificate`,
+      );
+  }
+  const seen = new Set<string>();
+  gw.routes.forEach((route, i) => {
+    const rkey = `${key}.routes[${i}]`;
+    if (!known.has(route.service))
+      problems.push(
+        `${rkey}.service: unknown service "${route.service}" (known: ${[...known].sort().join(", ")})`,
+      );
+    const where = `${route.host ?? "*"} ${route.pathPrefix}`;
+    if (seen.has(where))
+      problems.push(
+        `${rkey}.pathPrefix: ${route.pathPrefix} is already routed${route.host ? ` for ${route.host}` : ""}`,
+      );
+    seen.add(where);
+    if (route.public && route.auth)
+      problems.push(`${rkey}.public: a public route takes no auth; drop one of them`);
+    const authenticated = !route.public && (route.auth ?? gw.auth) !== undefined;
+    if (authenticated && !route.host && !gw.hostname)
+      problems.push(
+        `${rkey}.host: an authenticated route needs a host (here or gateway.hostname) for its resource URL (RFC 9728, MCP authorization)`,
+      );
+    const reserved = RESOURCE_METADATA_PATH;
+    if (
+      authenticated &&
+      (route.pathPrefix === reserved || route.pathPrefix.startsWith(`${reserved}/`))
+    )
+      problems.push(`${rkey}.pathPrefix: ${reserved} is served by the gateway itself`);
   });
   return problems;
 }

@@ -5,23 +5,30 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import {
   exposedSourceRanges,
-  DEFAULT_ROUTE_TIMEOUT,
-  durationSeconds,
   KUBERNETES_FEATURES,
   MeshModel,
   PROJECT,
-  quantityValue,
   ServiceModel,
-  STREAMING_IDLE_TIMEOUT,
-  TrafficPolicy,
 } from "./config";
 import { buildEnvoyFiles } from "./envoy";
-import { SIDECAR_PATHS, SidecarSpec, TrafficSpec } from "./envoy/model";
-import { envoyDuration } from "./envoy/spec";
+import { SIDECAR_PATHS, SidecarSpec } from "./envoy/model";
+import { overloadSpec, trafficSpec } from "./envoy-units";
+import { gatewayWarnings, MeshGateway } from "./gateway";
 import { CertificateAuthority, ClientCertificate, ServiceCertificate } from "./pki";
 import { meshLabels } from "./names";
 import { MeshNetworkPolicies } from "./network-policy";
-import { MeshService, outboundUrl, tlsSecretData } from "./workload";
+import { MeshService, outboundUrl, tlsSecret } from "./workload";
+
+// Kept importable from here, where the sidecar spec is built.
+export { HEAP_SHARE_OF_MEMORY_LIMIT, trafficSpec } from "./envoy-units";
+
+/** Where and how clients outside the cluster reach the ingress gateway. */
+export interface GatewayEndpoint {
+  /** `<address>:<port>`, from the load balancer's status where there is one. */
+  endpoint: string;
+  /** Per route: the URL a client uses and, when a token is needed, its resource metadata URL. */
+  routes: { url: string; service: string; resourceMetadata?: string }[];
+}
 
 /** What a client outside the mesh needs besides its key and the CA certificate. */
 export interface ClientEndpoint {
@@ -50,7 +57,7 @@ export function sidecarSpec(model: MeshModel, service: ServiceModel): SidecarSpe
     ports: { ...model.envoy.ports },
     callers: service.callers.map(({ kind, ...c }) => ({
       ...c,
-      ...(kind === "client" ? { kind } : {}),
+      ...(kind !== "service" ? { kind } : {}),
       methods: [...c.methods],
       paths: [...c.paths],
     })),
@@ -67,32 +74,20 @@ export function sidecarSpec(model: MeshModel, service: ServiceModel): SidecarSpe
       ...(e.local ? { localPort: e.local.port } : {}),
     })),
     accessLog: model.envoy.accessLog,
-    overload: {
-      maxHeapBytes: Math.floor(
-        quantityValue(model.envoy.resources.limits.memory) * HEAP_SHARE_OF_MEMORY_LIMIT,
-      ),
-      maxConnections: model.envoy.maxConnections,
-    },
+    overload: overloadSpec(model.envoy),
     paths: SIDECAR_PATHS,
   };
 }
-
-/**
- * Envoy's heap ceiling as a share of the sidecar's memory limit: the rest covers what the heap
- * monitor does not count (thread stacks, the binary, kernel buffers), so the overload actions
- * act before the kubelet's OOM kill.
- */
-export const HEAP_SHARE_OF_MEMORY_LIMIT = 0.8;
 
 /** Traffic settings that are valid but cannot work as the stack stands. */
 export function trafficWarnings(model: MeshModel): string[] {
   const warnings: string[] = [];
   for (const svc of model.services) {
     const { sessionAffinity, outlierDetection } = svc.traffic;
-    // Affinity is applied where a replica is chosen: in the sidecars of calling services.
-    if (sessionAffinity && !svc.callers.some((c) => c.kind === "service"))
+    // Affinity is applied where a replica is chosen: in callers' sidecars and the gateway.
+    if (sessionAffinity && !svc.callers.some((c) => c.kind !== "client"))
       warnings.push(
-        `services "${svc.name}": traffic.sessionAffinity acts in the sidecars that call it, and nothing in the mesh calls it yet; clients reaching it otherwise are not pinned to a replica`,
+        `services "${svc.name}": traffic.sessionAffinity acts in the sidecars that call it and in the gateway, and neither reaches it yet; clients reaching it otherwise are not pinned to a replica`,
       );
     if (sessionAffinity && svc.expose && svc.replicas > 1)
       warnings.push(
@@ -120,40 +115,6 @@ export function trafficWarnings(model: MeshModel): string[] {
       );
   }
   return warnings;
-}
-
-/** A service's traffic policy in Envoy's units, its defaults filled in. */
-export function trafficSpec(t: TrafficPolicy): TrafficSpec {
-  const d = (value: string) => envoyDuration(durationSeconds(value));
-  const idle = t.idleTimeout ?? (t.streaming ? STREAMING_IDLE_TIMEOUT : undefined);
-  return {
-    // A streamed response may last any time: no route timeout, only the idle timeout.
-    timeout: t.streaming ? "0s" : d(t.timeout ?? DEFAULT_ROUTE_TIMEOUT),
-    ...(idle ? { idleTimeout: d(idle) } : {}),
-    streaming: t.streaming,
-    retries: {
-      attempts: t.retries.attempts,
-      retryOn: t.retries.retryOn,
-      ...(t.retries.perTryTimeout ? { perTryTimeout: d(t.retries.perTryTimeout) } : {}),
-      backoff: { base: d(t.retries.backoff.base), max: d(t.retries.backoff.max) },
-    },
-    circuitBreaker: { ...t.circuitBreaker },
-    outlierDetection: {
-      consecutive5xx: t.outlierDetection.consecutive5xx,
-      interval: d(t.outlierDetection.interval),
-      baseEjectionTime: d(t.outlierDetection.baseEjectionTime),
-      maxEjectionPercent: t.outlierDetection.maxEjectionPercent,
-    },
-    ...(t.rateLimit
-      ? {
-          rateLimit: {
-            requestsPerSecond: t.rateLimit.requestsPerSecond,
-            burst: t.rateLimit.burst ?? t.rateLimit.requestsPerSecond,
-          },
-        }
-      : {}),
-    ...(t.sessionAffinity ? { sessionAffinity: { header: t.sessionAffinity.header } } : {}),
-  };
 }
 
 /** Labels of a namespace the program creates; with podSecurity, the Pod Security admission ones. */
@@ -202,6 +163,10 @@ export class ServiceMesh extends pulumi.ComponentResource {
   public readonly clientKeys: pulumi.Output<Record<string, string>>;
   /** Per exposed service: `<address>:<port>` once the load balancer has one. */
   public readonly exposed: pulumi.Output<Record<string, string>>;
+  /** The ingress gateway, when the stack has one. */
+  public readonly gateway?: MeshGateway;
+  /** Where the gateway is reached, when the stack has one. */
+  public readonly gatewayEndpoint: pulumi.Output<GatewayEndpoint | undefined>;
 
   constructor(name: string, args: ServiceMeshArgs, opts?: pulumi.ComponentResourceOptions) {
     super("bookapi-mesh:mesh:ServiceMesh", name, {}, opts);
@@ -297,24 +262,48 @@ export class ServiceMesh extends pulumi.ComponentResource {
       );
       if (client.secret) {
         // For callers inside the cluster but outside the mesh; the namespace is theirs.
-        new k8s.core.v1.Secret(
+        tlsSecret(
           `${name}-client-${client.name}-tls`,
           {
-            metadata: {
-              name: client.secret.name,
-              // The mesh namespace through its resource, so the Secret waits for it.
-              namespace:
-                client.secret.namespace === model.namespace ? namespace : client.secret.namespace,
-              labels: meshLabels(),
-            },
-            type: "kubernetes.io/tls",
-            stringData: tlsSecretData(cert),
+            name: client.secret.name,
+            // The mesh namespace through its resource, so the Secret waits for it.
+            namespace:
+              client.secret.namespace === model.namespace ? namespace : client.secret.namespace,
+            labels: meshLabels(),
           },
+          cert,
           { parent: this, deleteBeforeReplace: true },
         );
       }
       return { client, cert };
     });
+
+    if (model.gateway) {
+      for (const warning of gatewayWarnings(model.gateway)) void pulumi.log.warn(warning, this);
+      this.gateway = new MeshGateway(
+        `${name}-gateway`,
+        {
+          model,
+          gateway: model.gateway,
+          namespace,
+          ca,
+          rendered: model.renderYamlToDirectory !== undefined,
+        },
+        { parent: this },
+      );
+    }
+    const gatewayModel = model.gateway;
+    this.gatewayEndpoint =
+      this.gateway && gatewayModel
+        ? this.gateway.endpoint.apply((endpoint): GatewayEndpoint => ({
+            endpoint,
+            routes: gatewayModel.routes.map((r) => ({
+              url: `https://${r.host ?? gatewayModel.hostname ?? endpoint}${r.pathPrefix}`,
+              service: r.upstream.name,
+              ...(r.resource ? { resourceMetadata: r.resource.metadataUrl } : {}),
+            })),
+          }))
+        : pulumi.output(undefined);
 
     this.networkPolicies = new MeshNetworkPolicies(
       `${name}-netpol`,
@@ -377,6 +366,7 @@ export class ServiceMesh extends pulumi.ComponentResource {
       clients: this.clients,
       clientKeys: this.clientKeys,
       exposed: this.exposed,
+      gateway: this.gatewayEndpoint,
     });
   }
 }

@@ -66,6 +66,9 @@ export function commonLabels(service: string): Record<string, string> {
   return { ...selectorLabels(service), "app.kubernetes.io/instance": service, ...meshLabels() };
 }
 
+/** Where RFC 9728 puts protected resource metadata (section 3; path insertion in 3.1). */
+export const RESOURCE_METADATA_PATH = "/.well-known/oauth-protected-resource";
+
 /** Mount points of the sidecar's files, referenced by the Envoy files. */
 export const SIDECAR_PATHS = {
   /** Mount of the Envoy ConfigMap (bootstrap and SDS files). */
@@ -74,11 +77,20 @@ export const SIDECAR_PATHS = {
   certDir: "/etc/envoy/certs",
 } as const;
 
+/** The gateway's mounts: the sidecar's, plus its public certificate. */
+export const GATEWAY_PATHS = {
+  ...SIDECAR_PATHS,
+  /** Mount of the gateway's public certificate Secret (tls.crt, tls.key). */
+  edgeCertDir: "/etc/envoy/edge",
+} as const;
+
 /** ConfigMap keys (file names under configDir); Envoy's `--config-path` is the bootstrap. */
 export const ENVOY_FILES = {
   bootstrap: "envoy.json",
   sdsCertificate: "sds-certificate.json",
   sdsValidation: "sds-validation.json",
+  /** The gateway only: its public certificate. */
+  sdsEdge: "sds-edge.json",
 } as const;
 
 /** Secret keys (file names under certDir), as a `kubernetes.io/tls` Secret plus the CA. */
@@ -97,7 +109,13 @@ export const EXPOSED_PATHS = {
 } as const;
 
 /** Volumes the pod template always has. */
-export const MESH_VOLUMES = { config: "envoy-config", certs: "envoy-certs", tmp: "tmp" } as const;
+export const MESH_VOLUMES = {
+  config: "envoy-config",
+  certs: "envoy-certs",
+  tmp: "tmp",
+  /** The gateway only: its public certificate. */
+  edgeCerts: "edge-certs",
+} as const;
 
 /** The app's writable scratch directory (its root filesystem is read-only). */
 export const APP_TMP_PATH = "/tmp";

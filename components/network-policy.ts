@@ -9,7 +9,15 @@
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { exposedSourceRanges, MeshModel, PeerSelector, PROJECT, ServiceModel } from "./config";
+import {
+  exposedSourceRanges,
+  GATEWAY_LISTEN_PORT,
+  GatewayModel,
+  MeshModel,
+  PeerSelector,
+  PROJECT,
+  ServiceModel,
+} from "./config";
 import { meshLabels, selectorLabels } from "./names";
 
 type PolicySpec = k8s.types.input.networking.v1.NetworkPolicySpec;
@@ -51,8 +59,8 @@ function servicePolicy(model: MeshModel, svc: ServiceModel): NamedNetworkPolicyS
   const ports = model.envoy.ports;
   const ingress: IngressRule[] = [];
   // A rule with an empty `from` admits everyone, so a rule is only written when it has peers.
-  // Mesh callers by their pods; clients outside the mesh come through `expose` below.
-  const meshCallers = svc.callers.filter((c) => c.kind === "service");
+  // Mesh callers and the gateway by their pods; clients outside the mesh through `expose` below.
+  const meshCallers = svc.callers.filter((c) => c.kind !== "client");
   if (meshCallers.length > 0) {
     ingress.push({
       from: meshCallers.map((c) => servicePeer(c.name)),
@@ -121,8 +129,54 @@ function servicePolicy(model: MeshModel, svc: ServiceModel): NamedNetworkPolicyS
 }
 
 /**
+ * The gateway's policy: clients from its sourceRanges (every address without them) on its TLS
+ * port; out, only its routed services' mTLS port, DNS, and the JWKS hosts' https port.
+ */
+function gatewayPolicy(model: MeshModel, gateway: GatewayModel): NamedNetworkPolicySpec {
+  const ports = model.envoy.ports;
+  const ranges = gateway.service.sourceRanges ?? ["0.0.0.0/0", "::/0"];
+  const ingress: IngressRule[] = [
+    { from: ranges.map((cidr) => ({ ipBlock: { cidr } })), ports: [tcp(GATEWAY_LISTEN_PORT)] },
+  ];
+  if (model.envoy.scrapeFrom.length > 0)
+    ingress.push({
+      from: model.envoy.scrapeFrom.map(peerOf),
+      ports: [tcp(ports.health), tcp(ports.metrics)],
+    });
+  const routed = [...new Set(gateway.routes.map((r) => r.upstream.name))].sort();
+  const jwks = new Map<string, NonNullable<GatewayModel["routes"][number]["jwt"]>>();
+  for (const r of gateway.routes) if (r.jwt?.jwksUri) jwks.set(r.jwt.provider, r.jwt);
+  const egress: EgressRule[] = [
+    { to: routed.map(servicePeer), ports: [tcp(ports.inbound)] },
+    ...[...jwks.values()].map((jwt) => ({
+      ...(jwt.jwksCidrs ? { to: jwt.jwksCidrs.map((cidr) => ({ ipBlock: { cidr } })) } : {}),
+      ports: [tcp(jwksPort(jwt.jwksUri ?? ""))],
+    })),
+    {
+      to: model.network.dns.peers.map((peer) => structuredClone(peer)),
+      ports: model.network.dns.ports.map((p) => ({ ...p })),
+    },
+  ];
+  return {
+    name: servicePolicyName(gateway.name),
+    spec: {
+      podSelector: { matchLabels: selectorLabels(gateway.name) },
+      policyTypes: ["Ingress", "Egress"],
+      ingress,
+      egress,
+    },
+  };
+}
+
+/** The port a JWKS URL is fetched on. */
+function jwksPort(uri: string): number {
+  const port = new URL(uri).port;
+  return port ? Number(port) : 443;
+}
+
+/**
  * Every NetworkPolicy of the mesh: a default deny for all mesh pods, then one policy per service
- * that opens exactly what the topology and the stack's selectors allow.
+ * (and the gateway) that opens exactly what the topology and the stack's selectors allow.
  */
 export function networkPolicySpecs(model: MeshModel): NamedNetworkPolicySpec[] {
   return [
@@ -135,6 +189,7 @@ export function networkPolicySpecs(model: MeshModel): NamedNetworkPolicySpec[] {
       },
     },
     ...model.services.map((svc) => servicePolicy(model, svc)),
+    ...(model.gateway ? [gatewayPolicy(model, model.gateway)] : []),
   ];
 }
 

@@ -9,7 +9,7 @@ import { createHash } from "node:crypto";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { EnvoySettings, quantityValue, ServiceModel } from "./config";
-import { bootstrapPath, hasOutboundListener } from "./envoy";
+import { bootstrapPath, hasOutboundListener, SidecarPaths } from "./envoy";
 import {
   APP_TMP_PATH,
   CERT_FILES,
@@ -23,7 +23,7 @@ import {
   SCRAPE_ANNOTATION_PREFIX,
   SIDECAR_PATHS,
 } from "./names";
-import { appPreStop, envoyPreStop, shutdownPlan } from "./shutdown";
+import { appPreStop, envoyPreStop, ShutdownPlan, shutdownPlan } from "./shutdown";
 
 /** UID/GID of the `envoy` user in the official Envoy image. */
 export const ENVOY_UID = 101;
@@ -66,7 +66,7 @@ export function outboundUrl(envoy: EnvoySettings): string {
   return `http://127.0.0.1:${envoy.ports.outbound}`;
 }
 
-function hardenedContainer(uid: number): k8s.types.input.core.v1.SecurityContext {
+export function hardenedContainer(uid: number): k8s.types.input.core.v1.SecurityContext {
   return {
     runAsNonRoot: true,
     runAsUser: uid,
@@ -84,7 +84,27 @@ export function envoyContainer(
   service: ServiceModel,
   envoy: EnvoySettings,
 ): k8s.types.input.core.v1.Container {
-  const stop = shutdownPlan(service, envoy);
+  return {
+    ...envoyContainerBase(service.name, envoy, shutdownPlan(service, envoy), SIDECAR_PATHS),
+    ports: [
+      { name: PORT_NAMES.inbound, containerPort: envoy.ports.inbound, protocol: "TCP" },
+      { name: PORT_NAMES.health, containerPort: envoy.ports.health, protocol: "TCP" },
+      { name: PORT_NAMES.metrics, containerPort: envoy.ports.metrics, protocol: "TCP" },
+    ],
+    volumeMounts: [
+      { name: MESH_VOLUMES.config, mountPath: SIDECAR_PATHS.configDir, readOnly: true },
+      { name: MESH_VOLUMES.certs, mountPath: SIDECAR_PATHS.certDir, readOnly: true },
+    ],
+  };
+}
+
+/** An Envoy container as sidecar and gateway run it; the caller adds ports and mounts. */
+export function envoyContainerBase(
+  node: string,
+  envoy: EnvoySettings,
+  stop: ShutdownPlan,
+  paths: SidecarPaths,
+): k8s.types.input.core.v1.Container {
   return {
     name: "envoy",
     image: envoy.image,
@@ -92,13 +112,13 @@ export function envoyContainer(
     command: ["envoy"],
     args: [
       "--config-path",
-      bootstrapPath(SIDECAR_PATHS),
+      bootstrapPath(paths),
       "--log-level",
       envoy.logLevel,
       "--service-node",
-      service.name,
+      node,
       "--service-cluster",
-      service.name,
+      node,
       // Hot restart needs shared memory and a writable /dev/shm; Kubernetes restarts pods instead.
       "--disable-hot-restart",
       // The preStop hook's graceful drain lasts this long; gradual (Envoy's default, stated)
@@ -112,11 +132,6 @@ export function envoyContainer(
       "--concurrency",
       String(envoyConcurrency(envoy)),
     ],
-    ports: [
-      { name: PORT_NAMES.inbound, containerPort: envoy.ports.inbound, protocol: "TCP" },
-      { name: PORT_NAMES.health, containerPort: envoy.ports.health, protocol: "TCP" },
-      { name: PORT_NAMES.metrics, containerPort: envoy.ports.metrics, protocol: "TCP" },
-    ],
     readinessProbe: {
       httpGet: { path: EXPOSED_PATHS.health, port: PORT_NAMES.health },
       periodSeconds: 5,
@@ -125,10 +140,6 @@ export function envoyContainer(
     resources: { requests: { ...envoy.resources.requests }, limits: { ...envoy.resources.limits } },
     lifecycle: { preStop: envoyPreStop(stop) },
     securityContext: hardenedContainer(ENVOY_UID),
-    volumeMounts: [
-      { name: MESH_VOLUMES.config, mountPath: SIDECAR_PATHS.configDir, readOnly: true },
-      { name: MESH_VOLUMES.certs, mountPath: SIDECAR_PATHS.certDir, readOnly: true },
-    ],
   };
 }
 
@@ -394,7 +405,7 @@ export function externalServiceSpec(
  * that are not ready anyway may always be evicted, so a crash-looping pod cannot block a drain.
  */
 export function podDisruptionBudgetSpec(
-  service: ServiceModel,
+  service: Pick<ServiceModel, "name">,
 ): k8s.types.input.policy.v1.PodDisruptionBudgetSpec {
   return {
     maxUnavailable: 1,
@@ -443,6 +454,63 @@ export function tlsSecretData(tls: ServiceTlsMaterial): Record<string, pulumi.In
     [CERT_FILES.privateKey]: pulumi.secret(tls.privateKeyPem),
     [CERT_FILES.ca]: tls.caCertPem,
   };
+}
+
+/**
+ * One Envoy config version as an immutable ConfigMap. A new name per version, so a replacement is
+ * create-before-delete (no deleteBeforeReplace). Pulumi never deletes a version (retainOnDelete):
+ * after a failed rollout the engine would delete the old one at the start of the next update,
+ * under the ReplicaSet still serving, and `kubectl rollout undo` needs it too. Kubernetes deletes
+ * every version with the ServiceAccount that owns them (`owner`; none when rendered, where there
+ * are no UIDs), i.e. when the workload leaves the stack.
+ */
+export function versionedConfigMap(
+  resourceName: string,
+  metadata: { name: string; namespace: pulumi.Input<string>; labels: Record<string, string> },
+  files: Record<string, string>,
+  owner: k8s.core.v1.ServiceAccount | undefined,
+  parent: pulumi.Resource,
+): k8s.core.v1.ConfigMap {
+  return new k8s.core.v1.ConfigMap(
+    resourceName,
+    {
+      metadata: {
+        ...metadata,
+        ...(owner
+          ? {
+              ownerReferences: [
+                {
+                  apiVersion: "v1",
+                  kind: "ServiceAccount",
+                  name: owner.metadata.name,
+                  uid: owner.metadata.uid,
+                },
+              ],
+            }
+          : {}),
+      },
+      immutable: true,
+      data: files,
+    },
+    { parent, retainOnDelete: true },
+  );
+}
+
+/**
+ * A kubernetes.io/tls Secret of key material from the mesh CA. Updated in place on renewal (the
+ * provider's enableSecretMutable): never deleted under the pods that mount it.
+ */
+export function tlsSecret(
+  resourceName: string,
+  metadata: k8s.types.input.meta.v1.ObjectMeta,
+  tls: ServiceTlsMaterial,
+  opts: pulumi.CustomResourceOptions,
+): k8s.core.v1.Secret {
+  return new k8s.core.v1.Secret(
+    resourceName,
+    { metadata, type: "kubernetes.io/tls", stringData: tlsSecretData(tls) },
+    opts,
+  );
 }
 
 export interface MeshServiceArgs {
@@ -502,44 +570,14 @@ export class MeshService extends pulumi.ComponentResource {
       { metadata: meta(names.serviceAccount), automountServiceAccountToken: false },
       childOpts,
     );
-    // Updated in place on renewal (provider enableSecretMutable): never deleted under live pods.
-    this.secret = new k8s.core.v1.Secret(
-      `${name}-tls`,
-      {
-        metadata: meta(names.secret),
-        type: "kubernetes.io/tls",
-        stringData: tlsSecretData(args.tls),
-      },
-      childOpts,
-    );
+    this.secret = tlsSecret(`${name}-tls`, meta(names.secret), args.tls, childOpts);
     const configMapName = envoyConfigMapName(svc.name, args.envoyFiles);
-    // A new name per version, so a replacement is create-before-delete (no deleteBeforeReplace).
-    // Pulumi never deletes a version (retainOnDelete): after a failed rollout the engine would
-    // delete the old one at the start of the next update, under the ReplicaSet still serving,
-    // and `kubectl rollout undo` needs it too. Kubernetes deletes every version with the
-    // ServiceAccount that owns them, i.e. when the service leaves the stack.
-    this.configMap = new k8s.core.v1.ConfigMap(
+    this.configMap = versionedConfigMap(
       `${name}-envoy`,
-      {
-        metadata: {
-          ...meta(configMapName),
-          ...(args.rendered
-            ? {}
-            : {
-                ownerReferences: [
-                  {
-                    apiVersion: "v1",
-                    kind: "ServiceAccount",
-                    name: names.serviceAccount,
-                    uid: this.serviceAccount.metadata.uid,
-                  },
-                ],
-              }),
-        },
-        immutable: true,
-        data: args.envoyFiles,
-      },
-      { parent: this, retainOnDelete: true },
+      meta(configMapName),
+      args.envoyFiles,
+      args.rendered ? undefined : this.serviceAccount,
+      this,
     );
     this.deployment = new k8s.apps.v1.Deployment(
       `${name}-deployment`,

@@ -147,7 +147,9 @@ function httpRbacOf(hcm: HttpConnectionManager): HttpRbac {
 function principalsOf(rules: NetworkRbac["rules"]): string[] {
   return sorted(
     Object.values(rules.policies).flatMap((p) =>
-      p.principals.map((pr) => pr.authenticated.principal_name.exact),
+      p.principals.map((pr) =>
+        "authenticated" in pr ? pr.authenticated.principal_name.exact : assert.fail("not a peer"),
+      ),
     ),
   );
 }
@@ -182,7 +184,13 @@ function resolve(
   if (!vh) return { status: 404 };
   const path = rawPath.split("?")[0];
   for (const r of vh.routes) {
-    const hit = "path" in r.match ? path === r.match.path : path.startsWith(r.match.prefix);
+    const hit =
+      "path" in r.match
+        ? path === r.match.path
+        : "prefix" in r.match
+          ? path.startsWith(r.match.prefix)
+          : path === r.match.path_separated_prefix ||
+            path.startsWith(`${r.match.path_separated_prefix}/`);
     if (!hit) continue;
     const headersMatch = (r.match.headers ?? []).every(
       (h) =>
@@ -192,7 +200,12 @@ function resolve(
     if ("direct_response" in r) return { status: r.direct_response.status };
     const rewritten = r.route.prefix_rewrite;
     // Envoy's prefix_rewrite replaces the matched prefix (or, for `path`, the whole path).
-    const matched = "path" in r.match ? r.match.path : r.match.prefix;
+    const matched =
+      "path" in r.match
+        ? r.match.path
+        : "prefix" in r.match
+          ? r.match.prefix
+          : r.match.path_separated_prefix;
     return {
       cluster: r.route.cluster,
       path: rewritten === undefined ? rawPath : rewritten + rawPath.slice(matched.length),
@@ -205,7 +218,9 @@ function sdsRefs(b: Bootstrap): SdsSecretConfig[] {
   const contexts: CommonTlsContext[] = [];
   for (const l of b.static_resources.listeners) {
     for (const fc of l.filter_chains) {
-      if (fc.transport_socket) contexts.push(fc.transport_socket.typed_config.common_tls_context);
+      // Sidecars only: every listener TLS context is a mesh one.
+      if (fc.transport_socket)
+        contexts.push(fc.transport_socket.typed_config.common_tls_context as CommonTlsContext);
     }
   }
   for (const c of b.static_resources.clusters) {
@@ -276,7 +291,7 @@ describe("Envoy config builders", () => {
         const socket = onlyChain(listener(b, LISTENER_NAMES.inbound)).transport_socket;
         assert.ok(socket);
         assert.deepEqual(
-          sanAllowList(socket.typed_config.common_tls_context),
+          sanAllowList(socket.typed_config.common_tls_context as CommonTlsContext),
           spec.callers.length > 0 ? fqdns(spec.callers) : [NO_CALLER_SAN],
         );
       });
@@ -574,13 +589,13 @@ describe("Envoy config builders", () => {
       });
 
       it("returns the ENVOY_FILES keys, each the 2-space indented JSON of its builder's object", () => {
-        assert.deepEqual(sorted(Object.keys(files)), sorted(Object.values(ENVOY_FILES)));
         const sds = buildSdsFiles(spec);
         const expected: Record<string, unknown> = {
           [ENVOY_FILES.bootstrap]: b,
           [ENVOY_FILES.sdsCertificate]: sds.certificate,
           [ENVOY_FILES.sdsValidation]: sds.validation,
         };
+        assert.deepEqual(sorted(Object.keys(files)), sorted(Object.keys(expected)));
         for (const [key, value] of Object.entries(expected)) {
           assert.equal(files[key], `${JSON.stringify(value, null, 2)}\n`, key);
         }

@@ -19,7 +19,7 @@ import {
  * `kubectl port-forward`). No admin access log: readiness probes and scrapes pass through it
  * every few seconds.
  */
-export function buildAdmin(spec: SidecarSpec): Admin {
+export function buildAdmin(spec: Pick<SidecarSpec, "ports">): Admin {
   return { address: socketAddress("127.0.0.1", spec.ports.admin) };
 }
 
@@ -29,7 +29,7 @@ export function buildAdmin(spec: SidecarSpec): Admin {
  * to the system, past 95 % it stops accepting requests (503); and it accepts no more than
  * maxConnections downstream connections in all. Checked every 250 ms (Envoy's docs' example).
  */
-export function buildOverloadManager(spec: SidecarSpec): OverloadManager {
+export function buildOverloadManager(spec: Pick<SidecarSpec, "overload">): OverloadManager {
   const trigger = (value: number) =>
     [{ name: EXTENSION_NAMES.fixedHeap, threshold: { value } }] as OverloadAction["triggers"];
   return {

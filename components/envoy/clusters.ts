@@ -78,7 +78,7 @@ export function localAppCluster(spec: SidecarSpec): Cluster {
 }
 
 /** Envoy's admin listener, reached only through the health and metrics routes. */
-export function adminCluster(spec: SidecarSpec): Cluster {
+export function adminCluster(spec: Pick<SidecarSpec, "ports">): Cluster {
   return loopbackCluster(CLUSTER_NAMES.admin, spec.ports.admin);
 }
 
@@ -89,7 +89,10 @@ export function adminCluster(spec: SidecarSpec): Cluster {
  * inbound port with mTLS. The name is absolute (trailing dot): with the pod's `ndots:5` a
  * relative FQDN is first tried against every search domain (resolv.conf(5)).
  */
-export function upstreamCluster(spec: SidecarSpec, upstream: Upstream): Cluster {
+export function upstreamCluster(
+  spec: Pick<SidecarSpec, "ports" | "paths">,
+  upstream: Upstream,
+): Cluster {
   const name = upstreamClusterName(upstream);
   const { circuitBreaker: cb, outlierDetection: od } = upstream.traffic;
   return {

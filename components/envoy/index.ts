@@ -27,6 +27,21 @@ export {
   upstreamDomains,
 } from "./listeners";
 export {
+  EDGE_LIMITS,
+  GATEWAY_LISTENER,
+  JWT_METADATA,
+  MCP_CORS,
+  buildGatewayBootstrap,
+  buildGatewayFiles,
+  corsPolicy,
+  edgeTlsContext,
+  gatewayListener,
+  jwksClusterName,
+  jwtProvider,
+  localReplyMappers,
+  resourceMetadata,
+} from "./gateway";
+export {
   bootstrapPath,
   buildAdmin,
   buildBootstrap,

@@ -21,6 +21,8 @@ import {
   HttpConnectionManager,
   HttpFilter,
   Listener,
+  PathMatch,
+  PerFilterConfig,
   NetworkFilter,
   RetryPolicy,
   Route,
@@ -88,16 +90,19 @@ export function accessLog(direction: "inbound" | "outbound"): AccessLog {
 }
 
 /** The parts every HCM shares; callers add the direction-specific fields. */
-function httpConnectionManager(
+export function httpConnectionManager(
   statPrefix: string,
   routeConfig: RouteConfiguration,
   httpFilters: HttpFilter[],
-  extra: Pick<
+  extra: Omit<
     HttpConnectionManager,
-    | "path_with_escaped_slashes_action"
-    | "forward_client_cert_details"
-    | "set_current_client_cert_details"
-    | "access_log"
+    | "@type"
+    | "stat_prefix"
+    | "codec_type"
+    | "normalize_path"
+    | "stream_idle_timeout"
+    | "route_config"
+    | "http_filters"
   > = {},
 ): NetworkFilter {
   return {
@@ -117,7 +122,7 @@ function httpConnectionManager(
 }
 
 /** When a route retries: on these conditions; `perTry` sets the policy's per-try timeout. */
-interface RetryChoice {
+export interface RetryChoice {
   on: string;
   perTry: boolean;
 }
@@ -140,7 +145,7 @@ function retryPolicy(traffic: Pick<TrafficSpec, "retries">, choice: RetryChoice)
 }
 
 /** To one cluster, timed by the traffic policy; with retries when `retry` is given. */
-function routeAction(
+export function routeAction(
   cluster: string,
   traffic: Pick<TrafficSpec, "timeout" | "idleTimeout" | "retries">,
   retry?: RetryChoice,
@@ -157,7 +162,7 @@ function routeAction(
  * Retries of what never reached the app, for any method. No per-try timeout: a request that
  * timed out has reached the app and is not retried here, so it would only shorten the timeout.
  */
-const SAFE_RETRY: RetryChoice = { on: SAFE_RETRY_ON, perTry: false };
+export const SAFE_RETRY: RetryChoice = { on: SAFE_RETRY_ON, perTry: false };
 
 /** Turns on the stateful-session filter for one route (see outboundListener). */
 export function sessionAffinity(header: string): StatefulSessionPerRoute {
@@ -176,31 +181,35 @@ export function sessionAffinity(header: string): StatefulSessionPerRoute {
  * Routes to one dependency: idempotent methods retry on the policy's conditions; other methods
  * only on failures that never reached the app, so a POST is never sent twice.
  */
-export function upstreamRoutes(upstream: Upstream): Route[] {
+export function upstreamRoutes(
+  upstream: Upstream,
+  match: PathMatch = { prefix: "/" },
+  extra: { prefix_rewrite?: string; typed_per_filter_config?: PerFilterConfig } = {},
+): Route[] {
   const cluster = upstreamClusterName(upstream);
   const { traffic } = upstream;
-  const affinity = traffic.sessionAffinity
-    ? {
-        typed_per_filter_config: {
-          [EXTENSION_NAMES.statefulSession]: sessionAffinity(traffic.sessionAffinity.header),
-        },
-      }
-    : {};
+  const perFilter: PerFilterConfig = {
+    ...extra.typed_per_filter_config,
+    ...(traffic.sessionAffinity
+      ? { [EXTENSION_NAMES.statefulSession]: sessionAffinity(traffic.sessionAffinity.header) }
+      : {}),
+  };
+  const action = (retry: RetryChoice): RouteAction => ({
+    ...routeAction(cluster, traffic, retry),
+    ...(extra.prefix_rewrite !== undefined ? { prefix_rewrite: extra.prefix_rewrite } : {}),
+  });
+  const perRoute = Object.keys(perFilter).length > 0 ? { typed_per_filter_config: perFilter } : {};
   const idempotent: Route = {
     match: {
-      prefix: "/",
+      ...match,
       headers: [
         { name: ":method", string_match: { safe_regex: { regex: IDEMPOTENT_METHODS.join("|") } } },
       ],
     },
-    route: routeAction(cluster, traffic, { on: traffic.retries.retryOn, perTry: true }),
-    ...affinity,
+    route: action({ on: traffic.retries.retryOn, perTry: true }),
+    ...perRoute,
   };
-  const other: Route = {
-    match: { prefix: "/" },
-    route: routeAction(cluster, traffic, SAFE_RETRY),
-    ...affinity,
-  };
+  const other: Route = { match: { ...match }, route: action(SAFE_RETRY), ...perRoute };
   return traffic.retries.attempts > 0 ? [idempotent, other] : [other];
 }
 
@@ -452,7 +461,7 @@ function singlePathListener(name: string, port: number, path: string, adminPath:
 }
 
 /** Kubelet's readiness probe: /healthz/ready, served by the admin API's /ready. */
-export function healthListener(spec: SidecarSpec): Listener {
+export function healthListener(spec: Pick<SidecarSpec, "ports">): Listener {
   return singlePathListener(
     LISTENER_NAMES.health,
     spec.ports.health,
@@ -462,7 +471,7 @@ export function healthListener(spec: SidecarSpec): Listener {
 }
 
 /** Prometheus scraping: /stats/prometheus only. */
-export function metricsListener(spec: SidecarSpec): Listener {
+export function metricsListener(spec: Pick<SidecarSpec, "ports">): Listener {
   return singlePathListener(
     LISTENER_NAMES.metrics,
     spec.ports.metrics,

@@ -22,8 +22,11 @@ export interface EnvoyPorts {
 export interface Peer {
   /** Service or client name, a DNS-1123 label, e.g. "bookapi". */
   name: string;
-  /** A client outside the mesh: identified by its SPIFFE ID alone. Absent: a mesh service. */
-  kind?: "client";
+  /**
+   * A client outside the mesh (identified by its SPIFFE ID alone) or the ingress gateway.
+   * Absent: a mesh service.
+   */
+  kind?: "client" | "gateway";
   /** Fully qualified service name, e.g. "bookapi.default.svc.cluster.local"; services only. */
   fqdn?: string;
   /** SPIFFE ID carried as the certificate's URI SAN; matched beside the FQDN when set. */
@@ -115,5 +118,54 @@ export interface SidecarSpec {
   paths: SidecarPaths;
 }
 
+/** Bearer-token validation of one JWT provider (Envoy's jwt_authn). */
+export interface JwtSpec {
+  provider: string;
+  issuer: string;
+  audiences: string[];
+  /** Where keys come from: fetched over https, or inline (JSON text of a JWKS). */
+  jwks: { uri: string; host: string; port: number; cacheDuration: Duration } | { inline: string };
+  requiredScopes: string[];
+}
+
+/** One gateway route, as its Envoy routes and token checks are built from it. */
+export interface GatewayRouteSpec {
+  host?: string;
+  pathPrefix: string;
+  rewritePrefix?: string;
+  upstream: Upstream;
+  jwt?: JwtSpec;
+  /** RFC 9728 protected resource, with jwt. */
+  resource?: { url: string; metadataPath: string; metadataUrl: string };
+}
+
+/** Where the gateway pod mounts what Envoy reads. */
+export interface GatewayPaths extends SidecarPaths {
+  /** Mount of the Secret with the gateway's public certificate (tls.crt, tls.key). */
+  edgeCertDir: string;
+}
+
+/** Everything the Envoy builders need for the ingress gateway. */
+export interface GatewaySpec {
+  /** The gateway's name (node id, stat prefixes). */
+  name: string;
+  /** Port of its TLS listener in the pod. */
+  listenPort: number;
+  /** Admin, health and metrics ports; upstreams are dialled on `inbound`. */
+  ports: EnvoyPorts;
+  /** Most specific first within a host. */
+  routes: GatewayRouteSpec[];
+  cors?: { allowOrigins: string[]; maxAge: Duration };
+  accessLog: boolean;
+  overload: { maxHeapBytes: number; maxConnections: number };
+  paths: GatewayPaths;
+}
+
 // Shared with the workload, which mounts them: defined once in components/names.ts.
-export { CERT_FILES, ENVOY_FILES, SIDECAR_PATHS } from "../names";
+export {
+  CERT_FILES,
+  ENVOY_FILES,
+  GATEWAY_PATHS,
+  RESOURCE_METADATA_PATH,
+  SIDECAR_PATHS,
+} from "../names";

@@ -74,8 +74,8 @@ export function callerPermissions(caller: Peer): RbacPermission[] {
 export function requestRules(callers: Peer[]): RbacRules {
   const policies: Record<string, RbacPolicy> = {};
   for (const c of callers) {
-    // Clients and services have separate name spaces.
-    policies[`${c.kind === "client" ? "client" : "caller"}-${c.name}`] = {
+    // Clients, the gateway and services have separate name spaces.
+    policies[`${c.kind ?? "caller"}-${c.name}`] = {
       permissions: callerPermissions(c),
       principals: principalsOf(c),
     };

@@ -85,7 +85,7 @@ export function trustSecret(paths: SidecarPaths): ValidationContextSecret {
 }
 
 /** Both SDS files, as DiscoveryResponses with exactly one secret each (what Envoy expects). */
-export function buildSdsFiles(spec: SidecarSpec): {
+export function buildSdsFiles(spec: Pick<SidecarSpec, "paths">): {
   certificate: SdsFile<TlsCertificateSecret>;
   validation: SdsFile<ValidationContextSecret>;
 } {

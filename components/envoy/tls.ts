@@ -9,6 +9,7 @@ import { identitySecretConfig, trustSecretConfig } from "./sds";
 import {
   CommonTlsContext,
   DownstreamTlsContext,
+  EdgeTlsContext,
   EXTENSION_NAMES,
   ExternalUpstreamTlsContext,
   SubjectAltNameMatcher,
@@ -101,7 +102,10 @@ export function externalTlsContext(host: string): ExternalUpstreamTlsContext {
  * Outbound to one dependency: SNI and the expected server SAN are both its service FQDN, whichever
  * pod answers (the cluster dials the pods' addresses).
  */
-export function upstreamTlsContext(spec: SidecarSpec, upstream: Upstream): UpstreamTlsContext {
+export function upstreamTlsContext(
+  spec: Pick<SidecarSpec, "paths">,
+  upstream: Upstream,
+): UpstreamTlsContext {
   return {
     "@type": TYPE_URLS.upstreamTlsContext,
     common_tls_context: commonTlsContext(spec.paths, [upstream]),
@@ -110,7 +114,7 @@ export function upstreamTlsContext(spec: SidecarSpec, upstream: Upstream): Upstr
 }
 
 export function tlsTransportSocket<
-  T extends DownstreamTlsContext | UpstreamTlsContext | ExternalUpstreamTlsContext,
+  T extends DownstreamTlsContext | EdgeTlsContext | UpstreamTlsContext | ExternalUpstreamTlsContext,
 >(context: T): TransportSocket<T> {
   return { name: EXTENSION_NAMES.tls, typed_config: context };
 }

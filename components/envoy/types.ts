@@ -25,6 +25,11 @@ export const TYPE_URLS = {
   httpProtocolOptions: `${TYPE_URL}envoy.extensions.upstreams.http.v3.HttpProtocolOptions`,
   stdoutAccessLog: `${TYPE_URL}envoy.extensions.access_loggers.stream.v3.StdoutAccessLog`,
   tcpProxy: `${TYPE_URL}envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy`,
+  jwtAuthn: `${TYPE_URL}envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication`,
+  jwtAuthnPerRoute: `${TYPE_URL}envoy.extensions.filters.http.jwt_authn.v3.PerRouteConfig`,
+  cors: `${TYPE_URL}envoy.extensions.filters.http.cors.v3.Cors`,
+  corsPolicy: `${TYPE_URL}envoy.extensions.filters.http.cors.v3.CorsPolicy`,
+  httpRbacPerRoute: `${TYPE_URL}envoy.extensions.filters.http.rbac.v3.RBACPerRoute`,
   fixedHeap: `${TYPE_URL}envoy.extensions.resource_monitors.fixed_heap.v3.FixedHeapConfig`,
   downstreamConnections: `${TYPE_URL}envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig`,
 } as const;
@@ -43,6 +48,8 @@ export const EXTENSION_NAMES = {
   httpProtocolOptions: "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
   stdoutAccessLog: "envoy.access_loggers.stdout",
   tcpProxy: "envoy.filters.network.tcp_proxy",
+  jwtAuthn: "envoy.filters.http.jwt_authn",
+  cors: "envoy.filters.http.cors",
   fixedHeap: "envoy.resource_monitors.fixed_heap",
   downstreamConnections: "envoy.resource_monitors.global_downstream_max_connections",
   shrinkHeap: "envoy.overload_actions.shrink_heap",
@@ -139,6 +146,17 @@ export interface DownstreamTlsContext {
   require_client_certificate: boolean;
 }
 
+/** The gateway's server side: its public certificate, no client certificate asked for. */
+export interface EdgeTlsContext {
+  "@type": typeof TYPE_URLS.downstreamTlsContext;
+  common_tls_context: {
+    tls_params: TlsParameters;
+    tls_certificate_sds_secret_configs: SdsSecretConfig[];
+    alpn_protocols: string[];
+  };
+  require_client_certificate: false;
+}
+
 /** TLS to a server outside the mesh: public CAs, its DNS name. */
 export interface ExternalTlsContext {
   tls_params: TlsParameters;
@@ -161,7 +179,7 @@ export interface ExternalUpstreamTlsContext {
 }
 
 export interface TransportSocket<
-  T extends DownstreamTlsContext | UpstreamTlsContext | ExternalUpstreamTlsContext,
+  T extends DownstreamTlsContext | EdgeTlsContext | UpstreamTlsContext | ExternalUpstreamTlsContext,
 > {
   name: typeof EXTENSION_NAMES.tls;
   typed_config: T;
@@ -218,9 +236,19 @@ export type RbacPermission =
   | { header: { name: string; string_match: StringMatcher } }
   | { url_path: { path: StringMatcher } };
 
+/** Dynamic metadata a filter left on the request, e.g. the JWT payload jwt_authn verified. */
+export interface MetadataMatcher {
+  filter: string;
+  path: { key: string }[];
+  value: { list_match: { one_of: { string_match: ExactStringMatcher } } } | { present_match: true };
+}
+
+export type RbacPrincipal =
+  AuthenticatedPrincipal | { metadata: MetadataMatcher } | { and_ids: { ids: RbacPrincipal[] } };
+
 export interface RbacPolicy {
   permissions: RbacPermission[];
-  principals: AuthenticatedPrincipal[];
+  principals: RbacPrincipal[];
 }
 
 export interface RbacRules {
@@ -236,7 +264,13 @@ export interface NetworkRbac {
 
 export interface HttpRbac {
   "@type": typeof TYPE_URLS.httpRbac;
-  rules: RbacRules;
+  /** Absent: the filter enforces nothing unless a route sets rules (RBACPerRoute). */
+  rules?: RbacRules;
+}
+
+export interface HttpRbacPerRoute {
+  "@type": typeof TYPE_URLS.httpRbacPerRoute;
+  rbac: { rules: RbacRules };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -248,8 +282,10 @@ export interface HeaderMatcher {
   string_match: { safe_regex: { regex: string } };
 }
 
-export type RouteMatch =
-  { prefix: string; headers?: HeaderMatcher[] } | { path: string; headers?: HeaderMatcher[] };
+/** How a route matches the path; `path_separated_prefix` `/p` takes `/p` and `/p/...`, not `/pq`. */
+export type PathMatch = { prefix: string } | { path: string } | { path_separated_prefix: string };
+
+export type RouteMatch = PathMatch & { headers?: HeaderMatcher[] };
 
 export interface RetryPolicy {
   retry_on: string;
@@ -290,21 +326,84 @@ export interface StatefulSessionPerRoute {
   };
 }
 
+export interface JwtAuthnPerRoute {
+  "@type": typeof TYPE_URLS.jwtAuthnPerRoute;
+  /** A key of the filter's requirement_map, or `disabled: true`. */
+  requirement_name?: string;
+  disabled?: true;
+}
+
+/** Per-route settings of the HTTP filters, keyed by the filter's name. */
+export interface PerFilterConfig {
+  [EXTENSION_NAMES.statefulSession]?: StatefulSessionPerRoute;
+  [EXTENSION_NAMES.jwtAuthn]?: JwtAuthnPerRoute;
+  [EXTENSION_NAMES.httpRbac]?: HttpRbacPerRoute;
+  [EXTENSION_NAMES.cors]?: CorsPolicy;
+}
+
+export interface HeaderValueOption {
+  header: { key: string; value: string };
+  append_action: "OVERWRITE_IF_EXISTS_OR_ADD";
+}
+
 export type Route =
   | {
       match: RouteMatch;
       route: RouteAction;
-      typed_per_filter_config?: Record<
-        typeof EXTENSION_NAMES.statefulSession,
-        StatefulSessionPerRoute
-      >;
+      typed_per_filter_config?: PerFilterConfig;
     }
-  | { match: RouteMatch; direct_response: { status: number } };
+  | {
+      match: RouteMatch;
+      direct_response: { status: number; body?: { inline_string: string } };
+      response_headers_to_add?: HeaderValueOption[];
+      typed_per_filter_config?: PerFilterConfig;
+    };
 
 export interface VirtualHost {
   name: string;
   domains: string[];
   routes: Route[];
+  typed_per_filter_config?: PerFilterConfig;
+}
+
+/** Cross-origin access for browser clients (envoy.filters.http.cors, per virtual host). */
+export interface CorsPolicy {
+  "@type": typeof TYPE_URLS.corsPolicy;
+  allow_origin_string_match: ExactStringMatcher[];
+  allow_methods: string;
+  allow_headers: string;
+  expose_headers: string;
+  max_age: string;
+  allow_credentials: boolean;
+}
+
+export interface Cors {
+  "@type": typeof TYPE_URLS.cors;
+}
+
+export interface JwtProvider {
+  issuer: string;
+  audiences: string[];
+  remote_jwks?: {
+    http_uri: { uri: string; cluster: string; timeout: Duration };
+    cache_duration: Duration;
+    async_fetch: { fast_listener: boolean; failed_refetch_duration: Duration };
+  };
+  local_jwks?: { inline_string: string };
+  from_headers: { name: string; value_prefix: string }[];
+  forward: boolean;
+  require_expiration: boolean;
+  clock_skew_seconds: number;
+  payload_in_metadata: string;
+  normalize_payload_in_metadata: { space_delimited_claims: string[] };
+  failed_status_in_metadata: string;
+}
+
+export interface JwtAuthentication {
+  "@type": typeof TYPE_URLS.jwtAuthn;
+  providers: Record<string, JwtProvider>;
+  requirement_map: Record<string, { provider_name: string }>;
+  bypass_cors_preflight: boolean;
 }
 
 export interface RouteConfiguration {
@@ -339,6 +438,8 @@ export interface StatefulSession {
 }
 
 export type HttpFilter =
+  | { name: typeof EXTENSION_NAMES.cors; typed_config: Cors }
+  | { name: typeof EXTENSION_NAMES.jwtAuthn; typed_config: JwtAuthentication }
   | { name: typeof EXTENSION_NAMES.httpRbac; typed_config: HttpRbac }
   | { name: typeof EXTENSION_NAMES.localRateLimit; typed_config: LocalRateLimit }
   | { name: typeof EXTENSION_NAMES.statefulSession; typed_config: StatefulSession }
@@ -357,6 +458,25 @@ export interface SetCurrentClientCertDetails {
   dns: boolean;
 }
 
+/** Which local replies a mapper rewrites (envoy.config.accesslog.v3.AccessLogFilter subset). */
+export type AccessLogFilter =
+  | { and_filter: { filters: AccessLogFilter[] } }
+  | { or_filter: { filters: AccessLogFilter[] } }
+  | {
+      status_code_filter: {
+        comparison: { op: "EQ"; value: { default_value: number; runtime_key: string } };
+      };
+    }
+  | { metadata_filter: { matcher: MetadataMatcher; match_if_key_not_found: boolean } }
+  | { response_flag_filter: { flags: string[] } }
+  | { header_filter: { header: HeaderMatcher } };
+
+export interface ResponseMapper {
+  filter: AccessLogFilter;
+  status_code?: number;
+  headers_to_add?: HeaderValueOption[];
+}
+
 export interface HttpConnectionManager {
   "@type": typeof TYPE_URLS.httpConnectionManager;
   stat_prefix: string;
@@ -364,7 +484,22 @@ export interface HttpConnectionManager {
   normalize_path: boolean;
   /** Envoy's default is KEEP_UNCHANGED: `%2F` and `%5C` pass through to path matching. */
   path_with_escaped_slashes_action?: "REJECT_REQUEST";
-  forward_client_cert_details?: "SANITIZE_SET";
+  /** At the edge: the client's address is the peer's, X-Forwarded-For is not trusted. */
+  use_remote_address?: boolean;
+  /** Which peers count as internal (their x-envoy-* headers are trusted); unset: RFC 1918. */
+  internal_address_config?: { cidr_ranges: { address_prefix: string; prefix_len: number }[] };
+  request_headers_timeout?: Duration;
+  common_http_protocol_options?: {
+    idle_timeout: Duration;
+    headers_with_underscores_action: "REJECT_REQUEST";
+  };
+  http2_protocol_options?: {
+    max_concurrent_streams: number;
+    initial_stream_window_size: number;
+    initial_connection_window_size: number;
+  };
+  local_reply_config?: { mappers: ResponseMapper[] };
+  forward_client_cert_details?: "SANITIZE_SET" | "SANITIZE";
   set_current_client_cert_details?: SetCurrentClientCertDetails;
   /** Longest pause on any stream of this listener; Envoy's default: 5 minutes. */
   stream_idle_timeout: Duration;
@@ -391,7 +526,7 @@ export type NetworkFilter =
   | { name: typeof EXTENSION_NAMES.tcpProxy; typed_config: TcpProxy };
 
 export interface FilterChain {
-  transport_socket?: TransportSocket<DownstreamTlsContext>;
+  transport_socket?: TransportSocket<DownstreamTlsContext> | TransportSocket<EdgeTlsContext>;
   filters: NetworkFilter[];
 }
 
@@ -401,6 +536,8 @@ export interface Listener {
   traffic_direction?: TrafficDirection;
   /** Not counted against (nor refused by) the overload manager's connection cap. */
   ignore_global_conn_limit?: boolean;
+  /** Read/write buffer per connection; Envoy's default is 1 MiB. */
+  per_connection_buffer_limit_bytes?: number;
   filter_chains: FilterChain[];
 }
 
@@ -451,6 +588,7 @@ export interface Cluster {
   >;
   transport_socket?:
     TransportSocket<UpstreamTlsContext> | TransportSocket<ExternalUpstreamTlsContext>;
+  per_connection_buffer_limit_bytes?: number;
 }
 
 export interface Admin {

@@ -1,0 +1,386 @@
+/**
+ * The ingress gateway in Kubernetes: a standalone Envoy with its own mesh identity (it calls its
+ * routed services over mTLS like any caller), its public certificate, and a Service published
+ * outside the cluster. Specs are pure functions; the component wires them to resources.
+ */
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import {
+  durationSeconds,
+  EnvoySettings,
+  GATEWAY_DEFAULT_PORT,
+  GATEWAY_LISTEN_PORT,
+  GatewayModel,
+  MeshModel,
+} from "./config";
+import { buildGatewayFiles, GatewaySpec, JwtSpec } from "./envoy";
+import { envoyDuration } from "./envoy/spec";
+import { overloadSpec, trafficSpec } from "./envoy-units";
+import { commonLabels, GATEWAY_PATHS, MESH_VOLUMES, objectNames, selectorLabels } from "./names";
+import { CertificateAuthority, ServiceCertificate } from "./pki";
+import { MIN_STOP_WINDOW_SECONDS, ShutdownPlan } from "./shutdown";
+import {
+  ENVOY_UID,
+  envoyConfigMapName,
+  envoyContainerBase,
+  PORT_NAMES,
+  podDisruptionBudgetSpec,
+  tlsSecret,
+  topologySpread,
+  versionedConfigMap,
+} from "./workload";
+
+/** Container port name of the gateway's TLS listener. */
+export const GATEWAY_PORT_NAME = "https";
+
+/** Label that tells the gateway's pods from a service's. */
+export const COMPONENT_LABEL = { "app.kubernetes.io/component": "gateway" } as const;
+
+/**
+ * Seconds the gateway keeps serving after its pod starts terminating: long enough for the load
+ * balancer and kube-proxy to stop sending it new connections, while Envoy's drain asks clients
+ * to reconnect elsewhere.
+ */
+export const GATEWAY_PRESTOP_SECONDS = 15;
+
+/** Names of the gateway's objects; fixed, because the Service and policies refer to them. */
+export function gatewayObjectNames(name: string) {
+  return {
+    ...objectNames(name),
+    /** The Secret of a self-signed public certificate. */
+    edgeSecret: `${name}-edge-tls`,
+  };
+}
+
+/** The gateway's public certificate Secret: the user's, or the self-signed one the program writes. */
+export function edgeSecretName(gateway: GatewayModel): string {
+  return gateway.tls.secretName ?? gatewayObjectNames(gateway.name).edgeSecret;
+}
+
+/** A provider's token check in Envoy's units. */
+function jwtSpec(jwt: NonNullable<GatewayModel["routes"][number]["jwt"]>): JwtSpec {
+  let jwks: JwtSpec["jwks"];
+  if (jwt.jwksUri) {
+    const url = new URL(jwt.jwksUri);
+    jwks = {
+      uri: jwt.jwksUri,
+      host: url.hostname,
+      port: url.port ? Number(url.port) : 443,
+      cacheDuration: envoyDuration(durationSeconds(jwt.jwksCacheDuration)),
+    };
+  } else {
+    jwks = { inline: jwt.jwks ?? "" };
+  }
+  return {
+    provider: jwt.provider,
+    issuer: jwt.issuer,
+    audiences: [...jwt.audiences],
+    jwks,
+    requiredScopes: [...jwt.requiredScopes],
+  };
+}
+
+/** The Envoy builders' input for the gateway. */
+export function gatewaySpec(model: MeshModel, gateway: GatewayModel): GatewaySpec {
+  return {
+    name: gateway.name,
+    listenPort: GATEWAY_LISTEN_PORT,
+    ports: { ...model.envoy.ports },
+    routes: gateway.routes.map((r) => ({
+      ...(r.host ? { host: r.host } : {}),
+      pathPrefix: r.pathPrefix,
+      ...(r.rewritePrefix ? { rewritePrefix: r.rewritePrefix } : {}),
+      upstream: {
+        name: r.upstream.name,
+        fqdn: r.upstream.fqdn,
+        spiffeId: r.upstream.spiffeId,
+        podsFqdn: r.upstream.podsFqdn,
+        traffic: trafficSpec(r.upstream.traffic),
+      },
+      ...(r.jwt ? { jwt: jwtSpec(r.jwt) } : {}),
+      ...(r.resource ? { resource: { ...r.resource } } : {}),
+    })),
+    ...(gateway.cors
+      ? {
+          cors: {
+            allowOrigins: [...gateway.cors.allowOrigins],
+            maxAge: envoyDuration(durationSeconds(gateway.cors.maxAge)),
+          },
+        }
+      : {}),
+    accessLog: model.envoy.accessLog,
+    overload: overloadSpec(model.envoy),
+    paths: GATEWAY_PATHS,
+  };
+}
+
+/** Warnings for a gateway that deploys but would not serve as meant. */
+export function gatewayWarnings(gateway: GatewayModel): string[] {
+  const warnings: string[] = [];
+  const open = gateway.routes.filter((r) => !r.jwt);
+  for (const r of open)
+    warnings.push(
+      `gateway: route ${r.host ?? ""}${r.pathPrefix} reaches "${r.upstream.name}" without a token check (set gateway.auth, or routes[].public: true to say it is meant)`,
+    );
+  const { type, port } = gateway.service;
+  if (type === "NodePort" && port !== undefined && (port < 30000 || port > 32767))
+    warnings.push(
+      `gateway: service.port ${port} is outside Kubernetes' default node port range (30000-32767); the API server refuses it unless the cluster's --service-node-port-range includes it`,
+    );
+  if ("selfSigned" in gateway.tls && gateway.tls.selfSigned)
+    warnings.push(
+      `gateway: tls.selfSigned issues the public certificate from the mesh CA; clients must trust the mesh CA (the caCertificate output). Use tls.secretName with a public certificate outside development`,
+    );
+  return warnings;
+}
+
+/** How the gateway stops: drain at once, keep serving while the load balancer moves away. */
+export function gatewayShutdown(envoy: EnvoySettings): ShutdownPlan {
+  const hold = Math.max(envoy.drainSeconds, GATEWAY_PRESTOP_SECONDS);
+  return {
+    appPreStopSeconds: 0,
+    envoy: { adminPort: envoy.ports.admin, drainSeconds: envoy.drainSeconds, holdSeconds: hold },
+    terminationGracePeriodSeconds: hold + MIN_STOP_WINDOW_SECONDS + 3,
+  };
+}
+
+/** The gateway's pod template: Envoy alone, hardened as the sidecars are. */
+export function gatewayPodTemplate(
+  gateway: GatewayModel,
+  envoy: EnvoySettings,
+  configMapName: string,
+  imagePullSecrets: string[],
+): k8s.types.input.core.v1.PodTemplateSpec {
+  const names = gatewayObjectNames(gateway.name);
+  const stop = gatewayShutdown(envoy);
+  const container: k8s.types.input.core.v1.Container = {
+    ...envoyContainerBase(gateway.name, envoy, stop, GATEWAY_PATHS),
+    ports: [
+      { name: GATEWAY_PORT_NAME, containerPort: GATEWAY_LISTEN_PORT, protocol: "TCP" },
+      { name: PORT_NAMES.health, containerPort: envoy.ports.health, protocol: "TCP" },
+      { name: PORT_NAMES.metrics, containerPort: envoy.ports.metrics, protocol: "TCP" },
+    ],
+    volumeMounts: [
+      { name: MESH_VOLUMES.config, mountPath: GATEWAY_PATHS.configDir, readOnly: true },
+      { name: MESH_VOLUMES.certs, mountPath: GATEWAY_PATHS.certDir, readOnly: true },
+      { name: MESH_VOLUMES.edgeCerts, mountPath: GATEWAY_PATHS.edgeCertDir, readOnly: true },
+    ],
+  };
+  return {
+    metadata: { labels: { ...commonLabels(gateway.name), ...COMPONENT_LABEL } },
+    spec: {
+      serviceAccountName: names.serviceAccount,
+      automountServiceAccountToken: false,
+      enableServiceLinks: false,
+      securityContext: {
+        runAsNonRoot: true,
+        fsGroup: ENVOY_UID,
+        seccompProfile: { type: "RuntimeDefault" },
+      },
+      terminationGracePeriodSeconds: stop.terminationGracePeriodSeconds,
+      ...(imagePullSecrets.length > 0
+        ? { imagePullSecrets: imagePullSecrets.map((name) => ({ name })) }
+        : {}),
+      ...(gateway.replicas > 1 ? { topologySpreadConstraints: topologySpread(gateway.name) } : {}),
+      containers: [container],
+      volumes: [
+        { name: MESH_VOLUMES.config, configMap: { name: configMapName, defaultMode: 0o444 } },
+        { name: MESH_VOLUMES.certs, secret: { secretName: names.secret, defaultMode: 0o440 } },
+        {
+          name: MESH_VOLUMES.edgeCerts,
+          secret: {
+            secretName: edgeSecretName(gateway),
+            defaultMode: 0o440,
+            // Only the key pair: a cert-manager Secret also carries ca.crt, which is not ours.
+            items: [
+              { key: "tls.crt", path: "tls.crt" },
+              { key: "tls.key", path: "tls.key" },
+            ],
+          },
+        },
+      ],
+    },
+  };
+}
+
+export function gatewayDeploymentSpec(
+  gateway: GatewayModel,
+  envoy: EnvoySettings,
+  configMapName: string,
+  imagePullSecrets: string[],
+): k8s.types.input.apps.v1.DeploymentSpec {
+  return {
+    replicas: gateway.replicas,
+    selector: { matchLabels: selectorLabels(gateway.name) },
+    strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
+    template: gatewayPodTemplate(gateway, envoy, configMapName, imagePullSecrets),
+  };
+}
+
+/**
+ * The gateway's Service: its public port (443 by default) to the TLS listener. Outside ClusterIP
+ * it keeps the client's address (externalTrafficPolicy Local), so the NetworkPolicy's
+ * sourceRanges see who connects.
+ */
+export function gatewayServiceSpec(gateway: GatewayModel): k8s.types.input.core.v1.ServiceSpec {
+  const { type, port, sourceRanges } = gateway.service;
+  const published = type === "NodePort" ? GATEWAY_DEFAULT_PORT : (port ?? GATEWAY_DEFAULT_PORT);
+  return {
+    type,
+    selector: selectorLabels(gateway.name),
+    ports: [
+      {
+        name: GATEWAY_PORT_NAME,
+        port: published,
+        targetPort: GATEWAY_LISTEN_PORT,
+        protocol: "TCP",
+        ...(type === "NodePort" && port !== undefined ? { nodePort: port } : {}),
+      },
+    ],
+    ...(type === "ClusterIP" ? {} : { externalTrafficPolicy: "Local" }),
+    ...(type === "LoadBalancer" && sourceRanges
+      ? { loadBalancerSourceRanges: [...sourceRanges] }
+      : {}),
+  };
+}
+
+export interface MeshGatewayArgs {
+  model: MeshModel;
+  gateway: GatewayModel;
+  namespace: pulumi.Input<string>;
+  ca: CertificateAuthority;
+  rendered?: boolean;
+}
+
+/**
+ * The ingress gateway: ServiceAccount, mesh identity Secret, public certificate Secret (when
+ * self-signed), immutable Envoy ConfigMap, Deployment, Service and, when replicated, a PDB. The
+ * same live-cluster rules as a mesh service (workload.ts): Secrets update in place, a config
+ * change is a new ConfigMap first.
+ */
+export class MeshGateway extends pulumi.ComponentResource {
+  public readonly serviceAccount: k8s.core.v1.ServiceAccount;
+  public readonly secret: k8s.core.v1.Secret;
+  public readonly edgeSecret?: k8s.core.v1.Secret;
+  public readonly configMap: k8s.core.v1.ConfigMap;
+  public readonly deployment: k8s.apps.v1.Deployment;
+  public readonly service: k8s.core.v1.Service;
+  public readonly podDisruptionBudget?: k8s.policy.v1.PodDisruptionBudget;
+  /** `<address>:<port>` clients dial, from the load balancer's status where there is one. */
+  public readonly endpoint: pulumi.Output<string>;
+
+  constructor(name: string, args: MeshGatewayArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("bookapi-mesh:gateway:MeshGateway", name, {}, opts);
+    const { model, gateway } = args;
+    const names = gatewayObjectNames(gateway.name);
+    const labels = { ...commonLabels(gateway.name), ...COMPONENT_LABEL };
+    const meta = (objectName: string) => ({ name: objectName, namespace: args.namespace, labels });
+    const childOpts = { parent: this, deleteBeforeReplace: true };
+    const certificates = model.certificates;
+
+    const identity = new ServiceCertificate(
+      `${name}-identity`,
+      {
+        ca: args.ca,
+        key: certificates.key,
+        commonName: gateway.fqdn,
+        dnsNames: gateway.dnsNames,
+        uris: [gateway.spiffeId],
+        validityHours: certificates.validityHours,
+        earlyRenewalHours: certificates.earlyRenewalHours,
+      },
+      { parent: this },
+    );
+    this.serviceAccount = new k8s.core.v1.ServiceAccount(
+      `${name}-sa`,
+      { metadata: meta(names.serviceAccount), automountServiceAccountToken: false },
+      childOpts,
+    );
+    this.secret = tlsSecret(`${name}-tls`, meta(names.secret), identity, childOpts);
+    const selfSigned = "selfSigned" in gateway.tls ? gateway.tls.selfSigned : undefined;
+    if (selfSigned) {
+      const edge = new ServiceCertificate(
+        `${name}-edge`,
+        {
+          ca: args.ca,
+          key: certificates.key,
+          commonName: selfSigned.dnsNames[0],
+          dnsNames: selfSigned.dnsNames,
+          validityHours: certificates.validityHours,
+          earlyRenewalHours: certificates.earlyRenewalHours,
+        },
+        { parent: this },
+      );
+      this.edgeSecret = tlsSecret(`${name}-edge-tls`, meta(names.edgeSecret), edge, childOpts);
+    }
+    const files = buildGatewayFiles(gatewaySpec(model, gateway));
+    const configMapName = envoyConfigMapName(gateway.name, files);
+    this.configMap = versionedConfigMap(
+      `${name}-envoy`,
+      meta(configMapName),
+      files,
+      args.rendered ? undefined : this.serviceAccount,
+      this,
+    );
+    this.deployment = new k8s.apps.v1.Deployment(
+      `${name}-deployment`,
+      {
+        metadata: meta(names.deployment),
+        spec: gatewayDeploymentSpec(gateway, model.envoy, configMapName, model.imagePullSecrets),
+      },
+      {
+        ...childOpts,
+        dependsOn: [
+          this.serviceAccount,
+          this.secret,
+          this.configMap,
+          ...(this.edgeSecret ? [this.edgeSecret] : []),
+        ],
+      },
+    );
+    this.service = new k8s.core.v1.Service(
+      `${name}-service`,
+      {
+        metadata: {
+          ...meta(names.service),
+          ...(gateway.service.annotations
+            ? { annotations: { ...gateway.service.annotations } }
+            : {}),
+        },
+        spec: gatewayServiceSpec(gateway),
+      },
+      childOpts,
+    );
+    if (gateway.replicas > 1) {
+      this.podDisruptionBudget = new k8s.policy.v1.PodDisruptionBudget(
+        `${name}-pdb`,
+        {
+          metadata: meta(names.podDisruptionBudget),
+          spec: podDisruptionBudgetSpec(gateway),
+        },
+        childOpts,
+      );
+    }
+    this.endpoint = pulumi
+      .all([this.service.status, this.service.spec])
+      .apply(([status, spec]) => gatewayEndpoint(gateway, status, spec));
+    this.registerOutputs({ endpoint: this.endpoint });
+  }
+}
+
+/** Where clients reach the gateway, as far as Kubernetes knows it yet. */
+export function gatewayEndpoint(
+  gateway: GatewayModel,
+  status: k8s.types.output.core.v1.ServiceStatus | undefined,
+  spec: k8s.types.output.core.v1.ServiceSpec | undefined,
+): string {
+  const { type, port } = gateway.service;
+  if (type === "NodePort")
+    return `<any node running a gateway pod>:${spec?.ports?.[0]?.nodePort ?? port ?? "(assigned by Kubernetes)"}`;
+  const published = port ?? GATEWAY_DEFAULT_PORT;
+  if (type === "ClusterIP") return `${gateway.fqdn}:${published}`;
+  const ingress = status?.loadBalancer?.ingress?.[0];
+  const address = ingress?.hostname ?? ingress?.ip;
+  if (!address) return "pending (no load balancer address yet)";
+  return `${address.includes(":") ? `[${address}]` : address}:${published}`;
+}
