@@ -50,6 +50,10 @@ export const MESH = {
   bootstrapKey: "envoy.json",
   inboundListener: "inbound",
   mtlsPortName: "mtls",
+  /** The ingress gateway's objects carry this component label; its Service publishes `https`. */
+  componentLabel: "app.kubernetes.io/component",
+  gatewayComponent: "gateway",
+  gatewayPortName: "https",
   defaultNamespace: "default",
   defaultInboundPort: 15001,
   defaultStrictStacks: ["prod"],
@@ -416,9 +420,13 @@ export function checkServicePorts(resource: PolicyResource, ctx: MeshContext): s
   const what = describe(resource);
   const stack = ctx.stack === "" ? "an unknown stack (treated as strict)" : `stack "${ctx.stack}"`;
   const allowedTargets: unknown[] = [MESH.mtlsPortName, ctx.inboundPort];
+  // The gateway's pod is Envoy alone: its TLS listener is all there is to publish.
+  const gateway =
+    str(at(resource.props, "metadata", "labels", MESH.componentLabel)) === MESH.gatewayComponent;
   return objects(at(resource.props, "spec", "ports")).flatMap((port) => {
     const target = port.targetPort ?? port.port;
     if (port.name === MESH.mtlsPortName && allowedTargets.includes(target)) return [];
+    if (gateway && port.name === MESH.gatewayPortName) return [];
     const label = `${String(port.port)}${typeof port.name === "string" ? ` (${port.name})` : ""}`;
     return [
       `${what} publishes port ${label} -> ${String(target)} in ${stack}; only the "${MESH.mtlsPortName}" port to Envoy's inbound ${ctx.inboundPort} may be published there`,
@@ -476,7 +484,7 @@ export const RULES: readonly Rule[] = [
   {
     name: "strict-stack-services-publish-only-mtls",
     description:
-      "In strict stacks (prod), a mesh Service publishes only the mTLS port; app ports stay unreachable from outside the SAN allow-list.",
+      "In strict stacks (prod), a mesh Service publishes only the mTLS port (the gateway's Service only its https port); app ports stay unreachable from outside the SAN allow-list.",
     types: [TYPES.service],
     check: checkServicePorts,
     usesStrictStacks: true,

@@ -340,14 +340,13 @@ describe("exposed services in preview warnings and outputs", () => {
       warnings.some((w) => w.includes("balanced per connection by the load balancer")),
       warnings.join("\n"),
     );
-    // A client caller is no sidecar that applies affinity: the MCP server still has none.
-    const mcpCalled = trafficWarnings(
-      loadMeshConfig(
-        edgeConfig({
-          "bookapi-mesh:clients": JSON.stringify([{ name: "cli", calls: ["bookapi-mcp-server"] }]),
-        }),
-      ),
-    );
+    // A client caller is no sidecar that applies affinity: without the gateway the MCP server
+    // still has none.
+    const { "bookapi-mesh:gateway": gateway, ...withoutGateway } = edgeConfig({
+      "bookapi-mesh:clients": JSON.stringify([{ name: "cli", calls: ["bookapi-mcp-server"] }]),
+    });
+    assert.ok(gateway);
+    const mcpCalled = trafficWarnings(loadMeshConfig(withoutGateway));
     assert.ok(
       mcpCalled.some((w) => w.includes('"bookapi-mcp-server": traffic.sessionAffinity acts in')),
       mcpCalled.join("\n"),

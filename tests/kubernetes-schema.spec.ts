@@ -3,6 +3,7 @@ import {
   checkKubernetesReferences,
   KubeObject,
   loadKubernetesSchemas,
+  providedObjects,
   validateKubernetesObject,
 } from "./harness/kubernetes-schema";
 import { loadMeshConfig } from "../components/config";
@@ -188,8 +189,9 @@ describe("every Kubernetes object the program registers", () => {
       const objects = objectsOf(await runStack(stack));
       assert.ok(objects.length >= 10);
       assert.deepEqual(objects.flatMap(validateKubernetesObject), []);
+      const model = loadMeshConfig(stackConfig(stack));
       assert.deepEqual(
-        checkKubernetesReferences(objects, loadMeshConfig(stackConfig(stack)).kubernetesMinor),
+        checkKubernetesReferences(objects, model.kubernetesMinor, providedObjects(model)),
         [],
       );
     });
@@ -197,8 +199,9 @@ describe("every Kubernetes object the program registers", () => {
 
   it("targets the native sidecar's mTLS port by number, which every supported version resolves", async () => {
     const objects = objectsOf(await runStack("prod"));
+    const provided = providedObjects(loadMeshConfig(stackConfig("prod")));
     for (const minor of [27, 29, 31, 32, 34])
-      assert.deepEqual(checkKubernetesReferences(objects, minor), [], `1.${minor}`);
+      assert.deepEqual(checkKubernetesReferences(objects, minor, provided), [], `1.${minor}`);
   });
 });
 
@@ -223,6 +226,7 @@ describe("named Service target ports on a native sidecar (kubernetes#127958)", (
   });
 
   it("resolves from 1.32, where sidecar ports are looked up too", async () => {
-    assert.deepEqual(checkKubernetesReferences(await withNamedTarget(), 32), []);
+    const provided = providedObjects(loadMeshConfig(stackConfig("prod")));
+    assert.deepEqual(checkKubernetesReferences(await withNamedTarget(), 32, provided), []);
   });
 });

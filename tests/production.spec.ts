@@ -9,8 +9,10 @@ import {
   checkKubernetesReferences,
   KubeObject,
   loadKubernetesSchemas,
+  providedObjects,
   validateKubernetesObject,
 } from "./harness/kubernetes-schema";
+import { loadMeshConfig } from "../components/config";
 import {
   findObject,
   kindOf,
@@ -255,7 +257,8 @@ describe("app settings", () => {
     const objects = objectsOf(run);
     assert.deepEqual(objects.flatMap(validateKubernetesObject), []);
     // Secrets and ConfigMaps the app names are the user's; the program's own must all resolve.
-    const problems = checkKubernetesReferences(objects, 29).filter(
+    const provided = providedObjects(loadMeshConfig(stackConfig("prod")));
+    const problems = checkKubernetesReferences(objects, 29, provided).filter(
       (p) => !/"bookapi-db-ca" is not created/.test(p),
     );
     assert.deepEqual(problems, []);

@@ -96,6 +96,19 @@ describe("the mesh program, per shipped stack", () => {
           "NetworkPolicy/bookapi-mesh",
           "NetworkPolicy/bookapi-mcp-server-mesh",
         );
+        // Every shipped stack routes the MCP server through the gateway.
+        const gw = model.gateway;
+        assert.ok(gw);
+        expected.push(
+          `ServiceAccount/${gw.name}`,
+          `Secret/${gw.name}-tls`,
+          `ConfigMap/${gw.name}-envoy-<hash>`,
+          `Deployment/${gw.name}`,
+          `Service/${gw.name}`,
+          `NetworkPolicy/${gw.name}-mesh`,
+          ...(gw.tls.selfSigned ? [`Secret/${gw.name}-edge-tls`] : []),
+          ...(gw.replicas > 1 ? [`PodDisruptionBudget/${gw.name}`] : []),
+        );
         const actual = kubernetesObjects(run).map((r) =>
           `${kindOf(r.type)}/${metadataName(r)}`.replace(/-envoy-[0-9a-f]{10}$/, "-envoy-<hash>"),
         );
@@ -139,16 +152,18 @@ describe("the mesh program, per shipped stack", () => {
             assert.equal(r.retainOnDelete, false, r.name);
             if (kind !== "Namespace") assert.equal(r.deleteBeforeReplace, true, r.name);
           }
-          assert.match(r.parent, /::bookapi-mesh:(mesh|workload|network-policy):/, r.name);
+          assert.match(r.parent, /::bookapi-mesh:(mesh|workload|network-policy|gateway):/, r.name);
         }
       });
 
-      it("creates one CA and one key, CSR and certificate per service with the tls provider", () => {
+      it("creates one CA and one key, CSR and certificate per service, the gateway's identity and a self-signed gateway certificate with the tls provider", () => {
         const run = runOf(stack);
+        // Both services, the gateway's mesh identity, and in dev its public certificate.
+        const issued = 3 + (modelOf(stack).gateway?.tls.selfSigned ? 1 : 0);
         assert.equal(ofType(run, "tls:index/selfSignedCert:SelfSignedCert").length, 1);
-        assert.equal(ofType(run, "tls:index/privateKey:PrivateKey").length, 3);
-        assert.equal(ofType(run, "tls:index/certRequest:CertRequest").length, 2);
-        assert.equal(ofType(run, "tls:index/locallySignedCert:LocallySignedCert").length, 2);
+        assert.equal(ofType(run, "tls:index/privateKey:PrivateKey").length, issued + 1);
+        assert.equal(ofType(run, "tls:index/certRequest:CertRequest").length, issued);
+        assert.equal(ofType(run, "tls:index/locallySignedCert:LocallySignedCert").length, issued);
         const [ca] = ofType(run, "tls:index/selfSignedCert:SelfSignedCert");
         assert.equal(ca.inputs.isCaCertificate, true);
         assert.deepEqual([...(ca.inputs.allowedUses as string[])].sort(), [
@@ -424,6 +439,7 @@ describe("a third service", () => {
     envoyConfigMapOf(run, "reviews");
     const endpoints = run.outputs.endpoints as Record<string, { outbound?: string }>;
     assert.equal(endpoints.reviews.outbound, "http://127.0.0.1:15006");
-    assert.equal(ofType(run, "tls:index/locallySignedCert:LocallySignedCert").length, 3);
+    // Three services, the gateway's identity and its self-signed dev certificate.
+    assert.equal(ofType(run, "tls:index/locallySignedCert:LocallySignedCert").length, 5);
   });
 });

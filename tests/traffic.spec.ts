@@ -551,12 +551,15 @@ describe("the shipped stacks", () => {
 });
 
 describe("traffic warnings at preview", () => {
-  it("says that session affinity on a service nobody in the mesh calls pins nothing, as in the shipped stacks", () => {
-    const warnings = trafficWarnings(loadMeshConfig(stackConfig("prod")));
+  it("says that session affinity on a service nothing in the mesh calls pins nothing, and is quiet once the gateway routes to it, as in the shipped stacks", () => {
+    const { "bookapi-mesh:gateway": gateway, ...withoutGateway } = stackConfig("prod");
+    assert.ok(gateway);
+    const warnings = trafficWarnings(loadMeshConfig(withoutGateway));
     assert.ok(
       warnings.some((w) => w.startsWith('services "bookapi-mcp-server": traffic.sessionAffinity')),
       warnings.join("\n"),
     );
+    assert.deepEqual(trafficWarnings(loadMeshConfig(stackConfig("prod"))), []);
     const called = meshWith({ sessionAffinity: { header: "mcp-session-id" } });
     assert.deepEqual(trafficWarnings(called), []);
   });

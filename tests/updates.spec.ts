@@ -37,7 +37,8 @@ describe("updates on a live cluster (a model of the provider's replacement rules
 
   it("renews certificates by updating the Secrets in place, deleting nothing and restarting no pod", () => {
     const steps = planUpdate(first, renewed);
-    assert.deepEqual(actionsOf(steps, "Secret"), ["update", "update"]);
+    // Both services' identities and the gateway's.
+    assert.deepEqual(actionsOf(steps, "Secret"), ["update", "update", "update"]);
     assert.deepEqual(
       steps.filter((s) => !s.object.startsWith("Secret/")).map((s) => s.action),
       steps.filter((s) => !s.object.startsWith("Secret/")).map(() => "same"),
@@ -49,6 +50,7 @@ describe("updates on a live cluster (a model of the provider's replacement rules
   it("would delete each Secret under its running pods with the provider's default settings", () => {
     const steps = planUpdate(withDefaultProvider(first), withDefaultProvider(renewed));
     assert.deepEqual(actionsOf(steps, "Secret"), [
+      "replace, delete first",
       "replace, delete first",
       "replace, delete first",
     ]);

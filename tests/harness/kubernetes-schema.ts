@@ -6,6 +6,7 @@
 import * as path from "node:path";
 import * as k8s from "@pulumi/kubernetes";
 import { pathToFileURL } from "node:url";
+import { MeshModel } from "../../components/config";
 
 /** An ajv-compiled validator, as `kubernetes-models/_schemas/*` exports them. */
 interface CompiledValidator {
@@ -161,13 +162,29 @@ export function targetPortResolves(pod: PodSpec, target: string | number, minor:
  * container opens, volumes and service accounts name objects the program creates in the same
  * namespace, each mount names a volume of its pod.
  */
+/** An object the stack names that others create (the gateway's certificate from cert-manager). */
+export interface ProvidedObject {
+  kind: string;
+  name: string;
+  namespace: string;
+}
+
+/** What a validated stack says exists without the program creating it. */
+export function providedObjects(model: MeshModel): ProvidedObject[] {
+  const secret = model.gateway?.tls.secretName;
+  return secret ? [{ kind: "Secret", name: secret, namespace: model.namespace }] : [];
+}
+
 export function checkKubernetesReferences(
   objects: KubeObject[],
   kubernetesMinor: number,
+  provided: ProvidedObject[] = [],
 ): string[] {
   const problems: string[] = [];
   const exists = (kind: string, name: string, ns: string | undefined) =>
-    objects.some((o) => o.kind === kind && o.metadata.name === name && o.metadata.namespace === ns);
+    [...objects.map((o) => ({ kind: o.kind, ...o.metadata })), ...provided].some(
+      (o) => o.kind === kind && o.name === name && o.namespace === ns,
+    );
   const workloads = objects.filter((o) => podSpecOf(o));
 
   for (const w of workloads) {

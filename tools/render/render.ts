@@ -118,10 +118,12 @@ interface KubeObject {
   spec?: unknown;
 }
 
+/** `items` projects only the keys listed, each at its path. */
+type KeyItems = Array<{ key: string; path: string }>;
 interface Volume {
   name: string;
-  configMap?: { name: string };
-  secret?: { secretName: string };
+  configMap?: { name: string; items?: KeyItems };
+  secret?: { secretName: string; items?: KeyItems };
 }
 interface Container {
   name: string;
@@ -216,11 +218,17 @@ export function renderFiles(run: ProgramRun, opts: { includeSecrets: boolean }):
     for (const mount of envoy.volumeMounts ?? []) {
       const volume = pod.volumes?.find((v) => v.name === mount.name);
       const ns = obj.metadata.namespace ?? "";
-      const source = volume?.configMap
+      const data = volume?.configMap
         ? configMaps.get(`${ns}/${volume.configMap.name}`)
         : volume?.secret
           ? secrets.get(`${ns}/${volume.secret.secretName}`)
           : undefined;
+      const items = volume?.configMap?.items ?? volume?.secret?.items;
+      const source = items
+        ? Object.fromEntries(
+            items.flatMap((i) => (data?.[i.key] === undefined ? [] : [[i.path, data[i.key]]])),
+          )
+        : data;
       for (const [file, content] of Object.entries(source ?? {}).sort(([a], [b]) =>
         a < b ? -1 : 1,
       )) {
