@@ -1223,6 +1223,8 @@ export interface GatewayRouteModel {
   upstream: UpstreamModel;
   /** Token validation on this route; absent: none. */
   jwt?: JwtModel;
+  /** Marked public: no token check, on purpose. */
+  public: boolean;
   /**
    * With jwt: the protected resource (RFC 9728) this route is, `https://<host><pathPrefix>`, and
    * the URL its metadata is served at (`/.well-known/oauth-protected-resource<pathPrefix>`).
@@ -1547,6 +1549,7 @@ function gatewayModel(
       pathPrefix: route.pathPrefix,
       ...(route.rewritePrefix ? { rewritePrefix: route.rewritePrefix } : {}),
       upstream: upstreamOf(route.service),
+      public: route.public,
       ...(jwt
         ? {
             jwt,

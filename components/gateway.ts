@@ -117,7 +117,7 @@ export function gatewaySpec(model: MeshModel, gateway: GatewayModel): GatewaySpe
 /** Warnings for a gateway that deploys but would not serve as meant. */
 export function gatewayWarnings(gateway: GatewayModel): string[] {
   const warnings: string[] = [];
-  const open = gateway.routes.filter((r) => !r.jwt);
+  const open = gateway.routes.filter((r) => !r.jwt && !r.public);
   for (const r of open)
     warnings.push(
       `gateway: route ${r.host ?? ""}${r.pathPrefix} reaches "${r.upstream.name}" without a token check (set gateway.auth, or routes[].public: true to say it is meant)`,

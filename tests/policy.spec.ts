@@ -410,6 +410,23 @@ describe("policy pack: the rules on the shipped stacks", function () {
       onlyViolation(resources, contextOf("prod"), RULE.ports, service);
     });
 
+    it("lets only the gateway's Service publish its https port in prod, and nothing else beside it", function () {
+      const resources = resourcesOf("prod");
+      const gateway = find(resources, "Service", "mesh-gateway");
+      assert.deepEqual(allViolations(resources, contextOf("prod")), []);
+      publishAppPort(gateway);
+      const message = onlyViolation(resources, contextOf("prod"), RULE.ports, gateway);
+      assert.match(message, /publishes port 5288 \(http\)/);
+      // The same https port on a service's Service is an app port.
+      const service = find(resources, "Service", "bookapi");
+      get(service.props, "spec").ports = [{ name: "https", port: 443, targetPort: 8443 }];
+      assert.equal(
+        allViolations(resources, contextOf("prod")).filter((v) => v.resource === "Service bookapi")
+          .length,
+        1,
+      );
+    });
+
     it("allows the app ports the dev stack publishes", function () {
       const resources = resourcesOf("dev");
       const ports = get(find(resources, "Service", "bookapi").props, "spec").ports as Obj[];

@@ -1,0 +1,588 @@
+/**
+ * The ingress gateway: its stack config and what it says at preview, the Envoy files it gets
+ * (against Envoy's protos and start-up checks), and how those files route: which upstream a
+ * request reaches, with which path, timeouts and session affinity, which filters run in which
+ * order, and what the gateway answers itself. Tokens are in gateway-jwt.spec.ts; TLS and the
+ * network in gateway-edge.spec.ts.
+ */
+import assert from "node:assert/strict";
+import { loadMeshConfig, MeshConfigError, MeshModel, parseMeshConfig } from "../components/config";
+import {
+  buildGatewayBootstrap,
+  buildGatewayFiles,
+  Bootstrap,
+  EXTENSION_NAMES,
+  HttpConnectionManager,
+  Route,
+  RouteConfiguration,
+} from "../components/envoy";
+import { gatewayEndpoint, gatewaySpec, gatewayWarnings } from "../components/gateway";
+import {
+  checkBootstrapReferences,
+  referencedFiles,
+  validateBootstrapDetailed,
+  validateSdsFile,
+} from "./harness/envoy-schema";
+import { runStack, STACKS, stackConfig } from "./harness/program";
+
+type Json = Record<string, unknown>;
+
+const SERVICES = [
+  { name: "bookapi", image: "registry.example.com/bookapi:1.0.0", port: 5288 },
+  {
+    name: "bookapi-mcp-server",
+    image: "registry.example.com/bookapi-mcp-server:1.0.0",
+    port: 5289,
+    calls: ["bookapi"],
+    traffic: { streaming: true, sessionAffinity: { header: "mcp-session-id" } },
+  },
+];
+
+const JWT = {
+  issuer: "https://auth.example.com",
+  audiences: ["https://mcp.example.com/mcp"],
+  jwksUri: "https://auth.example.com/.well-known/jwks.json",
+  requiredScopes: ["mcp:tools"],
+};
+
+/** A gateway using every feature: hosts, rewrites, its own and a route's auth, CORS. */
+const RICH_GATEWAY = {
+  hostname: "mcp.example.com",
+  replicas: 2,
+  service: { type: "LoadBalancer", sourceRanges: ["203.0.113.0/24"] },
+  tls: { secretName: "mcp-tls" },
+  routes: [
+    { pathPrefix: "/mcp", service: "bookapi-mcp-server" },
+    { pathPrefix: "/api", service: "bookapi", rewritePrefix: "/" },
+    { pathPrefix: "/v2", service: "bookapi", rewritePrefix: "/books", public: true },
+    {
+      host: "admin.example.com",
+      pathPrefix: "/",
+      service: "bookapi",
+      auth: { jwt: { ...JWT, audiences: ["https://admin.example.com/"], requiredScopes: [] } },
+    },
+  ],
+  auth: { jwt: JWT },
+  cors: { allowOrigins: ["https://app.example.com"] },
+};
+
+function meshWith(gateway: unknown): MeshModel {
+  return parseMeshConfig({ namespace: "bookapi", services: SERVICES, gateway });
+}
+
+function problemsOf(gateway: unknown, extra: Json = {}): string[] {
+  try {
+    parseMeshConfig({ namespace: "bookapi", services: SERVICES, gateway, ...extra });
+  } catch (err) {
+    if (err instanceof MeshConfigError) return err.problems;
+    throw err;
+  }
+  return [];
+}
+
+function bootstrapOf(model: MeshModel): Bootstrap {
+  assert.ok(model.gateway);
+  return buildGatewayBootstrap(gatewaySpec(model, model.gateway));
+}
+
+function hcmOf(b: Bootstrap): HttpConnectionManager {
+  const listener = b.static_resources.listeners.find((l) => l.name === "gateway");
+  assert.ok(listener);
+  const filter = listener.filter_chains[0].filters[0];
+  assert.equal(filter.name, EXTENSION_NAMES.httpConnectionManager);
+  return filter.typed_config as HttpConnectionManager;
+}
+
+type Outcome =
+  | { cluster: string; path: string; route: Route }
+  | { status: number; route?: Route; body?: string };
+
+/**
+ * Envoy's route choice (Envoy's route matching docs): the virtual host whose domains hold the
+ * host (port dropped: ignore_port_in_host_matching), else `*`; then the first route whose path
+ * match and `:method` matchers fit. `path_separated_prefix` p takes p and p/..., not p-anything.
+ * prefix_rewrite replaces the matched part.
+ */
+function resolve(
+  rc: RouteConfiguration,
+  authority: string,
+  rawPath: string,
+  method = "GET",
+): Outcome {
+  const host = authority.toLowerCase().replace(/:[0-9]+$/, "");
+  const vh =
+    rc.virtual_hosts.find((v) => v.domains.includes(host)) ??
+    rc.virtual_hosts.find((v) => v.domains.includes("*"));
+  if (!vh) return { status: 404 };
+  const path = rawPath.split("?")[0];
+  for (const r of vh.routes) {
+    const m = r.match;
+    let matched: string | undefined;
+    if ("path" in m) matched = path === m.path ? m.path : undefined;
+    else if ("prefix" in m) matched = path.startsWith(m.prefix) ? m.prefix : undefined;
+    else
+      matched =
+        path === m.path_separated_prefix || path.startsWith(`${m.path_separated_prefix}/`)
+          ? m.path_separated_prefix
+          : undefined;
+    if (matched === undefined) continue;
+    const methodOk = (m.headers ?? []).every((h) =>
+      new RegExp(`^(?:${h.string_match.safe_regex.regex})$`).test(method),
+    );
+    if (!methodOk) continue;
+    if ("direct_response" in r)
+      return {
+        status: r.direct_response.status,
+        route: r,
+        body: r.direct_response.body?.inline_string,
+      };
+    const rewrite = r.route.prefix_rewrite;
+    return {
+      cluster: r.route.cluster,
+      path: rewrite === undefined ? rawPath : rewrite + rawPath.slice(matched.length),
+      route: r,
+    };
+  }
+  return { status: 404 };
+}
+
+describe("the gateway's stack config", () => {
+  it("fills its defaults: one replica, a LoadBalancer on 443, name mesh-gateway, no auth", () => {
+    const model = meshWith({
+      tls: { secretName: "mcp-tls" },
+      routes: [{ pathPrefix: "/mcp", service: "bookapi-mcp-server" }],
+    });
+    const gw = model.gateway;
+    assert.ok(gw);
+    assert.equal(gw.name, "mesh-gateway");
+    assert.equal(gw.replicas, 1);
+    assert.deepEqual(gw.service, { type: "LoadBalancer" });
+    assert.equal(gw.fqdn, "mesh-gateway.bookapi.svc.cluster.local");
+    assert.equal(gw.spiffeId, "spiffe://cluster.local/ns/bookapi/sa/mesh-gateway");
+    assert.equal(gw.routes[0].jwt, undefined);
+  });
+
+  const cases: Array<[string, unknown, Json, RegExp]> = [
+    [
+      "a route to an unknown service",
+      { tls: { secretName: "t" }, routes: [{ pathPrefix: "/x", service: "nope" }] },
+      {},
+      /^bookapi-mesh:gateway\.routes\[0\]\.service: unknown service "nope"/,
+    ],
+    [
+      "neither tls.secretName nor tls.selfSigned",
+      { tls: {}, routes: [{ pathPrefix: "/mcp", service: "bookapi" }] },
+      {},
+      /^bookapi-mesh:gateway\.tls: needs exactly one of secretName, selfSigned/,
+    ],
+    [
+      "a path prefix with a trailing slash",
+      { tls: { secretName: "t" }, routes: [{ pathPrefix: "/mcp/", service: "bookapi" }] },
+      {},
+      /^bookapi-mesh:gateway\.routes\[0\]\.pathPrefix: must be \/ or a path such as \/mcp/,
+    ],
+    [
+      "the same prefix routed twice",
+      {
+        tls: { secretName: "t" },
+        routes: [
+          { pathPrefix: "/mcp", service: "bookapi" },
+          { pathPrefix: "/mcp", service: "bookapi-mcp-server" },
+        ],
+      },
+      {},
+      /^bookapi-mesh:gateway\.routes\[1\]\.pathPrefix: \/mcp is already routed/,
+    ],
+    [
+      "an authenticated route without a host for its resource URL",
+      {
+        tls: { secretName: "t" },
+        routes: [{ pathPrefix: "/mcp", service: "bookapi-mcp-server" }],
+        auth: { jwt: JWT },
+      },
+      {},
+      /^bookapi-mesh:gateway\.routes\[0\]\.host: an authenticated route needs a host/,
+    ],
+    [
+      "a JWT without an audience",
+      {
+        hostname: "mcp.example.com",
+        tls: { secretName: "t" },
+        routes: [{ pathPrefix: "/mcp", service: "bookapi-mcp-server" }],
+        auth: { jwt: { ...JWT, audiences: [] } },
+      },
+      {},
+      /^bookapi-mesh:gateway\.auth\.jwt\.audiences: must list at least one audience/,
+    ],
+    [
+      "a JWKS over plain http",
+      {
+        hostname: "mcp.example.com",
+        tls: { secretName: "t" },
+        routes: [{ pathPrefix: "/mcp", service: "bookapi-mcp-server" }],
+        auth: { jwt: { ...JWT, jwksUri: "http://auth.example.com/jwks" } },
+      },
+      {},
+      /^bookapi-mesh:gateway\.auth\.jwt\.jwksUri: must be an https:\/\/ URL/,
+    ],
+    [
+      "an inline JWKS holding a private key",
+      {
+        hostname: "mcp.example.com",
+        tls: { secretName: "t" },
+        routes: [{ pathPrefix: "/mcp", service: "bookapi-mcp-server" }],
+        auth: {
+          jwt: {
+            ...JWT,
+            jwksUri: undefined,
+            jwks: { keys: [{ kty: "EC", crv: "P-256", x: "a", y: "b", d: "secret" }] },
+          },
+        },
+      },
+      {},
+      /^bookapi-mesh:gateway\.auth\.jwt\.jwks: must hold public keys only/,
+    ],
+    [
+      "a public route that also sets auth",
+      {
+        hostname: "mcp.example.com",
+        tls: { secretName: "t" },
+        routes: [
+          { pathPrefix: "/mcp", service: "bookapi-mcp-server", public: true, auth: { jwt: JWT } },
+        ],
+      },
+      {},
+      /^bookapi-mesh:gateway\.routes\[0\]\.public: a public route takes no auth/,
+    ],
+    [
+      "a route under the metadata path the gateway serves itself",
+      {
+        hostname: "mcp.example.com",
+        tls: { secretName: "t" },
+        routes: [{ pathPrefix: "/.well-known/oauth-protected-resource", service: "bookapi" }],
+        auth: { jwt: JWT },
+      },
+      {},
+      /^bookapi-mesh:gateway\.routes\[0\]\.pathPrefix: \/\.well-known\/oauth-protected-resource is served by the gateway itself/,
+    ],
+    [
+      "a gateway named like a service's headless Service",
+      {
+        name: "bookapi-pods",
+        tls: { secretName: "t" },
+        routes: [{ pathPrefix: "/mcp", service: "bookapi" }],
+      },
+      {},
+      /^bookapi-mesh:gateway\.name: "bookapi-pods" is the name of a service's Service/,
+    ],
+    [
+      "a certificate Secret the mesh writes itself",
+      { tls: { secretName: "bookapi-tls" }, routes: [{ pathPrefix: "/mcp", service: "bookapi" }] },
+      {},
+      /^bookapi-mesh:gateway\.tls\.secretName: "bookapi-tls" is a mesh identity Secret/,
+    ],
+    [
+      "an Envoy port that is the gateway's listener port",
+      { tls: { secretName: "t" }, routes: [{ pathPrefix: "/mcp", service: "bookapi" }] },
+      { envoy: { ports: { metrics: 8443 } } },
+      /^bookapi-mesh:gateway: its TLS listener uses port 8443 in the pod, which envoy\.ports\.metrics also uses/,
+    ],
+    [
+      "a CORS origin with a path",
+      {
+        tls: { secretName: "t" },
+        routes: [{ pathPrefix: "/mcp", service: "bookapi" }],
+        cors: { allowOrigins: ["https://app.example.com/x"] },
+      },
+      {},
+      /^bookapi-mesh:gateway\.cors\.allowOrigins\[0\]: must be an origin/,
+    ],
+  ];
+  for (const [what, gateway, extra, expected] of cases) {
+    it(`rejects ${what}, naming the key`, () => {
+      const problems = problemsOf(gateway, extra);
+      assert.ok(
+        problems.some((p) => expected.test(p)),
+        problems.join("\n") || "(accepted)",
+      );
+    });
+  }
+
+  it("makes the gateway a caller of exactly the services it routes to, limited to the forwarded paths", () => {
+    const model = meshWith(RICH_GATEWAY);
+    const caller = (svc: string) =>
+      model.services.find((s) => s.name === svc)?.callers.find((c) => c.kind === "gateway");
+    // /mcp is forwarded as is: /mcp and below.
+    assert.deepEqual(caller("bookapi-mcp-server")?.paths, ["/mcp", "/mcp/*"]);
+    // bookapi gets /api rewritten to / and the whole admin host: every path.
+    assert.deepEqual(caller("bookapi")?.paths, []);
+    const narrow = meshWith({
+      tls: { secretName: "t" },
+      routes: [{ pathPrefix: "/v2", service: "bookapi", rewritePrefix: "/books", public: true }],
+    });
+    assert.deepEqual(
+      narrow.services.find((s) => s.name === "bookapi")?.callers.find((c) => c.kind === "gateway")
+        ?.paths,
+      ["/books", "/books/*"],
+    );
+    assert.equal(
+      narrow.services.find((s) => s.name === "bookapi-mcp-server")?.callers.length,
+      0,
+      "not routed: the gateway is no caller",
+    );
+  });
+
+  it("warns at preview about every route without a token check that is not marked public, and about a self-signed certificate", () => {
+    const prod = loadMeshConfig(stackConfig("prod")).gateway;
+    assert.ok(prod);
+    assert.deepEqual(gatewayWarnings(prod), [
+      'gateway: route /mcp reaches "bookapi-mcp-server" without a token check (set gateway.auth, or routes[].public: true to say it is meant)',
+    ]);
+    const dev = loadMeshConfig(stackConfig("dev")).gateway;
+    assert.ok(dev);
+    assert.deepEqual(
+      gatewayWarnings(dev).map((w) => w.split(";")[0]),
+      ["gateway: tls.selfSigned issues the public certificate from the mesh CA"],
+    );
+    const rich = meshWith(RICH_GATEWAY).gateway;
+    assert.ok(rich);
+    assert.deepEqual(gatewayWarnings(rich), [], "public and authenticated routes: nothing to say");
+  });
+});
+
+describe("the gateway's Envoy files", () => {
+  const models: Array<[string, () => MeshModel]> = [
+    ...STACKS.map((s): [string, () => MeshModel] => [
+      `stack ${s}`,
+      () => loadMeshConfig(stackConfig(s)),
+    ]),
+    ["a gateway with every feature", () => meshWith(RICH_GATEWAY)],
+  ];
+  for (const [what, model] of models) {
+    it(`pass Envoy's protos and start-up checks, reading only files inside the pod's mounts, for ${what}`, () => {
+      const m = model();
+      assert.ok(m.gateway);
+      const files = buildGatewayFiles(gatewaySpec(m, m.gateway));
+      const bootstrap = JSON.parse(files["envoy.json"]) as Json;
+      assert.deepEqual(validateBootstrapDetailed(bootstrap), { errors: [], warnings: [] });
+      assert.deepEqual(checkBootstrapReferences(bootstrap), []);
+      assert.deepEqual(validateSdsFile(JSON.parse(files["sds-certificate.json"]), "identity"), []);
+      assert.deepEqual(validateSdsFile(JSON.parse(files["sds-validation.json"]), "trust"), []);
+      assert.deepEqual(validateSdsFile(JSON.parse(files["sds-edge.json"]), "edge"), []);
+      const read = Object.values(files).flatMap((text) => referencedFiles(JSON.parse(text)));
+      // The image's CA bundle verifies the JWKS server.
+      const mounts = [
+        "/etc/envoy/config",
+        "/etc/envoy/certs",
+        "/etc/envoy/edge",
+        "/etc/ssl/certs/ca-certificates.crt",
+      ];
+      for (const file of read)
+        assert.ok(
+          mounts.some((dir) => file === dir || file.startsWith(`${dir}/`)),
+          `${file} is outside the mounts`,
+        );
+      assert.ok(
+        read.includes("/etc/envoy/edge/tls.crt") && read.includes("/etc/envoy/edge/tls.key"),
+      );
+    });
+  }
+});
+
+describe("the gateway's routes", () => {
+  const model = meshWith(RICH_GATEWAY);
+  const b = bootstrapOf(model);
+  const hcm = hcmOf(b);
+  const rc = hcm.route_config;
+
+  it("sends each path to its service, rewriting as configured, and never /mcp-anything to /mcp", () => {
+    const to = (authority: string, path: string) => {
+      const o = resolve(rc, authority, path);
+      return "cluster" in o ? `${o.cluster} ${o.path}` : o.status;
+    };
+    assert.equal(to("mcp.example.com", "/mcp"), "upstream_bookapi-mcp-server /mcp");
+    assert.equal(to("mcp.example.com:443", "/mcp/x?y=1"), "upstream_bookapi-mcp-server /mcp/x?y=1");
+    assert.equal(to("mcp.example.com", "/mcpx"), 404);
+    // /api -> / needs two routes: never //books.
+    assert.equal(to("mcp.example.com", "/api/books"), "upstream_bookapi /books");
+    assert.equal(to("mcp.example.com", "/api"), "upstream_bookapi /");
+    assert.equal(to("mcp.example.com", "/v2/7"), "upstream_bookapi /books/7");
+    assert.equal(to("admin.example.com", "/anything"), "upstream_bookapi /anything");
+    // The admin host also takes the any-host routes.
+    assert.equal(to("admin.example.com", "/mcp"), "upstream_bookapi-mcp-server /mcp");
+    assert.equal(to("other.example.com", "/anything"), 404);
+  });
+
+  it("gives routes to a streaming service no route timeout and the streaming idle timeout, on every method's route", () => {
+    for (const method of ["GET", "POST", "DELETE"]) {
+      const o = resolve(rc, "mcp.example.com", "/mcp", method);
+      assert.ok("cluster" in o && "route" in o.route);
+      assert.equal(o.route.route.timeout, "0s", method);
+      assert.equal(o.route.route.idle_timeout, "3600s", method);
+    }
+    const plain = resolve(rc, "mcp.example.com", "/api/books");
+    assert.ok("cluster" in plain && "route" in plain.route);
+    assert.equal(plain.route.route.timeout, "15s");
+  });
+
+  it("keeps an MCP session on one replica: routes to the MCP server carry the session header's envelope state, and the filter runs", () => {
+    const o = resolve(rc, "mcp.example.com", "/mcp", "POST");
+    assert.ok("cluster" in o);
+    assert.deepEqual(o.route.typed_per_filter_config?.[EXTENSION_NAMES.statefulSession], {
+      "@type":
+        "type.googleapis.com/envoy.extensions.filters.http.stateful_session.v3.StatefulSessionPerRoute",
+      stateful_session: {
+        session_state: {
+          name: "envoy.http.stateful_session.envelope",
+          typed_config: {
+            "@type":
+              "type.googleapis.com/envoy.extensions.http.stateful_session.envelope.v3.EnvelopeSessionState",
+            header: { name: "mcp-session-id" },
+          },
+        },
+      },
+    });
+    const plain = resolve(rc, "mcp.example.com", "/api/books", "POST");
+    assert.ok("cluster" in plain);
+    assert.equal(plain.route.typed_per_filter_config?.[EXTENSION_NAMES.statefulSession], undefined);
+    assert.ok(hcm.http_filters.some((f) => f.name === EXTENSION_NAMES.statefulSession));
+  });
+
+  it("runs CORS first (its headers reach every reply), then token checks, scope checks, sessions, and the router last", () => {
+    assert.deepEqual(
+      hcm.http_filters.map((f) => f.name),
+      [
+        EXTENSION_NAMES.cors,
+        EXTENSION_NAMES.jwtAuthn,
+        EXTENSION_NAMES.httpRbac,
+        EXTENSION_NAMES.statefulSession,
+        EXTENSION_NAMES.router,
+      ],
+    );
+    for (const vh of rc.virtual_hosts) {
+      const cors = vh.typed_per_filter_config?.[EXTENSION_NAMES.cors];
+      assert.ok(cors, vh.name);
+      assert.deepEqual(cors.allow_origin_string_match, [{ exact: "https://app.example.com" }]);
+      assert.match(cors.allow_headers, /authorization/);
+      assert.match(cors.allow_headers, /mcp-session-id/);
+      assert.match(cors.expose_headers, /www-authenticate/);
+      assert.equal(cors.allow_credentials, false);
+    }
+  });
+
+  it("answers the RFC 9728 metadata itself, per authenticated route and host, with no token asked", () => {
+    const doc = (authority: string, path: string) => {
+      const o = resolve(rc, authority, path);
+      assert.ok("status" in o && o.status === 200 && o.body && o.route, `${authority}${path}`);
+      assert.deepEqual(o.route.typed_per_filter_config?.[EXTENSION_NAMES.jwtAuthn], {
+        "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.PerRouteConfig",
+        disabled: true,
+      });
+      return JSON.parse(o.body) as Json;
+    };
+    const mcp = doc("mcp.example.com", "/.well-known/oauth-protected-resource/mcp");
+    assert.deepEqual(mcp, {
+      resource: "https://mcp.example.com/mcp",
+      authorization_servers: ["https://auth.example.com"],
+      bearer_methods_supported: ["header"],
+      scopes_supported: ["mcp:tools"],
+    });
+    assert.deepEqual(doc("mcp.example.com", "/.well-known/oauth-protected-resource"), mcp);
+    assert.equal(
+      doc("admin.example.com", "/.well-known/oauth-protected-resource").resource,
+      "https://admin.example.com/",
+    );
+  });
+
+  it("rewrites every failed token check on an authenticated route to 401 with the route's resource_metadata, and leaves other replies alone", () => {
+    const mappers = hcm.local_reply_config?.mappers ?? [];
+    const headerOf = (m: (typeof mappers)[number]) => m.headers_to_add?.[0].header.value;
+    assert.ok(mappers.every((m) => m.status_code === 401));
+    assert.deepEqual(mappers.map(headerOf), [
+      // admin.example.com, in its routes' order: the any-host /mcp and /api, then its own /.
+      'Bearer resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp"',
+      'Bearer resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/api"',
+      'Bearer resource_metadata="https://admin.example.com/.well-known/oauth-protected-resource"',
+      // Any host: /mcp and /api; /v2 is public.
+      'Bearer resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp"',
+      'Bearer resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/api"',
+    ]);
+  });
+
+  it("dials each routed service's pods over mTLS with the gateway's identity, and fetches the JWKS over TLS through its own cluster", () => {
+    const clusters = new Map(b.static_resources.clusters.map((c) => [c.name, c]));
+    const mcp = clusters.get("upstream_bookapi-mcp-server");
+    assert.ok(mcp?.transport_socket);
+    assert.equal(
+      mcp.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.address,
+      "bookapi-mcp-server-pods.bookapi.svc.cluster.local.",
+    );
+    assert.equal(
+      (mcp.transport_socket.typed_config as { sni: string }).sni,
+      "bookapi-mcp-server.bookapi.svc.cluster.local",
+    );
+    const jwks = clusters.get("egress_jwks_gateway");
+    assert.ok(jwks?.transport_socket);
+    assert.deepEqual(
+      jwks.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address,
+      {
+        address: "auth.example.com",
+        port_value: 443,
+      },
+    );
+    assert.equal(clusters.size, 5, [...clusters.keys()].join(", "));
+  });
+
+  it("is an edge proxy: client addresses from the connection, underscores in header names refused, 32 KiB buffers, TLS 1.2+ without client certificates", () => {
+    assert.equal(hcm.use_remote_address, true);
+    assert.deepEqual(hcm.internal_address_config, {
+      cidr_ranges: [{ address_prefix: "127.0.0.1", prefix_len: 32 }],
+    });
+    assert.equal(
+      hcm.common_http_protocol_options?.headers_with_underscores_action,
+      "REJECT_REQUEST",
+    );
+    assert.equal(hcm.path_with_escaped_slashes_action, "REJECT_REQUEST");
+    const listener = b.static_resources.listeners.find((l) => l.name === "gateway");
+    assert.equal(listener?.per_connection_buffer_limit_bytes, 32768);
+    const tls = listener?.filter_chains[0].transport_socket?.typed_config;
+    assert.ok(tls);
+    assert.equal(tls.require_client_certificate, false);
+    assert.equal(tls.common_tls_context.tls_params.tls_minimum_protocol_version, "TLSv1_2");
+  });
+});
+
+describe("the gateway's endpoint output", () => {
+  const gw = meshWith({
+    tls: { secretName: "t" },
+    routes: [{ pathPrefix: "/mcp", service: "bookapi" }],
+  }).gateway;
+  assert.ok(gw);
+
+  it("is the load balancer's address and the published port, once there is one", () => {
+    assert.equal(
+      gatewayEndpoint(gw, undefined, undefined),
+      "pending (no load balancer address yet)",
+    );
+    assert.equal(
+      gatewayEndpoint(gw, { loadBalancer: { ingress: [{ ip: "192.0.2.7" }] } } as never, undefined),
+      "192.0.2.7:443",
+    );
+    assert.equal(
+      gatewayEndpoint(
+        gw,
+        { loadBalancer: { ingress: [{ ip: "2001:db8::7" }] } } as never,
+        undefined,
+      ),
+      "[2001:db8::7]:443",
+    );
+  });
+
+  it("is exported by the program with each route's URL and resource metadata", async () => {
+    const run = await runStack("prod");
+    assert.deepEqual(run.outputs.gateway, {
+      endpoint: "pending (no load balancer address yet)",
+      routes: [{ url: "https://mcp.example.com/mcp", service: "bookapi-mcp-server" }],
+    });
+  });
+});
