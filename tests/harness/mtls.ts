@@ -555,7 +555,8 @@ function permissionMatches(p: Json, req: RbacRequest, where: string): boolean {
     case "url_path": {
       if (req.http === undefined) return fail(where, "a url_path permission on a connection");
       const m = stringMatcher(obj(p.url_path, `${where}.url_path`).path, `${where}.url_path.path`);
-      return matchString(m, req.http.path);
+      // url_path matches the path without its query string (rbac.proto, PathMatcher).
+      return matchString(m, req.http.path.split("?")[0]);
     }
     default:
       return fail(where, `permission ${kind} is not modelled`);
