@@ -6,7 +6,6 @@
  */
 import assert from "node:assert/strict";
 import { X509Certificate } from "node:crypto";
-import * as net from "node:net";
 import * as tls from "node:tls";
 import { GATEWAY_LISTEN_PORT, loadMeshConfig } from "../components/config";
 import { GATEWAY_LISTENER } from "../components/envoy/gateway";
@@ -15,6 +14,7 @@ import {
   call,
   CallerOptions,
   EmulatedInbound,
+  VerdictServer,
   evaluateHttpRbac,
   identityOf,
   inboundListener,
@@ -187,81 +187,31 @@ type EdgeVerdict =
   | { accepted: false; code: string };
 
 /** A node:tls server standing in for the gateway listener's TLS. */
-class EmulatedEdge {
-  private readonly verdicts: EdgeVerdict[] = [];
-  private readonly waiters: ((v: EdgeVerdict) => void)[] = [];
-  private readonly sockets = new Set<net.Socket>();
-
-  private constructor(
-    private readonly server: tls.Server,
-    readonly port: number,
-  ) {}
-
-  static async start(t: EdgeTls): Promise<EmulatedEdge> {
-    const legacy = t.minVersion === "TLSv1" || t.minVersion === "TLSv1.1";
-    const server = tls.createServer({
-      cert: t.cert,
-      key: t.key,
-      // Without a validation context Envoy asks for no certificate; requiring one then refuses all.
-      requestCert: t.requireClientCertificate,
-      rejectUnauthorized: t.requireClientCertificate,
-      minVersion: t.minVersion,
-      maxVersion: t.maxVersion,
-      // BoringSSL has no security levels: where Envoy would allow TLS < 1.2, so must OpenSSL 3.
-      ...(legacy ? { ciphers: "DEFAULT@SECLEVEL=0" } : {}),
-      ...(t.ecdhCurve === undefined ? {} : { ecdhCurve: t.ecdhCurve }),
-      ...(t.alpn === undefined ? {} : { ALPNProtocols: t.alpn }),
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(0, "127.0.0.1", () => resolve());
-    });
-    const self = new EmulatedEdge(server, (server.address() as net.AddressInfo).port);
-    server.on("connection", (raw: net.Socket) => {
-      self.sockets.add(raw);
-      raw.on("close", () => self.sockets.delete(raw));
-    });
-    server.on("tlsClientError", (err: NodeJS.ErrnoException) =>
-      self.record({ accepted: false, code: String(err.code ?? err.message) }),
-    );
-    server.on("secureConnection", (socket: tls.TLSSocket) => {
-      socket.on("error", () => undefined);
-      self.record({
-        accepted: true,
-        protocol: socket.getProtocol(),
-        servername: socket.servername,
-      });
-      socket.end("hello\n");
-    });
-    return self;
-  }
-
-  private record(v: EdgeVerdict): void {
-    const waiter = this.waiters.shift();
-    if (waiter) waiter(v);
-    else this.verdicts.push(v);
-  }
-
-  nextVerdict(timeoutMs = 1000): Promise<EdgeVerdict> {
-    const ready = this.verdicts.shift();
-    if (ready) return Promise.resolve(ready);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiters.splice(this.waiters.indexOf(done), 1);
-        reject(new Error(`no verdict from the emulated gateway within ${timeoutMs} ms`));
-      }, timeoutMs);
-      const done = (v: EdgeVerdict) => {
-        clearTimeout(timer);
-        resolve(v);
-      };
-      this.waiters.push(done);
-    });
-  }
-
-  async close(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-  }
+async function startEdge(t: EdgeTls): Promise<VerdictServer<EdgeVerdict>> {
+  const legacy = t.minVersion === "TLSv1" || t.minVersion === "TLSv1.1";
+  const server = tls.createServer({
+    cert: t.cert,
+    key: t.key,
+    // Without a validation context Envoy asks for no certificate; requiring one then refuses all.
+    requestCert: t.requireClientCertificate,
+    rejectUnauthorized: t.requireClientCertificate,
+    minVersion: t.minVersion,
+    maxVersion: t.maxVersion,
+    // BoringSSL has no security levels: where Envoy would allow TLS < 1.2, so must OpenSSL 3.
+    ...(legacy ? { ciphers: "DEFAULT@SECLEVEL=0" } : {}),
+    ...(t.ecdhCurve === undefined ? {} : { ecdhCurve: t.ecdhCurve }),
+    ...(t.alpn === undefined ? {} : { ALPNProtocols: t.alpn }),
+  });
+  const self = await VerdictServer.listen<EdgeVerdict>(server, "the emulated gateway");
+  server.on("tlsClientError", (err: NodeJS.ErrnoException) =>
+    self.record({ accepted: false, code: String(err.code ?? err.message) }),
+  );
+  server.on("secureConnection", (socket: tls.TLSSocket) => {
+    socket.on("error", () => undefined);
+    self.record({ accepted: true, protocol: socket.getProtocol(), servername: socket.servername });
+    socket.end("hello\n");
+  });
+  return self;
 }
 
 interface BrowserOutcome {
@@ -359,7 +309,7 @@ describe("the ingress gateway's edge, with the certificates the program issued (
     assert.equal(edge.minVersion, "TLSv1.2");
     // Read through the pod's mounts, the certificate is the edge Secret's.
     assert.equal(edge.cert, secretData(run, `${GATEWAY}-edge-tls`)["tls.crt"]);
-    const server = await EmulatedEdge.start(edge);
+    const server = await startEdge(edge);
     servers.push(server);
 
     const outcome = await dialEdge(server.port, {
@@ -397,7 +347,7 @@ describe("the ingress gateway's edge, with the certificates the program issued (
   });
 
   it("refuses a client that offers TLS 1.1 only, and accepts one that stops at TLS 1.2", async () => {
-    const server = await EmulatedEdge.start(edgeListenerTls(gateway));
+    const server = await startEdge(edgeListenerTls(gateway));
     servers.push(server);
     const older = await dialEdge(server.port, {
       servername: "mcp.localhost",

@@ -757,18 +757,69 @@ export interface InboundOptions {
   serve?: { cert: string; key: string };
 }
 
-/** A node:tls server that accepts and refuses the way the Envoy inbound listener would. */
-export class EmulatedInbound {
-  private readonly verdicts: Verdict[] = [];
-  private readonly waiters: ((v: Verdict) => void)[] = [];
+/**
+ * A node:tls server on a loopback port that records one verdict per connection, for the test to
+ * take in order; the emulations below decide the verdicts.
+ */
+export class VerdictServer<V> {
+  private readonly verdicts: V[] = [];
+  private readonly waiters: ((v: V) => void)[] = [];
   private readonly sockets = new Set<net.Socket>();
 
   private constructor(
     private readonly server: tls.Server,
     readonly port: number,
+    private readonly what: string,
   ) {}
 
-  static async start(opts: InboundOptions): Promise<EmulatedInbound> {
+  /** Listens on 127.0.0.1 (any free port); `what` names the server in time-out messages. */
+  static async listen<V>(server: tls.Server, what: string): Promise<VerdictServer<V>> {
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(0, "127.0.0.1", () => resolve());
+    });
+    const self = new VerdictServer<V>(server, (server.address() as net.AddressInfo).port, what);
+    server.on("connection", (raw: net.Socket) => {
+      self.sockets.add(raw);
+      raw.on("close", () => self.sockets.delete(raw));
+    });
+    return self;
+  }
+
+  record(v: V): void {
+    const waiter = this.waiters.shift();
+    if (waiter) waiter(v);
+    else this.verdicts.push(v);
+  }
+
+  /** The next connection's verdict (rejects after `timeoutMs`). */
+  nextVerdict(timeoutMs = 1000): Promise<V> {
+    const ready = this.verdicts.shift();
+    if (ready) return Promise.resolve(ready);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters.splice(this.waiters.indexOf(done), 1);
+        reject(new Error(`no verdict from ${this.what} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const done = (v: V) => {
+        clearTimeout(timer);
+        resolve(v);
+      };
+      this.waiters.push(done);
+    });
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+/** A node:tls server that accepts and refuses the way the Envoy inbound listener would. */
+export type EmulatedInbound = VerdictServer<Verdict>;
+
+export const EmulatedInbound = {
+  async start(opts: InboundOptions): Promise<EmulatedInbound> {
     const t = opts.listener.tls;
     const checkSan = opts.checks?.san ?? true;
     const checkRbac = opts.checks?.rbac ?? true;
@@ -790,15 +841,7 @@ export class EmulatedInbound {
       ...(t.ecdhCurve === undefined ? {} : { ecdhCurve: t.ecdhCurve }),
       ...(t.alpn === undefined ? {} : { ALPNProtocols: t.alpn }),
     });
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(0, "127.0.0.1", () => resolve());
-    });
-    const self = new EmulatedInbound(server, (server.address() as net.AddressInfo).port);
-    server.on("connection", (raw: net.Socket) => {
-      self.sockets.add(raw);
-      raw.on("close", () => self.sockets.delete(raw));
-    });
+    const self = await VerdictServer.listen<Verdict>(server, "the emulated inbound");
     // Handshake failures, including node's post-handshake chain check (authorizationError).
     server.on("tlsClientError", (err: NodeJS.ErrnoException, socket: tls.TLSSocket) => {
       const reason = socket.authorizationError ?? err.code ?? err.message;
@@ -833,36 +876,8 @@ export class EmulatedInbound {
       socket.end(`accepted ${peer?.uri[0] ?? peer?.dns[0] ?? "anonymous"}\n`);
     });
     return self;
-  }
-
-  private record(v: Verdict): void {
-    const waiter = this.waiters.shift();
-    if (waiter) waiter(v);
-    else this.verdicts.push(v);
-  }
-
-  /** The next connection's verdict (rejects after `timeoutMs`). */
-  nextVerdict(timeoutMs = 1000): Promise<Verdict> {
-    const ready = this.verdicts.shift();
-    if (ready) return Promise.resolve(ready);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.waiters.splice(this.waiters.indexOf(done), 1);
-        reject(new Error(`no verdict from the emulated inbound within ${timeoutMs} ms`));
-      }, timeoutMs);
-      const done = (v: Verdict) => {
-        clearTimeout(timer);
-        resolve(v);
-      };
-      this.waiters.push(done);
-    });
-  }
-
-  async close(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-  }
-}
+  },
+};
 
 // ---------------------------------------------------------------------------------------------
 // The caller
