@@ -881,6 +881,11 @@ const gatewayServiceSchema = z.strictObject({
   /** The published port (the node port for NodePort); 443 by default. */
   port: port.optional(),
   ...publishedServiceFields,
+  /**
+   * Pods that may connect (an ingress controller in front): ipBlocks do not reliably match pod
+   * addresses (NetworkPolicy docs), so a ClusterIP gateway names its clients this way.
+   */
+  from: z.array(peerSelector, { error: "must be a list of selectors" }).optional(),
 });
 
 const gatewayTlsSchema = z
@@ -928,6 +933,18 @@ const gatewaySchema = z.strictObject({
     .regex(DNS_1123_SUBDOMAIN, "must be a DNS name such as mcp.example.com")
     .optional(),
   service: gatewayServiceSchema.prefault({}),
+  /**
+   * The port clients put in URLs, when it is not what the Service publishes (a ClusterIP gateway
+   * behind an ingress); part of every resource URL the gateway announces.
+   */
+  publicPort: port.optional(),
+  /**
+   * Seconds a stopping gateway pod keeps serving while the load balancer takes it out: with
+   * externalTrafficPolicy Local the load balancer learns of it only through failed health checks.
+   */
+  preStopSeconds: seconds(1).max(300, "must be at most 300").default(30),
+  /** Seconds a new pod must be ready before the rollout counts it (the load balancer's turn). */
+  minReadySeconds: seconds(0).max(300, "must be at most 300").default(10),
   tls: gatewayTlsSchema,
   routes: z
     .array(gatewayRouteSchema, { error: "must be a list of { pathPrefix, service }" })
@@ -1236,6 +1253,10 @@ export interface GatewayRouteModel {
 export interface GatewayModel extends PeerIdentity {
   replicas: number;
   hostname?: string;
+  /** The port in the URLs clients use (443 is left out of them). */
+  publicPort: number;
+  preStopSeconds: number;
+  minReadySeconds: number;
   service: RawGateway["service"];
   tls: RawGateway["tls"];
   /** Its mesh certificate's DNS SANs (short name to FQDN). */
@@ -1532,6 +1553,18 @@ function routeJwt(gw: RawGateway, i: number): JwtModel | undefined {
   };
 }
 
+/**
+ * The port clients dial: `publicPort`, else the published port (the node port for NodePort,
+ * unknown until Kubernetes assigns one), else 443.
+ */
+function gatewayPublicPort(gw: RawGateway): number | undefined {
+  if (gw.publicPort !== undefined) return gw.publicPort;
+  if (gw.service.type === "NodePort") return gw.service.port;
+  return gw.service.type === "LoadBalancer"
+    ? (gw.service.port ?? GATEWAY_DEFAULT_PORT)
+    : GATEWAY_DEFAULT_PORT;
+}
+
 /** The gateway model: routes resolved and ordered, each with its token check and resource. */
 function gatewayModel(
   gw: RawGateway,
@@ -1539,10 +1572,11 @@ function gatewayModel(
   upstreamOf: (service: string) => UpstreamModel,
   hostnames: (name: string) => string[],
 ): GatewayModel {
+  const publicPort = gatewayPublicPort(gw) ?? GATEWAY_DEFAULT_PORT;
   const routes = gw.routes.map((route, i): GatewayRouteModel => {
     const jwt = routeJwt(gw, i);
-    // topologyProblems has made sure an authenticated route has a host for its resource URL.
-    const host = route.host ?? gw.hostname ?? "";
+    // topologyProblems has made sure an authenticated route has a host and a known port.
+    const host = `${route.host ?? gw.hostname ?? ""}${publicPort === GATEWAY_DEFAULT_PORT ? "" : `:${publicPort}`}`;
     const suffix = route.pathPrefix === "/" ? "" : route.pathPrefix;
     return {
       ...(route.host ? { host: route.host } : {}),
@@ -1571,6 +1605,9 @@ function gatewayModel(
     ...self,
     replicas: gw.replicas,
     ...(gw.hostname ? { hostname: gw.hostname } : {}),
+    publicPort,
+    preStopSeconds: gw.preStopSeconds,
+    minReadySeconds: gw.minReadySeconds,
     service: gw.service,
     tls: gw.tls,
     dnsNames: hostnames(gw.name),
@@ -1687,6 +1724,16 @@ function gatewayProblems(cfg: RawMesh, gw: RawGateway, known: Set<string>): stri
         `${key}.tls.secretName: "${gw.tls.secretName}" is a mesh identity Secret the program writes; name the Secret that holds the gateway's public certificate`,
       );
   }
+  const authenticated = (r: RawGateway["routes"][number]) =>
+    !r.public && (r.auth ?? gw.auth) !== undefined;
+  if (gw.routes.some(authenticated) && gatewayPublicPort(gw) === undefined)
+    problems.push(
+      `${key}.service.port: the resource URLs of authenticated routes need the port clients use; set the node port here, or gateway.publicPort`,
+    );
+  if (gw.service.type === "ClusterIP" && !gw.service.from)
+    problems.push(
+      `${key}.service.from: a ClusterIP gateway needs the pods that may connect (an ingress controller); ipBlocks do not reliably match pod addresses`,
+    );
   const seen = new Set<string>();
   gw.routes.forEach((route, i) => {
     const rkey = `${key}.routes[${i}]`;
@@ -1702,14 +1749,13 @@ function gatewayProblems(cfg: RawMesh, gw: RawGateway, known: Set<string>): stri
     seen.add(where);
     if (route.public && route.auth)
       problems.push(`${rkey}.public: a public route takes no auth; drop one of them`);
-    const authenticated = !route.public && (route.auth ?? gw.auth) !== undefined;
-    if (authenticated && !route.host && !gw.hostname)
+    if (authenticated(route) && !route.host && !gw.hostname)
       problems.push(
         `${rkey}.host: an authenticated route needs a host (here or gateway.hostname) for its resource URL (RFC 9728, MCP authorization)`,
       );
     const reserved = RESOURCE_METADATA_PATH;
     if (
-      authenticated &&
+      gw.routes.some(authenticated) &&
       (route.pathPrefix === reserved || route.pathPrefix.startsWith(`${reserved}/`))
     )
       problems.push(`${rkey}.pathPrefix: ${reserved} is served by the gateway itself`);

@@ -36,13 +36,6 @@ export const GATEWAY_PORT_NAME = "https";
 /** Label that tells the gateway's pods from a service's. */
 export const COMPONENT_LABEL = { "app.kubernetes.io/component": "gateway" } as const;
 
-/**
- * Seconds the gateway keeps serving after its pod starts terminating: long enough for the load
- * balancer and kube-proxy to stop sending it new connections, while Envoy's drain asks clients
- * to reconnect elsewhere.
- */
-export const GATEWAY_PRESTOP_SECONDS = 15;
-
 /** Names of the gateway's objects; fixed, because the Service and policies refer to them. */
 export function gatewayObjectNames(name: string) {
   return {
@@ -127,6 +120,24 @@ export function gatewayWarnings(gateway: GatewayModel): string[] {
     warnings.push(
       `gateway: service.port ${port} is outside Kubernetes' default node port range (30000-32767); the API server refuses it unless the cluster's --service-node-port-range includes it`,
     );
+  // MCP clients ask for tokens for the resource URL (RFC 8707); the issuer then puts it in `aud`.
+  for (const r of gateway.routes)
+    if (r.jwt && r.resource && !r.jwt.audiences.includes(r.resource.url))
+      warnings.push(
+        `gateway: route ${r.host ?? ""}${r.pathPrefix} is the resource ${r.resource.url}, which is not among its audiences (${r.jwt.audiences.join(", ")}); MCP clients ask for tokens for it, which Envoy would refuse`,
+      );
+  const byProvider = new Map<string, Set<string>>();
+  for (const r of gateway.routes)
+    if (r.jwt && r.resource)
+      byProvider.set(
+        r.jwt.provider,
+        (byProvider.get(r.jwt.provider) ?? new Set()).add(r.resource.url),
+      );
+  for (const [provider, resources] of byProvider)
+    if (resources.size > 1)
+      warnings.push(
+        `gateway: ${provider === "gateway" ? "gateway.auth" : provider} checks tokens for ${[...resources].join(", ")} with one list of audiences, so a token for one is accepted on all; give routes their own auth to keep them apart`,
+      );
   if ("selfSigned" in gateway.tls && gateway.tls.selfSigned)
     warnings.push(
       `gateway: tls.selfSigned issues the public certificate from the mesh CA; clients must trust the mesh CA (the caCertificate output). Use tls.secretName with a public certificate outside development`,
@@ -134,9 +145,17 @@ export function gatewayWarnings(gateway: GatewayModel): string[] {
   return warnings;
 }
 
-/** How the gateway stops: drain at once, keep serving while the load balancer moves away. */
-export function gatewayShutdown(envoy: EnvoySettings): ShutdownPlan {
-  const hold = Math.max(envoy.drainSeconds, GATEWAY_PRESTOP_SECONDS);
+/**
+ * How the gateway stops: drain at once, and keep serving for preStopSeconds while the load
+ * balancer takes the node out. With externalTrafficPolicy Local, kube-proxy's health check node
+ * port fails once only terminating endpoints are left, and the load balancer stops sending after
+ * its own failed checks (KEP-1669); until then new connections still arrive.
+ */
+export function gatewayShutdown(
+  gateway: Pick<GatewayModel, "preStopSeconds">,
+  envoy: EnvoySettings,
+): ShutdownPlan {
+  const hold = Math.max(envoy.drainSeconds, gateway.preStopSeconds);
   return {
     appPreStopSeconds: 0,
     envoy: { adminPort: envoy.ports.admin, drainSeconds: envoy.drainSeconds, holdSeconds: hold },
@@ -152,7 +171,7 @@ export function gatewayPodTemplate(
   imagePullSecrets: string[],
 ): k8s.types.input.core.v1.PodTemplateSpec {
   const names = gatewayObjectNames(gateway.name);
-  const stop = gatewayShutdown(envoy);
+  const stop = gatewayShutdown(gateway, envoy);
   const container: k8s.types.input.core.v1.Container = {
     ...envoyContainerBase(gateway.name, envoy, stop, GATEWAY_PATHS),
     ports: [
@@ -211,6 +230,8 @@ export function gatewayDeploymentSpec(
 ): k8s.types.input.apps.v1.DeploymentSpec {
   return {
     replicas: gateway.replicas,
+    // A new pod counts as available only after the load balancer has had time to mark it healthy.
+    minReadySeconds: gateway.minReadySeconds,
     selector: { matchLabels: selectorLabels(gateway.name) },
     strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
     template: gatewayPodTemplate(gateway, envoy, configMapName, imagePullSecrets),
@@ -366,6 +387,20 @@ export class MeshGateway extends pulumi.ComponentResource {
       .apply(([status, spec]) => gatewayEndpoint(gateway, status, spec));
     this.registerOutputs({ endpoint: this.endpoint });
   }
+}
+
+/**
+ * The URL a client uses for a route: its host (or the gateway's hostname) with the public port,
+ * else the gateway's endpoint.
+ */
+export function gatewayRouteUrl(
+  gateway: GatewayModel,
+  route: GatewayModel["routes"][number],
+  endpoint: string,
+): string {
+  const host = route.host ?? gateway.hostname;
+  const port = gateway.publicPort === GATEWAY_DEFAULT_PORT ? "" : `:${gateway.publicPort}`;
+  return `https://${host ? `${host}${port}` : endpoint}${route.pathPrefix}`;
 }
 
 /** Where clients reach the gateway, as far as Kubernetes knows it yet. */

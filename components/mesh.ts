@@ -13,7 +13,7 @@ import {
 import { buildEnvoyFiles } from "./envoy";
 import { SIDECAR_PATHS, SidecarSpec } from "./envoy/model";
 import { overloadSpec, trafficSpec } from "./envoy-units";
-import { gatewayWarnings, MeshGateway } from "./gateway";
+import { gatewayRouteUrl, gatewayWarnings, MeshGateway } from "./gateway";
 import { CertificateAuthority, ClientCertificate, ServiceCertificate } from "./pki";
 import { meshLabels } from "./names";
 import { MeshNetworkPolicies } from "./network-policy";
@@ -298,7 +298,7 @@ export class ServiceMesh extends pulumi.ComponentResource {
         ? this.gateway.endpoint.apply((endpoint): GatewayEndpoint => ({
             endpoint,
             routes: gatewayModel.routes.map((r) => ({
-              url: `https://${r.host ?? gatewayModel.hostname ?? endpoint}${r.pathPrefix}`,
+              url: gatewayRouteUrl(gatewayModel, r, endpoint),
               service: r.upstream.name,
               ...(r.resource ? { resourceMetadata: r.resource.metadataUrl } : {}),
             })),

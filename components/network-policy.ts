@@ -134,10 +134,14 @@ function servicePolicy(model: MeshModel, svc: ServiceModel): NamedNetworkPolicyS
  */
 function gatewayPolicy(model: MeshModel, gateway: GatewayModel): NamedNetworkPolicySpec {
   const ports = model.envoy.ports;
-  const ranges = gateway.service.sourceRanges ?? ["0.0.0.0/0", "::/0"];
-  const ingress: IngressRule[] = [
-    { from: ranges.map((cidr) => ({ ipBlock: { cidr } })), ports: [tcp(GATEWAY_LISTEN_PORT)] },
+  const { type, sourceRanges, from } = gateway.service;
+  // A ClusterIP gateway is reached from inside the cluster only, by the pods `from` names.
+  const ranges = type === "ClusterIP" ? [] : (sourceRanges ?? ["0.0.0.0/0", "::/0"]);
+  const peers: PolicyPeer[] = [
+    ...ranges.map((cidr) => ({ ipBlock: { cidr } })),
+    ...(from ?? []).map(peerOf),
   ];
+  const ingress: IngressRule[] = [{ from: peers, ports: [tcp(GATEWAY_LISTEN_PORT)] }];
   if (model.envoy.scrapeFrom.length > 0)
     ingress.push({
       from: model.envoy.scrapeFrom.map(peerOf),

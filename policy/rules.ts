@@ -54,6 +54,8 @@ export const MESH = {
   componentLabel: "app.kubernetes.io/component",
   gatewayComponent: "gateway",
   gatewayPortName: "https",
+  /** The gateway's TLS listener in its pod (components/config.ts GATEWAY_LISTEN_PORT). */
+  gatewayTargetPort: 8443,
   defaultNamespace: "default",
   defaultInboundPort: 15001,
   defaultStrictStacks: ["prod"],
@@ -426,7 +428,8 @@ export function checkServicePorts(resource: PolicyResource, ctx: MeshContext): s
   return objects(at(resource.props, "spec", "ports")).flatMap((port) => {
     const target = port.targetPort ?? port.port;
     if (port.name === MESH.mtlsPortName && allowedTargets.includes(target)) return [];
-    if (gateway && port.name === MESH.gatewayPortName) return [];
+    if (gateway && port.name === MESH.gatewayPortName && target === MESH.gatewayTargetPort)
+      return [];
     const label = `${String(port.port)}${typeof port.name === "string" ? ` (${port.name})` : ""}`;
     return [
       `${what} publishes port ${label} -> ${String(target)} in ${stack}; only the "${MESH.mtlsPortName}" port to Envoy's inbound ${ctx.inboundPort} may be published there`,

@@ -16,7 +16,14 @@ import {
   Route,
   RouteConfiguration,
 } from "../components/envoy";
-import { gatewayEndpoint, gatewaySpec, gatewayWarnings } from "../components/gateway";
+import {
+  gatewayDeploymentSpec,
+  gatewayEndpoint,
+  gatewayRouteUrl,
+  gatewaySpec,
+  gatewayWarnings,
+} from "../components/gateway";
+import { networkPolicySpecs } from "../components/network-policy";
 import {
   checkBootstrapReferences,
   referencedFiles,
@@ -53,7 +60,12 @@ const RICH_GATEWAY = {
   tls: { secretName: "mcp-tls" },
   routes: [
     { pathPrefix: "/mcp", service: "bookapi-mcp-server" },
-    { pathPrefix: "/api", service: "bookapi", rewritePrefix: "/" },
+    {
+      pathPrefix: "/api",
+      service: "bookapi",
+      rewritePrefix: "/",
+      auth: { jwt: { ...JWT, audiences: ["https://mcp.example.com/api"] } },
+    },
     { pathPrefix: "/v2", service: "bookapi", rewritePrefix: "/books", public: true },
     {
       host: "admin.example.com",
@@ -348,6 +360,21 @@ describe("the gateway's stack config", () => {
     assert.ok(rich);
     assert.deepEqual(gatewayWarnings(rich), [], "public and authenticated routes: nothing to say");
   });
+
+  it("warns when one token check serves several resources, or a route's resource is not among its audiences", () => {
+    const shared = meshWith({
+      ...RICH_GATEWAY,
+      routes: [
+        { pathPrefix: "/mcp", service: "bookapi-mcp-server" },
+        { pathPrefix: "/api", service: "bookapi" },
+      ],
+    }).gateway;
+    assert.ok(shared);
+    assert.deepEqual(gatewayWarnings(shared), [
+      "gateway: route /api is the resource https://mcp.example.com/api, which is not among its audiences (https://mcp.example.com/mcp); MCP clients ask for tokens for it, which Envoy would refuse",
+      "gateway: gateway.auth checks tokens for https://mcp.example.com/mcp, https://mcp.example.com/api with one list of audiences, so a token for one is accepted on all; give routes their own auth to keep them apart",
+    ]);
+  });
 });
 
 describe("the gateway's Envoy files", () => {
@@ -521,7 +548,8 @@ describe("the gateway's routes", () => {
       (mcp.transport_socket.typed_config as { sni: string }).sni,
       "bookapi-mcp-server.bookapi.svc.cluster.local",
     );
-    const jwks = clusters.get("egress_jwks_gateway");
+    // One cluster for the JWKS server all three providers use.
+    const jwks = clusters.get("egress_jwks_auth_example_com_443");
     assert.ok(jwks?.transport_socket);
     assert.deepEqual(
       jwks.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address,
@@ -530,7 +558,7 @@ describe("the gateway's routes", () => {
         port_value: 443,
       },
     );
-    assert.equal(clusters.size, 5, [...clusters.keys()].join(", "));
+    assert.equal(clusters.size, 4, [...clusters.keys()].join(", "));
   });
 
   it("is an edge proxy: client addresses from the connection, underscores in header names refused, 32 KiB buffers, TLS 1.2+ without client certificates", () => {
@@ -549,6 +577,132 @@ describe("the gateway's routes", () => {
     assert.ok(tls);
     assert.equal(tls.require_client_certificate, false);
     assert.equal(tls.common_tls_context.tls_params.tls_minimum_protocol_version, "TLSv1_2");
+  });
+});
+
+describe("the gateway at the edge of the cluster", () => {
+  it("rewrites / to a prefix in two routes, so /x becomes /v1/x, and lets the service's RBAC allow exactly that", () => {
+    const model = meshWith({
+      tls: { secretName: "t" },
+      routes: [{ pathPrefix: "/", service: "bookapi", rewritePrefix: "/v1", public: true }],
+    });
+    const rc = hcmOf(bootstrapOf(model)).route_config;
+    const to = (path: string) => {
+      const o = resolve(rc, "any.example.com", path);
+      return "cluster" in o ? o.path : o.status;
+    };
+    assert.equal(to("/"), "/v1");
+    assert.equal(to("/books/7"), "/v1/books/7");
+    assert.deepEqual(
+      model.services.find((s) => s.name === "bookapi")?.callers.find((c) => c.kind === "gateway")
+        ?.paths,
+      ["/v1", "/v1/*"],
+    );
+  });
+
+  it("puts a public port other than 443 into every resource URL and route URL, and needs a known node port for them", () => {
+    const gateway = {
+      hostname: "mcp.example.com",
+      service: { type: "NodePort", port: 30443 },
+      tls: { secretName: "t" },
+      routes: [{ pathPrefix: "/mcp", service: "bookapi-mcp-server" }],
+      auth: { jwt: { ...JWT, audiences: ["https://mcp.example.com:30443/mcp"] } },
+    };
+    const gw = meshWith(gateway).gateway;
+    assert.ok(gw);
+    assert.deepEqual(gw.routes[0].resource, {
+      url: "https://mcp.example.com:30443/mcp",
+      metadataPath: "/.well-known/oauth-protected-resource/mcp",
+      metadataUrl: "https://mcp.example.com:30443/.well-known/oauth-protected-resource/mcp",
+    });
+    assert.equal(gatewayRouteUrl(gw, gw.routes[0], "ignored"), "https://mcp.example.com:30443/mcp");
+    assert.deepEqual(gatewayWarnings(gw), []);
+    assert.ok(
+      problemsOf({ ...gateway, service: { type: "NodePort" } }).some((p) =>
+        p.startsWith(
+          "bookapi-mesh:gateway.service.port: the resource URLs of authenticated routes need the port",
+        ),
+      ),
+    );
+    const behindIngress = meshWith({
+      ...gateway,
+      service: { type: "ClusterIP", from: [{ namespaceSelector: { matchLabels: { a: "b" } } }] },
+      publicPort: 443,
+      auth: { jwt: JWT },
+    }).gateway;
+    assert.equal(behindIngress?.routes[0].resource?.url, "https://mcp.example.com/mcp");
+  });
+
+  it("admits a ClusterIP gateway's clients by selector only, and refuses one that names none", () => {
+    const from = [
+      { namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "ingress" } } },
+    ];
+    const model = meshWith({
+      service: { type: "ClusterIP", from },
+      tls: { secretName: "t" },
+      routes: [{ pathPrefix: "/mcp", service: "bookapi-mcp-server", public: true }],
+    });
+    const policy = networkPolicySpecs(model).find((p) => p.name === "mesh-gateway-mesh");
+    assert.deepEqual(policy?.spec.ingress, [{ from, ports: [{ protocol: "TCP", port: 8443 }] }]);
+    assert.ok(
+      problemsOf({
+        service: { type: "ClusterIP" },
+        tls: { secretName: "t" },
+        routes: [{ pathPrefix: "/mcp", service: "bookapi" }],
+      }).some((p) => p.startsWith("bookapi-mesh:gateway.service.from: a ClusterIP gateway needs")),
+    );
+  });
+
+  it("lets browsers read the metadata documents (CORS on the direct responses, which Envoy's CORS filter skips) and refuses preflights from unlisted origins", () => {
+    const rc = hcmOf(bootstrapOf(meshWith(RICH_GATEWAY))).route_config;
+    const preflight = resolve(
+      rc,
+      "mcp.example.com",
+      "/.well-known/oauth-protected-resource/mcp",
+      "OPTIONS",
+    );
+    assert.ok("status" in preflight && preflight.route && "direct_response" in preflight.route);
+    assert.equal(preflight.status, 204);
+    const headers = (r: Route) =>
+      Object.fromEntries(
+        ("response_headers_to_add" in r ? (r.response_headers_to_add ?? []) : []).map((h) => [
+          h.header.key,
+          h.header.value,
+        ]),
+      );
+    assert.deepEqual(headers(preflight.route), {
+      "access-control-allow-origin": "*",
+      "access-control-allow-methods": "GET",
+      "access-control-allow-headers": "mcp-protocol-version",
+      "access-control-max-age": "600",
+    });
+    const doc = resolve(rc, "mcp.example.com", "/.well-known/oauth-protected-resource/mcp", "GET");
+    assert.ok("status" in doc && doc.route);
+    assert.equal(headers(doc.route)["access-control-allow-origin"], "*");
+    assert.equal(headers(doc.route)["content-type"], "application/json");
+    for (const vh of rc.virtual_hosts)
+      assert.equal(
+        vh.typed_per_filter_config?.[EXTENSION_NAMES.cors]?.forward_not_matching_preflights,
+        false,
+      );
+  });
+
+  it("keeps a stopping gateway serving for preStopSeconds while the load balancer takes it out, and counts a new pod only after minReadySeconds", () => {
+    const model = meshWith({
+      tls: { secretName: "t" },
+      routes: [{ pathPrefix: "/mcp", service: "bookapi" }],
+    });
+    assert.ok(model.gateway);
+    const spec = gatewayDeploymentSpec(model.gateway, model.envoy, "cm", []);
+    assert.equal(spec.minReadySeconds, 10);
+    const pod = spec.template as {
+      spec: {
+        terminationGracePeriodSeconds: number;
+        containers: Array<{ lifecycle: { preStop: { exec: { command: string[] } } } }>;
+      };
+    };
+    assert.equal(pod.spec.terminationGracePeriodSeconds, 35);
+    assert.match(pod.spec.containers[0].lifecycle.preStop.exec.command[2], /sleep 30\n$/);
   });
 });
 

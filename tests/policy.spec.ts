@@ -22,6 +22,8 @@ import { PROJECT } from "../components/config";
 import { ENVOY_FILES } from "../components/envoy/model";
 import { objectNames } from "../components/names";
 import { PORT_NAMES } from "../components/workload";
+import { COMPONENT_LABEL, GATEWAY_PORT_NAME } from "../components/gateway";
+import { GATEWAY_LISTEN_PORT } from "../components/config";
 import { ConfigSource, meshContext, meshPolicies } from "../policy/pack";
 import { MESH, MeshContext, PolicyResource, RULES, TYPES, violations } from "../policy/rules";
 import {
@@ -193,6 +195,9 @@ describe("policy pack: the rules on the shipped stacks", function () {
     assert.equal(MESH.mtlsPortName, PORT_NAMES.inbound);
     assert.equal(`bookapi${MESH.configMapInfix}`, objectNames("bookapi").configMapPrefix);
     assert.equal(`bookapi${MESH.secretSuffix}`, objectNames("bookapi").secret);
+    assert.equal(MESH.gatewayTargetPort, GATEWAY_LISTEN_PORT);
+    assert.equal(MESH.gatewayPortName, GATEWAY_PORT_NAME);
+    assert.deepEqual({ [MESH.componentLabel]: MESH.gatewayComponent }, { ...COMPONENT_LABEL });
   });
 
   for (const stack of STACKS) {
@@ -417,6 +422,14 @@ describe("policy pack: the rules on the shipped stacks", function () {
       publishAppPort(gateway);
       const message = onlyViolation(resources, contextOf("prod"), RULE.ports, gateway);
       assert.match(message, /publishes port 5288 \(http\)/);
+      // Its https port must reach the TLS listener, nothing else in the pod.
+      const gatewayPorts = get(gateway.props, "spec").ports as Obj[];
+      gatewayPorts.splice(1);
+      gatewayPorts[0].targetPort = 9901;
+      assert.match(
+        onlyViolation(resources, contextOf("prod"), RULE.ports, gateway),
+        /publishes port 443 \(https\) -> 9901/,
+      );
       // The same https port on a service's Service is an app port.
       const service = find(resources, "Service", "bookapi");
       get(service.props, "spec").ports = [{ name: "https", port: 443, targetPort: 8443 }];

@@ -76,13 +76,16 @@ export const JWT_METADATA = {
 } as const;
 
 /**
- * A JWKS fetch: 5 s to answer; after a failure, fetched again in 10 s (Envoy's default is 1 s,
- * hard on an authorization server that is down).
+ * A JWKS fetch: 5 s to answer, 3 retries 0.5-4 s apart; when it still fails, fetched again in
+ * 10 s (Envoy's default is 1 s, hard on an authorization server that is down).
  */
-const JWKS_FETCH = { timeout: "5s", failedRefetch: "10s" } as const satisfies Record<
-  string,
-  Duration
->;
+const JWKS_FETCH = {
+  timeout: "5s" as Duration,
+  retries: 3,
+  retryBase: "0.500s" as Duration,
+  retryMax: "4s" as Duration,
+  failedRefetch: "10s" as Duration,
+};
 
 /** Token expiry and not-before are checked with this much leeway (Envoy's default, stated). */
 export const JWT_CLOCK_SKEW_SECONDS = 60;
@@ -136,14 +139,20 @@ export function jwtProviders(spec: Pick<GatewaySpec, "routes">): JwtSpec[] {
   return [...seen.values()];
 }
 
-/** The cluster a provider's JWKS is fetched through. */
-export function jwksClusterName(jwt: Pick<JwtSpec, "provider">): string {
-  return egressName(jwksTarget(jwt));
+/** A JWKS server as an egress target: one cluster per host and port, whichever providers use it. */
+function jwksTarget(jwks: { host: string; port: number }) {
+  return {
+    // Dots would split the cluster's stat names (cluster.<name>.*).
+    name: `jwks_${jwks.host.replace(/\./g, "_")}_${jwks.port}`,
+    host: jwks.host,
+    port: jwks.port,
+    protocol: "https" as const,
+  };
 }
 
-/** A provider's JWKS host as an egress target, which names its cluster. */
-function jwksTarget(jwt: Pick<JwtSpec, "provider">): { name: string } {
-  return { name: `jwks_${jwt.provider}` };
+/** The cluster a JWKS is fetched through. */
+export function jwksClusterName(jwks: { host: string; port: number }): string {
+  return egressName(jwksTarget(jwks));
 }
 
 /**
@@ -160,7 +169,7 @@ export function jwtProvider(jwt: JwtSpec): JwtProvider {
           remote_jwks: {
             http_uri: {
               uri: jwt.jwks.uri,
-              cluster: jwksClusterName(jwt),
+              cluster: jwksClusterName(jwt.jwks),
               timeout: JWKS_FETCH.timeout,
             },
             cache_duration: jwt.jwks.cacheDuration,
@@ -170,6 +179,14 @@ export function jwtProvider(jwt: JwtSpec): JwtProvider {
             async_fetch: {
               fast_listener: false,
               failed_refetch_duration: JWKS_FETCH.failedRefetch,
+            },
+            // A fetch that fails (at start-up too) is retried before the next refetch.
+            retry_policy: {
+              num_retries: JWKS_FETCH.retries,
+              retry_back_off: {
+                base_interval: JWKS_FETCH.retryBase,
+                max_interval: JWKS_FETCH.retryMax,
+              },
             },
           },
         }
@@ -251,8 +268,9 @@ function jwtPerRoute(spec: Pick<GatewaySpec, "routes">, jwt?: JwtSpec): PerFilte
 
 /**
  * The Envoy routes of one gateway route. A prefix `/p` matches `/p` and `/p/...`, never `/pq`
- * (path_separated_prefix). Rewriting `/p` to `/` takes two routes, as Envoy's prefix_rewrite
- * docs show: `/p/x` becomes `/x` and `/p` becomes `/`, never `//x`.
+ * (path_separated_prefix). prefix_rewrite replaces the matched text, so two cases take two
+ * routes, as Envoy's prefix_rewrite docs show: `/p` to `/` (`/p/x` becomes `/x`, never `//x`),
+ * and `/` to `/r` (`/x` becomes `/r/x`, never `/rx`).
  */
 export function gatewayRoutes(spec: Pick<GatewaySpec, "routes">, route: GatewayRouteSpec): Route[] {
   const perFilter = jwtPerRoute(spec, route.jwt);
@@ -261,7 +279,13 @@ export function gatewayRoutes(spec: Pick<GatewaySpec, "routes">, route: GatewayR
     ...(Object.keys(perFilter).length > 0 ? { typed_per_filter_config: perFilter } : {}),
   });
   const p = route.pathPrefix;
-  if (p === "/") return upstreamRoutes(route.upstream, { prefix: "/" }, extra(route.rewritePrefix));
+  const r = route.rewritePrefix;
+  if (p === "/" && r !== undefined && r !== "/")
+    return [
+      ...upstreamRoutes(route.upstream, { path: "/" }, extra(r)),
+      ...upstreamRoutes(route.upstream, { prefix: "/" }, extra(`${r}/`)),
+    ];
+  if (p === "/") return upstreamRoutes(route.upstream, { prefix: "/" }, extra());
   if (route.rewritePrefix === "/")
     return [
       ...upstreamRoutes(route.upstream, { prefix: `${p}/` }, extra("/")),
@@ -283,22 +307,48 @@ export function resourceMetadata(route: GatewayRouteSpec): Record<string, unknow
 }
 
 /** The gateway answers a metadata request itself, without a token. */
-function metadataRoute(
-  spec: Pick<GatewaySpec, "routes">,
+function metadataRoutes(
+  spec: Pick<GatewaySpec, "routes" | "cors">,
   path: string,
   route: GatewayRouteSpec,
-): Route {
-  return {
-    match: { path },
-    direct_response: { status: 200, body: { inline_string: toJson(resourceMetadata(route)) } },
-    response_headers_to_add: [
-      {
-        header: { key: "content-type", value: "application/json" },
-        append_action: "OVERWRITE_IF_EXISTS_OR_ADD",
-      },
-    ],
-    typed_per_filter_config: jwtPerRoute(spec),
-  };
+): Route[] {
+  const header = (key: string, value: string) => ({
+    header: { key, value },
+    append_action: "OVERWRITE_IF_EXISTS_OR_ADD" as const,
+  });
+  // The CORS filter skips direct responses (cors_filter.cc: no route entry), so a browser client
+  // could not read the document: the metadata is public, any origin may, and a preflight for
+  // the MCP-Protocol-Version header the client sends is answered here.
+  const cors = spec.cors
+    ? [
+        header("access-control-allow-origin", "*"),
+        header("access-control-allow-methods", "GET"),
+        header("access-control-allow-headers", "mcp-protocol-version"),
+        header("access-control-max-age", corsMaxAge(spec.cors)),
+      ]
+    : [];
+  const perFilter = jwtPerRoute(spec);
+  return [
+    ...(spec.cors
+      ? [
+          {
+            match: {
+              path,
+              headers: [{ name: ":method", string_match: { safe_regex: { regex: "OPTIONS" } } }],
+            },
+            direct_response: { status: 204 },
+            response_headers_to_add: cors,
+            typed_per_filter_config: perFilter,
+          },
+        ]
+      : []),
+    {
+      match: { path },
+      direct_response: { status: 200, body: { inline_string: toJson(resourceMetadata(route)) } },
+      response_headers_to_add: [header("content-type", "application/json"), ...cors],
+      typed_per_filter_config: perFilter,
+    },
+  ];
 }
 
 /** The routes one host sees: its own, then the any-host ones; longest prefix first. */
@@ -333,7 +383,7 @@ export function gatewayVirtualHost(spec: GatewaySpec, host?: string): VirtualHos
     name: host ?? "any",
     domains: [host ?? "*"],
     routes: [
-      ...[...metadata].map(([path, r]) => metadataRoute(spec, path, r)),
+      ...[...metadata].flatMap(([path, r]) => metadataRoutes(spec, path, r)),
       ...routes.flatMap((r) => gatewayRoutes(spec, r)),
     ],
     ...(spec.cors
@@ -350,9 +400,17 @@ export function corsPolicy(cors: NonNullable<GatewaySpec["cors"]>): CorsPolicy {
     allow_methods: MCP_CORS.allowMethods,
     allow_headers: MCP_CORS.allowHeaders,
     expose_headers: MCP_CORS.exposeHeaders,
-    max_age: String(Math.round(Number(cors.maxAge.slice(0, -1)))),
+    max_age: corsMaxAge(cors),
     allow_credentials: false,
+    // Envoy forwards a preflight from an origin not listed (default true), and jwt_authn lets
+    // every preflight through: the service would get unauthenticated OPTIONS requests.
+    forward_not_matching_preflights: false,
   };
+}
+
+/** CORS max-age: whole seconds, as text. */
+function corsMaxAge(cors: NonNullable<GatewaySpec["cors"]>): string {
+  return String(Math.round(Number(cors.maxAge.slice(0, -1))));
 }
 
 /** A regular expression (RE2) matching `value` literally. */
@@ -378,7 +436,8 @@ function routeRequestFilters(route: GatewayRouteSpec, host?: string): AccessLogF
       header_filter: {
         header: {
           name: ":authority",
-          string_match: { safe_regex: { regex: `^${literal(host)}(:[0-9]+)?$` } },
+          // Envoy picks virtual hosts ignoring case; RE2's (?i) does the same here.
+          string_match: { safe_regex: { regex: `(?i)^${literal(host)}(:[0-9]+)?$` } },
         },
       },
     });
@@ -492,8 +551,9 @@ export function gatewayListener(spec: GatewaySpec): Listener {
             filters,
             {
               use_remote_address: true,
-              // Unset, Envoy trusts x-envoy-* headers from RFC 1918 addresses, which clients
-              // behind a private network have: only loopback (never a client here) is internal.
+              // Which peers are internal (their x-envoy-* headers kept): Envoy before 1.36 took
+              // RFC 1918 addresses when unset, which clients on a private network have; 1.36
+              // takes none. Stated, so no Envoy release trusts a client: only loopback.
               internal_address_config: {
                 cidr_ranges: [{ address_prefix: "127.0.0.1", prefix_len: 32 }],
               },
@@ -511,7 +571,7 @@ export function gatewayListener(spec: GatewaySpec): Listener {
               // A client-sent x-forwarded-client-cert is dropped: no certificate is asked for here.
               forward_client_cert_details: "SANITIZE",
               ...(mappers.length > 0 ? { local_reply_config: { mappers } } : {}),
-              ...(spec.accessLog ? { access_log: [accessLog("inbound")] } : {}),
+              ...(spec.accessLog ? { access_log: [accessLog("inbound", { client: true })] } : {}),
             },
           ),
         ],
@@ -520,7 +580,7 @@ export function gatewayListener(spec: GatewaySpec): Listener {
   };
 }
 
-/** Clusters: admin, one mTLS cluster per routed service, one per fetched JWKS. */
+/** Clusters: admin, one mTLS cluster per routed service, one per JWKS server. */
 export function gatewayClusters(spec: GatewaySpec): Cluster[] {
   const upstreams = new Map(spec.routes.map((r) => [r.upstream.name, r.upstream]));
   return [
@@ -531,20 +591,15 @@ export function gatewayClusters(spec: GatewaySpec): Cluster[] {
         ...upstreamCluster(spec, u),
         per_connection_buffer_limit_bytes: EDGE_LIMITS.bufferBytes,
       })),
-    ...jwtProviders(spec).flatMap((jwt) =>
-      "uri" in jwt.jwks
-        ? [
-            {
-              ...egressCluster({
-                ...jwksTarget(jwt),
-                host: jwt.jwks.host,
-                port: jwt.jwks.port,
-                protocol: "https" as const,
-              }),
-            },
-          ]
-        : [],
-    ),
+    ...[
+      ...new Map(
+        jwtProviders(spec).flatMap((jwt) => {
+          if (!("uri" in jwt.jwks)) return [];
+          const target = jwksTarget(jwt.jwks);
+          return [[target.name, target] as const];
+        }),
+      ).values(),
+    ].map(egressCluster),
   ];
 }
 

@@ -60,7 +60,10 @@ export function routerFilter(): HttpFilter {
  * One JSON line per request on stdout. `peer` is the other side's SPIFFE ID: the caller's on
  * inbound requests, the callee's on outbound ones.
  */
-export function accessLog(direction: "inbound" | "outbound"): AccessLog {
+export function accessLog(
+  direction: "inbound" | "outbound",
+  opts: { client?: boolean } = {},
+): AccessLog {
   return {
     name: EXTENSION_NAMES.stdoutAccessLog,
     typed_config: {
@@ -82,6 +85,8 @@ export function accessLog(direction: "inbound" | "outbound"): AccessLog {
           upstream_cluster: "%UPSTREAM_CLUSTER%",
           peer: direction === "inbound" ? "%DOWNSTREAM_PEER_URI_SAN%" : "%UPSTREAM_PEER_URI_SAN%",
           request_id: "%REQ(X-REQUEST-ID)%",
+          // At the edge: the client's address (the connection's peer, use_remote_address).
+          ...(opts.client ? { client: "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%" } : {}),
         },
         omit_empty_values: true,
       },

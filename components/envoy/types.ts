@@ -375,6 +375,7 @@ export interface CorsPolicy {
   expose_headers: string;
   max_age: string;
   allow_credentials: boolean;
+  forward_not_matching_preflights: boolean;
 }
 
 export interface Cors {
@@ -388,6 +389,10 @@ export interface JwtProvider {
     http_uri: { uri: string; cluster: string; timeout: Duration };
     cache_duration: Duration;
     async_fetch: { fast_listener: boolean; failed_refetch_duration: Duration };
+    retry_policy: {
+      num_retries: number;
+      retry_back_off: { base_interval: Duration; max_interval: Duration };
+    };
   };
   local_jwks?: { inline_string: string };
   from_headers: { name: string; value_prefix: string }[];

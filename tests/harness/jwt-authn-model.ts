@@ -244,9 +244,13 @@ const lower = (headers: Record<string, string> = {}): Record<string, string> =>
 
 const withoutQuery = (path: string): string => path.split(/[?#]/, 1)[0];
 
-/** RE2 safe_regex in a matcher: the whole value must match. */
-const fullMatch = (regex: string, value: string): boolean =>
-  new RegExp(`^(?:${regex})$`, "u").test(value);
+/** RE2 safe_regex in a matcher: the whole value must match; a leading `(?i)` ignores case. */
+const fullMatch = (regex: string, value: string): boolean => {
+  const caseless = regex.startsWith("(?i)");
+  return new RegExp(`^(?:${caseless ? regex.slice(4) : regex})$`, caseless ? "iu" : "u").test(
+    value,
+  );
+};
 
 function stringMatches(m: StringMatch, value: string): boolean {
   if (m.exact !== undefined) return value === m.exact;
