@@ -12,6 +12,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { loadMeshConfig, MeshConfigError } from "../components/config";
 import { DRAIN_PATH, EnvoyStopPlan, envoyStopScript, shutdownPlan } from "../components/shutdown";
 import { podTemplate } from "../components/workload";
+import { gatewayPodTemplate, gatewayShutdown } from "../components/gateway";
 import { findObject, ProgramRun, runProgram, STACKS, stackConfig } from "./harness/program";
 import { Assumptions, ModelPod, terminate, terminationProblems } from "./harness/termination-model";
 
@@ -83,6 +84,29 @@ describe("pod termination (a model of the kubelet over the generated pods)", () 
       }
     });
   }
+
+  it("keeps a stopping gateway pod serving until a load balancer that takes up to preStopSeconds has taken it out, with no SIGKILL", () => {
+    for (const stack of STACKS) {
+      const model = loadMeshConfig(stackConfig(stack));
+      const gw = model.gateway;
+      assert.ok(gw, stack);
+      const pod = plain<ModelPod>(gatewayPodTemplate(gw, model.envoy, "cm", []).spec);
+      const plans = [gatewayShutdown(gw, model.envoy).envoy];
+      for (const endpointRemovalSeconds of [1, 10, 20, gw.preStopSeconds]) {
+        const assume = { endpointRemovalSeconds, appStopSeconds: 0 };
+        const timeline = terminate(pod, plans, assume);
+        assert.deepEqual(
+          terminationProblems(timeline, assume),
+          [],
+          `${stack} ${JSON.stringify(timeline)}`,
+        );
+        assert.deepEqual(timeline.killed, []);
+      }
+      // A load balancer slower than preStopSeconds still sends to a gateway that has stopped.
+      const slow = { endpointRemovalSeconds: gw.preStopSeconds + 10, appStopSeconds: 0 };
+      assert.notDeepEqual(terminationProblems(terminate(pod, plans, slow), slow), []);
+    }
+  });
 
   it("models the prod Deployment the program registers as the builder makes it", async () => {
     const config = stackConfig("prod");

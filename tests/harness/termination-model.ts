@@ -95,7 +95,7 @@ export function terminate(pod: ModelPod, plans: EnvoyStopPlan[], assume: Assumpt
   const app = pod.containers.find((c) => c.name === "app");
   const all = [...(pod.initContainers ?? []), ...pod.containers];
   const envoy = all.find((c) => c.name === "envoy");
-  if (!app || !envoy) throw new Error("the model needs an app and an envoy container");
+  if (!envoy) throw new Error("the model needs an envoy container");
   const native = (pod.initContainers ?? []).includes(envoy) && envoy.restartPolicy === "Always";
   const killed: string[] = [];
 
@@ -109,12 +109,13 @@ export function terminate(pod: ModelPod, plans: EnvoyStopPlan[], assume: Assumpt
     return at + needs;
   };
 
-  const appHook = hookOf(app, plans);
+  const appHook: Hook = app ? hookOf(app, plans) : { kind: "none" };
   if (appHook.kind === "envoy-drain") throw new Error("the app runs Envoy's stop script");
   const appSleeps =
     appHook.kind === "sleep" && (!appHook.inImage || assume.appImageHasSleep !== false);
+  // A pod of Envoy alone (the gateway): Envoy is what serves, so it stands in for the app.
   const appSigterm = Math.min(appSleeps ? appHook.seconds : 0, grace);
-  const appExit = stop("app", appSigterm, assume.appStopSeconds);
+  const appExit = app ? stop("app", appSigterm, assume.appStopSeconds) : 0;
 
   const envoyHook = hookOf(envoy, plans);
   let envoyHookEnd: number;
@@ -136,8 +137,8 @@ export function terminate(pod: ModelPod, plans: EnvoyStopPlan[], assume: Assumpt
     grace,
     drainSeconds,
     ...(drainStart !== undefined ? { drainStart } : {}),
-    appSigterm,
-    appExit,
+    appSigterm: app ? appSigterm : envoySigterm,
+    appExit: app ? appExit : envoyExit,
     envoySigterm,
     envoyExit,
     killed,
