@@ -782,6 +782,13 @@ const httpsUrl = z.string({ error: "must be an https:// URL" }).refine((value) =
   }
 }, "must be an https:// URL");
 
+/** The public members of each key type Envoy verifies with (RFC 7518 6.2, 6.3; RFC 8037 2). */
+const JWK_MEMBERS: Record<string, string[]> = {
+  RSA: ["n", "e"],
+  EC: ["crv", "x", "y"],
+  OKP: ["crv", "x"],
+};
+
 /** A JSON Web Key Set, as an object or its JSON text; public keys only, so a ConfigMap may hold it. */
 const jwksDocument = z
   .union([z.string(), z.record(z.string(), z.unknown())], {
@@ -808,6 +815,19 @@ const jwksDocument = z
         ctx.addIssue({ code: "custom", message: "must hold public keys only (no d or k members)" });
         return z.NEVER;
       }
+      // Envoy drops an inline JWKS it cannot read with a log line only (jwks_cache.cc), and then
+      // refuses every token: each key needs its type's public members (RFC 7518 6).
+      const members = JWK_MEMBERS[String(key.kty)];
+      const missing = members?.filter((m) => typeof key[m] !== "string");
+      if (!members || (missing && missing.length > 0)) {
+        ctx.addIssue({
+          code: "custom",
+          message: members
+            ? `must give each ${String(key.kty)} key its ${members.join(", ")} (missing ${missing?.join(", ")})`
+            : `must hold RSA, EC or OKP keys (got kty ${JSON.stringify(key.kty)})`,
+        });
+        return z.NEVER;
+      }
     }
     return JSON.stringify(doc);
   });
@@ -818,8 +838,11 @@ const scope = z.string().regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, "must be an OAuth 
 /** Bearer-token validation at the gateway (Envoy JWT authn). */
 const jwtSchema = z
   .strictObject({
-    /** The `iss` every token must carry; also the authorization server the metadata names. */
-    issuer: z.string({ error: "is required" }).min(1, "is required"),
+    /**
+     * The `iss` every token must carry; also the authorization server the metadata names, whose
+     * identifier is an https URL (RFC 8414 2).
+     */
+    issuer: httpsUrl,
     /** Accepted `aud` values; MCP requires tokens to be checked for audience. */
     audiences: z
       .array(z.string().min(1), { error: "must be a list of audiences" })
@@ -1659,12 +1682,9 @@ function topologyProblems(cfg: RawMesh): string[] {
   cfg.clients.forEach((client, i) => {
     const key = `${PROJECT}:clients[${i}]`;
     const secretName = client.secret?.name ?? defaultClientSecretName(client.name);
-    if (
-      client.secret?.namespace === cfg.namespace &&
-      cfg.services.some((s) => secretName === objectNames(s.name).secret)
-    )
+    if (client.secret?.namespace === cfg.namespace && meshSecretNames(cfg).includes(secretName))
       problems.push(
-        `${key}.secret.name: "${secretName}" is a service's own TLS Secret in ${cfg.namespace}; pick another name`,
+        `${key}.secret.name: "${secretName}" is a Secret the mesh writes in ${cfg.namespace}; pick another name`,
       );
     if (cfg.clients.findIndex((c) => c.name === client.name) !== i)
       problems.push(`${key}.name: duplicate client name "${client.name}"`);
@@ -1701,6 +1721,21 @@ function topologyProblems(cfg: RawMesh): string[] {
   return problems;
 }
 
+/** Secrets the program writes in the mesh namespace: each service's and the gateway's. */
+function meshSecretNames(cfg: RawMesh): string[] {
+  return [
+    ...cfg.services.map((s) => objectNames(s.name).secret),
+    ...(cfg.gateway
+      ? [objectNames(cfg.gateway.name).secret, gatewayEdgeSecretName(cfg.gateway.name)]
+      : []),
+  ];
+}
+
+/** The Secret of a self-signed gateway certificate. */
+export function gatewayEdgeSecretName(gateway: string): string {
+  return `${gateway}-edge-tls`;
+}
+
 /** Gateway settings that clash with the services, the ports, or each other. */
 function gatewayProblems(cfg: RawMesh, gw: RawGateway, known: Set<string>): string[] {
   const key = `${PROJECT}:gateway`;
@@ -1712,28 +1747,37 @@ function gatewayProblems(cfg: RawMesh, gw: RawGateway, known: Set<string>): stri
   });
   if (taken.includes(gw.name))
     problems.push(`${key}.name: "${gw.name}" is the name of a service's Service; pick another`);
+  // Service `<gw>-edge` would write the Secret `<gw>-edge-tls` the gateway's certificate uses.
+  if (known.has(`${gw.name}-edge`))
+    problems.push(
+      `${key}.name: the service "${gw.name}-edge" writes the Secret ${gatewayEdgeSecretName(gw.name)}, which the gateway uses; pick another name`,
+    );
   for (const [role, p] of Object.entries(cfg.envoy.ports))
     if (p === GATEWAY_LISTEN_PORT)
       problems.push(
         `${key}: its TLS listener uses port ${GATEWAY_LISTEN_PORT} in the pod, which envoy.ports.${role} also uses; pick another envoy.ports.${role}`,
       );
   if (gw.tls.secretName) {
-    const owned = [gw.name, ...cfg.services.map((s) => s.name)].map((n) => objectNames(n).secret);
-    if (owned.includes(gw.tls.secretName))
+    if (meshSecretNames(cfg).includes(gw.tls.secretName))
       problems.push(
         `${key}.tls.secretName: "${gw.tls.secretName}" is a mesh identity Secret the program writes; name the Secret that holds the gateway's public certificate`,
       );
   }
   const authenticated = (r: RawGateway["routes"][number]) =>
     !r.public && (r.auth ?? gw.auth) !== undefined;
-  if (gw.routes.some(authenticated) && gatewayPublicPort(gw) === undefined)
-    problems.push(
-      `${key}.service.port: the resource URLs of authenticated routes need the port clients use; set the node port here, or gateway.publicPort`,
-    );
   if (gw.service.type === "ClusterIP" && !gw.service.from)
     problems.push(
       `${key}.service.from: a ClusterIP gateway needs the pods that may connect (an ingress controller); ipBlocks do not reliably match pod addresses`,
     );
+  if (gw.service.type === "ClusterIP" && gw.service.sourceRanges)
+    problems.push(
+      `${key}.service.sourceRanges: a ClusterIP gateway is reached from inside the cluster only; name its clients in service.from`,
+    );
+  if (gw.service.type === "NodePort" && gw.service.port === undefined)
+    problems.push(
+      `${key}.service.port: a NodePort gateway needs its node port fixed (30000-32767 by default): clients' URLs carry it`,
+    );
+  const namesHosts = gw.routes.some((r) => r.host !== undefined);
   const seen = new Set<string>();
   gw.routes.forEach((route, i) => {
     const rkey = `${key}.routes[${i}]`;
@@ -1752,6 +1796,12 @@ function gatewayProblems(cfg: RawMesh, gw: RawGateway, known: Set<string>): stri
     if (authenticated(route) && !route.host && !gw.hostname)
       problems.push(
         `${rkey}.host: an authenticated route needs a host (here or gateway.hostname) for its resource URL (RFC 9728, MCP authorization)`,
+      );
+    // A route without a host answers on every named host too, where its resource URL (one host)
+    // would not be the URL the client used (RFC 9728 3.3).
+    if (authenticated(route) && !route.host && namesHosts)
+      problems.push(
+        `${rkey}.host: other routes name their hosts, and this authenticated route would answer on them with the resource URL of ${gw.hostname ?? "gateway.hostname"}; name its host`,
       );
     const reserved = RESOURCE_METADATA_PATH;
     if (

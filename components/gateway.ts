@@ -10,7 +10,9 @@ import {
   EnvoySettings,
   GATEWAY_DEFAULT_PORT,
   GATEWAY_LISTEN_PORT,
+  gatewayEdgeSecretName,
   GatewayModel,
+  MeshConfigError,
   MeshModel,
 } from "./config";
 import { buildGatewayFiles, GatewaySpec, JwtSpec } from "./envoy";
@@ -41,7 +43,7 @@ export function gatewayObjectNames(name: string) {
   return {
     ...objectNames(name),
     /** The Secret of a self-signed public certificate. */
-    edgeSecret: `${name}-edge-tls`,
+    edgeSecret: gatewayEdgeSecretName(name),
   };
 }
 
@@ -57,7 +59,8 @@ function jwtSpec(jwt: NonNullable<GatewayModel["routes"][number]["jwt"]>): JwtSp
     const url = new URL(jwt.jwksUri);
     jwks = {
       uri: jwt.jwksUri,
-      host: url.hostname,
+      // An IPv6 literal comes bracketed in a URL, never in a socket address.
+      host: url.hostname.replace(/^\[(.*)\]$/, "$1"),
       port: url.port ? Number(url.port) : 443,
       cacheDuration: envoyDuration(durationSeconds(jwt.jwksCacheDuration)),
     };
@@ -121,8 +124,10 @@ export function gatewayWarnings(gateway: GatewayModel): string[] {
       `gateway: service.port ${port} is outside Kubernetes' default node port range (30000-32767); the API server refuses it unless the cluster's --service-node-port-range includes it`,
     );
   // MCP clients ask for tokens for the resource URL (RFC 8707); the issuer then puts it in `aud`.
+  // Envoy compares audiences without the scheme and a trailing slash (check_audience.cc).
+  const audience = (a: string) => a.replace(/^https?:\/\//, "").replace(/\/$/, "");
   for (const r of gateway.routes)
-    if (r.jwt && r.resource && !r.jwt.audiences.includes(r.resource.url))
+    if (r.jwt && r.resource && !r.jwt.audiences.map(audience).includes(audience(r.resource.url)))
       warnings.push(
         `gateway: route ${r.host ?? ""}${r.pathPrefix} is the resource ${r.resource.url}, which is not among its audiences (${r.jwt.audiences.join(", ")}); MCP clients ask for tokens for it, which Envoy would refuse`,
       );
@@ -137,6 +142,13 @@ export function gatewayWarnings(gateway: GatewayModel): string[] {
     if (resources.size > 1)
       warnings.push(
         `gateway: ${provider === "gateway" ? "gateway.auth" : provider} checks tokens for ${[...resources].join(", ")} with one list of audiences, so a token for one is accepted on all; give routes their own auth to keep them apart`,
+      );
+  const selfSignedNames = gateway.tls.selfSigned?.dnsNames ?? [];
+  const hosts = [gateway.hostname, ...gateway.routes.map((r) => r.host)];
+  for (const host of new Set(hosts.flatMap((h) => (h ? [h] : []))))
+    if (gateway.tls.selfSigned && !selfSignedNames.includes(host))
+      warnings.push(
+        `gateway: ${host} is not among tls.selfSigned.dnsNames (${selfSignedNames.join(", ")}); clients checking the name refuse the certificate`,
       );
   if ("selfSigned" in gateway.tls && gateway.tls.selfSigned)
     warnings.push(
@@ -270,7 +282,31 @@ export interface MeshGatewayArgs {
   gateway: GatewayModel;
   namespace: pulumi.Input<string>;
   ca: CertificateAuthority;
+  /** ConfigMap data: the gateway's Envoy files (`gatewayFiles`). */
+  envoyFiles: Record<string, string>;
+  /**
+   * The routed services' Deployments: the gateway rolls after them, so a route added or widened
+   * reaches pods whose allow-lists already admit it.
+   */
+  routed?: pulumi.Resource[];
   rendered?: boolean;
+}
+
+/** Kubernetes refuses a ConfigMap whose data exceeds 1 MiB; leave room for its metadata. */
+export const CONFIGMAP_DATA_LIMIT_BYTES = 1000 * 1024;
+
+/** The gateway's Envoy files, or a config error naming the routes when they cannot fit. */
+export function gatewayFiles(model: MeshModel, gateway: GatewayModel): Record<string, string> {
+  const files = buildGatewayFiles(gatewaySpec(model, gateway));
+  const size = Object.entries(files).reduce(
+    (n, [k, v]) => n + Buffer.byteLength(k) + Buffer.byteLength(v),
+    0,
+  );
+  if (size > CONFIGMAP_DATA_LIMIT_BYTES)
+    throw new MeshConfigError([
+      `bookapi-mesh:gateway.routes: the gateway's Envoy config would be ${Math.ceil(size / 1024)} KiB, over the ${CONFIGMAP_DATA_LIMIT_BYTES / 1024} KiB a ConfigMap holds; use fewer routes or hosts (a route without a host is repeated on every named host)`,
+    ]);
+  return files;
 }
 
 /**
@@ -334,7 +370,7 @@ export class MeshGateway extends pulumi.ComponentResource {
       );
       this.edgeSecret = tlsSecret(`${name}-edge-tls`, meta(names.edgeSecret), edge, childOpts);
     }
-    const files = buildGatewayFiles(gatewaySpec(model, gateway));
+    const files = args.envoyFiles;
     const configMapName = envoyConfigMapName(gateway.name, files);
     this.configMap = versionedConfigMap(
       `${name}-envoy`,
@@ -356,6 +392,7 @@ export class MeshGateway extends pulumi.ComponentResource {
           this.secret,
           this.configMap,
           ...(this.edgeSecret ? [this.edgeSecret] : []),
+          ...(args.routed ?? []),
         ],
       },
     );

@@ -13,7 +13,7 @@ import {
 import { buildEnvoyFiles } from "./envoy";
 import { SIDECAR_PATHS, SidecarSpec } from "./envoy/model";
 import { overloadSpec, trafficSpec } from "./envoy-units";
-import { gatewayRouteUrl, gatewayWarnings, MeshGateway } from "./gateway";
+import { gatewayFiles, gatewayRouteUrl, gatewayWarnings, MeshGateway } from "./gateway";
 import { CertificateAuthority, ClientCertificate, ServiceCertificate } from "./pki";
 import { meshLabels } from "./names";
 import { MeshNetworkPolicies } from "./network-policy";
@@ -186,6 +186,9 @@ export class ServiceMesh extends pulumi.ComponentResource {
       namespace = pulumi.output(model.namespace);
     }
 
+    // Checked before any resource is registered: a gateway config too large fails the preview.
+    const gatewayEnvoyFiles = model.gateway ? gatewayFiles(model, model.gateway) : undefined;
+
     const key = model.certificates.key;
     const ca = new CertificateAuthority(
       `${name}-ca`,
@@ -278,7 +281,7 @@ export class ServiceMesh extends pulumi.ComponentResource {
       return { client, cert };
     });
 
-    if (model.gateway) {
+    if (model.gateway && gatewayEnvoyFiles) {
       for (const warning of gatewayWarnings(model.gateway)) void pulumi.log.warn(warning, this);
       this.gateway = new MeshGateway(
         `${name}-gateway`,
@@ -287,6 +290,10 @@ export class ServiceMesh extends pulumi.ComponentResource {
           gateway: model.gateway,
           namespace,
           ca,
+          envoyFiles: gatewayEnvoyFiles,
+          routed: [...new Set(model.gateway.routes.map((r) => r.upstream.name))].map(
+            (svc) => this.services[svc].deployment,
+          ),
           rendered: model.renderYamlToDirectory !== undefined,
         },
         { parent: this },

@@ -298,7 +298,7 @@ describe("services published outside the cluster (expose)", () => {
           },
         ]),
       }),
-      'bookapi-mesh:clients[0].secret.name: "bookapi-tls" is a service\'s own TLS Secret',
+      'bookapi-mesh:clients[0].secret.name: "bookapi-tls" is a Secret the mesh writes in default',
     ],
   ];
   for (const [what, config, message] of invalid) {

@@ -1,8 +1,9 @@
 /**
  * The ingress gateway's generated Envoy config accepts exactly the valid bearer tokens: tokens
- * signed in the test (jose) are run through a model of Envoy's routing, jwt_authn, RBAC and
+ * signed in the test (jose) are run through a model of Envoy's routing, CORS, jwt_authn, RBAC and
  * local-reply mappers (tests/harness/jwt-authn-model.ts) that reads every setting from the
- * generated bootstrap. MCP authorization (2025-06-18) and RFC 9728 say what the replies must be.
+ * generated bootstrap. MCP authorization (2025-06-18) and RFC 9728 say what the replies must be;
+ * the Fetch standard's CORS protocol what a browser client needs to read them.
  */
 import assert from "node:assert/strict";
 import * as jose from "jose";
@@ -11,7 +12,11 @@ import {
   Bootstrap,
   buildGatewayBootstrap,
   Cluster,
+  CorsPolicy,
   EXTENSION_NAMES,
+  GATEWAY_LISTENER,
+  HttpConnectionManager,
+  JWT_METADATA,
   JwtAuthentication,
   JwtProvider,
 } from "../components/envoy";
@@ -29,6 +34,12 @@ const MCP_CLUSTER = "upstream_bookapi-mcp-server";
 const PUBLIC_CLUSTER = "upstream_bookapi";
 /** Envoy's clock in the model; tokens are minted around it. */
 const NOW = Math.floor(Date.now() / 1000);
+/** A second authenticated route with its own provider, for another audience. */
+const OTHER_AUDIENCE = "https://mcp.example.com/other";
+const OTHER_CHALLENGE = `Bearer resource_metadata="https://${HOST}/.well-known/oauth-protected-resource/other"`;
+/** A browser client's origin the CORS config lists, and one it does not. */
+const APP_ORIGIN = "https://app.example.com";
+const EVIL_ORIGIN = "https://evil.example";
 
 function rawConfig(keys: { jwks: Jwks } | { jwksUri: string }): Record<string, unknown> {
   return {
@@ -57,22 +68,118 @@ function rawConfig(keys: { jwks: Jwks } | { jwksUri: string }): Record<string, u
   };
 }
 
+type RawGateway = Record<string, unknown> & {
+  routes: Record<string, unknown>[];
+  auth: { jwt: Record<string, unknown> };
+};
+
+/** The same mesh with the gateway's settings changed. */
+function withGateway(
+  raw: Record<string, unknown>,
+  change: (gateway: RawGateway) => Record<string, unknown>,
+): Record<string, unknown> {
+  return { ...raw, gateway: change(raw.gateway as RawGateway) };
+}
+
+/** Browsers on APP_ORIGIN may call the gateway. */
+const withCors = (raw: Record<string, unknown>) =>
+  withGateway(raw, (gw) => ({ ...gw, cors: { allowOrigins: [APP_ORIGIN] } }));
+
+/** No required scope: no RBAC filter, a verified token is enough. */
+const withoutScopes = (raw: Record<string, unknown>) =>
+  withGateway(raw, (gw) => ({ ...gw, auth: { jwt: { ...gw.auth.jwt, requiredScopes: [] } } }));
+
+/**
+ * Two JWT providers: /mcp with the gateway's auth, /other (bookapi) with its own for
+ * OTHER_AUDIENCE; both name the host, so their mappers match :authority too.
+ */
+const withTwoProviders = (raw: Record<string, unknown>) =>
+  withGateway(raw, (gw) => ({
+    ...gw,
+    routes: [
+      { pathPrefix: "/mcp", service: "bookapi-mcp-server", host: HOST },
+      {
+        pathPrefix: "/other",
+        service: "bookapi",
+        host: HOST,
+        auth: { jwt: { ...gw.auth.jwt, audiences: [OTHER_AUDIENCE], requiredScopes: [] } },
+      },
+      { pathPrefix: "/public", service: "bookapi", public: true },
+    ],
+  }));
+
 function gatewayBootstrap(raw: Record<string, unknown>): Bootstrap {
   const model = parseMeshConfig(raw);
   assert.ok(model.gateway, "the config has a gateway");
   return buildGatewayBootstrap(gatewaySpec(model, model.gateway));
 }
 
+/** The gateway listener's HTTP connection manager (the same object, for mutation). */
+function gatewayHcm(bootstrap: Bootstrap): HttpConnectionManager {
+  for (const l of bootstrap.static_resources.listeners)
+    if (l.name === GATEWAY_LISTENER)
+      for (const chain of l.filter_chains)
+        for (const f of chain.filters)
+          if (f.name === EXTENSION_NAMES.httpConnectionManager) return f.typed_config;
+  assert.fail("no gateway HTTP connection manager in the bootstrap");
+}
+
 /** The jwt_authn filter's config in a bootstrap (the same object, for mutation). */
 function jwtAuthn(bootstrap: Bootstrap): JwtAuthentication {
-  for (const l of bootstrap.static_resources.listeners)
-    for (const chain of l.filter_chains)
-      for (const f of chain.filters)
-        if (f.name === EXTENSION_NAMES.httpConnectionManager)
-          for (const h of f.typed_config.http_filters)
-            if (h.name === EXTENSION_NAMES.jwtAuthn) return h.typed_config;
+  for (const h of gatewayHcm(bootstrap).http_filters)
+    if (h.name === EXTENSION_NAMES.jwtAuthn) return h.typed_config;
   assert.fail("no jwt_authn filter in the bootstrap");
 }
+
+/** The CORS policies of the gateway's virtual hosts (the same objects, for mutation). */
+function corsPolicies(bootstrap: Bootstrap): CorsPolicy[] {
+  const policies = gatewayHcm(bootstrap).route_config.virtual_hosts.flatMap((vh) => {
+    const policy = vh.typed_per_filter_config?.[EXTENSION_NAMES.cors];
+    return policy ? [policy] : [];
+  });
+  assert.ok(policies.length > 0, "a CORS policy in the bootstrap");
+  return policies;
+}
+
+/**
+ * A copy of a bootstrap without the status_code_filter branches of its local-reply mappers'
+ * or_filters (walked as plain JSON: the mappers share one filter object), and how many mappers
+ * lost one.
+ */
+function withoutStatusCodeBranches(original: Bootstrap): { bootstrap: Bootstrap; mappers: number } {
+  const bootstrap = JSON.parse(JSON.stringify(original)) as Bootstrap;
+  let dropped = 0;
+  const walk = (filter: unknown): void => {
+    if (filter === null || typeof filter !== "object") return;
+    const f = filter as { and_filter?: { filters: unknown[] }; or_filter?: { filters: unknown[] } };
+    if (f.or_filter) {
+      const kept = f.or_filter.filters.filter(
+        (g) => !(typeof g === "object" && g !== null && "status_code_filter" in g),
+      );
+      dropped += f.or_filter.filters.length - kept.length;
+      f.or_filter.filters = kept;
+    }
+    for (const g of [...(f.and_filter?.filters ?? []), ...(f.or_filter?.filters ?? [])]) walk(g);
+  };
+  let mappers = 0;
+  for (const mapper of gatewayHcm(bootstrap).local_reply_config?.mappers ?? []) {
+    const before = dropped;
+    walk(mapper.filter);
+    if (dropped > before) mappers++;
+  }
+  return { bootstrap, mappers };
+}
+
+/** A comma-separated header value as lower-case items. */
+const items = (value: string | undefined): string[] =>
+  (value ?? "")
+    .split(",")
+    .map((v) => v.trim().toLowerCase())
+    .filter((v) => v !== "");
+
+/** The access-control-* headers of a response. */
+const corsHeaders = (headers: Record<string, string>): Record<string, string> =>
+  Object.fromEntries(Object.entries(headers).filter(([k]) => k.startsWith("access-control-")));
 
 function onlyProvider(bootstrap: Bootstrap): JwtProvider {
   const providers = Object.values(jwtAuthn(bootstrap).providers);
@@ -441,11 +548,7 @@ describe("gateway JWT validation (generated Envoy config run through a jwt_authn
 
     it("answers with Envoy's own realm challenge without the mappers, and reads the query without from_headers", async () => {
       const noMappers = structuredClone(bootstrap);
-      for (const l of noMappers.static_resources.listeners)
-        for (const chain of l.filter_chains)
-          for (const f of chain.filters)
-            if (f.name === EXTENSION_NAMES.httpConnectionManager)
-              delete f.typed_config.local_reply_config;
+      delete gatewayHcm(noMappers).local_reply_config;
       const missing = refused(await send(mcp(), noMappers), "no mappers");
       assert.equal(missing.status, 401);
       assert.equal(missing.headers["www-authenticate"], `Bearer realm="https://${HOST}/mcp"`);
@@ -458,6 +561,302 @@ describe("gateway JWT validation (generated Envoy config run through a jwt_authn
       const token = await sign(claims());
       const query = mcp(undefined, { path: `/mcp?access_token=${token}` });
       assertForwarded(await send(query, defaults), MCP_CLUSTER, "default locations read the query");
+    });
+  });
+
+  describe("several JWT providers (a route with its own auth)", () => {
+    let several: Bootstrap;
+
+    before(() => {
+      several = gatewayBootstrap(withTwoProviders(rawConfig({ jwks })));
+    });
+
+    it("answers a request without a token on each authenticated route with 401 and that route's resource_metadata challenge, the host in any case or with a port", async () => {
+      assert.equal(Object.keys(jwtAuthn(several).providers).length, 2, "two JWT providers");
+      for (const [path, challenge] of [
+        ["/mcp", CHALLENGE],
+        ["/mcp/sse", CHALLENGE],
+        ["/other", OTHER_CHALLENGE],
+        ["/other/books?page=2", OTHER_CHALLENGE],
+      ])
+        for (const authority of [HOST, "MCP.Example.COM", `${HOST}:443`]) {
+          const what = `no token, ${authority}${path}`;
+          const reply = refused(await send(mcp(undefined, { authority, path }), several), what);
+          assert.equal(reply.status, 401, `${what}: status`);
+          assert.equal(reply.origin.by, "jwt_authn", `${what}: refused by jwt_authn`);
+          assert.equal(reply.headers["www-authenticate"], challenge, `${what}: WWW-Authenticate`);
+          // With several providers jwt_authn records nothing for a missing token: the mapper
+          // matched on the 401 itself.
+          assert.equal(
+            reply.metadata[EXTENSION_NAMES.jwtAuthn]?.[JWT_METADATA.failure],
+            undefined,
+            `${what}: no failure in the metadata`,
+          );
+        }
+
+      // Each route takes its own provider's tokens.
+      const mcpToken = await sign(claims());
+      const otherToken = await sign(claims({ aud: OTHER_AUDIENCE }));
+      assertForwarded(await send(mcp(mcpToken), several), MCP_CLUSTER, "/mcp token on /mcp");
+      const other = mcp(otherToken, { path: "/other" });
+      assertForwarded(await send(other, several), PUBLIC_CLUSTER, "/other token on /other");
+      // A token for the other route's audience: jwt_authn's 403, recorded (the provider is
+      // known once there is a token), becomes that route's 401.
+      for (const [token, path, challenge] of [
+        [mcpToken, "/other", OTHER_CHALLENGE],
+        [otherToken, "/mcp", CHALLENGE],
+      ]) {
+        const reply = refused(await send(mcp(token, { path }), several), `wrong audience ${path}`);
+        assert.equal(reply.status, 401, `wrong audience ${path}: status`);
+        assert.equal(reply.origin.status, 403, `wrong audience ${path}: jwt_authn's status`);
+        assert.equal(reply.headers["www-authenticate"], challenge, `wrong audience ${path}`);
+        assert.ok(
+          reply.metadata[EXTENSION_NAMES.jwtAuthn]?.[JWT_METADATA.failure],
+          `wrong audience ${path}: failure recorded`,
+        );
+      }
+    });
+
+    it("needs the mappers' status_code branch: without it a missing token keeps jwt_authn's own Bearer realm challenge (one provider would hide this)", async () => {
+      const { bootstrap: mutated, mappers } = withoutStatusCodeBranches(several);
+      assert.equal(mappers, 2, "a status_code branch in each route's mapper");
+      for (const path of ["/mcp", "/other"]) {
+        const reply = refused(await send(mcp(undefined, { path }), mutated), `no token ${path}`);
+        assert.equal(reply.status, 401, `no token ${path}: status`);
+        assert.equal(
+          reply.headers["www-authenticate"],
+          `Bearer realm="https://${HOST}${path}"`,
+          `no token ${path}: jwt_authn's own challenge, no mapper matched`,
+        );
+      }
+      // A failure with a token is recorded, so the metadata branch still maps it.
+      const expired = await sign(claims({ exp: NOW - 3600 }));
+      assertChallenged(await send(mcp(expired), mutated), "expired token, no status_code branch");
+
+      // With a single provider jwt_authn records the missing token too: the same mutation changes
+      // nothing there, which is why the single-provider tests cannot show the branch matters.
+      const single = withoutStatusCodeBranches(bootstrap);
+      assert.equal(single.mappers, 1, "a status_code branch in the mapper");
+      const reply = assertChallenged(
+        await send(mcp(), single.bootstrap),
+        "one provider, no status_code branch",
+      );
+      assert.deepEqual(reply.metadata[EXTENSION_NAMES.jwtAuthn]?.[JWT_METADATA.failure], {
+        message: "Jwt is missing",
+      });
+    });
+  });
+
+  describe("CORS for browser clients (cors.allowOrigins)", () => {
+    /** Required scope (RBAC filter), as rawConfig. */
+    let scoped: Bootstrap;
+    /** No required scope: no RBAC filter between jwt_authn and the router. */
+    let unscoped: Bootstrap;
+
+    before(() => {
+      scoped = gatewayBootstrap(withCors(rawConfig({ jwks })));
+      unscoped = gatewayBootstrap(withoutScopes(withCors(rawConfig({ jwks }))));
+    });
+
+    const preflight = (origin: string, path = "/mcp", requestMethod = "POST"): Request => ({
+      authority: HOST,
+      path,
+      method: "OPTIONS",
+      headers: {
+        Origin: origin,
+        "Access-Control-Request-Method": requestMethod,
+        "Access-Control-Request-Headers": "authorization, content-type, mcp-protocol-version",
+      },
+    });
+
+    it("answers a preflight from an allowed origin to /mcp at the gateway with the allow headers, never forwarding it", async () => {
+      for (const config of [scoped, unscoped])
+        for (const path of ["/mcp", "/mcp/sse"])
+          for (const method of ["POST", "GET", "DELETE"]) {
+            const what = `preflight ${method} ${path}`;
+            const reply = refused(await send(preflight(APP_ORIGIN, path, method), config), what);
+            assert.equal(reply.status, 200, `${what}: status`);
+            assert.equal(reply.origin.by, "cors", `${what}: answered by the CORS filter`);
+            const h = reply.headers;
+            assert.equal(h["access-control-allow-origin"], APP_ORIGIN, `${what}: allow-origin`);
+            assert.ok(
+              items(h["access-control-allow-methods"]).includes(method.toLowerCase()),
+              `${what}: ${method} allowed (${h["access-control-allow-methods"]})`,
+            );
+            for (const header of [
+              "authorization",
+              "content-type",
+              "mcp-protocol-version",
+              "mcp-session-id",
+              "last-event-id",
+            ])
+              assert.ok(
+                items(h["access-control-allow-headers"]).includes(header),
+                `${what}: ${header} allowed (${h["access-control-allow-headers"]})`,
+              );
+            assert.equal(h["access-control-max-age"], "600", `${what}: max-age (10m)`);
+            assert.equal(h["access-control-allow-credentials"], undefined, `${what}: no cookies`);
+            assert.equal(h["www-authenticate"], undefined, `${what}: no challenge`);
+          }
+    });
+
+    it("does not forward a preflight from an origin not listed; with forward_not_matching_preflights true it would reach the service without a token", async () => {
+      for (const [name, config] of [
+        ["scoped", scoped],
+        ["unscoped", unscoped],
+      ] as const) {
+        const reply = refused(await send(preflight(EVIL_ORIGIN), config), `${name}: evil`);
+        assert.equal(reply.status, 200, `${name}: answered at the gateway`);
+        assert.equal(reply.origin.by, "cors", `${name}: by the CORS filter`);
+        // cors_filter.cc answers it without access-control-allow-origin: the browser fails it.
+        assert.equal(
+          reply.headers["access-control-allow-origin"],
+          undefined,
+          `${name}: no access-control-allow-origin`,
+        );
+      }
+
+      // The setting flipped in a copy: the CORS filter lets the preflight on, jwt_authn's
+      // bypass_cors_preflight lets it past without a token, and the service gets it.
+      const forwarding = structuredClone(unscoped);
+      for (const policy of corsPolicies(forwarding)) policy.forward_not_matching_preflights = true;
+      const out = assertForwarded(
+        await send(preflight(EVIL_ORIGIN), forwarding),
+        MCP_CLUSTER,
+        "unlisted origin's preflight, forward_not_matching_preflights true",
+      );
+      assert.equal(out.headers.authorization, undefined, "no token");
+      assert.deepEqual(out.responseHeaders, {}, "no CORS headers for an unlisted origin");
+      // A required scope stops it at RBAC instead, but only after jwt_authn let it by.
+      const scopedForwarding = structuredClone(scoped);
+      for (const p of corsPolicies(scopedForwarding)) p.forward_not_matching_preflights = true;
+      const denied = refused(await send(preflight(EVIL_ORIGIN), scopedForwarding), "scoped");
+      assert.equal(denied.origin.by, "rbac", "past jwt_authn without a token, refused by RBAC");
+      assert.equal(denied.status, 403);
+    });
+
+    it("lets a browser on an allowed origin read the 401 for a missing token: access-control-allow-origin, and WWW-Authenticate in access-control-expose-headers", async () => {
+      const what = "cross-origin POST /mcp without a token";
+      const reply = assertChallenged(
+        await send(mcp(undefined, { headers: { Origin: APP_ORIGIN } }), scoped),
+        what,
+      );
+      assert.equal(reply.origin.by, "jwt_authn", `${what}: refused by jwt_authn`);
+      assert.equal(reply.headers["access-control-allow-origin"], APP_ORIGIN, `${what}`);
+      const exposed = items(reply.headers["access-control-expose-headers"]);
+      assert.ok(exposed.includes("www-authenticate"), `${what}: exposes ${exposed.join(", ")}`);
+      // A wrong audience (jwt_authn's 403, mapped to 401) too.
+      const wrongAud = await sign(claims({ aud: "https://other.example.com/mcp" }));
+      const aud = assertChallenged(
+        await send(mcp(wrongAud, { headers: { Origin: APP_ORIGIN } }), scoped),
+        "cross-origin, wrong audience",
+      );
+      assert.equal(aud.headers["access-control-allow-origin"], APP_ORIGIN, "wrong audience");
+      // A valid token: the service's response gets them (and the session id is readable).
+      const token = await sign(claims());
+      const ok = assertForwarded(
+        await send(
+          mcp(token, { headers: { Origin: APP_ORIGIN, authorization: `Bearer ${token}` } }),
+          scoped,
+        ),
+        MCP_CLUSTER,
+        "cross-origin, valid token",
+      );
+      assert.equal(ok.responseHeaders["access-control-allow-origin"], APP_ORIGIN);
+      assert.ok(
+        items(ok.responseHeaders["access-control-expose-headers"]).includes("mcp-session-id"),
+      );
+      // An unlisted origin gets the 401 without them: the browser hides it.
+      const evil = assertChallenged(
+        await send(mcp(undefined, { headers: { Origin: EVIL_ORIGIN } }), scoped),
+        "unlisted origin, no token",
+      );
+      assert.deepEqual(corsHeaders(evil.headers), {}, "unlisted origin: no CORS headers");
+
+      // The CORS filter moved after jwt_authn in a copy: jwt_authn refuses before the request
+      // became a CORS request, and the 401 has no CORS headers.
+      const late = structuredClone(scoped);
+      const filters = gatewayHcm(late).http_filters;
+      const at = filters.findIndex((f) => f.name === EXTENSION_NAMES.cors);
+      assert.ok(at >= 0, "a CORS filter");
+      const [cors] = filters.splice(at, 1);
+      filters.splice(filters.findIndex((f) => f.name === EXTENSION_NAMES.jwtAuthn) + 1, 0, cors);
+      const hidden = assertChallenged(
+        await send(mcp(undefined, { headers: { Origin: APP_ORIGIN } }), late),
+        "CORS after jwt_authn",
+      );
+      assert.deepEqual(corsHeaders(hidden.headers), {}, "CORS after jwt_authn: no CORS headers");
+    });
+
+    it("serves the metadata document (a direct response, which the CORS filter skips) with its own access-control-allow-origin: *, and answers its preflight with 204", async () => {
+      for (const path of [new URL(METADATA_URL).pathname, "/.well-known/oauth-protected-resource"])
+        for (const origin of [APP_ORIGIN, EVIL_ORIGIN]) {
+          const what = `${path} from ${origin}`;
+          const get = refused(
+            await send(
+              { authority: HOST, path, method: "GET", headers: { Origin: origin } },
+              scoped,
+            ),
+            what,
+          );
+          assert.equal(get.status, 200, `${what}: status`);
+          assert.equal(get.origin.by, "direct_response", `${what}: the gateway's document`);
+          assert.equal(JSON.parse(get.body).resource, AUDIENCE, `${what}: the document`);
+          // "*", not the origin: the CORS filter did not touch it.
+          assert.equal(get.headers["access-control-allow-origin"], "*", `${what}: allow-origin`);
+          assert.equal(get.headers["access-control-expose-headers"], undefined, `${what}`);
+
+          const pre = refused(
+            await send(
+              {
+                authority: HOST,
+                path,
+                method: "OPTIONS",
+                headers: {
+                  Origin: origin,
+                  "Access-Control-Request-Method": "GET",
+                  "Access-Control-Request-Headers": "mcp-protocol-version",
+                },
+              },
+              scoped,
+            ),
+            `${what}: preflight`,
+          );
+          assert.equal(pre.status, 204, `${what}: preflight status`);
+          assert.equal(pre.origin.by, "direct_response", `${what}: preflight by its route`);
+          assert.equal(pre.body, "", `${what}: preflight body`);
+          const h = pre.headers;
+          assert.equal(h["access-control-allow-origin"], "*", `${what}: preflight allow-origin`);
+          assert.ok(items(h["access-control-allow-methods"]).includes("get"), `${what}: GET`);
+          assert.ok(
+            items(h["access-control-allow-headers"]).includes("mcp-protocol-version"),
+            `${what}: MCP-Protocol-Version allowed`,
+          );
+        }
+
+      // Without the routes' own headers (a copy) nothing else adds them, not even for a listed
+      // origin: the CORS filter does not run for a direct response.
+      const bare = structuredClone(scoped);
+      for (const vh of gatewayHcm(bare).route_config.virtual_hosts)
+        for (const route of vh.routes)
+          if ("direct_response" in route)
+            route.response_headers_to_add = route.response_headers_to_add?.filter(
+              (h) => !h.header.key.startsWith("access-control-"),
+            );
+      const get = refused(
+        await send(
+          {
+            authority: HOST,
+            path: "/.well-known/oauth-protected-resource",
+            method: "GET",
+            headers: { Origin: APP_ORIGIN },
+          },
+          bare,
+        ),
+        "document without its own CORS headers",
+      );
+      assert.equal(get.status, 200);
+      assert.deepEqual(corsHeaders(get.headers), {}, "no CORS headers from the CORS filter");
     });
   });
 });

@@ -19,6 +19,7 @@ import {
 import {
   gatewayDeploymentSpec,
   gatewayEndpoint,
+  gatewayFiles,
   gatewayRouteUrl,
   gatewaySpec,
   gatewayWarnings,
@@ -59,8 +60,9 @@ const RICH_GATEWAY = {
   service: { type: "LoadBalancer", sourceRanges: ["203.0.113.0/24"] },
   tls: { secretName: "mcp-tls" },
   routes: [
-    { pathPrefix: "/mcp", service: "bookapi-mcp-server" },
+    { host: "mcp.example.com", pathPrefix: "/mcp", service: "bookapi-mcp-server" },
     {
+      host: "mcp.example.com",
       pathPrefix: "/api",
       service: "bookapi",
       rewritePrefix: "/",
@@ -310,6 +312,97 @@ describe("the gateway's stack config", () => {
       /^bookapi-mesh:gateway\.cors\.allowOrigins\[0\]: must be an origin/,
     ],
   ];
+  cases.push(
+    [
+      "an authenticated route without a host beside routes that name theirs",
+      {
+        hostname: "mcp.example.com",
+        tls: { secretName: "t" },
+        routes: [
+          { pathPrefix: "/mcp", service: "bookapi-mcp-server" },
+          { host: "admin.example.com", pathPrefix: "/", service: "bookapi", public: true },
+        ],
+        auth: { jwt: JWT },
+      },
+      {},
+      /^bookapi-mesh:gateway\.routes\[0\]\.host: other routes name their hosts/,
+    ],
+    [
+      "an inline JWKS key without its public members",
+      {
+        hostname: "mcp.example.com",
+        tls: { secretName: "t" },
+        routes: [{ pathPrefix: "/mcp", service: "bookapi-mcp-server" }],
+        auth: { jwt: { ...JWT, jwksUri: undefined, jwks: { keys: [{ kty: "RSA", e: "AQAB" }] } } },
+      },
+      {},
+      /^bookapi-mesh:gateway\.auth\.jwt\.jwks: must give each RSA key its n, e \(missing n\)/,
+    ],
+    [
+      "an issuer that is not an https URL",
+      {
+        hostname: "mcp.example.com",
+        tls: { secretName: "t" },
+        routes: [{ pathPrefix: "/mcp", service: "bookapi-mcp-server" }],
+        auth: { jwt: { ...JWT, issuer: "my-issuer" } },
+      },
+      {},
+      /^bookapi-mesh:gateway\.auth\.jwt\.issuer: must be an https:\/\/ URL/,
+    ],
+    [
+      "source ranges on a ClusterIP gateway",
+      {
+        service: { type: "ClusterIP", sourceRanges: ["10.0.0.0/8"], from: [{ podSelector: {} }] },
+        tls: { secretName: "t" },
+        routes: [{ pathPrefix: "/mcp", service: "bookapi" }],
+      },
+      {},
+      /^bookapi-mesh:gateway\.service\.sourceRanges: a ClusterIP gateway is reached from inside/,
+    ],
+    [
+      "a NodePort gateway without its node port",
+      {
+        service: { type: "NodePort" },
+        tls: { secretName: "t" },
+        routes: [{ pathPrefix: "/mcp", service: "bookapi" }],
+      },
+      {},
+      /^bookapi-mesh:gateway\.service\.port: a NodePort gateway needs its node port fixed/,
+    ],
+    [
+      "a certificate Secret that is the gateway's self-signed one",
+      {
+        tls: { secretName: "mesh-gateway-edge-tls" },
+        routes: [{ pathPrefix: "/mcp", service: "bookapi" }],
+      },
+      {},
+      /^bookapi-mesh:gateway\.tls\.secretName: "mesh-gateway-edge-tls" is a mesh identity Secret/,
+    ],
+    [
+      "a service that would write the gateway's certificate Secret",
+      {
+        name: "book",
+        tls: { secretName: "t" },
+        routes: [{ pathPrefix: "/mcp", service: "bookapi" }],
+      },
+      { services: [...SERVICES, { name: "book-edge", image: "r.example/x:1.0.0", port: 7000 }] },
+      /^bookapi-mesh:gateway\.name: the service "book-edge" writes the Secret book-edge-tls/,
+    ],
+    [
+      "a client Secret that is the gateway's own",
+      { tls: { secretName: "t" }, routes: [{ pathPrefix: "/mcp", service: "bookapi" }] },
+      {
+        clients: [
+          {
+            name: "cli",
+            calls: ["bookapi"],
+            secret: { namespace: "bookapi", name: "mesh-gateway-tls" },
+          },
+        ],
+      },
+      /^bookapi-mesh:clients\[0\]\.secret\.name: "mesh-gateway-tls" is a Secret the mesh writes/,
+    ],
+  );
   for (const [what, gateway, extra, expected] of cases) {
     it(`rejects ${what}, naming the key`, () => {
       const problems = problemsOf(gateway, extra);
@@ -359,6 +452,45 @@ describe("the gateway's stack config", () => {
     const rich = meshWith(RICH_GATEWAY).gateway;
     assert.ok(rich);
     assert.deepEqual(gatewayWarnings(rich), [], "public and authenticated routes: nothing to say");
+  });
+
+  it("compares audiences as Envoy does (no scheme, no trailing slash), and warns when a host has no name in a self-signed certificate", () => {
+    const gw = meshWith({
+      hostname: "mcp.example.com",
+      tls: { selfSigned: { dnsNames: ["localhost"] } },
+      routes: [{ pathPrefix: "/mcp", service: "bookapi-mcp-server" }],
+      auth: { jwt: { ...JWT, audiences: ["http://mcp.example.com/mcp/"] } },
+    }).gateway;
+    assert.ok(gw);
+    assert.deepEqual(
+      gatewayWarnings(gw).map((w) => w.split(";")[0]),
+      [
+        "gateway: mcp.example.com is not among tls.selfSigned.dnsNames (localhost)",
+        "gateway: tls.selfSigned issues the public certificate from the mesh CA",
+      ],
+    );
+  });
+
+  it("refuses at preview a gateway whose Envoy config would not fit in a ConfigMap, naming the routes", () => {
+    const routes = Array.from({ length: 80 }, (_, i) => ({
+      host: `h${i % 4}.example.com`,
+      pathPrefix: `/r${i}`,
+      service: "bookapi-mcp-server",
+    }));
+    const model = meshWith({ ...RICH_GATEWAY, routes });
+    assert.ok(model.gateway);
+    assert.throws(
+      () => gatewayFiles(model, model.gateway!),
+      (err: unknown) =>
+        err instanceof MeshConfigError &&
+        /^bookapi-mesh:gateway\.routes: the gateway's Envoy config would be [0-9]+ KiB, over the 1000 KiB/.test(
+          err.problems[0],
+        ),
+    );
+    // The shipped stacks are far below it.
+    const prod = loadMeshConfig(stackConfig("prod"));
+    const size = Object.values(gatewayFiles(prod, prod.gateway!)).join("").length;
+    assert.ok(size < 100 * 1024, `${size}`);
   });
 
   it("warns when one token check serves several resources, or a route's resource is not among its audiences", () => {
@@ -430,13 +562,15 @@ describe("the gateway's routes", () => {
     assert.equal(to("mcp.example.com", "/mcp"), "upstream_bookapi-mcp-server /mcp");
     assert.equal(to("mcp.example.com:443", "/mcp/x?y=1"), "upstream_bookapi-mcp-server /mcp/x?y=1");
     assert.equal(to("mcp.example.com", "/mcpx"), 404);
+    assert.equal(to("other.example.com", "/mcp"), 404, "/mcp names its host");
+    assert.equal(to("other.example.com", "/v2/7"), "upstream_bookapi /books/7");
     // /api -> / needs two routes: never //books.
     assert.equal(to("mcp.example.com", "/api/books"), "upstream_bookapi /books");
     assert.equal(to("mcp.example.com", "/api"), "upstream_bookapi /");
     assert.equal(to("mcp.example.com", "/v2/7"), "upstream_bookapi /books/7");
     assert.equal(to("admin.example.com", "/anything"), "upstream_bookapi /anything");
     // The admin host also takes the any-host routes.
-    assert.equal(to("admin.example.com", "/mcp"), "upstream_bookapi-mcp-server /mcp");
+    assert.equal(to("admin.example.com", "/v2/7"), "upstream_bookapi /books/7");
     assert.equal(to("other.example.com", "/anything"), 404);
   });
 
@@ -526,14 +660,14 @@ describe("the gateway's routes", () => {
     const headerOf = (m: (typeof mappers)[number]) => m.headers_to_add?.[0].header.value;
     assert.ok(mappers.every((m) => m.status_code === 401));
     assert.deepEqual(mappers.map(headerOf), [
-      // admin.example.com, in its routes' order: the any-host /mcp and /api, then its own /.
+      // Per host, in its routes' order; /v2 (every host) is public.
       'Bearer resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp"',
       'Bearer resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/api"',
       'Bearer resource_metadata="https://admin.example.com/.well-known/oauth-protected-resource"',
-      // Any host: /mcp and /api; /v2 is public.
-      'Bearer resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp"',
-      'Bearer resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/api"',
     ]);
+    // Plain string matchers: Envoy refuses an RE2 program over 100, which a long host's
+    // case-insensitive regex exceeds.
+    assert.doesNotMatch(JSON.stringify(hcm.local_reply_config), /safe_regex/);
   });
 
   it("dials each routed service's pods over mTLS with the gateway's identity, and fetches the JWKS over TLS through its own cluster", () => {
@@ -619,9 +753,7 @@ describe("the gateway at the edge of the cluster", () => {
     assert.deepEqual(gatewayWarnings(gw), []);
     assert.ok(
       problemsOf({ ...gateway, service: { type: "NodePort" } }).some((p) =>
-        p.startsWith(
-          "bookapi-mesh:gateway.service.port: the resource URLs of authenticated routes need the port",
-        ),
+        p.startsWith("bookapi-mesh:gateway.service.port: a NodePort gateway needs its node port"),
       ),
     );
     const behindIngress = meshWith({
@@ -730,6 +862,17 @@ describe("the gateway's endpoint output", () => {
       ),
       "[2001:db8::7]:443",
     );
+  });
+
+  it("rolls out after the services it routes to, so a new route meets allow-lists that admit it", async () => {
+    const run = await runStack("prod");
+    const gateway = run.resources.find((r) => r.name === "mesh-gateway-deployment");
+    assert.ok(gateway);
+    // Dependencies are full URNs, parents included: match the Deployment's own part.
+    const waitsFor = (name: string) =>
+      gateway.dependencies.some((urn) => urn.endsWith(`kubernetes:apps/v1:Deployment::${name}`));
+    assert.equal(waitsFor("mesh-bookapi-mcp-server-deployment"), true);
+    assert.equal(waitsFor("mesh-bookapi-deployment"), false, "not routed");
   });
 
   it("is exported by the program with each route's URL and resource metadata", async () => {

@@ -41,6 +41,7 @@ import {
   ResponseMapper,
   Route,
   RbacRules,
+  StringMatcher,
   TlsCertificateSecret,
   TYPE_URLS,
   VirtualHost,
@@ -413,35 +414,36 @@ function corsMaxAge(cors: NonNullable<GatewaySpec["cors"]>): string {
   return String(Math.round(Number(cors.maxAge.slice(0, -1))));
 }
 
-/** A regular expression (RE2) matching `value` literally. */
-function literal(value: string): string {
-  return value.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+/** A request-header filter matching any of `matches` on header `name`. */
+function headerAnyOf(name: string, matches: StringMatcher[]): AccessLogFilter {
+  const one = (string_match: StringMatcher): AccessLogFilter => ({
+    header_filter: { header: { name, string_match } },
+  });
+  return matches.length === 1 ? one(matches[0]) : { or_filter: { filters: matches.map(one) } };
 }
 
-/** Requests a route takes, as a local-reply filter: its path prefix, and its host if it names one. */
+/**
+ * Requests a route takes, as local-reply filters: its path prefix (the path itself, or below it,
+ * or with a query), and its host if it names one, with or without a port and in any case, as
+ * Envoy picks virtual hosts. Plain string matchers, not regular expressions: Envoy refuses an
+ * RE2 program above 100 (re2.max_program_size.error_level), which a long host name with a
+ * case-insensitive regex exceeds.
+ */
 function routeRequestFilters(route: GatewayRouteSpec, host?: string): AccessLogFilter[] {
   const p = route.pathPrefix;
-  const filters: AccessLogFilter[] = [];
-  if (p !== "/")
-    filters.push({
-      header_filter: {
-        header: {
-          name: ":path",
-          string_match: { safe_regex: { regex: `^${literal(p)}([/?].*)?$` } },
-        },
-      },
-    });
-  if (host)
-    filters.push({
-      header_filter: {
-        header: {
-          name: ":authority",
-          // Envoy picks virtual hosts ignoring case; RE2's (?i) does the same here.
-          string_match: { safe_regex: { regex: `(?i)^${literal(host)}(:[0-9]+)?$` } },
-        },
-      },
-    });
-  return filters;
+  return [
+    ...(p !== "/"
+      ? [headerAnyOf(":path", [{ exact: p }, { prefix: `${p}/` }, { prefix: `${p}?` }])]
+      : []),
+    ...(host
+      ? [
+          headerAnyOf(":authority", [
+            { exact: host, ignore_case: true },
+            { prefix: `${host}:`, ignore_case: true },
+          ]),
+        ]
+      : []),
+  ];
 }
 
 /**

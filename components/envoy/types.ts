@@ -226,6 +226,7 @@ export interface AuthenticatedPrincipal {
 export interface StringMatcher {
   exact?: string;
   prefix?: string;
+  ignore_case?: boolean;
 }
 
 /** The subset of envoy.config.rbac.v3.Permission the mesh uses. */
@@ -474,7 +475,7 @@ export type AccessLogFilter =
     }
   | { metadata_filter: { matcher: MetadataMatcher; match_if_key_not_found: boolean } }
   | { response_flag_filter: { flags: string[] } }
-  | { header_filter: { header: HeaderMatcher } };
+  | { header_filter: { header: { name: string; string_match: StringMatcher } } };
 
 export interface ResponseMapper {
   filter: AccessLogFilter;

@@ -1,8 +1,8 @@
 /**
  * A model of one request's way through the ingress gateway's Envoy, evaluated on the GENERATED
- * bootstrap JSON (every setting is read from it): route selection, the JWT authn filter, the RBAC
- * filter with per-route rules, the router (direct responses, forwarding) and the connection
- * manager's local-reply mappers.
+ * bootstrap JSON (every setting is read from it): route selection, the HTTP filters in their
+ * configured order (CORS, JWT authn, RBAC, stateful session, router; any other filter throws),
+ * the router (direct responses, forwarding) and the connection manager's local-reply mappers.
  *
  * Written from Envoy's docs and source, independently of the builders in components/envoy (it
  * declares its own shapes of Envoy's JSON and imports nothing from components/):
@@ -10,38 +10,63 @@
  *   (case-insensitive, port ignored under ignore_port_in_host_matching), else "*"; the first route
  *   whose path matcher fits the path without its query (`path` exact, `prefix`,
  *   `path_separated_prefix` p: p itself or p + "/...") and whose header matchers all fit.
- * - Header matchers (HeaderMatcher): string_match exact / prefix / safe_regex. An RE2 safe_regex
- *   must match the WHOLE value (RE2::FullMatch), modelled as a JS RegExp wrapped in ^(?:...)$.
+ * - String and header matchers (StringMatcher, HeaderMatcher): exact / prefix / suffix /
+ *   contains, case-insensitive under `ignore_case`, and safe_regex (where ignore_case has no
+ *   effect). An RE2 safe_regex must match the WHOLE value (RE2::FullMatch), modelled as a JS
+ *   RegExp wrapped in ^(?:...)$; a leading `(?i)` ignores case. present_match, invert_match.
+ * - CORS (source/extensions/filters/http/cors/cors_filter.cc): skipped when the request has no
+ *   route entry (no route, or a direct_response route). Its policies are the CorsPolicy
+ *   typed_per_filter_config of the route, virtual host and route configuration, each setting
+ *   taken from the most specific policy that sets it. With a policy and a non-empty Origin the
+ *   request is a CORS request; the origin is allowed when a matcher of allow_origin_string_match
+ *   matches it (or "*"). A preflight (OPTIONS, Origin, non-empty Access-Control-Request-Method)
+ *   from an allowed origin, or from any origin when forward_not_matching_preflights is false
+ *   (default true), is answered by the filter itself: 200 with access-control-allow-origin (only
+ *   when allowed), -allow-credentials, -allow-methods, -allow-headers (`*` echoes the request),
+ *   -max-age; no local-reply mappers (it is not a local reply). For a CORS request from an
+ *   allowed origin its encode path sets access-control-allow-origin, -allow-credentials and
+ *   -expose-headers on every response (encoding starts at the first encoder filter): its own
+ *   preflight answer, the upstream's (reported as Forwarded.responseHeaders) and the local
+ *   replies of the filters after it, after the mappers. A local reply from a filter before it
+ *   gets none: its decodeHeaders never ran, so the request never became a CORS request.
  * - jwt_authn (source/extensions/filters/http/jwt_authn: filter.cc, extractor.cc,
- *   authenticator.cc; source/common/jwt: jwt.cc, verify.cc, check_audience.cc):
- *   per-route PerRouteConfig (`disabled`, or `requirement_name` -> requirement_map ->
- *   provider_name); tokens only from from_headers / from_params (Authorization "Bearer " and the
- *   access_token parameter only when none is configured); parse (three non-empty parts, an
- *   implemented alg, so never "none"), `iss` == issuer, nbf / exp with clock_skew_seconds (60 when
- *   unset), require_expiration, `aud` against audiences (scheme and trailing slash ignored, as
+ *   authenticator.cc, jwks_cache.cc; source/common/jwt: jwt.cc, verify.cc, check_audience.cc):
+ *   `bypass_cors_preflight` lets a preflight (as above) through before anything else; per-route
+ *   PerRouteConfig (`disabled`, or `requirement_name` -> requirement_map -> provider_name);
+ *   tokens only from from_headers / from_params (Authorization "Bearer " and the access_token
+ *   parameter only when none is configured); parse (three non-empty parts, an implemented alg, so
+ *   never "none"), `iss` == issuer, nbf / exp with clock_skew_seconds (60 when unset),
+ *   require_expiration, `aud` against audiences (scheme and trailing slash ignored, as
  *   check_audience.cc does; the only 403), then the signature against the JWKS: a key is skipped
  *   when both kids are set and differ or when its `alg` differs from the token's, and only a key
  *   of the token's family (EC: ES*, RSA: RS* / PS*, oct: HS*, OKP: EdDSA) can verify it. The
  *   signature itself is checked by jose (importJWK + compactVerify). On success the payload goes
  *   to dynamic metadata (payload_in_metadata, space_delimited_claims split into lists) and, with
- *   `forward: false`, the token's header is removed. On failure failed_status_in_metadata is
- *   recorded and the reply is 401 (403 for the audience) with `WWW-Authenticate: Bearer
- *   realm="<scheme>://<authority><path>"` plus `, error="invalid_token"` unless the token was
- *   missing.
+ *   `forward: false`, the token's header is removed. On failure the reply is 401 (403 for the
+ *   audience) with `WWW-Authenticate: Bearer realm="<scheme>://<authority><path>"` plus
+ *   `, error="invalid_token"` unless the token was missing, and {message} goes to the
+ *   failed_status_in_metadata key of the provider the token was checked against; a MISSING token
+ *   was checked against none (doneWithStatus falls back to jwks_cache getSingleProvider()), so
+ *   its failure is recorded only when the filter has exactly one provider.
  * - RBAC (rbac.proto, RBACPerRoute): the most specific per-route rules, else the filter's own
  *   (none: allow); ALLOW admits when a policy's permissions and principals both match; principals
  *   any / and_ids / or_ids / metadata (MetadataMatcher on dynamic metadata: present_match,
  *   string_match, list_match.one_of); a denial is 403 "RBAC: access denied".
+ * - stateful_session only picks an upstream host: it never decides whether a request gets through
+ *   (`strict`, which can refuse with 503, throws).
  * - Local replies (http/utility.cc prepareLocalReply, local_reply/local_reply.cc): the filter's
  *   own headers first, then the first mapper whose filter matches (and / or / status_code_filter
  *   / metadata_filter with match_if_key_not_found / header_filter on the request headers) sets
- *   its status_code and headers_to_add; a direct_response is a local reply too.
+ *   its status_code and headers_to_add; a direct_response is a local reply too (its
+ *   response_headers_to_add are its own headers).
  *
  * Not modelled (the model throws where a config uses them): jwt_authn `rules`, requirements other
- * than provider_name, from_cookies, subjects, max_lifetime; RBAC permissions other than `any`,
- * DENY-shadow rules; domain wildcards other than "*"; regex route matches; CORS (no config here
- * sets it); JWKS caching and fetch timing (the test supplies what a remote JWKS URI returns);
- * several tokens in one request beyond "all must verify"; runtime overrides of mapper values.
+ * than provider_name, from_cookies, subjects, max_lifetime; the `code` of a recorded failure;
+ * RBAC permissions other than `any`, DENY-shadow rules; domain wildcards other than "*"; regex
+ * route matches; CORS filter_enabled / shadow_enabled and the route action's or virtual host's
+ * own `cors` field; HTTP filters other than the five above; JWKS caching and fetch timing (the
+ * test supplies what a remote JWKS URI returns); several tokens in one request beyond "all must
+ * verify"; runtime overrides of mapper values; the upstream's own response.
  */
 import * as jose from "jose";
 
@@ -52,7 +77,10 @@ import * as jose from "jose";
 interface StringMatch {
   exact?: string;
   prefix?: string;
+  suffix?: string;
+  contains?: string;
   safe_regex?: { regex: string };
+  ignore_case?: boolean;
 }
 
 interface HeaderMatcher {
@@ -75,25 +103,46 @@ interface HeaderValueOption {
   append_action?: string;
 }
 
-interface PerFilterConfig {
+/** typed_per_filter_config: filter name -> that filter's per-route message. */
+type PerFilterConfigs = Record<string, unknown>;
+
+interface JwtPerRoute {
   disabled?: boolean;
   requirement_name?: string;
+}
+
+interface RbacPerRoute {
   rbac?: { rules?: RbacRules };
+}
+
+/** envoy.extensions.filters.http.cors.v3.CorsPolicy */
+interface CorsPolicy {
+  allow_origin_string_match?: StringMatch[];
+  allow_methods?: string;
+  allow_headers?: string;
+  expose_headers?: string;
+  max_age?: string;
+  allow_credentials?: boolean;
+  allow_private_network_access?: boolean;
+  forward_not_matching_preflights?: boolean;
+  filter_enabled?: unknown;
+  shadow_enabled?: unknown;
 }
 
 interface EnvoyRoute {
   match: RouteMatch;
-  route?: { cluster: string; prefix_rewrite?: string };
+  route?: { cluster: string; prefix_rewrite?: string; cors?: unknown };
   direct_response?: { status: number; body?: { inline_string?: string } };
   response_headers_to_add?: HeaderValueOption[];
-  typed_per_filter_config?: Record<string, PerFilterConfig>;
+  typed_per_filter_config?: PerFilterConfigs;
 }
 
 interface VirtualHost {
   name: string;
   domains: string[];
   routes: EnvoyRoute[];
-  typed_per_filter_config?: Record<string, PerFilterConfig>;
+  typed_per_filter_config?: PerFilterConfigs;
+  cors?: unknown;
 }
 
 interface ValueMatcher {
@@ -141,6 +190,7 @@ interface JwtAuthentication {
   requirement_map?: Record<string, { provider_name?: string }>;
   rules?: unknown[];
   strip_failure_response?: boolean;
+  bypass_cors_preflight?: boolean;
 }
 
 interface AccessLogFilter {
@@ -166,7 +216,11 @@ interface HttpFilter {
 }
 
 interface HttpConnectionManager {
-  route_config: { ignore_port_in_host_matching?: boolean; virtual_hosts: VirtualHost[] };
+  route_config: {
+    ignore_port_in_host_matching?: boolean;
+    virtual_hosts: VirtualHost[];
+    typed_per_filter_config?: PerFilterConfigs;
+  };
   http_filters: HttpFilter[];
   local_reply_config?: { mappers?: ResponseMapper[] };
 }
@@ -183,7 +237,9 @@ interface EnvoyBootstrap {
 // ---------------------------------------------------------------------------------------------
 
 export const JWT_AUTHN = "envoy.filters.http.jwt_authn";
+const CORS = "envoy.filters.http.cors";
 const RBAC = "envoy.filters.http.rbac";
+const STATEFUL_SESSION = "envoy.filters.http.stateful_session";
 const ROUTER = "envoy.filters.http.router";
 const HCM = "envoy.filters.network.http_connection_manager";
 
@@ -221,6 +277,8 @@ export interface Forwarded {
   /** Request headers as sent upstream (lower-case names). */
   headers: Record<string, string>;
   metadata: DynamicMetadata;
+  /** What the gateway's filters set on the upstream's response (CORS), lower-case names. */
+  responseHeaders: Record<string, string>;
 }
 
 export interface LocalReply {
@@ -230,7 +288,7 @@ export interface LocalReply {
   headers: Record<string, string>;
   metadata: DynamicMetadata;
   /** Who answered and with what status, before the local-reply mappers. */
-  origin: { by: "jwt_authn" | "rbac" | "direct_response" | "router"; status: number };
+  origin: { by: "cors" | "jwt_authn" | "rbac" | "direct_response" | "router"; status: number };
 }
 
 export type Outcome = Forwarded | LocalReply;
@@ -252,9 +310,14 @@ const fullMatch = (regex: string, value: string): boolean => {
   );
 };
 
+/** StringMatcher: ignore_case lower-cases both sides of exact / prefix / suffix / contains. */
 function stringMatches(m: StringMatch, value: string): boolean {
-  if (m.exact !== undefined) return value === m.exact;
-  if (m.prefix !== undefined) return value.startsWith(m.prefix);
+  const fold = (s: string) => (m.ignore_case === true ? s.toLowerCase() : s);
+  const v = fold(value);
+  if (m.exact !== undefined) return v === fold(m.exact);
+  if (m.prefix !== undefined) return v.startsWith(fold(m.prefix));
+  if (m.suffix !== undefined) return v.endsWith(fold(m.suffix));
+  if (m.contains !== undefined) return v.includes(fold(m.contains));
   if (m.safe_regex) return fullMatch(m.safe_regex.regex, value);
   throw new Error(`model: string matcher not modelled: ${JSON.stringify(m)}`);
 }
@@ -457,13 +520,16 @@ interface JwtResult {
 
 async function runJwtAuthn(
   config: JwtAuthentication,
-  perRoute: PerFilterConfig | undefined,
+  perRoute: JwtPerRoute | undefined,
   bootstrap: EnvoyBootstrap,
   req: Request,
+  reqHeaders: Record<string, string>,
   upstreamHeaders: Record<string, string>,
   metadata: DynamicMetadata,
   options: ModelOptions,
 ): Promise<JwtResult> {
+  // filter.cc decodeHeaders: before any requirement is looked at.
+  if (config.bypass_cors_preflight === true && isCorsPreflight(reqHeaders)) return {};
   let provider: JwtProvider | undefined;
   if (perRoute) {
     if (perRoute.disabled) return {};
@@ -502,15 +568,21 @@ async function runJwtAuthn(
   }
   if (!failure) return {};
 
-  if (provider.failed_status_in_metadata)
-    (metadata[JWT_AUTHN] ??= {})[provider.failed_status_in_metadata] = {
+  // authenticator.cc doneWithStatus: the failure goes to the failed_status_in_metadata of the
+  // provider whose keys the token was checked against (jwks_data_, set by startVerify); a missing
+  // token never got there, and the fallback, jwks_cache getSingleProvider(), is the filter's only
+  // provider or none at all.
+  const missing = tokens.length === 0;
+  const providers = Object.values(config.providers ?? {});
+  const recorder = missing ? (providers.length === 1 ? providers[0] : undefined) : provider;
+  if (recorder?.failed_status_in_metadata)
+    (metadata[JWT_AUTHN] ??= {})[recorder.failed_status_in_metadata] = {
       message: failure.message,
     };
   const status = failure.audience ? 403 : 401;
   if (config.strip_failure_response) return { reply: { status, body: "" } };
   const scheme = req.scheme ?? "https";
   const uri = `${scheme}://${req.authority}${req.path.slice(0, 256)}`;
-  const missing = failure.message === "Jwt is missing";
   return {
     reply: {
       status,
@@ -557,6 +629,108 @@ function rbacAllows(rules: RbacRules | undefined, metadata: DynamicMetadata): bo
     return permitted && policy.principals.some((p) => principalMatches(p, metadata));
   });
   return (rules.action ?? "ALLOW") === "ALLOW" ? matched : !matched;
+}
+
+// ---------------------------------------------------------------------------------------------
+// CORS
+// ---------------------------------------------------------------------------------------------
+
+/** A CORS preflight, as cors_filter.cc and jwt_authn's filter.cc both tell it. */
+function isCorsPreflight(reqHeaders: Record<string, string>): boolean {
+  return (
+    reqHeaders[":method"] === "OPTIONS" &&
+    (reqHeaders.origin ?? "") !== "" &&
+    (reqHeaders["access-control-request-method"] ?? "") !== ""
+  );
+}
+
+/** A request the CORS filter made a CORS request (is_cors_request_). */
+interface CorsRequest {
+  /** The policies that apply, most specific first. */
+  policies: CorsPolicy[];
+  /** The request's Origin when a policy allows it (latched_origin_). */
+  allowedOrigin?: string;
+}
+
+type CorsSetting = Exclude<keyof CorsPolicy, "filter_enabled" | "shadow_enabled">;
+
+/** A setting from the most specific policy that sets it (an empty string or list is unset). */
+function corsSetting<K extends CorsSetting>(
+  policies: CorsPolicy[],
+  key: K,
+): CorsPolicy[K] | undefined {
+  for (const policy of policies) {
+    const value = policy[key];
+    if (value === undefined) continue;
+    if ((typeof value === "string" || Array.isArray(value)) && value.length === 0) continue;
+    return value;
+  }
+  return undefined;
+}
+
+/**
+ * cors_filter.cc decodeHeaders: whether the request is a CORS request and, for a preflight the
+ * filter answers itself, the headers of its 200.
+ */
+function corsDecode(
+  hcm: HttpConnectionManager,
+  route: EnvoyRoute | undefined,
+  vh: VirtualHost | undefined,
+  reqHeaders: Record<string, string>,
+): { cors?: CorsRequest; answer?: Record<string, string> } {
+  // No route entry (no route, or a direct response): the filter lets the request pass untouched.
+  if (!route?.route) return {};
+  const policies = [
+    route.typed_per_filter_config?.[CORS],
+    vh?.typed_per_filter_config?.[CORS],
+    hcm.route_config.typed_per_filter_config?.[CORS],
+  ].filter((p): p is CorsPolicy => p !== undefined);
+  if (policies.length === 0) {
+    if (route.route.cors !== undefined || vh?.cors !== undefined)
+      throw new Error("model: a route's or virtual host's own `cors` field is not modelled");
+    return {};
+  }
+  if (policies.some((p) => p.filter_enabled !== undefined || p.shadow_enabled !== undefined))
+    throw new Error("model: CORS filter_enabled / shadow_enabled not modelled");
+  const origin = reqHeaders.origin ?? "";
+  if (origin === "") return {};
+  const allowOrigins = corsSetting(policies, "allow_origin_string_match") ?? [];
+  const allowed = allowOrigins.some((m) => stringMatches(m, "*") || stringMatches(m, origin));
+  const cors: CorsRequest = { policies, ...(allowed ? { allowedOrigin: origin } : {}) };
+  if (!isCorsPreflight(reqHeaders)) return { cors };
+  if (!allowed && (corsSetting(policies, "forward_not_matching_preflights") ?? true))
+    return { cors };
+
+  const answer: Record<string, string> = {};
+  if (allowed) answer["access-control-allow-origin"] = origin;
+  if (corsSetting(policies, "allow_credentials") === true)
+    answer["access-control-allow-credentials"] = "true";
+  const methods = corsSetting(policies, "allow_methods");
+  if (methods !== undefined)
+    answer["access-control-allow-methods"] =
+      methods === "*" ? reqHeaders["access-control-request-method"] : methods;
+  const headers = corsSetting(policies, "allow_headers");
+  if (headers !== undefined)
+    answer["access-control-allow-headers"] =
+      headers === "*" ? (reqHeaders["access-control-request-headers"] ?? "") : headers;
+  const maxAge = corsSetting(policies, "max_age");
+  if (maxAge !== undefined) answer["access-control-max-age"] = maxAge;
+  if (
+    corsSetting(policies, "allow_private_network_access") === true &&
+    reqHeaders["access-control-request-private-network"] === "true"
+  )
+    answer["access-control-allow-private-network"] = "true";
+  return { cors, answer };
+}
+
+/** cors_filter.cc encodeHeaders: every response to a CORS request from an allowed origin. */
+function corsEncode(cors: CorsRequest | undefined, headers: Record<string, string>): void {
+  if (cors?.allowedOrigin === undefined) return;
+  headers["access-control-allow-origin"] = cors.allowedOrigin;
+  if (corsSetting(cors.policies, "allow_credentials") === true)
+    headers["access-control-allow-credentials"] = "true";
+  const expose = corsSetting(cors.policies, "expose_headers");
+  if (expose !== undefined) headers["access-control-expose-headers"] = expose;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -653,13 +827,16 @@ function selectVirtualHost(hcm: HttpConnectionManager, authority: string): Virtu
   );
 }
 
-/** The route's own per-filter config, else its virtual host's (the most specific wins). */
-function perFilter(
+/** The most specific per-filter config: the route's, else its virtual host's, else the route table's. */
+function perFilter<T>(
+  hcm: HttpConnectionManager,
   name: string,
   route: EnvoyRoute | undefined,
   vh: VirtualHost | undefined,
-): PerFilterConfig | undefined {
-  return route?.typed_per_filter_config?.[name] ?? vh?.typed_per_filter_config?.[name];
+): T | undefined {
+  return (route?.typed_per_filter_config?.[name] ??
+    vh?.typed_per_filter_config?.[name] ??
+    hcm.route_config.typed_per_filter_config?.[name]) as T | undefined;
 }
 
 /** What the gateway's Envoy does with one request, read from its generated bootstrap. */
@@ -678,12 +855,18 @@ export async function evaluate(
   };
   const upstreamHeaders = lower(req.headers);
   const metadata: DynamicMetadata = {};
+  /** Set once the CORS filter has made this a CORS request; its encode path then runs on replies. */
+  let cors: CorsRequest | undefined;
   const reply = (
     by: LocalReply["origin"]["by"],
     status: number,
     body: string,
     own: (h: Record<string, string>) => void = () => undefined,
-  ) => localReply(hcm, reqHeaders, metadata, by, status, body, own);
+  ): LocalReply => {
+    const out = localReply(hcm, reqHeaders, metadata, by, status, body, own);
+    corsEncode(cors, out.headers); // encoder filters see the reply after the mappers
+    return out;
+  };
 
   const vh = selectVirtualHost(hcm, req.authority);
   let route: EnvoyRoute | undefined;
@@ -699,13 +882,23 @@ export async function evaluate(
   }
 
   for (const filter of hcm.http_filters) {
-    if (filter.name === JWT_AUTHN) {
+    if (filter.name === CORS) {
+      const decoded = corsDecode(hcm, route, vh, reqHeaders);
+      cors = decoded.cors;
+      if (decoded.answer) {
+        // Sent with encodeHeaders, not as a local reply: no mappers, but the encode path.
+        const headers = decoded.answer;
+        corsEncode(cors, headers);
+        return { status: 200, body: "", headers, metadata, origin: { by: "cors", status: 200 } };
+      }
+    } else if (filter.name === JWT_AUTHN) {
       const config = (filter.typed_config ?? {}) as JwtAuthentication;
       const result = await runJwtAuthn(
         config,
-        perFilter(filter.name, route, vh),
+        perFilter<JwtPerRoute>(hcm, filter.name, route, vh),
         bootstrap,
         req,
+        reqHeaders,
         upstreamHeaders,
         metadata,
         options,
@@ -718,8 +911,19 @@ export async function evaluate(
       }
     } else if (filter.name === RBAC) {
       const own = (filter.typed_config ?? {}) as { rules?: RbacRules };
-      const rules = perFilter(filter.name, route, vh)?.rbac?.rules ?? own.rules;
+      const rules = perFilter<RbacPerRoute>(hcm, filter.name, route, vh)?.rbac?.rules ?? own.rules;
       if (!rbacAllows(rules, metadata)) return reply("rbac", 403, "RBAC: access denied");
+    } else if (filter.name === STATEFUL_SESSION) {
+      // It picks the upstream host of a session; only `strict` would refuse a request (503).
+      const own = (filter.typed_config ?? {}) as { strict?: boolean };
+      const per = perFilter<{ stateful_session?: { strict?: boolean } }>(
+        hcm,
+        filter.name,
+        route,
+        vh,
+      );
+      if (own.strict === true || per?.stateful_session?.strict === true)
+        throw new Error("model: strict stateful sessions not modelled");
     } else if (filter.name === ROUTER) {
       if (!route) return reply("router", 404, "");
       if (route.direct_response) {
@@ -734,9 +938,19 @@ export async function evaluate(
         prefix_rewrite !== undefined && matchedPrefix !== undefined
           ? prefix_rewrite + req.path.slice(matchedPrefix.length)
           : req.path;
-      return { status: "forwarded", cluster, path, headers: upstreamHeaders, metadata };
+      const responseHeaders: Record<string, string> = {};
+      corsEncode(cors, responseHeaders);
+      return {
+        status: "forwarded",
+        cluster,
+        path,
+        headers: upstreamHeaders,
+        metadata,
+        responseHeaders,
+      };
+    } else {
+      throw new Error(`model: HTTP filter ${filter.name} not modelled`);
     }
-    // Other filters (stateful session, CORS) do not decide whether a request gets through.
   }
   throw new Error("model: the filter chain has no router");
 }

@@ -28,6 +28,8 @@ export interface RegistrationOptions {
   provider: string;
   /** Dotted paths of inputs that were sent as Pulumi secrets. */
   secretInputs: string[];
+  /** URNs of the resources it waits for (dependsOn and those its inputs come from). */
+  dependencies: string[];
 }
 
 /** The fields of a RegisterResourceRequest the harness reads. */
@@ -39,6 +41,7 @@ interface RegisterRequest {
   getRetainondelete(): boolean | undefined;
   getAliasesList(): Array<{ getSpec(): { getName(): string } | undefined }>;
   getProvider(): string;
+  getDependenciesList(): string[];
   getObject(): { toJavaScript(): Record<string, unknown> } | undefined;
 }
 type Callback = (err: unknown, resp: unknown) => void;
@@ -82,6 +85,7 @@ export function recordRegistrationOptions(record: (options: RegistrationOptions)
         .filter((n) => n !== ""),
       provider: req.getProvider(),
       secretInputs: secretPaths(req.getObject()?.toJavaScript() ?? {}, "", []),
+      dependencies: req.getDependenciesList(),
     });
     return register(req, callback);
   };
