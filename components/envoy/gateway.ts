@@ -72,7 +72,10 @@ export const EDGE_LIMITS = {
 export const JWT_METADATA = {
   /** Verified payload; `scope` turned into a list. */
   payload: "jwt_payload",
-  /** Set on every failed verification: {code, message}. */
+  /**
+   * Set on a failed verification: {code, message}; not for a missing token when the filter has
+   * several providers (authenticator.cc), which is why the 401 mappers also match the status.
+   */
   failure: "jwt_failure",
 } as const;
 
@@ -287,13 +290,13 @@ export function gatewayRoutes(spec: Pick<GatewaySpec, "routes">, route: GatewayR
       ...upstreamRoutes(route.upstream, { prefix: "/" }, extra(`${r}/`)),
     ];
   if (p === "/") return upstreamRoutes(route.upstream, { prefix: "/" }, extra());
-  if (route.rewritePrefix === "/")
+  if (r === "/")
     return [
       ...upstreamRoutes(route.upstream, { prefix: `${p}/` }, extra("/")),
       ...upstreamRoutes(route.upstream, { path: p }, extra("/")),
     ];
   const match: PathMatch = { path_separated_prefix: p };
-  return upstreamRoutes(route.upstream, match, extra(route.rewritePrefix));
+  return upstreamRoutes(route.upstream, match, extra(r));
 }
 
 /** RFC 9728 protected resource metadata of an authenticated route. */
