@@ -16,6 +16,7 @@ import {
   SCRAPE_ANNOTATION_PREFIX,
   defaultClientSecretName,
   EXTERNAL_SERVICE_SUFFIX,
+  gatewayObjectNames,
   objectNames,
   PODS_SERVICE_SUFFIX,
   RESOURCE_METADATA_PATH,
@@ -1246,6 +1247,8 @@ export interface JwtModel {
   issuer: string;
   audiences: string[];
   jwksUri?: string;
+  /** Where jwksUri points: its host (an IPv6 literal without brackets) and port. */
+  jwksServer?: { host: string; port: number };
   /** JSON text of an inline JWKS. */
   jwks?: string;
   jwksCidrs?: string[];
@@ -1554,6 +1557,15 @@ function gatewayPaths(routes: RawGateway["routes"], service: string): string[] {
   return [...new Set(prefixes.flatMap((p) => [p, `${p}/*`]))].sort();
 }
 
+/** An https URL's host (an IPv6 literal comes bracketed in a URL, never in an address) and port. */
+function urlServer(uri: string): { host: string; port: number } {
+  const url = new URL(uri);
+  return {
+    host: url.hostname.replace(/^\[(.*)\]$/, "$1"),
+    port: url.port ? Number(url.port) : 443,
+  };
+}
+
 /** The JWT provider guarding route `i`: its own, none when public, else the gateway's. */
 function routeJwt(gw: RawGateway, i: number): JwtModel | undefined {
   const route = gw.routes[i];
@@ -1568,7 +1580,7 @@ function routeJwt(gw: RawGateway, i: number): JwtModel | undefined {
     provider,
     issuer: jwt.issuer,
     audiences: [...jwt.audiences],
-    ...(jwt.jwksUri ? { jwksUri: jwt.jwksUri } : {}),
+    ...(jwt.jwksUri ? { jwksUri: jwt.jwksUri, jwksServer: urlServer(jwt.jwksUri) } : {}),
     ...(jwt.jwks ? { jwks: jwt.jwks } : {}),
     ...(jwt.jwksCidrs ? { jwksCidrs: [...jwt.jwksCidrs] } : {}),
     jwksCacheDuration: jwt.jwksCacheDuration,
@@ -1723,17 +1735,11 @@ function topologyProblems(cfg: RawMesh): string[] {
 
 /** Secrets the program writes in the mesh namespace: each service's and the gateway's. */
 function meshSecretNames(cfg: RawMesh): string[] {
+  const gateway = cfg.gateway ? gatewayObjectNames(cfg.gateway.name) : undefined;
   return [
     ...cfg.services.map((s) => objectNames(s.name).secret),
-    ...(cfg.gateway
-      ? [objectNames(cfg.gateway.name).secret, gatewayEdgeSecretName(cfg.gateway.name)]
-      : []),
+    ...(gateway ? [gateway.secret, gateway.edgeSecret] : []),
   ];
-}
-
-/** The Secret of a self-signed gateway certificate. */
-export function gatewayEdgeSecretName(gateway: string): string {
-  return `${gateway}-edge-tls`;
 }
 
 /** Gateway settings that clash with the services, the ports, or each other. */
@@ -1750,7 +1756,7 @@ function gatewayProblems(cfg: RawMesh, gw: RawGateway, known: Set<string>): stri
   // Service `<gw>-edge` would write the Secret `<gw>-edge-tls` the gateway's certificate uses.
   if (known.has(`${gw.name}-edge`))
     problems.push(
-      `${key}.name: the service "${gw.name}-edge" writes the Secret ${gatewayEdgeSecretName(gw.name)}, which the gateway uses; pick another name`,
+      `${key}.name: the service "${gw.name}-edge" writes the Secret ${gatewayObjectNames(gw.name).edgeSecret}, which the gateway uses; pick another name`,
     );
   for (const [role, p] of Object.entries(cfg.envoy.ports))
     if (p === GATEWAY_LISTEN_PORT)

@@ -8,8 +8,9 @@ import {
   quantityValue,
   STREAMING_IDLE_TIMEOUT,
   TrafficPolicy,
+  UpstreamModel,
 } from "./config";
-import { TrafficSpec } from "./envoy/model";
+import { TrafficSpec, Upstream } from "./envoy/model";
 import { envoyDuration } from "./envoy/spec";
 
 /**
@@ -30,6 +31,11 @@ export function overloadSpec(envoy: EnvoySettings): {
     ),
     maxConnections: envoy.maxConnections,
   };
+}
+
+/** A dependency as a caller's Envoy dials it (a sidecar's upstream, a gateway route's). */
+export function upstreamSpec({ traffic, ...peer }: UpstreamModel): Upstream {
+  return { ...peer, traffic: trafficSpec(traffic) };
 }
 
 /** A service's traffic policy in Envoy's units, its defaults filled in. */

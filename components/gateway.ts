@@ -10,25 +10,29 @@ import {
   EnvoySettings,
   GATEWAY_DEFAULT_PORT,
   GATEWAY_LISTEN_PORT,
-  gatewayEdgeSecretName,
   GatewayModel,
   MeshConfigError,
   MeshModel,
 } from "./config";
 import { buildGatewayFiles, GatewaySpec, JwtSpec } from "./envoy";
 import { envoyDuration } from "./envoy/spec";
-import { overloadSpec, trafficSpec } from "./envoy-units";
-import { commonLabels, GATEWAY_PATHS, MESH_VOLUMES, objectNames, selectorLabels } from "./names";
+import { overloadSpec, upstreamSpec } from "./envoy-units";
+import {
+  commonLabels,
+  GATEWAY_PATHS,
+  gatewayObjectNames,
+  MESH_VOLUMES,
+  selectorLabels,
+} from "./names";
 import { CertificateAuthority, ServiceCertificate } from "./pki";
 import { MIN_STOP_WINDOW_SECONDS, ShutdownPlan } from "./shutdown";
 import {
   ENVOY_UID,
   envoyConfigMapName,
-  envoyContainerBase,
-  PORT_NAMES,
+  envoyContainerOf,
+  meshPodSpec,
   podDisruptionBudgetSpec,
   tlsSecret,
-  topologySpread,
   versionedConfigMap,
 } from "./workload";
 
@@ -38,15 +42,6 @@ export const GATEWAY_PORT_NAME = "https";
 /** Label that tells the gateway's pods from a service's. */
 export const COMPONENT_LABEL = { "app.kubernetes.io/component": "gateway" } as const;
 
-/** Names of the gateway's objects; fixed, because the Service and policies refer to them. */
-export function gatewayObjectNames(name: string) {
-  return {
-    ...objectNames(name),
-    /** The Secret of a self-signed public certificate. */
-    edgeSecret: gatewayEdgeSecretName(name),
-  };
-}
-
 /** The gateway's public certificate Secret: the user's, or the self-signed one the program writes. */
 export function edgeSecretName(gateway: GatewayModel): string {
   return gateway.tls.secretName ?? gatewayObjectNames(gateway.name).edgeSecret;
@@ -54,19 +49,14 @@ export function edgeSecretName(gateway: GatewayModel): string {
 
 /** A provider's token check in Envoy's units. */
 function jwtSpec(jwt: NonNullable<GatewayModel["routes"][number]["jwt"]>): JwtSpec {
-  let jwks: JwtSpec["jwks"];
-  if (jwt.jwksUri) {
-    const url = new URL(jwt.jwksUri);
-    jwks = {
-      uri: jwt.jwksUri,
-      // An IPv6 literal comes bracketed in a URL, never in a socket address.
-      host: url.hostname.replace(/^\[(.*)\]$/, "$1"),
-      port: url.port ? Number(url.port) : 443,
-      cacheDuration: envoyDuration(durationSeconds(jwt.jwksCacheDuration)),
-    };
-  } else {
-    jwks = { inline: jwt.jwks ?? "" };
-  }
+  const jwks: JwtSpec["jwks"] =
+    jwt.jwksUri && jwt.jwksServer
+      ? {
+          uri: jwt.jwksUri,
+          ...jwt.jwksServer,
+          cacheDuration: envoyDuration(durationSeconds(jwt.jwksCacheDuration)),
+        }
+      : { inline: jwt.jwks ?? "" };
   return {
     provider: jwt.provider,
     issuer: jwt.issuer,
@@ -86,13 +76,7 @@ export function gatewaySpec(model: MeshModel, gateway: GatewayModel): GatewaySpe
       ...(r.host ? { host: r.host } : {}),
       pathPrefix: r.pathPrefix,
       ...(r.rewritePrefix ? { rewritePrefix: r.rewritePrefix } : {}),
-      upstream: {
-        name: r.upstream.name,
-        fqdn: r.upstream.fqdn,
-        spiffeId: r.upstream.spiffeId,
-        podsFqdn: r.upstream.podsFqdn,
-        traffic: trafficSpec(r.upstream.traffic),
-      },
+      upstream: upstreamSpec(r.upstream),
       ...(r.jwt ? { jwt: jwtSpec(r.jwt) } : {}),
       ...(r.resource ? { resource: { ...r.resource } } : {}),
     })),
@@ -182,41 +166,34 @@ export function gatewayPodTemplate(
   configMapName: string,
   imagePullSecrets: string[],
 ): k8s.types.input.core.v1.PodTemplateSpec {
-  const names = gatewayObjectNames(gateway.name);
   const stop = gatewayShutdown(gateway, envoy);
+  const base = envoyContainerOf(gateway.name, envoy, stop, GATEWAY_PATHS, {
+    name: GATEWAY_PORT_NAME,
+    containerPort: GATEWAY_LISTEN_PORT,
+  });
   const container: k8s.types.input.core.v1.Container = {
-    ...envoyContainerBase(gateway.name, envoy, stop, GATEWAY_PATHS),
-    ports: [
-      { name: GATEWAY_PORT_NAME, containerPort: GATEWAY_LISTEN_PORT, protocol: "TCP" },
-      { name: PORT_NAMES.health, containerPort: envoy.ports.health, protocol: "TCP" },
-      { name: PORT_NAMES.metrics, containerPort: envoy.ports.metrics, protocol: "TCP" },
-    ],
+    ...base,
     volumeMounts: [
-      { name: MESH_VOLUMES.config, mountPath: GATEWAY_PATHS.configDir, readOnly: true },
-      { name: MESH_VOLUMES.certs, mountPath: GATEWAY_PATHS.certDir, readOnly: true },
+      ...base.volumeMounts,
       { name: MESH_VOLUMES.edgeCerts, mountPath: GATEWAY_PATHS.edgeCertDir, readOnly: true },
     ],
   };
+  const pod = meshPodSpec({
+    workload: gateway.name,
+    // Secret files are mode 0440 owned by this group, readable by Envoy.
+    fsGroup: ENVOY_UID,
+    terminationGracePeriodSeconds: stop.terminationGracePeriodSeconds,
+    imagePullSecrets,
+    replicated: gateway.replicas > 1,
+    configMapName,
+  });
   return {
     metadata: { labels: { ...commonLabels(gateway.name), ...COMPONENT_LABEL } },
     spec: {
-      serviceAccountName: names.serviceAccount,
-      automountServiceAccountToken: false,
-      enableServiceLinks: false,
-      securityContext: {
-        runAsNonRoot: true,
-        fsGroup: ENVOY_UID,
-        seccompProfile: { type: "RuntimeDefault" },
-      },
-      terminationGracePeriodSeconds: stop.terminationGracePeriodSeconds,
-      ...(imagePullSecrets.length > 0
-        ? { imagePullSecrets: imagePullSecrets.map((name) => ({ name })) }
-        : {}),
-      ...(gateway.replicas > 1 ? { topologySpreadConstraints: topologySpread(gateway.name) } : {}),
+      ...pod,
       containers: [container],
       volumes: [
-        { name: MESH_VOLUMES.config, configMap: { name: configMapName, defaultMode: 0o444 } },
-        { name: MESH_VOLUMES.certs, secret: { secretName: names.secret, defaultMode: 0o440 } },
+        ...pod.volumes,
         {
           name: MESH_VOLUMES.edgeCerts,
           secret: {

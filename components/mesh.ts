@@ -12,15 +12,12 @@ import {
 } from "./config";
 import { buildEnvoyFiles } from "./envoy";
 import { SIDECAR_PATHS, SidecarSpec } from "./envoy/model";
-import { overloadSpec, trafficSpec } from "./envoy-units";
+import { overloadSpec, trafficSpec, upstreamSpec } from "./envoy-units";
 import { gatewayFiles, gatewayRouteUrl, gatewayWarnings, MeshGateway } from "./gateway";
 import { CertificateAuthority, ClientCertificate, ServiceCertificate } from "./pki";
 import { meshLabels } from "./names";
 import { MeshNetworkPolicies } from "./network-policy";
 import { MeshService, outboundUrl, tlsSecret } from "./workload";
-
-// Kept importable from here, where the sidecar spec is built.
-export { HEAP_SHARE_OF_MEMORY_LIMIT, trafficSpec } from "./envoy-units";
 
 /** Where and how clients outside the cluster reach the ingress gateway. */
 export interface GatewayEndpoint {
@@ -61,10 +58,7 @@ export function sidecarSpec(model: MeshModel, service: ServiceModel): SidecarSpe
       methods: [...c.methods],
       paths: [...c.paths],
     })),
-    upstreams: service.upstreams.map(({ traffic, ...peer }) => ({
-      ...peer,
-      traffic: trafficSpec(traffic),
-    })),
+    upstreams: service.upstreams.map(upstreamSpec),
     traffic: trafficSpec(service.traffic),
     egress: service.egress.map((e) => ({
       name: e.name,

@@ -31,6 +31,11 @@ export function objectNames(service: string) {
   };
 }
 
+/** Names of the gateway's objects: a workload's, plus its self-signed public certificate. */
+export function gatewayObjectNames(gateway: string) {
+  return { ...objectNames(gateway), edgeSecret: `${gateway}-edge-tls` };
+}
+
 /** The Secret a client's certificate is written to when `secret.name` is not given. */
 export function defaultClientSecretName(client: string): string {
   return `${client}-mesh-client`;

@@ -90,12 +90,7 @@ function servicePolicy(model: MeshModel, svc: ServiceModel): NamedNetworkPolicyS
   if (svc.directPortAllowedFrom.length > 0) {
     ingress.push({ from: svc.directPortAllowedFrom.map(peerOf), ports: [tcp(svc.port)] });
   }
-  if (model.envoy.scrapeFrom.length > 0) {
-    ingress.push({
-      from: model.envoy.scrapeFrom.map(peerOf),
-      ports: [tcp(ports.health), tcp(ports.metrics)],
-    });
-  }
+  ingress.push(...scrapeIngress(model));
 
   const egress: EgressRule[] = [];
   if (svc.upstreams.length > 0) {
@@ -110,16 +105,36 @@ function servicePolicy(model: MeshModel, svc: ServiceModel): NamedNetworkPolicyS
       ports: [tcp(e.port)],
     });
   }
-  // Cluster DNS: kube-dns by default; `network.dns` for NodeLocal DNSCache or another resolver.
-  egress.push({
+  egress.push(dnsEgress(model));
+  return workloadPolicy(svc.name, ingress, egress);
+}
+
+/** Scrapers on the health and metrics ports, where `envoy.scrapeFrom` names them. */
+function scrapeIngress(model: MeshModel): IngressRule[] {
+  const { ports, scrapeFrom } = model.envoy;
+  return scrapeFrom.length > 0
+    ? [{ from: scrapeFrom.map(peerOf), ports: [tcp(ports.health), tcp(ports.metrics)] }]
+    : [];
+}
+
+/** Cluster DNS: kube-dns by default; `network.dns` for NodeLocal DNSCache or another resolver. */
+function dnsEgress(model: MeshModel): EgressRule {
+  return {
     to: model.network.dns.peers.map((peer) => structuredClone(peer)),
     ports: model.network.dns.ports.map((p) => ({ ...p })),
-  });
+  };
+}
 
+/** A workload's own policy over its pods, isolating both directions. */
+function workloadPolicy(
+  workload: string,
+  ingress: IngressRule[],
+  egress: EgressRule[],
+): NamedNetworkPolicySpec {
   return {
-    name: servicePolicyName(svc.name),
+    name: servicePolicyName(workload),
     spec: {
-      podSelector: { matchLabels: selectorLabels(svc.name) },
+      podSelector: { matchLabels: selectorLabels(workload) },
       // Both types listed: an empty `ingress` then means "nothing", not "not isolated".
       policyTypes: ["Ingress", "Egress"],
       ingress,
@@ -141,41 +156,27 @@ function gatewayPolicy(model: MeshModel, gateway: GatewayModel): NamedNetworkPol
     ...ranges.map((cidr) => ({ ipBlock: { cidr } })),
     ...(from ?? []).map(peerOf),
   ];
-  const ingress: IngressRule[] = [{ from: peers, ports: [tcp(GATEWAY_LISTEN_PORT)] }];
-  if (model.envoy.scrapeFrom.length > 0)
-    ingress.push({
-      from: model.envoy.scrapeFrom.map(peerOf),
-      ports: [tcp(ports.health), tcp(ports.metrics)],
-    });
+  const ingress: IngressRule[] = [
+    { from: peers, ports: [tcp(GATEWAY_LISTEN_PORT)] },
+    ...scrapeIngress(model),
+  ];
   const routed = [...new Set(gateway.routes.map((r) => r.upstream.name))].sort();
-  const jwks = new Map<string, NonNullable<GatewayModel["routes"][number]["jwt"]>>();
-  for (const r of gateway.routes) if (r.jwt?.jwksUri) jwks.set(r.jwt.provider, r.jwt);
+  // One rule per JWKS server and range, however many providers share them.
+  const jwks = new Map<string, EgressRule>();
+  for (const { jwt } of gateway.routes) {
+    if (!jwt?.jwksServer) continue;
+    const rule: EgressRule = {
+      ...(jwt.jwksCidrs ? { to: jwt.jwksCidrs.map((cidr) => ({ ipBlock: { cidr } })) } : {}),
+      ports: [tcp(jwt.jwksServer.port)],
+    };
+    jwks.set(JSON.stringify(rule), rule);
+  }
   const egress: EgressRule[] = [
     { to: routed.map(servicePeer), ports: [tcp(ports.inbound)] },
-    ...[...jwks.values()].map((jwt) => ({
-      ...(jwt.jwksCidrs ? { to: jwt.jwksCidrs.map((cidr) => ({ ipBlock: { cidr } })) } : {}),
-      ports: [tcp(jwksPort(jwt.jwksUri ?? ""))],
-    })),
-    {
-      to: model.network.dns.peers.map((peer) => structuredClone(peer)),
-      ports: model.network.dns.ports.map((p) => ({ ...p })),
-    },
+    ...jwks.values(),
+    dnsEgress(model),
   ];
-  return {
-    name: servicePolicyName(gateway.name),
-    spec: {
-      podSelector: { matchLabels: selectorLabels(gateway.name) },
-      policyTypes: ["Ingress", "Egress"],
-      ingress,
-      egress,
-    },
-  };
-}
-
-/** The port a JWKS URL is fetched on. */
-function jwksPort(uri: string): number {
-  const port = new URL(uri).port;
-  return port ? Number(port) : 443;
+  return workloadPolicy(gateway.name, ingress, egress);
 }
 
 /**

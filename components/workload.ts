@@ -84,27 +84,23 @@ export function envoyContainer(
   service: ServiceModel,
   envoy: EnvoySettings,
 ): k8s.types.input.core.v1.Container {
-  return {
-    ...envoyContainerBase(service.name, envoy, shutdownPlan(service, envoy), SIDECAR_PATHS),
-    ports: [
-      { name: PORT_NAMES.inbound, containerPort: envoy.ports.inbound, protocol: "TCP" },
-      { name: PORT_NAMES.health, containerPort: envoy.ports.health, protocol: "TCP" },
-      { name: PORT_NAMES.metrics, containerPort: envoy.ports.metrics, protocol: "TCP" },
-    ],
-    volumeMounts: [
-      { name: MESH_VOLUMES.config, mountPath: SIDECAR_PATHS.configDir, readOnly: true },
-      { name: MESH_VOLUMES.certs, mountPath: SIDECAR_PATHS.certDir, readOnly: true },
-    ],
-  };
+  return envoyContainerOf(service.name, envoy, shutdownPlan(service, envoy), SIDECAR_PATHS, {
+    name: PORT_NAMES.inbound,
+    containerPort: envoy.ports.inbound,
+  });
 }
 
-/** An Envoy container as sidecar and gateway run it; the caller adds ports and mounts. */
-export function envoyContainerBase(
+/**
+ * An Envoy container as sidecar and gateway run it: its TLS listener's port, health and metrics
+ * ports, and the config and certificate mounts at `paths`.
+ */
+export function envoyContainerOf(
   node: string,
   envoy: EnvoySettings,
   stop: ShutdownPlan,
   paths: SidecarPaths,
-): k8s.types.input.core.v1.Container {
+  listener: { name: string; containerPort: number },
+): k8s.types.input.core.v1.Container & { volumeMounts: k8s.types.input.core.v1.VolumeMount[] } {
   return {
     name: "envoy",
     image: envoy.image,
@@ -138,8 +134,17 @@ export function envoyContainerBase(
       failureThreshold: 3,
     },
     resources: { requests: { ...envoy.resources.requests }, limits: { ...envoy.resources.limits } },
+    ports: [
+      { ...listener, protocol: "TCP" },
+      { name: PORT_NAMES.health, containerPort: envoy.ports.health, protocol: "TCP" },
+      { name: PORT_NAMES.metrics, containerPort: envoy.ports.metrics, protocol: "TCP" },
+    ],
     lifecycle: { preStop: envoyPreStop(stop) },
     securityContext: hardenedContainer(ENVOY_UID),
+    volumeMounts: [
+      { name: MESH_VOLUMES.config, mountPath: paths.configDir, readOnly: true },
+      { name: MESH_VOLUMES.certs, mountPath: paths.certDir, readOnly: true },
+    ],
   };
 }
 
@@ -250,6 +255,49 @@ export interface EnvoyConfigSource {
   configMapName: string;
 }
 
+/** What every mesh pod's spec has, and the volumes it starts with. */
+export interface MeshPodSpecArgs {
+  /** The workload's name: its ServiceAccount and `<name>-tls` Secret. */
+  workload: string;
+  /** Group owning the Secret files (mode 0440), so the containers that need them can read them. */
+  fsGroup: number;
+  terminationGracePeriodSeconds: number;
+  imagePullSecrets: string[];
+  replicated: boolean;
+  configMapName: string;
+}
+
+/**
+ * The hardened base of every mesh pod: its own ServiceAccount without an API token, no Service
+ * environment variables, non-root with seccomp, spread when replicated, and the Envoy ConfigMap
+ * and identity Secret volumes.
+ */
+export function meshPodSpec(args: MeshPodSpecArgs): k8s.types.input.core.v1.PodSpec & {
+  volumes: k8s.types.input.core.v1.Volume[];
+} {
+  const names = objectNames(args.workload);
+  return {
+    serviceAccountName: names.serviceAccount,
+    automountServiceAccountToken: false,
+    enableServiceLinks: false,
+    securityContext: {
+      runAsNonRoot: true,
+      fsGroup: args.fsGroup,
+      seccompProfile: { type: "RuntimeDefault" },
+    },
+    terminationGracePeriodSeconds: args.terminationGracePeriodSeconds,
+    ...(args.imagePullSecrets.length > 0
+      ? { imagePullSecrets: args.imagePullSecrets.map((name) => ({ name })) }
+      : {}),
+    ...(args.replicated ? { topologySpreadConstraints: topologySpread(args.workload) } : {}),
+    containers: [],
+    volumes: [
+      { name: MESH_VOLUMES.config, configMap: { name: args.configMapName, defaultMode: 0o444 } },
+      { name: MESH_VOLUMES.certs, secret: { secretName: names.secret, defaultMode: 0o440 } },
+    ],
+  };
+}
+
 /** Pod template of a service: app + Envoy, no API token, hardened. */
 export function podTemplate(
   service: ServiceModel,
@@ -257,9 +305,17 @@ export function podTemplate(
   config: EnvoyConfigSource,
   kubernetesMinor: number,
 ): k8s.types.input.core.v1.PodTemplateSpec {
-  const names = objectNames(service.name);
   const app = appContainer(service, envoy, kubernetesMinor);
   const sidecar = envoyContainer(service, envoy);
+  const base = meshPodSpec({
+    workload: service.name,
+    // Secret files are mode 0440 owned by this group, readable by both containers.
+    fsGroup: service.runAsUser,
+    terminationGracePeriodSeconds: service.terminationGracePeriodSeconds,
+    imagePullSecrets: service.imagePullSecrets,
+    replicated: isReplicated(service),
+    configMapName: config.configMapName,
+  });
   return {
     metadata: {
       labels: { ...service.podLabels, ...commonLabels(service.name) },
@@ -277,35 +333,18 @@ export function podTemplate(
       },
     },
     spec: {
-      serviceAccountName: names.serviceAccount,
-      automountServiceAccountToken: false,
-      enableServiceLinks: false,
-      securityContext: {
-        runAsNonRoot: true,
-        // Secret files are mode 0440 owned by this group, readable by both containers.
-        fsGroup: service.runAsUser,
-        seccompProfile: { type: "RuntimeDefault" },
-      },
-      terminationGracePeriodSeconds: service.terminationGracePeriodSeconds,
-      ...(service.imagePullSecrets.length > 0
-        ? { imagePullSecrets: service.imagePullSecrets.map((name) => ({ name })) }
-        : {}),
+      ...base,
       ...(Object.keys(service.nodeSelector).length > 0
         ? { nodeSelector: { ...service.nodeSelector } }
         : {}),
       ...(service.tolerations.length > 0
         ? { tolerations: structuredClone(service.tolerations) }
         : {}),
-      ...(isReplicated(service) ? { topologySpreadConstraints: topologySpread(service.name) } : {}),
       ...(envoy.sidecarMode === "native"
         ? { initContainers: [nativeSidecar(sidecar)], containers: [app] }
         : { containers: [app, sidecar] }),
       volumes: [
-        {
-          name: MESH_VOLUMES.config,
-          configMap: { name: config.configMapName, defaultMode: 0o444 },
-        },
-        { name: MESH_VOLUMES.certs, secret: { secretName: names.secret, defaultMode: 0o440 } },
+        ...base.volumes,
         { name: MESH_VOLUMES.tmp, emptyDir: { sizeLimit: "64Mi" } },
         ...service.volumes.map(appVolumeSource),
       ],

@@ -10,7 +10,8 @@
 import { parseMeshConfig } from "../components/config";
 import { buildEnvoyFiles } from "../components/envoy";
 import { ENVOY_FILES } from "../components/envoy/model";
-import { sidecarSpec, trafficSpec } from "../components/mesh";
+import { trafficSpec } from "../components/envoy-units";
+import { sidecarSpec } from "../components/mesh";
 import { runProgram } from "../tools/render/engine";
 import { throwawayTls } from "../tools/render/throwaway-tls";
 

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
+import { rewrittenPath, selectRoute } from "./harness/route-model";
 import { entries } from "./harness/json";
 import { DEFAULT_TRAFFIC_POLICY } from "../components/config";
-import { trafficSpec } from "../components/mesh";
+import { trafficSpec } from "../components/envoy-units";
 import {
   NO_CALLER_SAN,
   Bootstrap,
@@ -163,55 +164,20 @@ function sanAllowList(ctx: CommonTlsContext): string[] {
 
 type Outcome = { cluster: string; path: string } | { status: number };
 
-/**
- * Envoy's choice for a request: the virtual host whose domains contain the authority exactly
- * (port included, unless the route configuration sets ignore_port_in_host_matching, which
- * drops a `:port` suffix first), else the `*` host, else 404 (no route); then the first route
- * whose path matches (`path` compared to the path without its query string) and whose header
- * matchers (here only `:method` against an RE2 alternation) all match.
- */
+/** Envoy's choice for a request (tests/harness/route-model.ts), 404 where no route takes it. */
 function resolve(
   rc: RouteConfiguration,
   authority: string,
   rawPath: string,
   method = "GET",
 ): Outcome {
-  let host = authority.toLowerCase();
-  if (rc.ignore_port_in_host_matching) host = host.replace(/:[0-9]+$/, "");
-  const vh =
-    rc.virtual_hosts.find((v) => v.domains.some((d) => d.toLowerCase() === host)) ??
-    rc.virtual_hosts.find((v) => v.domains.includes("*"));
-  if (!vh) return { status: 404 };
-  const path = rawPath.split("?")[0];
-  for (const r of vh.routes) {
-    const hit =
-      "path" in r.match
-        ? path === r.match.path
-        : "prefix" in r.match
-          ? path.startsWith(r.match.prefix)
-          : path === r.match.path_separated_prefix ||
-            path.startsWith(`${r.match.path_separated_prefix}/`);
-    if (!hit) continue;
-    const headersMatch = (r.match.headers ?? []).every(
-      (h) =>
-        h.name === ":method" && new RegExp(`^(?:${h.string_match.safe_regex.regex})$`).test(method),
-    );
-    if (!headersMatch) continue;
-    if ("direct_response" in r) return { status: r.direct_response.status };
-    const rewritten = r.route.prefix_rewrite;
-    // Envoy's prefix_rewrite replaces the matched prefix (or, for `path`, the whole path).
-    const matched =
-      "path" in r.match
-        ? r.match.path
-        : "prefix" in r.match
-          ? r.match.prefix
-          : r.match.path_separated_prefix;
-    return {
-      cluster: r.route.cluster,
-      path: rewritten === undefined ? rawPath : rewritten + rawPath.slice(matched.length),
-    };
-  }
-  return { status: 404 };
+  const { route, matched } = selectRoute(rc, authority, rawPath, { ":method": method });
+  if (!route || matched === undefined) return { status: 404 };
+  if ("direct_response" in route) return { status: route.direct_response.status };
+  return {
+    cluster: route.route.cluster,
+    path: rewrittenPath(route.route.prefix_rewrite, matched, rawPath),
+  };
 }
 
 function sdsRefs(b: Bootstrap): SdsSecretConfig[] {

@@ -13,6 +13,7 @@ import { networkPolicySpecs } from "../components/network-policy";
 import {
   call,
   CallerOptions,
+  dial,
   EmulatedInbound,
   VerdictServer,
   evaluateHttpRbac,
@@ -214,51 +215,6 @@ async function startEdge(t: EdgeTls): Promise<VerdictServer<EdgeVerdict>> {
   return self;
 }
 
-interface BrowserOutcome {
-  response?: string;
-  error?: { code?: string; message: string };
-  certificate?: X509Certificate;
-  protocol?: string | null;
-  alpn?: string | false | null;
-}
-
-/**
- * A client outside the mesh, as a browser or an MCP client dials: no certificate of its own, the
- * server's name checked against the certificate by node's own hostname check.
- */
-function dialEdge(port: number, opts: tls.ConnectionOptions, timeoutMs = 1500) {
-  return new Promise<BrowserOutcome>((resolve) => {
-    const outcome: BrowserOutcome = {};
-    let data = "";
-    const socket = tls.connect({ host: "127.0.0.1", port, rejectUnauthorized: true, ...opts });
-    const finish = () => {
-      clearTimeout(timer);
-      socket.destroy();
-      resolve(outcome);
-    };
-    const timer = setTimeout(() => {
-      outcome.error ??= { code: "TIMEOUT", message: `no answer within ${timeoutMs} ms` };
-      finish();
-    }, timeoutMs);
-    socket.on("secureConnect", () => {
-      outcome.certificate = socket.getPeerX509Certificate();
-      outcome.protocol = socket.getProtocol();
-      outcome.alpn = socket.alpnProtocol;
-    });
-    socket.on("data", (chunk: Buffer) => {
-      data += chunk.toString("utf8");
-      if (data.includes("\n")) {
-        outcome.response = data.slice(0, data.indexOf("\n"));
-        finish();
-      }
-    });
-    socket.on("error", (err: NodeJS.ErrnoException) => {
-      outcome.error ??= { code: err.code, message: err.message };
-    });
-    socket.on("close", finish);
-  });
-}
-
 /** `stringData` of a Secret the program registered. */
 function secretData(run: ProgramRun, name: string): Record<string, string> {
   return findObject(run, "Secret", name).inputs.stringData as Record<string, string>;
@@ -312,7 +268,7 @@ describe("the ingress gateway's edge, with the certificates the program issued (
     const server = await startEdge(edge);
     servers.push(server);
 
-    const outcome = await dialEdge(server.port, {
+    const outcome = await dial(server.port, {
       servername: "mcp.localhost",
       ca: caCertificate,
       ALPNProtocols: ["h2", "http/1.1"],
@@ -339,7 +295,7 @@ describe("the ingress gateway's edge, with the certificates the program issued (
     assert.ok(cert.keyUsage?.includes("1.3.6.1.5.5.7.3.1"), String(cert.keyUsage));
 
     // The hostname check is real: a name the certificate does not carry is refused.
-    const wrongName = await dialEdge(server.port, {
+    const wrongName = await dial(server.port, {
       servername: "mcp.example.com",
       ca: caCertificate,
     });
@@ -349,7 +305,7 @@ describe("the ingress gateway's edge, with the certificates the program issued (
   it("refuses a client that offers TLS 1.1 only, and accepts one that stops at TLS 1.2", async () => {
     const server = await startEdge(edgeListenerTls(gateway));
     servers.push(server);
-    const older = await dialEdge(server.port, {
+    const older = await dial(server.port, {
       servername: "mcp.localhost",
       ca: caCertificate,
       maxVersion: "TLSv1.2",
@@ -358,7 +314,7 @@ describe("the ingress gateway's edge, with the certificates the program issued (
     assert.equal(older.protocol, "TLSv1.2");
     assert.ok((await server.nextVerdict()).accepted);
 
-    const outcome = await dialEdge(server.port, {
+    const outcome = await dial(server.port, {
       servername: "mcp.localhost",
       ca: caCertificate,
       minVersion: "TLSv1.1",

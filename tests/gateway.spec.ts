@@ -32,6 +32,7 @@ import {
   validateSdsFile,
 } from "./harness/envoy-schema";
 import { runStack, STACKS, stackConfig } from "./harness/program";
+import { rewrittenPath, selectRoute } from "./harness/route-model";
 
 type Json = Record<string, unknown>;
 
@@ -111,53 +112,26 @@ type Outcome =
   | { cluster: string; path: string; route: Route }
   | { status: number; route?: Route; body?: string };
 
-/**
- * Envoy's route choice (Envoy's route matching docs): the virtual host whose domains hold the
- * host (port dropped: ignore_port_in_host_matching), else `*`; then the first route whose path
- * match and `:method` matchers fit. `path_separated_prefix` p takes p and p/..., not p-anything.
- * prefix_rewrite replaces the matched part.
- */
+/** Envoy's route choice (tests/harness/route-model.ts), with the route taken. */
 function resolve(
   rc: RouteConfiguration,
   authority: string,
   rawPath: string,
   method = "GET",
 ): Outcome {
-  const host = authority.toLowerCase().replace(/:[0-9]+$/, "");
-  const vh =
-    rc.virtual_hosts.find((v) => v.domains.includes(host)) ??
-    rc.virtual_hosts.find((v) => v.domains.includes("*"));
-  if (!vh) return { status: 404 };
-  const path = rawPath.split("?")[0];
-  for (const r of vh.routes) {
-    const m = r.match;
-    let matched: string | undefined;
-    if ("path" in m) matched = path === m.path ? m.path : undefined;
-    else if ("prefix" in m) matched = path.startsWith(m.prefix) ? m.prefix : undefined;
-    else
-      matched =
-        path === m.path_separated_prefix || path.startsWith(`${m.path_separated_prefix}/`)
-          ? m.path_separated_prefix
-          : undefined;
-    if (matched === undefined) continue;
-    const methodOk = (m.headers ?? []).every((h) =>
-      new RegExp(`^(?:${h.string_match.safe_regex.regex})$`).test(method),
-    );
-    if (!methodOk) continue;
-    if ("direct_response" in r)
-      return {
-        status: r.direct_response.status,
-        route: r,
-        body: r.direct_response.body?.inline_string,
-      };
-    const rewrite = r.route.prefix_rewrite;
+  const { route, matched } = selectRoute(rc, authority, rawPath, { ":method": method });
+  if (!route || matched === undefined) return { status: 404 };
+  if ("direct_response" in route)
     return {
-      cluster: r.route.cluster,
-      path: rewrite === undefined ? rawPath : rewrite + rawPath.slice(matched.length),
-      route: r,
+      status: route.direct_response.status,
+      route,
+      body: route.direct_response.body?.inline_string,
     };
-  }
-  return { status: 404 };
+  return {
+    cluster: route.route.cluster,
+    path: rewrittenPath(route.route.prefix_rewrite, matched, rawPath),
+    route,
+  };
 }
 
 describe("the gateway's stack config", () => {

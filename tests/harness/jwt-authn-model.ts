@@ -6,14 +6,8 @@
  *
  * Written from Envoy's docs and source, independently of the builders in components/envoy (it
  * declares its own shapes of Envoy's JSON and imports nothing from components/):
- * - Routing (route_components.proto): the virtual host whose domains hold the :authority exactly
- *   (case-insensitive, port ignored under ignore_port_in_host_matching), else "*"; the first route
- *   whose path matcher fits the path without its query (`path` exact, `prefix`,
- *   `path_separated_prefix` p: p itself or p + "/...") and whose header matchers all fit.
- * - String and header matchers (StringMatcher, HeaderMatcher): exact / prefix / suffix /
- *   contains, case-insensitive under `ignore_case`, and safe_regex (where ignore_case has no
- *   effect). An RE2 safe_regex must match the WHOLE value (RE2::FullMatch), modelled as a JS
- *   RegExp wrapped in ^(?:...)$; a leading `(?i)` ignores case. present_match, invert_match.
+ * - Routing, string and header matchers: tests/harness/route-model.ts, shared with the route
+ *   tests.
  * - CORS (source/extensions/filters/http/cors/cors_filter.cc): skipped when the request has no
  *   route entry (no route, or a direct_response route). Its policies are the CorsPolicy
  *   typed_per_filter_config of the route, virtual host and route configuration, each setting
@@ -69,34 +63,19 @@
  * verify"; runtime overrides of mapper values; the upstream's own response.
  */
 import * as jose from "jose";
+import {
+  HeaderMatcher,
+  headerMatches,
+  RouteMatch,
+  rewrittenPath,
+  selectRoute,
+  StringMatch,
+  stringMatches,
+} from "./route-model";
 
 // ---------------------------------------------------------------------------------------------
 // Envoy's JSON, as far as the model reads it
 // ---------------------------------------------------------------------------------------------
-
-interface StringMatch {
-  exact?: string;
-  prefix?: string;
-  suffix?: string;
-  contains?: string;
-  safe_regex?: { regex: string };
-  ignore_case?: boolean;
-}
-
-interface HeaderMatcher {
-  name: string;
-  string_match?: StringMatch;
-  present_match?: boolean;
-  invert_match?: boolean;
-}
-
-interface RouteMatch {
-  path?: string;
-  prefix?: string;
-  path_separated_prefix?: string;
-  safe_regex?: unknown;
-  headers?: HeaderMatcher[];
-}
 
 interface HeaderValueOption {
   header: { key: string; value: string };
@@ -299,47 +278,6 @@ export type Outcome = Forwarded | LocalReply;
 
 const lower = (headers: Record<string, string> = {}): Record<string, string> =>
   Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v]));
-
-const withoutQuery = (path: string): string => path.split(/[?#]/, 1)[0];
-
-/** RE2 safe_regex in a matcher: the whole value must match; a leading `(?i)` ignores case. */
-const fullMatch = (regex: string, value: string): boolean => {
-  const caseless = regex.startsWith("(?i)");
-  return new RegExp(`^(?:${caseless ? regex.slice(4) : regex})$`, caseless ? "iu" : "u").test(
-    value,
-  );
-};
-
-/** StringMatcher: ignore_case lower-cases both sides of exact / prefix / suffix / contains. */
-function stringMatches(m: StringMatch, value: string): boolean {
-  const fold = (s: string) => (m.ignore_case === true ? s.toLowerCase() : s);
-  const v = fold(value);
-  if (m.exact !== undefined) return v === fold(m.exact);
-  if (m.prefix !== undefined) return v.startsWith(fold(m.prefix));
-  if (m.suffix !== undefined) return v.endsWith(fold(m.suffix));
-  if (m.contains !== undefined) return v.includes(fold(m.contains));
-  if (m.safe_regex) return fullMatch(m.safe_regex.regex, value);
-  throw new Error(`model: string matcher not modelled: ${JSON.stringify(m)}`);
-}
-
-function headerMatches(m: HeaderMatcher, headers: Record<string, string>): boolean {
-  const value = headers[m.name.toLowerCase()];
-  let result: boolean;
-  if (m.present_match !== undefined) result = (value !== undefined) === m.present_match;
-  else if (m.string_match) result = value !== undefined && stringMatches(m.string_match, value);
-  else throw new Error(`model: header matcher not modelled: ${JSON.stringify(m)}`);
-  return m.invert_match ? !result : result;
-}
-
-/** The prefix a route's path matcher took, or undefined when it does not fit. */
-function pathMatch(match: RouteMatch, path: string): string | undefined {
-  const p = withoutQuery(path);
-  if (match.path !== undefined) return p === match.path ? match.path : undefined;
-  if (match.prefix !== undefined) return p.startsWith(match.prefix) ? match.prefix : undefined;
-  const sep = match.path_separated_prefix;
-  if (sep !== undefined) return p === sep || p.startsWith(`${sep}/`) ? sep : undefined;
-  throw new Error(`model: route match not modelled: ${JSON.stringify(match)}`);
-}
 
 function metadataValue(metadata: DynamicMetadata, m: MetadataMatcher): unknown {
   let cur: unknown = metadata[m.filter];
@@ -813,20 +751,6 @@ function connectionManager(bootstrap: EnvoyBootstrap, listenerName: string): Htt
   throw new Error(`model: listener ${listenerName} has no HTTP connection manager`);
 }
 
-function selectVirtualHost(hcm: HttpConnectionManager, authority: string): VirtualHost | undefined {
-  const { virtual_hosts, ignore_port_in_host_matching } = hcm.route_config;
-  const host = (
-    ignore_port_in_host_matching ? authority.replace(/:[0-9]+$/, "") : authority
-  ).toLowerCase();
-  for (const vh of virtual_hosts)
-    for (const d of vh.domains)
-      if (d !== "*" && d.includes("*")) throw new Error(`model: domain ${d} not modelled`);
-  return (
-    virtual_hosts.find((vh) => vh.domains.some((d) => d.toLowerCase() === host)) ??
-    virtual_hosts.find((vh) => vh.domains.includes("*"))
-  );
-}
-
 /** The most specific per-filter config: the route's, else its virtual host's, else the route table's. */
 function perFilter<T>(
   hcm: HttpConnectionManager,
@@ -868,18 +792,11 @@ export async function evaluate(
     return out;
   };
 
-  const vh = selectVirtualHost(hcm, req.authority);
-  let route: EnvoyRoute | undefined;
-  let matchedPrefix: string | undefined;
-  for (const r of vh?.routes ?? []) {
-    if (r.match.safe_regex !== undefined) throw new Error("model: regex routes not modelled");
-    const prefix = pathMatch(r.match, req.path);
-    if (prefix === undefined) continue;
-    if (!(r.match.headers ?? []).every((h) => headerMatches(h, reqHeaders))) continue;
-    route = r;
-    matchedPrefix = prefix;
-    break;
-  }
+  const {
+    vh,
+    route,
+    matched: matchedPrefix,
+  } = selectRoute(hcm.route_config, req.authority, req.path, reqHeaders);
 
   for (const filter of hcm.http_filters) {
     if (filter.name === CORS) {
@@ -934,10 +851,7 @@ export async function evaluate(
       }
       if (!route.route) throw new Error("model: route without an action");
       const { cluster, prefix_rewrite } = route.route;
-      const path =
-        prefix_rewrite !== undefined && matchedPrefix !== undefined
-          ? prefix_rewrite + req.path.slice(matchedPrefix.length)
-          : req.path;
+      const path = rewrittenPath(prefix_rewrite, matchedPrefix ?? "", req.path);
       const responseHeaders: Record<string, string> = {};
       corsEncode(cors, responseHeaders);
       return {

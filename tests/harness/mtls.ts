@@ -919,33 +919,25 @@ export interface CallOutcome {
   error?: { code?: string; message: string };
   /** Whether the client finished its side of the handshake. */
   handshake: boolean;
+  /** After the handshake: the server's certificate, the TLS version and the ALPN protocol. */
+  certificate?: X509Certificate;
+  protocol?: string | null;
+  alpn?: string | false | null;
 }
 
-/** Connects, waits for one line or the end of the connection (bounded by `timeoutMs`). */
-export function call(port: number, caller: CallerOptions, timeoutMs = 1500): Promise<CallOutcome> {
+/**
+ * Connects to 127.0.0.1:`port` with `options` (the server's chain always verified), waits for one
+ * line or the end of the connection (bounded by `timeoutMs`).
+ */
+export function dial(
+  port: number,
+  options: tls.ConnectionOptions,
+  timeoutMs = 1500,
+): Promise<CallOutcome> {
   return new Promise((resolve) => {
     const outcome: CallOutcome = { handshake: false };
     let data = "";
-    const socket = tls.connect({
-      host: "127.0.0.1",
-      port,
-      servername: caller.servername,
-      ca: caller.ca,
-      ...(caller.cert === undefined ? {} : { cert: caller.cert, key: caller.key }),
-      minVersion: caller.minVersion,
-      maxVersion: caller.maxVersion,
-      ...(caller.ciphers === undefined ? {} : { ciphers: caller.ciphers }),
-      ...(caller.ecdhCurve === undefined ? {} : { ecdhCurve: caller.ecdhCurve }),
-      rejectUnauthorized: true,
-      checkServerIdentity: (_host, cert) => {
-        const id = identityOf(new X509Certificate(cert.raw));
-        if (sanMatches(caller.sanMatchers, id)) return undefined;
-        return Object.assign(
-          new Error(`server certificate SANs ${[...id.dns, ...id.uri].join(", ")} match none`),
-          { code: UPSTREAM_SAN_MISMATCH },
-        );
-      },
-    });
+    const socket = tls.connect({ host: "127.0.0.1", port, ...options, rejectUnauthorized: true });
     const finish = () => {
       clearTimeout(timer);
       socket.destroy();
@@ -955,7 +947,12 @@ export function call(port: number, caller: CallerOptions, timeoutMs = 1500): Pro
       outcome.error ??= { code: "TIMEOUT", message: `no answer within ${timeoutMs} ms` };
       finish();
     }, timeoutMs);
-    socket.on("secureConnect", () => (outcome.handshake = true));
+    socket.on("secureConnect", () => {
+      outcome.handshake = true;
+      outcome.certificate = socket.getPeerX509Certificate();
+      outcome.protocol = socket.getProtocol();
+      outcome.alpn = socket.alpnProtocol;
+    });
     socket.on("data", (chunk: Buffer) => {
       data += chunk.toString("utf8");
       const nl = data.indexOf("\n");
@@ -969,6 +966,31 @@ export function call(port: number, caller: CallerOptions, timeoutMs = 1500): Pro
     });
     socket.on("close", finish);
   });
+}
+
+/** A sidecar's call: its certificate, and Envoy's SAN check of the server's in place of node's. */
+export function call(port: number, caller: CallerOptions, timeoutMs = 1500): Promise<CallOutcome> {
+  return dial(
+    port,
+    {
+      servername: caller.servername,
+      ca: caller.ca,
+      ...(caller.cert === undefined ? {} : { cert: caller.cert, key: caller.key }),
+      minVersion: caller.minVersion,
+      maxVersion: caller.maxVersion,
+      ...(caller.ciphers === undefined ? {} : { ciphers: caller.ciphers }),
+      ...(caller.ecdhCurve === undefined ? {} : { ecdhCurve: caller.ecdhCurve }),
+      checkServerIdentity: (_host, cert) => {
+        const id = identityOf(new X509Certificate(cert.raw));
+        if (sanMatches(caller.sanMatchers, id)) return undefined;
+        return Object.assign(
+          new Error(`server certificate SANs ${[...id.dns, ...id.uri].join(", ")} match none`),
+          { code: UPSTREAM_SAN_MISMATCH },
+        );
+      },
+    },
+    timeoutMs,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
