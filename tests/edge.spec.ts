@@ -234,18 +234,10 @@ describe("services published outside the cluster (expose)", () => {
     const config = edgeConfig();
     const services = JSON.parse(config["bookapi-mesh:services"]) as Json[];
     services[0] = { ...services[0], expose: { type: "NodePort" } };
-    const warnings: string[] = [];
-    const { log } = await import("@pulumi/pulumi");
-    const warn = log.warn;
-    log.warn = (message: string) => {
-      warnings.push(message);
-      return Promise.resolve();
-    };
-    try {
-      await runProgram({ ...config, "bookapi-mesh:services": JSON.stringify(services) });
-    } finally {
-      log.warn = warn;
-    }
+    const { warnings } = await runProgram({
+      ...config,
+      "bookapi-mesh:services": JSON.stringify(services),
+    });
     assert.ok(
       warnings.some((w) =>
         w.includes('"bookapi": expose admits every address (0.0.0.0/0, ::/0: no sourceRanges)'),

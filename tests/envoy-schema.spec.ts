@@ -132,10 +132,10 @@ function assertHasError(errors: string[], path: string, fragment: string): void 
 }
 
 describe("Envoy v3 schema validator", () => {
-  it("loads Envoy's API protos once, in under 3 seconds", () => {
+  // How long the load takes is a benchmark figure (npm run bench), not an assertion.
+  it("loads Envoy's API protos once and reuses them", () => {
     const stats = envoyProtoStats();
     assert.ok(stats.files > 250, `only ${stats.files} proto files loaded`);
-    assert.ok(stats.loadMs < 3000, `loading took ${stats.loadMs} ms`);
     assert.equal(envoyProtoStats(), stats, "a second call must reuse the cached protos");
   });
 

@@ -1,13 +1,13 @@
 /**
  * The first commands a newcomer runs fail early and say what to do: `npm test` on a Node that is
- * too old, and `npm run up:local` without the Pulumi CLI.
+ * too old, and `npm run up:local` without the Pulumi CLI; one spec file runs alone.
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { PROJECT_ROOT } from "./harness/program";
+import { PROJECT_ROOT, runStack } from "./harness/program";
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { nodeVersionProblem } = require("../tools/preflight/node-version.cjs") as {
@@ -94,5 +94,54 @@ describe("the newcomer's first commands", () => {
       fs.rmSync(bin, { recursive: true, force: true });
       fs.rmSync(root, { recursive: true, force: true });
     }
+  });
+
+  it("runs just the named spec file with `npx mocha <file>`, and every spec file with npm test", () => {
+    const mocha = require.resolve("mocha/bin/mocha.js");
+    const listed = (args: string[]) => {
+      const run = spawnSync(process.execPath, [mocha, "--dry-run", "--reporter", "json", ...args], {
+        cwd: PROJECT_ROOT,
+        encoding: "utf8",
+      });
+      assert.equal(run.status, 0, run.stderr);
+      const report = JSON.parse(run.stdout) as { tests: { file: string }[] };
+      return new Set(report.tests.map((t) => path.relative(PROJECT_ROOT, t.file)));
+    };
+    assert.deepEqual([...listed(["tests/newcomer.spec.ts"])], ["tests/newcomer.spec.ts"]);
+    const pkg = JSON.parse(fs.readFileSync(path.join(PROJECT_ROOT, "package.json"), "utf8")) as {
+      scripts: Record<string, string>;
+    };
+    const glob = /^mocha '([^']+)'$/.exec(pkg.scripts.test)?.[1];
+    assert.ok(glob, pkg.scripts.test);
+    const specFiles = fs
+      .readdirSync(path.join(PROJECT_ROOT, "tests"))
+      .filter((f) => f.endsWith(".spec.ts"))
+      .map((f) => `tests/${f}`);
+    assert.deepEqual([...listed([glob])].sort(), specFiles.sort());
+  });
+
+  it("keeps a passing run quiet: the program's preview warnings are collected, not printed", async () => {
+    const printed: string[] = [];
+    const write = process.stderr.write.bind(process.stderr);
+    const warn = console.warn;
+    const log = console.log;
+    process.stderr.write = ((chunk: string | Uint8Array) => {
+      printed.push(String(chunk));
+      return true;
+    }) as typeof process.stderr.write;
+    console.warn = console.log = (...args: unknown[]) => void printed.push(args.join(" "));
+    let run;
+    try {
+      run = await runStack("staging");
+    } finally {
+      process.stderr.write = write;
+      console.warn = warn;
+      console.log = log;
+    }
+    assert.deepEqual(printed, []);
+    assert.ok(
+      run.warnings.some((w) => w.startsWith('kubernetesVersion "1.29"')),
+      run.warnings.join("\n"),
+    );
   });
 });

@@ -163,7 +163,14 @@ describe("the offline render", () => {
         .replace("ecdsaCurve: P256", "rsaBits: 2048"),
     );
     const out = path.join(own, "out");
-    assert.match(await main([file, out, "--include-secrets"]), /rendered stack mine/);
+    const message = await main([file, out, "--include-secrets"]);
+    assert.match(message, /rendered stack mine/);
+    // It suggests what throwaway output is good for, never applying it, and shows the warnings
+    // preview would (dev's gateway certificate comes from the mesh CA).
+    assert.match(message, /kubectl kustomize .*manifests/);
+    assert.match(message, /diff -ru/);
+    assert.doesNotMatch(message, /kubectl apply/);
+    assert.match(message, /^warning: gateway: tls\.selfSigned/m);
     const certs = path.join(out, "envoy", "bookapi", "etc", "envoy", "certs");
     const cert = new crypto.X509Certificate(fs.readFileSync(path.join(certs, "tls.crt")));
     const ca = new crypto.X509Certificate(fs.readFileSync(path.join(certs, "ca.crt")));

@@ -11,7 +11,11 @@ import { createHash } from "node:crypto";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { PROJECT } from "../../components/config";
-import { settleRegistrations, stackConfigFromFile } from "../../tools/render/engine";
+import {
+  captureWarnings,
+  settleRegistrations,
+  stackConfigFromFile,
+} from "../../tools/render/engine";
 import { fakeTlsResource, isFakeTlsType } from "./fake-tls";
 import { recordRegistrationOptions, RegistrationOptions, unwrapSecrets } from "./pulumi-internals";
 
@@ -37,6 +41,8 @@ export interface ProgramRun {
   outputs: Record<string, unknown>;
   /** Names of stack exports whose value is a secret. */
   secretOutputs: string[];
+  /** What the program logged with `pulumi.log.warn` (shown by preview; not printed here). */
+  warnings: string[];
 }
 
 /** A Kubernetes object as the API server returns it: its inputs plus a `metadata.uid`. */
@@ -121,34 +127,39 @@ export async function runProgramOutcome(
 
   recordRegistrationOptions((o) => options.set(`${o.type}::${o.name}`, o));
 
+  const logged = captureWarnings();
   const outputs: Record<string, unknown> = {};
   const secretOutputs: string[] = [];
-  const run: ProgramRun = { resources, outputs, secretOutputs };
-  const program = require.resolve(PROGRAM);
-  delete require.cache[program];
-  let exported: Record<string, unknown>;
+  const run: ProgramRun = { resources, outputs, secretOutputs, warnings: logged.warnings };
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    exported = require(program) as Record<string, unknown>;
-  } catch (error) {
-    await settleRegistrations(() => resources.length + errors.length);
-    return { run, error };
-  }
-
-  try {
-    for (const [name, value] of Object.entries(exported)) {
-      if (pulumi.Output.isInstance(value)) {
-        outputs[name] = await Promise.race([outputValue(value), failure]);
-        if (await pulumi.isSecret(value)) secretOutputs.push(name);
-      } else {
-        outputs[name] = value;
-      }
+    const program = require.resolve(PROGRAM);
+    delete require.cache[program];
+    let exported: Record<string, unknown>;
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      exported = require(program) as Record<string, unknown>;
+    } catch (error) {
+      await settleRegistrations(() => resources.length + errors.length);
+      return { run, error };
     }
-  } catch (error) {
-    return { run, error };
+
+    try {
+      for (const [name, value] of Object.entries(exported)) {
+        if (pulumi.Output.isInstance(value)) {
+          outputs[name] = await Promise.race([outputValue(value), failure]);
+          if (await pulumi.isSecret(value)) secretOutputs.push(name);
+        } else {
+          outputs[name] = value;
+        }
+      }
+    } catch (error) {
+      return { run, error };
+    }
+    await settleRegistrations(() => resources.length + errors.length);
+    return errors.length > 0 ? { run, error: errors[0] } : { run };
+  } finally {
+    logged.restore();
   }
-  await settleRegistrations(() => resources.length + errors.length);
-  return errors.length > 0 ? { run, error: errors[0] } : { run };
 }
 
 /** Runs one shipped stack. */

@@ -2,10 +2,11 @@
  * `npm run render -- <stack | path/to/Pulumi.<stack>.yaml> [dir] [--include-secrets]`
  *
  * Writes what the program would deploy for a stack, without a cluster or the Pulumi CLI, into
- * `dir` (default `out/<stack>` in the project): Kubernetes manifests ready for
- * `kubectl apply -k <dir>/manifests`, and each sidecar's Envoy files. Keys and certificates are
- * throwaway, derived from the stack name, so a render is byte-identical for the same commit and
- * stack. Private keys are redacted unless --include-secrets is given. See docs/render.md.
+ * `dir` (default `out/<stack>` in the project): Kubernetes manifests that `kubectl kustomize
+ * <dir>/manifests` builds in apply order, and each sidecar's Envoy files, for review, diffs and
+ * linters. Keys and certificates are throwaway, derived from the stack name, so a render is
+ * byte-identical for the same commit and stack; they are not for deploying (`pulumi up` does
+ * that). Private keys are redacted unless --include-secrets is given. See docs/render.md.
  */
 import * as path from "node:path";
 import { PROJECT_ROOT } from "./engine";
@@ -37,12 +38,21 @@ export async function main(
     : path.join(PROJECT_ROOT, "out", source.stack);
   checkOutputFolder(dir); // before the run: refuse a wrong folder at once
 
-  const files = renderFiles(await runStack(source), { includeSecrets });
+  const run = await runStack(source);
+  const files = renderFiles(run, { includeSecrets });
   writeOutput(dir, source.stack, files);
   const shown = (p: string) => (p.startsWith(cwd + path.sep) ? path.relative(cwd, p) : p);
-  return `rendered stack ${source.stack} (${shown(source.file)}): ${files.length} files in ${shown(dir)}${
-    includeSecrets ? " (with the throwaway private keys)" : " (private keys redacted)"
-  }\n  kubectl apply -k ${shown(path.join(dir, "manifests"))}`;
+  const manifests = shown(path.join(dir, "manifests"));
+  return [
+    // What `pulumi preview` would warn about for this stack.
+    ...run.warnings.map((w) => `warning: ${w}`),
+    `rendered stack ${source.stack} (${shown(source.file)}): ${files.length} files in ${shown(dir)}${
+      includeSecrets ? " (with the throwaway private keys)" : " (private keys redacted)"
+    }`,
+    `  review:  kubectl kustomize ${manifests}   (pipe it to kubeconform, kube-linter, conftest...)`,
+    `  compare: diff -ru <an earlier render> ${shown(dir)}`,
+    "  deploy:  pulumi up (these keys and certificates are throwaway: never apply them)",
+  ].join("\n");
 }
 
 if (require.main === module) {

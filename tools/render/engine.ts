@@ -58,6 +58,8 @@ export interface ProgramRun {
   stack: string;
   /** Every resource in registration order. */
   resources: Registered[];
+  /** What the program logged as warnings, as `pulumi preview` would show them. */
+  warnings: string[];
 }
 
 /** Thrown for config the shim cannot pass to the program. */
@@ -91,6 +93,21 @@ function waitForRegistrations(): Promise<void> {
     );
   }
   return runtime.waitForRPCs();
+}
+
+/**
+ * Collects what the program passes to `pulumi.log.warn` instead of printing it, until `restore`:
+ * under mocks the runtime writes warnings to the console, where a passing test run would show
+ * them as if something had failed.
+ */
+export function captureWarnings(): { warnings: string[]; restore(): void } {
+  const warnings: string[] = [];
+  const warn = pulumi.log.warn;
+  pulumi.log.warn = (message: string) => {
+    warnings.push(message);
+    return Promise.resolve();
+  };
+  return { warnings, restore: () => (pulumi.log.warn = warn) };
 }
 
 /**
@@ -169,6 +186,7 @@ export async function runProgram(options: RunOptions): Promise<ProgramRun> {
   // the language host to report): collect those here instead of letting them end the process.
   const onRejection = (reason: unknown) => errors.push(reason);
   process.on("unhandledRejection", onRejection);
+  const logged = captureWarnings();
   try {
     const program = require.resolve(PROGRAM);
     delete require.cache[program];
@@ -178,7 +196,8 @@ export async function runProgram(options: RunOptions): Promise<ProgramRun> {
     await settleRegistrations(() => resources.length + errors.length);
   } finally {
     process.off("unhandledRejection", onRejection);
+    logged.restore();
   }
   if (errors.length > 0) throw errors[0];
-  return { stack: options.stack, resources };
+  return { stack: options.stack, resources, warnings: logged.warnings };
 }

@@ -3,7 +3,7 @@
  * tls stand-in, and lays out what it would deploy as files (in memory; output.ts writes them).
  *
  *   manifests/NN-<kind>-<name>.yaml   one Kubernetes object per file, NN = apply order of its kind
- *   manifests/kustomization.yaml      lists them in that order: `kubectl apply -k manifests`
+ *   manifests/kustomization.yaml      lists them in that order: `kubectl kustomize manifests`
  *   envoy/<deployment>/<path>         each sidecar's files at the paths the sidecar reads them
  *                                     (its ConfigMap and Secret volumes, from the Deployment)
  */
@@ -197,7 +197,8 @@ export function renderFiles(run: ProgramRun, opts: { includeSecrets: boolean }):
   files.push({
     path: "manifests/kustomization.yaml",
     content:
-      `# Written by \`npm run render\` (stack ${run.stack}): \`kubectl apply -k <this folder>\`.\n` +
+      `# Written by \`npm run render\` (stack ${run.stack}): \`kubectl kustomize <this folder>\` builds\n` +
+      "# the objects in apply order, for review and linters; the keys are throwaway, deploy with pulumi up.\n" +
       `# Resources in apply order, by kind (kustomize's default order sorts kinds the same way).\n` +
       stringify({
         apiVersion: "kustomize.config.k8s.io/v1beta1",
