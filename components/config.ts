@@ -24,6 +24,8 @@ import {
   serviceHostnames,
 } from "./names";
 
+import { schemaKeysAt, stackKeyProblems, suggestion, withEntryName } from "./config-keys";
+
 export { PROJECT } from "./names";
 
 /** DNS-1035 label: Service names must start with a letter (Kubernetes rejects "1api"). */
@@ -1316,12 +1318,18 @@ export interface MeshModel {
   renderYamlToDirectory?: string;
   /** Pod Security Standard label set on the namespace (only when the program creates it). */
   podSecurity?: "restricted" | "baseline" | "privileged";
+  /** Stack keys that are valid but have no effect, for preview to warn about. */
+  configWarnings: string[];
 }
 
 /** Stack config that cannot be deployed. The message names every offending key. */
 export class MeshConfigError extends pulumi.RunError {
-  constructor(public readonly problems: string[]) {
-    super(`Invalid stack config:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+  public readonly problems: string[];
+  /** With the raw config, a problem about `services[i]` or `clients[i]` also names the entry. */
+  constructor(problems: string[], raw?: Record<string, unknown>) {
+    const named = raw ? problems.map((p) => withEntryName(p, raw)) : problems;
+    super(`Invalid stack config:\n${named.map((p) => `  - ${p}`).join("\n")}`);
+    this.problems = named;
     this.name = "MeshConfigError";
   }
 }
@@ -1393,7 +1401,8 @@ export function parseMeshConfig(raw: Record<string, unknown>): MeshModel {
     throw new MeshConfigError(
       parsed.error.issues.map((issue) => {
         if (issue.code === "unrecognized_keys") {
-          return `${keyOf(issue.path)}: unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => JSON.stringify(k)).join(", ")} (a typo?)`;
+          const known = schemaKeysAt(rawMeshSchema, issue.path);
+          return `${keyOf(issue.path)}: unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => `${JSON.stringify(k)}${suggestion(k, known) || " (a typo?)"}`).join(", ")}`;
         }
         if (issue.code === "invalid_key") {
           // A map key (label, annotation, node selector): say what is wrong with it.
@@ -1401,11 +1410,12 @@ export function parseMeshConfig(raw: Record<string, unknown>): MeshModel {
         }
         return `${keyOf(issue.path)}: ${issue.message}`;
       }),
+      raw,
     );
   }
   const cfg = parsed.data;
   const problems = topologyProblems(cfg);
-  if (problems.length > 0) throw new MeshConfigError(problems);
+  if (problems.length > 0) throw new MeshConfigError(problems, raw);
 
   const createNamespace = cfg.namespace !== "default" && (cfg.createNamespace ?? true);
   const minor = kubernetesMinor(cfg.kubernetesVersion);
@@ -1536,6 +1546,7 @@ export function parseMeshConfig(raw: Record<string, unknown>): MeshModel {
     services,
     ...(cfg.renderYamlToDirectory ? { renderYamlToDirectory: cfg.renderYamlToDirectory } : {}),
     ...(cfg.podSecurity ? { podSecurity: cfg.podSecurity } : {}),
+    configWarnings: [],
   };
 }
 
@@ -1958,7 +1969,9 @@ function appSettingProblems(cfg: RawMesh, svc: RawService, key: string): string[
 export function loadMeshConfig(
   all: Record<string, string> = pulumi.runtime.allConfig(),
 ): MeshModel {
+  const keys = stackKeyProblems(all);
   const { raw, problems } = rawConfigFrom(all);
-  if (problems.length > 0) throw new MeshConfigError(problems);
-  return parseMeshConfig(raw);
+  if (keys.problems.length + problems.length > 0)
+    throw new MeshConfigError([...keys.problems, ...problems]);
+  return { ...parseMeshConfig(raw), configWarnings: keys.warnings };
 }

@@ -202,7 +202,8 @@ export class ServiceMesh extends pulumi.ComponentResource {
       );
     }
 
-    for (const warning of trafficWarnings(model)) void pulumi.log.warn(warning, this);
+    for (const warning of [...model.configWarnings, ...trafficWarnings(model)])
+      void pulumi.log.warn(warning, this);
 
     this.services = {};
     for (const svc of model.services) {
