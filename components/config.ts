@@ -1810,6 +1810,12 @@ function gatewayProblems(cfg: RawMesh, gw: RawGateway, known: Set<string>): stri
     seen.add(where);
     if (route.public && route.auth)
       problems.push(`${rkey}.public: a public route takes no auth; drop one of them`);
+    // Stacks held to the restricted Pod Security Standard are the production-like ones: there
+    // an edge without a token check must be asked for, not be what an omission gives.
+    if (cfg.podSecurity === "restricted" && !route.public && !(route.auth ?? gw.auth))
+      problems.push(
+        `${rkey}: forwards ${route.pathPrefix} to "${route.service}" from outside the cluster with no token check, which a stack with podSecurity restricted refuses; set gateway.auth (or this route's auth), or public: true to publish it without one`,
+      );
     if (authenticated(route) && !route.host && !gw.hostname)
       problems.push(
         `${rkey}.host: an authenticated route needs a host (here or gateway.hostname) for its resource URL (RFC 9728, MCP authorization)`,

@@ -79,6 +79,7 @@ export function gatewaySpec(model: MeshModel, gateway: GatewayModel): GatewaySpe
       upstream: upstreamSpec(r.upstream),
       ...(r.jwt ? { jwt: jwtSpec(r.jwt) } : {}),
       ...(r.resource ? { resource: { ...r.resource } } : {}),
+      ...(r.public ? { public: true as const } : {}),
     })),
     ...(gateway.cors
       ? {
@@ -102,6 +103,14 @@ export function gatewayWarnings(gateway: GatewayModel): string[] {
     warnings.push(
       `gateway: route ${r.host ?? ""}${r.pathPrefix} reaches "${r.upstream.name}" without a token check (set gateway.auth, or routes[].public: true to say it is meant)`,
     );
+  // RFC 2606 reserves these domains for examples: the shipped stacks' auth is one to edit.
+  const placeholder = /(^|\.)example\.(com|org|net)$/;
+  const issuers = new Set(gateway.routes.flatMap((r) => (r.jwt ? [r.jwt.issuer] : [])));
+  for (const issuer of issuers)
+    if (placeholder.test(new URL(issuer).hostname))
+      warnings.push(
+        `gateway: the token issuer ${issuer} is an example (RFC 2606): set gateway.auth.jwt to your authorization server before deploying; until then every token is refused (docs/gateway.md, first deploy)`,
+      );
   const { type, port } = gateway.service;
   if (type === "NodePort" && port !== undefined && (port < 30000 || port > 32767))
     warnings.push(

@@ -25,6 +25,7 @@ export function meshContext(stack: string, config: ConfigSource): MeshContext {
     namespace: config.get("namespace") ?? MESH.defaultNamespace,
     inboundPort: typeof inbound === "number" ? inbound : MESH.defaultInboundPort,
     strictStacks: MESH.defaultStrictStacks,
+    ...(config.get("podSecurity") ? { podSecurity: config.get("podSecurity") } : {}),
   };
 }
 

@@ -27,6 +27,8 @@ export interface MeshContext {
   inboundPort: number;
   /** Stacks in which a mesh Service may publish nothing but the mTLS port. */
   strictStacks: readonly string[];
+  /** `bookapi-mesh:podSecurity`; a restricted stack is strict for the gateway-token rule too. */
+  podSecurity?: string;
 }
 
 /** A rule: its policy name and description, the types it inspects, and the check. */
@@ -56,6 +58,9 @@ export const MESH = {
   gatewayPortName: "https",
   /** The gateway's TLS listener in its pod (components/config.ts GATEWAY_LISTEN_PORT). */
   gatewayTargetPort: 8443,
+  /** Route metadata (namespace, key) marking a gateway route public on purpose. */
+  publicRouteMetadata: ["bookapi-mesh", "public"],
+  jwtAuthnFilter: "envoy.filters.http.jwt_authn",
   defaultNamespace: "default",
   defaultInboundPort: 15001,
   defaultStrictStacks: ["prod"],
@@ -438,6 +443,44 @@ export function checkServicePorts(resource: PolicyResource, ctx: MeshContext): s
 }
 
 // ---------------------------------------------------------------------------------------------
+// 7. In strict stacks the gateway forwards nothing from outside without a token check
+
+/** Every route of the HTTP connection managers of the listeners on `port`. */
+function httpRoutesOn(bootstrap: unknown, port: number): Obj[] {
+  return objects(at(bootstrap, "static_resources", "listeners"))
+    .filter((l) => at(l, "address", "socket_address", "port_value") === port)
+    .flatMap((l) => objects(l.filter_chains))
+    .flatMap((fc) => objects(fc.filters))
+    .flatMap((f) => objects(at(f, "typed_config", "route_config", "virtual_hosts")))
+    .flatMap((vh) => objects(vh.routes));
+}
+
+export function checkGatewayRoutesNeedTokens(resource: PolicyResource, ctx: MeshContext): string[] {
+  const strict = isStrictStack(ctx) || ctx.podSecurity === "restricted";
+  const labels = at(resource.props, "metadata", "labels");
+  if (!strict || str(at(labels, MESH.componentLabel)) !== MESH.gatewayComponent) return [];
+  const parsed = bootstrapOf(resource);
+  if (parsed === undefined || "error" in parsed) return [];
+  const [ns, key] = MESH.publicRouteMetadata;
+  // The edge listener only: the health and metrics listeners are for the cluster's own probes.
+  return httpRoutesOn(parsed.bootstrap, MESH.gatewayTargetPort).flatMap((route) => {
+    // Direct responses (metadata documents, 404s) forward nothing.
+    if (obj(route.route) === undefined) return [];
+    const requirement = at(
+      route,
+      "typed_per_filter_config",
+      MESH.jwtAuthnFilter,
+      "requirement_name",
+    );
+    if (str(requirement) !== undefined) return [];
+    if (at(route, "metadata", "filter_metadata", ns, key) === true) return [];
+    return [
+      `${describe(resource)}: the gateway forwards ${JSON.stringify(route.match)} to ${String(at(route, "route", "cluster"))} with no token check in a strict stack; set gateway.auth, or mark the route public`,
+    ];
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
 
 const POD_TYPES = [
   TYPES.deployment,
@@ -490,6 +533,14 @@ export const RULES: readonly Rule[] = [
       "In strict stacks (prod), a mesh Service publishes only the mTLS port (the gateway's Service only its https port); app ports stay unreachable from outside the SAN allow-list.",
     types: [TYPES.service],
     check: checkServicePorts,
+    usesStrictStacks: true,
+  },
+  {
+    name: "strict-stack-gateway-routes-need-tokens",
+    description:
+      "In strict stacks (prod, and any stack with podSecurity restricted), every route the ingress gateway forwards checks a bearer token unless the stack marks it public.",
+    types: [TYPES.configMap],
+    check: checkGatewayRoutesNeedTokens,
     usesStrictStacks: true,
   },
 ];

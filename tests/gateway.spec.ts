@@ -6,6 +6,8 @@
  * network in gateway-edge.spec.ts.
  */
 import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { loadMeshConfig, MeshConfigError, MeshModel, parseMeshConfig } from "../components/config";
 import {
   buildGatewayBootstrap,
@@ -31,7 +33,7 @@ import {
   validateBootstrapDetailed,
   validateSdsFile,
 } from "./harness/envoy-schema";
-import { runStack, STACKS, stackConfig } from "./harness/program";
+import { PROJECT_ROOT, runStack, STACKS, stackConfig } from "./harness/program";
 import { rewrittenPath, selectRoute } from "./harness/route-model";
 
 type Json = Record<string, unknown>;
@@ -47,10 +49,11 @@ const SERVICES = [
   },
 ];
 
+// Not under example.com: preview warns about an issuer there (a placeholder left in place).
 const JWT = {
-  issuer: "https://auth.example.com",
+  issuer: "https://id.bookapi.test",
   audiences: ["https://mcp.example.com/mcp"],
-  jwksUri: "https://auth.example.com/.well-known/jwks.json",
+  jwksUri: "https://id.bookapi.test/.well-known/jwks.json",
   requiredScopes: ["mcp:tools"],
 };
 
@@ -412,20 +415,68 @@ describe("the gateway's stack config", () => {
   });
 
   it("warns at preview about every route without a token check that is not marked public, and about a self-signed certificate", () => {
-    const prod = loadMeshConfig(stackConfig("prod")).gateway;
-    assert.ok(prod);
-    assert.deepEqual(gatewayWarnings(prod), [
-      'gateway: route /mcp reaches "bookapi-mcp-server" without a token check (set gateway.auth, or routes[].public: true to say it is meant)',
-    ]);
     const dev = loadMeshConfig(stackConfig("dev")).gateway;
     assert.ok(dev);
     assert.deepEqual(
       gatewayWarnings(dev).map((w) => w.split(";")[0]),
       ["gateway: tls.selfSigned issues the public certificate from the mesh CA"],
     );
+    const open = meshWith({
+      ...RICH_GATEWAY,
+      routes: [{ pathPrefix: "/mcp", service: "bookapi-mcp-server" }],
+      auth: undefined,
+    }).gateway;
+    assert.ok(open);
+    assert.deepEqual(gatewayWarnings(open), [
+      'gateway: route /mcp reaches "bookapi-mcp-server" without a token check (set gateway.auth, or routes[].public: true to say it is meant)',
+    ]);
     const rich = meshWith(RICH_GATEWAY).gateway;
     assert.ok(rich);
     assert.deepEqual(gatewayWarnings(rich), [], "public and authenticated routes: nothing to say");
+  });
+
+  it("refuses, in a stack with podSecurity restricted, a route with neither a token check nor public: true", () => {
+    const open = {
+      ...RICH_GATEWAY,
+      routes: [
+        { pathPrefix: "/mcp", service: "bookapi-mcp-server" },
+        { pathPrefix: "/v2", service: "bookapi", public: true },
+      ],
+      auth: undefined,
+    };
+    assert.deepEqual(problemsOf(open, { podSecurity: "restricted" }), [
+      'bookapi-mesh:gateway.routes[0]: forwards /mcp to "bookapi-mcp-server" from outside the cluster with no token check, which a stack with podSecurity restricted refuses; set gateway.auth (or this route\'s auth), or public: true to publish it without one',
+    ]);
+    assert.deepEqual(problemsOf(open, { podSecurity: "baseline" }), []);
+    assert.deepEqual(problemsOf(RICH_GATEWAY, { podSecurity: "restricted" }), []);
+    // The shipped strict stacks as they would be with their auth block removed.
+    for (const stack of ["staging", "prod"]) {
+      const config = stackConfig(stack);
+      const gateway = JSON.parse(config["bookapi-mesh:gateway"]) as Json;
+      delete gateway.auth;
+      assert.throws(
+        () => loadMeshConfig({ ...config, "bookapi-mesh:gateway": JSON.stringify(gateway) }),
+        (err: unknown) =>
+          err instanceof MeshConfigError &&
+          err.problems.length === 1 &&
+          err.problems[0].startsWith("bookapi-mesh:gateway.routes[0]: forwards /mcp"),
+        stack,
+      );
+    }
+  });
+
+  it("ships staging and prod with a token check whose example issuer preview says to edit first", () => {
+    for (const stack of ["staging", "prod"]) {
+      const gateway = loadMeshConfig(stackConfig(stack)).gateway;
+      assert.ok(gateway && gateway.routes.every((r) => r.jwt), stack);
+      assert.deepEqual(gatewayWarnings(gateway), [
+        "gateway: the token issuer https://auth.example.com is an example (RFC 2606): set gateway.auth.jwt to your authorization server before deploying; until then every token is refused (docs/gateway.md, first deploy)",
+      ]);
+      assert.match(
+        fs.readFileSync(path.join(PROJECT_ROOT, `Pulumi.${stack}.yaml`), "utf8"),
+        /EDIT THIS FIRST/,
+      );
+    }
   });
 
   it("compares audiences as Envoy does (no scheme, no trailing slash), and warns when a host has no name in a self-signed certificate", () => {
@@ -618,7 +669,7 @@ describe("the gateway's routes", () => {
     const mcp = doc("mcp.example.com", "/.well-known/oauth-protected-resource/mcp");
     assert.deepEqual(mcp, {
       resource: "https://mcp.example.com/mcp",
-      authorization_servers: ["https://auth.example.com"],
+      authorization_servers: ["https://id.bookapi.test"],
       bearer_methods_supported: ["header"],
       scopes_supported: ["mcp:tools"],
     });
@@ -657,12 +708,12 @@ describe("the gateway's routes", () => {
       "bookapi-mcp-server.bookapi.svc.cluster.local",
     );
     // One cluster for the JWKS server all three providers use.
-    const jwks = clusters.get("egress_jwks_auth_example_com_443");
+    const jwks = clusters.get("egress_jwks_id_bookapi_test_443");
     assert.ok(jwks?.transport_socket);
     assert.deepEqual(
       jwks.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address,
       {
-        address: "auth.example.com",
+        address: "id.bookapi.test",
         port_value: 443,
       },
     );
@@ -853,7 +904,13 @@ describe("the gateway's endpoint output", () => {
     const run = await runStack("prod");
     assert.deepEqual(run.outputs.gateway, {
       endpoint: "pending (no load balancer address yet)",
-      routes: [{ url: "https://mcp.example.com/mcp", service: "bookapi-mcp-server" }],
+      routes: [
+        {
+          url: "https://mcp.example.com/mcp",
+          service: "bookapi-mcp-server",
+          resourceMetadata: "https://mcp.example.com/.well-known/oauth-protected-resource/mcp",
+        },
+      ],
     });
   });
 });

@@ -23,6 +23,8 @@ import { ENVOY_FILES } from "../components/envoy/model";
 import { objectNames } from "../components/names";
 import { PORT_NAMES } from "../components/workload";
 import { COMPONENT_LABEL, GATEWAY_PORT_NAME } from "../components/gateway";
+import { PUBLIC_ROUTE_METADATA } from "../components/envoy/gateway";
+import { EXTENSION_NAMES } from "../components/envoy/types";
 import { GATEWAY_LISTEN_PORT } from "../components/config";
 import { ConfigSource, meshContext, meshPolicies } from "../policy/pack";
 import { MESH, MeshContext, PolicyResource, RULES, TYPES, violations } from "../policy/rules";
@@ -46,6 +48,7 @@ const RULE = {
   privateKey: "no-private-key-in-configmap",
   images: "images-pinned",
   ports: "strict-stack-services-publish-only-mtls",
+  gatewayTokens: "strict-stack-gateway-routes-need-tokens",
 } as const;
 
 type Obj = Record<string, unknown>;
@@ -198,6 +201,9 @@ describe("policy pack: the rules on the shipped stacks", function () {
     assert.equal(MESH.gatewayTargetPort, GATEWAY_LISTEN_PORT);
     assert.equal(MESH.gatewayPortName, GATEWAY_PORT_NAME);
     assert.deepEqual({ [MESH.componentLabel]: MESH.gatewayComponent }, { ...COMPONENT_LABEL });
+    assert.equal(MESH.jwtAuthnFilter, EXTENSION_NAMES.jwtAuthn);
+    const [ns, key] = MESH.publicRouteMetadata;
+    assert.deepEqual(PUBLIC_ROUTE_METADATA.filter_metadata, { [ns]: { [key]: true } });
   });
 
   for (const stack of STACKS) {
@@ -463,6 +469,70 @@ describe("policy pack: the rules on the shipped stacks", function () {
       assert.match(found[0].message, /unknown stack/);
     });
   });
+  describe("the gateway token rule", function () {
+    /** The gateway's routes on its edge listener (8443), in its versioned ConfigMap. */
+    function edgeRoutes(configMap: Checked, edit: (routes: Obj[]) => void): void {
+      editJson(configMap, MESH.bootstrapKey, (bootstrap) => {
+        const listeners = get(bootstrap, "static_resources", "listeners") as unknown as Obj[];
+        const edge = listeners.find(
+          (l) => get(l, "address", "socket_address").port_value === MESH.gatewayTargetPort,
+        );
+        const hcm = get(edge, "filter_chains", 0, "filters", 0, "typed_config");
+        edit(get(hcm, "route_config", "virtual_hosts", 0).routes as Obj[]);
+      });
+    }
+    const forwarding = (routes: Obj[]) => routes.filter((r) => r.route !== undefined);
+
+    it("reports a prod gateway route forwarded with its token check turned off", function () {
+      const resources = resourcesOf("prod");
+      const configMap = envoyConfigMap(resources, "mesh-gateway");
+      edgeRoutes(configMap, (routes) => {
+        const [first] = forwarding(routes);
+        get(first, "typed_per_filter_config")[MESH.jwtAuthnFilter] = { disabled: true };
+      });
+      const message = onlyViolation(resources, contextOf("prod"), RULE.gatewayTokens, configMap);
+      assert.match(message, /forwards .*mcp.* to .* with no token check in a strict stack/);
+    });
+
+    it("holds in staging, whose podSecurity is restricted, though only prod is a strict stack by name", function () {
+      const resources = resourcesOf("staging");
+      const configMap = envoyConfigMap(resources, "mesh-gateway");
+      edgeRoutes(configMap, (routes) => {
+        for (const r of forwarding(routes)) delete r.typed_per_filter_config;
+      });
+      const ctx = contextOf("staging");
+      assert.equal(ctx.podSecurity, "restricted");
+      assert.ok(allViolations(resources, ctx).every((v) => v.rule === RULE.gatewayTokens));
+      assert.ok(allViolations(resources, ctx).length > 0);
+      assert.deepEqual(allViolations(resources, { ...ctx, podSecurity: undefined }), []);
+    });
+
+    it("accepts a route the stack marks public, and any route outside strict stacks", function () {
+      const resources = resourcesOf("dev");
+      const configMap = envoyConfigMap(resources, "mesh-gateway");
+      let marked = 0;
+      edgeRoutes(
+        configMap,
+        (routes) => (marked = forwarding(routes).filter((r) => r.metadata).length),
+      );
+      assert.ok(marked > 0, "dev's public route carries the mark");
+      assert.deepEqual(
+        allViolations(resources, { ...contextOf("dev"), stack: "prod" }).filter(
+          (v) => v.rule === RULE.gatewayTokens,
+        ),
+        [],
+      );
+      edgeRoutes(configMap, (routes) => {
+        for (const r of routes) delete r.metadata;
+      });
+      assert.deepEqual(allViolations(resources, contextOf("dev")), []);
+      assert.ok(
+        allViolations(resources, { ...contextOf("dev"), stack: "prod" }).some(
+          (v) => v.rule === RULE.gatewayTokens,
+        ),
+      );
+    });
+  });
 });
 
 describe("policy pack: wiring into @pulumi/policy", function () {
@@ -472,14 +542,14 @@ describe("policy pack: wiring into @pulumi/policy", function () {
     prod = await runStack("prod");
   });
 
-  it("declares one mandatory policy per rule, the port rule configurable", function () {
+  it("declares one mandatory policy per rule, the strict-stack rules configurable", function () {
     const policies = meshPolicies(contextOf("prod"));
     assert.deepEqual(
       policies.map((p) => [p.name, p.enforcementLevel]),
       RULES.map((r) => [r.name, "mandatory"]),
     );
     const configurable = policies.filter((p) => p.configSchema !== undefined).map((p) => p.name);
-    assert.deepEqual(configurable, [RULE.ports]);
+    assert.deepEqual(configurable, [RULE.ports, RULE.gatewayTokens]);
   });
 
   it("reads the mesh namespace and inbound port from the stack config", function () {

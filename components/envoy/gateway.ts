@@ -36,6 +36,7 @@ import {
   HttpFilter,
   JwtProvider,
   Listener,
+  Metadata,
   PathMatch,
   PerFilterConfig,
   ResponseMapper,
@@ -247,6 +248,14 @@ export function scopeRules(jwt: JwtSpec): RbacRules {
   };
 }
 
+/**
+ * Marks a route published without a token on purpose (`routes[].public`). Envoy ignores route
+ * metadata no filter reads; the policy pack reads it to tell a public route from a forgotten one.
+ */
+export const PUBLIC_ROUTE_METADATA: Metadata = {
+  filter_metadata: { "bookapi-mesh": { public: true } },
+};
+
 /** Whether any route checks tokens (the JWT and RBAC filters are only built then). */
 export function hasJwt(spec: Pick<GatewaySpec, "routes">): boolean {
   return spec.routes.some((r) => r.jwt);
@@ -281,6 +290,7 @@ export function gatewayRoutes(spec: Pick<GatewaySpec, "routes">, route: GatewayR
   const extra = (rewrite?: string) => ({
     ...(rewrite !== undefined ? { prefix_rewrite: rewrite } : {}),
     ...(Object.keys(perFilter).length > 0 ? { typed_per_filter_config: perFilter } : {}),
+    ...(route.public ? { metadata: PUBLIC_ROUTE_METADATA } : {}),
   });
   const p = route.pathPrefix;
   const r = route.rewritePrefix;

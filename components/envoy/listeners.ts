@@ -21,6 +21,7 @@ import {
   HttpConnectionManager,
   HttpFilter,
   Listener,
+  Metadata,
   PathMatch,
   PerFilterConfig,
   NetworkFilter,
@@ -189,7 +190,11 @@ export function sessionAffinity(header: string): StatefulSessionPerRoute {
 export function upstreamRoutes(
   upstream: Upstream,
   match: PathMatch = { prefix: "/" },
-  extra: { prefix_rewrite?: string; typed_per_filter_config?: PerFilterConfig } = {},
+  extra: {
+    prefix_rewrite?: string;
+    typed_per_filter_config?: PerFilterConfig;
+    metadata?: Metadata;
+  } = {},
 ): Route[] {
   const cluster = upstreamClusterName(upstream);
   const { traffic } = upstream;
@@ -203,7 +208,10 @@ export function upstreamRoutes(
     ...routeAction(cluster, traffic, retry),
     ...(extra.prefix_rewrite !== undefined ? { prefix_rewrite: extra.prefix_rewrite } : {}),
   });
-  const perRoute = Object.keys(perFilter).length > 0 ? { typed_per_filter_config: perFilter } : {};
+  const perRoute = {
+    ...(Object.keys(perFilter).length > 0 ? { typed_per_filter_config: perFilter } : {}),
+    ...(extra.metadata ? { metadata: structuredClone(extra.metadata) } : {}),
+  };
   const idempotent: Route = {
     match: {
       ...match,

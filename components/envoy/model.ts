@@ -137,6 +137,8 @@ export interface GatewayRouteSpec {
   jwt?: JwtSpec;
   /** RFC 9728 protected resource, with jwt. */
   resource?: { url: string; metadataPath: string; metadataUrl: string };
+  /** Published without a token on purpose (`routes[].public`): said in the route's metadata. */
+  public?: true;
 }
 
 /** Where the gateway pod mounts what Envoy reads. */

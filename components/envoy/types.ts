@@ -347,11 +347,17 @@ export interface HeaderValueOption {
   append_action: "OVERWRITE_IF_EXISTS_OR_ADD";
 }
 
+/** Opaque data on a config object, by namespace (config.core.v3.Metadata). */
+export interface Metadata {
+  filter_metadata: Record<string, Record<string, string | number | boolean>>;
+}
+
 export type Route =
   | {
       match: RouteMatch;
       route: RouteAction;
       typed_per_filter_config?: PerFilterConfig;
+      metadata?: Metadata;
     }
   | {
       match: RouteMatch;
