@@ -1281,8 +1281,11 @@ export interface GatewayRouteModel {
 export interface GatewayModel extends PeerIdentity {
   replicas: number;
   hostname?: string;
-  /** The port in the URLs clients use (443 is left out of them). */
-  publicPort: number;
+  /**
+   * The port in the URLs clients use (443 is left out of them); absent for a NodePort gateway
+   * whose node port Kubernetes assigns (no route needs it at preview).
+   */
+  publicPort?: number;
   preStopSeconds: number;
   minReadySeconds: number;
   service: RawGateway["service"];
@@ -1618,11 +1621,11 @@ function gatewayModel(
   upstreamOf: (service: string) => UpstreamModel,
   hostnames: (name: string) => string[],
 ): GatewayModel {
-  const publicPort = gatewayPublicPort(gw) ?? GATEWAY_DEFAULT_PORT;
+  const publicPort = gatewayPublicPort(gw);
   const routes = gw.routes.map((route, i): GatewayRouteModel => {
     const jwt = routeJwt(gw, i);
     // topologyProblems has made sure an authenticated route has a host and a known port.
-    const host = `${route.host ?? gw.hostname ?? ""}${publicPort === GATEWAY_DEFAULT_PORT ? "" : `:${publicPort}`}`;
+    const host = `${route.host ?? gw.hostname ?? ""}${publicPort === undefined || publicPort === GATEWAY_DEFAULT_PORT ? "" : `:${publicPort}`}`;
     const suffix = route.pathPrefix === "/" ? "" : route.pathPrefix;
     return {
       ...(route.host ? { host: route.host } : {}),
@@ -1651,7 +1654,7 @@ function gatewayModel(
     ...self,
     replicas: gw.replicas,
     ...(gw.hostname ? { hostname: gw.hostname } : {}),
-    publicPort,
+    ...(publicPort !== undefined ? { publicPort } : {}),
     preStopSeconds: gw.preStopSeconds,
     minReadySeconds: gw.minReadySeconds,
     service: gw.service,
@@ -1790,9 +1793,16 @@ function gatewayProblems(cfg: RawMesh, gw: RawGateway, known: Set<string>): stri
     problems.push(
       `${key}.service.sourceRanges: a ClusterIP gateway is reached from inside the cluster only; name its clients in service.from`,
     );
-  if (gw.service.type === "NodePort" && gw.service.port === undefined)
+  // An assigned node port is known only after the Service exists; resource URLs are built
+  // before. Without authenticated routes, Kubernetes may pick it, so two stacks never collide.
+  if (
+    gw.service.type === "NodePort" &&
+    gw.service.port === undefined &&
+    gw.publicPort === undefined &&
+    gw.routes.some(authenticated)
+  )
     problems.push(
-      `${key}.service.port: a NodePort gateway needs its node port fixed (30000-32767 by default): clients' URLs carry it`,
+      `${key}.service.port: a NodePort gateway with authenticated routes needs its node port fixed (30000-32767 by default): resource URLs carry it (or set publicPort)`,
     );
   const namesHosts = gw.routes.some((r) => r.host !== undefined);
   const seen = new Set<string>();

@@ -311,6 +311,8 @@ export class MeshGateway extends pulumi.ComponentResource {
   public readonly podDisruptionBudget?: k8s.policy.v1.PodDisruptionBudget;
   /** `<address>:<port>` clients dial, from the load balancer's status where there is one. */
   public readonly endpoint: pulumi.Output<string>;
+  /** The node port of a NodePort gateway, as Kubernetes set it (fixed or assigned). */
+  public readonly nodePort: pulumi.Output<number | undefined>;
 
   constructor(name: string, args: MeshGatewayArgs, opts?: pulumi.ComponentResourceOptions) {
     super("bookapi-mesh:gateway:MeshGateway", name, {}, opts);
@@ -408,21 +410,24 @@ export class MeshGateway extends pulumi.ComponentResource {
     this.endpoint = pulumi
       .all([this.service.status, this.service.spec])
       .apply(([status, spec]) => gatewayEndpoint(gateway, status, spec));
-    this.registerOutputs({ endpoint: this.endpoint });
+    this.nodePort = this.service.spec.apply((spec) => spec?.ports?.[0]?.nodePort);
+    this.registerOutputs({ endpoint: this.endpoint, nodePort: this.nodePort });
   }
 }
 
 /**
- * The URL a client uses for a route: its host (or the gateway's hostname) with the public port,
- * else the gateway's endpoint.
+ * The URL a client uses for a route: its host (or the gateway's hostname) with the public port
+ * (the node port Kubernetes assigned when none is set), else the gateway's endpoint.
  */
 export function gatewayRouteUrl(
   gateway: GatewayModel,
   route: GatewayModel["routes"][number],
   endpoint: string,
+  assignedNodePort?: number,
 ): string {
   const host = route.host ?? gateway.hostname;
-  const port = gateway.publicPort === GATEWAY_DEFAULT_PORT ? "" : `:${gateway.publicPort}`;
+  const published = gateway.publicPort ?? assignedNodePort ?? "<node port>";
+  const port = published === GATEWAY_DEFAULT_PORT ? "" : `:${published}`;
   return `https://${host ? `${host}${port}` : endpoint}${route.pathPrefix}`;
 }
 

@@ -15,7 +15,7 @@ import { SIDECAR_PATHS, SidecarSpec } from "./envoy/model";
 import { overloadSpec, trafficSpec, upstreamSpec } from "./envoy-units";
 import { gatewayFiles, gatewayRouteUrl, gatewayWarnings, MeshGateway } from "./gateway";
 import { CertificateAuthority, ClientCertificate, ServiceCertificate } from "./pki";
-import { meshLabels } from "./names";
+import { meshLabels, STACK_CLAIM_NAME } from "./names";
 import { MeshNetworkPolicies } from "./network-policy";
 import { MeshService, outboundUrl, tlsSecret } from "./workload";
 
@@ -161,12 +161,14 @@ export class ServiceMesh extends pulumi.ComponentResource {
   public readonly gateway?: MeshGateway;
   /** Where the gateway is reached, when the stack has one. */
   public readonly gatewayEndpoint: pulumi.Output<GatewayEndpoint | undefined>;
+  /** The ConfigMap that claims the namespace for this stack; everything else waits for it. */
+  public readonly stackClaim: k8s.core.v1.ConfigMap;
 
   constructor(name: string, args: ServiceMeshArgs, opts?: pulumi.ComponentResourceOptions) {
     super("bookapi-mesh:mesh:ServiceMesh", name, {}, opts);
     const model = args.model;
 
-    let namespace: pulumi.Output<string>;
+    let namespaceName: pulumi.Output<string>;
     if (model.createNamespace) {
       const ns = new k8s.core.v1.Namespace(
         `${name}-namespace`,
@@ -175,10 +177,21 @@ export class ServiceMesh extends pulumi.ComponentResource {
         },
         { parent: this },
       );
-      namespace = ns.metadata.name;
+      namespaceName = ns.metadata.name;
     } else {
-      namespace = pulumi.output(model.namespace);
+      namespaceName = pulumi.output(model.namespace);
     }
+    // One stack per namespace: every object below takes the namespace from the claim, so it is
+    // created after it and a second stack stops at the claim (docs/operations.md).
+    this.stackClaim = new k8s.core.v1.ConfigMap(
+      `${name}-stack-claim`,
+      {
+        metadata: { name: STACK_CLAIM_NAME, namespace: namespaceName, labels: meshLabels() },
+        data: { project: pulumi.getProject(), stack: pulumi.getStack() },
+      },
+      { parent: this, deleteBeforeReplace: true },
+    );
+    const namespace = this.stackClaim.metadata.namespace;
 
     // Checked before any resource is registered: a gateway config too large fails the preview.
     const gatewayEnvoyFiles = model.gateway ? gatewayFiles(model, model.gateway) : undefined;
@@ -297,14 +310,16 @@ export class ServiceMesh extends pulumi.ComponentResource {
     const gatewayModel = model.gateway;
     this.gatewayEndpoint =
       this.gateway && gatewayModel
-        ? this.gateway.endpoint.apply((endpoint): GatewayEndpoint => ({
-            endpoint,
-            routes: gatewayModel.routes.map((r) => ({
-              url: gatewayRouteUrl(gatewayModel, r, endpoint),
-              service: r.upstream.name,
-              ...(r.resource ? { resourceMetadata: r.resource.metadataUrl } : {}),
-            })),
-          }))
+        ? pulumi
+            .all([this.gateway.endpoint, this.gateway.nodePort])
+            .apply(([endpoint, nodePort]): GatewayEndpoint => ({
+              endpoint,
+              routes: gatewayModel.routes.map((r) => ({
+                url: gatewayRouteUrl(gatewayModel, r, endpoint, nodePort),
+                service: r.upstream.name,
+                ...(r.resource ? { resourceMetadata: r.resource.metadataUrl } : {}),
+              })),
+            }))
         : pulumi.output(undefined);
 
     this.networkPolicies = new MeshNetworkPolicies(

@@ -56,6 +56,13 @@ export function serviceHostnames(name: string, namespace: string, clusterDomain:
   ];
 }
 
+/**
+ * The ConfigMap that claims the mesh namespace for one stack. Every other object of the stack in
+ * that namespace is created after it, so a second stack deployed to the same namespace fails on
+ * this create (the provider's plain create refuses an existing object) before it touches anything.
+ */
+export const STACK_CLAIM_NAME = `${PROJECT}-stack`;
+
 /** Labels of every object the program creates. */
 export function meshLabels(): Record<string, string> {
   return { "app.kubernetes.io/part-of": PROJECT, "app.kubernetes.io/managed-by": "pulumi" };

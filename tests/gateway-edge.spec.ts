@@ -66,6 +66,8 @@ function gatewayConfig(patch: (gateway: Json) => Json = (g) => g): Record<string
 const jwksConfig = () =>
   gatewayConfig((g) => ({
     ...g,
+    // Resource URLs carry the node port: an authenticated NodePort gateway fixes it.
+    service: { type: "NodePort", port: 30443 },
     routes: [{ pathPrefix: "/mcp", service: MCP }],
     auth: {
       jwt: {

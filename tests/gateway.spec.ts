@@ -337,14 +337,16 @@ describe("the gateway's stack config", () => {
       /^bookapi-mesh:gateway\.service\.sourceRanges: a ClusterIP gateway is reached from inside/,
     ],
     [
-      "a NodePort gateway without its node port",
+      "a NodePort gateway with authenticated routes without its node port",
       {
+        hostname: "mcp.example.com",
         service: { type: "NodePort" },
         tls: { secretName: "t" },
         routes: [{ pathPrefix: "/mcp", service: "bookapi" }],
+        auth: { jwt: JWT },
       },
       {},
-      /^bookapi-mesh:gateway\.service\.port: a NodePort gateway needs its node port fixed/,
+      /^bookapi-mesh:gateway\.service\.port: a NodePort gateway with authenticated routes needs its node port fixed/,
     ],
     [
       "a certificate Secret that is the gateway's self-signed one",
@@ -778,8 +780,24 @@ describe("the gateway at the edge of the cluster", () => {
     assert.deepEqual(gatewayWarnings(gw), []);
     assert.ok(
       problemsOf({ ...gateway, service: { type: "NodePort" } }).some((p) =>
-        p.startsWith("bookapi-mesh:gateway.service.port: a NodePort gateway needs its node port"),
+        p.startsWith(
+          "bookapi-mesh:gateway.service.port: a NodePort gateway with authenticated routes needs its node port",
+        ),
       ),
+    );
+    // Without authenticated routes Kubernetes assigns the node port; route URLs use what it
+    // assigned (known once the Service exists).
+    const assigned = meshWith({
+      ...gateway,
+      service: { type: "NodePort" },
+      routes: [{ pathPrefix: "/mcp", service: "bookapi-mcp-server", public: true }],
+      auth: undefined,
+    }).gateway;
+    assert.ok(assigned);
+    assert.equal(assigned.publicPort, undefined);
+    assert.equal(
+      gatewayRouteUrl(assigned, assigned.routes[0], "ignored", 31234),
+      "https://mcp.example.com:31234/mcp",
     );
     const behindIngress = meshWith({
       ...gateway,
