@@ -4,19 +4,26 @@
 import * as k8s from "@pulumi/kubernetes";
 import { loadMeshConfig } from "./components/config";
 import { ServiceMesh } from "./components/mesh";
-import { clusterSelectionFromConfig, meshProviderArgs } from "./components/provider";
+import {
+  clusterSelectionFromConfig,
+  envoyConfigProviderArgs,
+  meshProviderArgs,
+} from "./components/provider";
 
 // Validation throws before any resource is registered, so bad config fails at preview.
 const model = loadMeshConfig();
 
-// One explicit provider for every stack (cluster or render): its settings decide whether a
-// renewal updates Secrets in place (components/provider.ts).
-const provider = new k8s.Provider(
-  "kubernetes",
-  meshProviderArgs(model, clusterSelectionFromConfig()),
+// Explicit providers for every stack (cluster or render): their settings decide whether a
+// renewal updates Secrets in place, who wins a field kubectl changed, and whether a rolled-back
+// Envoy config can be created again (components/provider.ts).
+const cluster = clusterSelectionFromConfig();
+const provider = new k8s.Provider("kubernetes", meshProviderArgs(model, cluster));
+const envoyConfigProvider = new k8s.Provider(
+  "kubernetes-envoy-config",
+  envoyConfigProviderArgs(model, cluster),
 );
 
-const mesh = new ServiceMesh("mesh", { model }, { providers: [provider] });
+const mesh = new ServiceMesh("mesh", { model, envoyConfigProvider }, { providers: [provider] });
 
 /** Per service: the mTLS endpoint, the direct endpoint where exposed, and its app's outbound URL. */
 export const endpoints = mesh.endpoints;

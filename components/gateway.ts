@@ -275,7 +275,11 @@ export interface MeshGatewayArgs {
    * reaches pods whose allow-lists already admit it.
    */
   routed?: pulumi.Resource[];
+  /** The NetworkPolicies that select the gateway's pods: created before any pod runs. */
+  policies?: pulumi.Resource[];
   rendered?: boolean;
+  /** Provider of the Envoy ConfigMap versions (provider.ts: it upserts, for rollbacks). */
+  envoyConfigProvider?: pulumi.ProviderResource;
 }
 
 /** Kubernetes refuses a ConfigMap whose data exceeds 1 MiB; leave room for its metadata. */
@@ -366,6 +370,7 @@ export class MeshGateway extends pulumi.ComponentResource {
       files,
       args.rendered ? undefined : this.serviceAccount,
       this,
+      args.envoyConfigProvider,
     );
     this.deployment = new k8s.apps.v1.Deployment(
       `${name}-deployment`,
@@ -380,6 +385,7 @@ export class MeshGateway extends pulumi.ComponentResource {
           this.secret,
           this.configMap,
           ...(this.edgeSecret ? [this.edgeSecret] : []),
+          ...(args.policies ?? []),
           ...(args.routed ?? []),
         ],
       },

@@ -17,6 +17,7 @@ import { gatewayFiles, gatewayRouteUrl, gatewayWarnings, MeshGateway } from "./g
 import { CertificateAuthority, ClientCertificate, ServiceCertificate } from "./pki";
 import { meshLabels, STACK_CLAIM_NAME } from "./names";
 import { MeshNetworkPolicies } from "./network-policy";
+import { RolloutOrder, rolloutOrder } from "./rollout-order";
 import { MeshService, outboundUrl, tlsSecret } from "./workload";
 
 /** Where and how clients outside the cluster reach the ingress gateway. */
@@ -141,6 +142,21 @@ export function endpointsOf(model: MeshModel): Record<string, ServiceEndpoints> 
 export interface ServiceMeshArgs {
   /** The validated mesh model (components/config.ts). */
   model: MeshModel;
+  /** Provider of the Envoy ConfigMap versions (components/provider.ts); the mesh's otherwise. */
+  envoyConfigProvider?: pulumi.ProviderResource;
+}
+
+/** The call graph of the services (service -> the services it calls). */
+export function callGraph(model: MeshModel): Map<string, string[]> {
+  return new Map(model.services.map((s) => [s.name, s.upstreams.map((u) => u.name)]));
+}
+
+/** Services that call each other in a cycle: their rollouts cannot be ordered. */
+export function cycleWarnings(order: RolloutOrder): string[] {
+  return order.cycles.map(
+    (group) =>
+      `services ${group.map((n) => `"${n}"`).join(", ")} call each other in a cycle, so their rollouts are not ordered: add a calls entry between them in two steps (docs/operations.md, "Ordering")`,
+  );
 }
 
 /** The mesh: CA + one certificate and workload per service. */
@@ -218,8 +234,19 @@ export class ServiceMesh extends pulumi.ComponentResource {
     for (const warning of [...model.configWarnings, ...trafficWarnings(model)])
       void pulumi.log.warn(warning, this);
 
+    // Before any pod: the NetworkPolicies that isolate it (the default deny and its own).
+    this.networkPolicies = new MeshNetworkPolicies(
+      `${name}-netpol`,
+      { model, namespace },
+      { parent: this },
+    );
+
+    // Callees first, so each caller's Deployment can wait for theirs.
+    const order = rolloutOrder(callGraph(model));
+    for (const warning of cycleWarnings(order)) void pulumi.log.warn(warning, this);
+    const byName = new Map(model.services.map((s) => [s.name, s]));
     this.services = {};
-    for (const svc of model.services) {
+    for (const svc of order.order.map((n) => byName.get(n) as ServiceModel)) {
       if (svc.exposeDirectPort && svc.directPortAllowedFrom.length === 0) {
         void pulumi.log.warn(
           `services "${svc.name}": exposeDirectPort publishes port ${svc.port} on the Service, but directPortAllowedFrom is empty, so the NetworkPolicy lets nobody reach it`,
@@ -253,6 +280,13 @@ export class ServiceMesh extends pulumi.ComponentResource {
             privateKeyPem: cert.privateKeyPem,
             caCertPem: cert.caCertPem,
           },
+          envoyConfigProvider: args.envoyConfigProvider,
+          rolloutAfter: [
+            ...this.networkPolicies.selecting(svc.name),
+            ...(order.waitsFor.get(svc.name) ?? []).map(
+              (callee) => this.services[callee].deployment,
+            ),
+          ],
         },
         { parent: this },
       );
@@ -302,7 +336,9 @@ export class ServiceMesh extends pulumi.ComponentResource {
           routed: [...new Set(model.gateway.routes.map((r) => r.upstream.name))].map(
             (svc) => this.services[svc].deployment,
           ),
+          policies: this.networkPolicies.selecting(model.gateway.name),
           rendered: model.renderYamlToDirectory !== undefined,
+          envoyConfigProvider: args.envoyConfigProvider,
         },
         { parent: this },
       );
@@ -321,12 +357,6 @@ export class ServiceMesh extends pulumi.ComponentResource {
               })),
             }))
         : pulumi.output(undefined);
-
-    this.networkPolicies = new MeshNetworkPolicies(
-      `${name}-netpol`,
-      { model, namespace },
-      { parent: this },
-    );
 
     this.namespace = namespace;
     this.caCertificate = ca.certPem;

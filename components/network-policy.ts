@@ -212,10 +212,14 @@ export class MeshNetworkPolicies extends pulumi.ComponentResource {
   /** `metadata.name` of every policy, default deny first. */
   public readonly policyNames: pulumi.Output<string[]>;
 
+  private readonly specNames: string[];
+
   constructor(name: string, args: MeshNetworkPoliciesArgs, opts?: pulumi.ComponentResourceOptions) {
     super("bookapi-mesh:network-policy:MeshNetworkPolicies", name, {}, opts);
     const labels = meshLabels();
-    this.policies = networkPolicySpecs(args.model).map(
+    const specs = networkPolicySpecs(args.model);
+    this.specNames = specs.map((p) => p.name);
+    this.policies = specs.map(
       (policy) =>
         new k8s.networking.v1.NetworkPolicy(
           `${name}-${policy.name}`,
@@ -229,5 +233,11 @@ export class MeshNetworkPolicies extends pulumi.ComponentResource {
     );
     this.policyNames = pulumi.all(this.policies.map((p) => p.metadata.name));
     this.registerOutputs({ policyNames: this.policyNames });
+  }
+
+  /** The policies that select a workload's pods: the default deny and its own. */
+  selecting(workload: string): k8s.networking.v1.NetworkPolicy[] {
+    const names = [DEFAULT_DENY_POLICY, servicePolicyName(workload)];
+    return this.policies.filter((_, i) => names.includes(this.specNames[i]));
   }
 }

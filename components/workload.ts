@@ -509,6 +509,7 @@ export function versionedConfigMap(
   files: Record<string, string>,
   owner: k8s.core.v1.ServiceAccount | undefined,
   parent: pulumi.Resource,
+  provider: pulumi.ProviderResource | undefined,
 ): k8s.core.v1.ConfigMap {
   return new k8s.core.v1.ConfigMap(
     resourceName,
@@ -531,7 +532,8 @@ export function versionedConfigMap(
       immutable: true,
       data: files,
     },
-    { parent, retainOnDelete: true },
+    // A rolled-back version is created again while it still exists: only this provider upserts.
+    { parent, retainOnDelete: true, ...(provider ? { provider } : {}) },
   );
 }
 
@@ -567,6 +569,14 @@ export interface MeshServiceArgs {
   tls: ServiceTlsMaterial;
   /** Objects are rendered to YAML, not created: there are no UIDs to refer to. */
   rendered?: boolean;
+  /** Provider of the Envoy ConfigMap versions (provider.ts: it upserts, for rollbacks). */
+  envoyConfigProvider?: pulumi.ProviderResource;
+  /**
+   * What the Deployment waits for besides its own objects: the NetworkPolicies that select its
+   * pods (no pod runs unisolated) and the Deployments of the services it calls (their pods admit
+   * it before its own pods may call).
+   */
+  rolloutAfter?: pulumi.Resource[];
 }
 
 /**
@@ -617,6 +627,7 @@ export class MeshService extends pulumi.ComponentResource {
       args.envoyFiles,
       args.rendered ? undefined : this.serviceAccount,
       this,
+      args.envoyConfigProvider,
     );
     this.deployment = new k8s.apps.v1.Deployment(
       `${name}-deployment`,
@@ -624,7 +635,10 @@ export class MeshService extends pulumi.ComponentResource {
         metadata: meta(names.deployment),
         spec: deploymentSpec(svc, args.envoy, { configMapName }, args.kubernetesMinor),
       },
-      { ...childOpts, dependsOn: [this.serviceAccount, this.secret, this.configMap] },
+      {
+        ...childOpts,
+        dependsOn: [this.serviceAccount, this.secret, this.configMap, ...(args.rolloutAfter ?? [])],
+      },
     );
     this.service = new k8s.core.v1.Service(
       `${name}-service`,

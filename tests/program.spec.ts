@@ -381,18 +381,29 @@ describe("the mesh program, per shipped stack", () => {
   }
 
   for (const stack of STACKS) {
-    it(`uses one Kubernetes provider with mutable Secrets for every object of the ${stack} stack, rendering YAML only in local`, () => {
+    it(`uses the mesh's Kubernetes provider (mutable Secrets, forced applies) for every object of the ${stack} stack and the upserting one for Envoy ConfigMap versions only, both rendering YAML only in local`, () => {
       const run = runOf(stack);
       const providers = ofType(run, "pulumi:providers:kubernetes");
-      assert.equal(providers.length, 1);
-      const [provider] = providers;
-      assert.equal(String(provider.inputs.enableSecretMutable), "true");
-      assert.equal(
-        provider.inputs.renderYamlToDirectory,
-        stack === "local" ? "rendered" : undefined,
+      assert.deepEqual(
+        providers.map((p) => p.name),
+        ["kubernetes", "kubernetes-envoy-config"],
       );
-      for (const r of kubernetesObjects(run))
+      const [mesh, envoyConfig] = providers;
+      for (const provider of providers) {
+        assert.equal(String(provider.inputs.enableSecretMutable), "true");
+        assert.equal(String(provider.inputs.enablePatchForce), "true");
+        assert.equal(
+          provider.inputs.renderYamlToDirectory,
+          stack === "local" ? "rendered" : undefined,
+        );
+      }
+      assert.equal(mesh.inputs.upsertExistingObjects, undefined);
+      assert.equal(String(envoyConfig.inputs.upsertExistingObjects), "true");
+      for (const r of kubernetesObjects(run)) {
+        const versioned = /-envoy-[0-9a-f]{10}$/.test(metadataName(r));
+        const provider = versioned ? envoyConfig : mesh;
         assert.ok(r.provider.startsWith(provider.urn), `${r.name} uses ${r.provider}`);
+      }
     });
   }
 

@@ -33,15 +33,25 @@ export interface Step {
 export interface ProviderSettings {
   enableSecretMutable: boolean;
   enableConfigMapMutable: boolean;
+  /** A create of an existing object applies to it instead of failing (v4.29+ default: fail). */
+  upsertExistingObjects: boolean;
+  /** Every server-side apply is forced: conflicting fields are taken over. */
+  enablePatchForce: boolean;
 }
 
-/** The mutability settings of the Kubernetes provider a run registered (none: the defaults). */
-export function providerSettingsOf(run: ProgramRun): ProviderSettings {
-  const [provider] = run.resources.filter((r) => r.type === "pulumi:providers:kubernetes");
+/** The settings of the Kubernetes provider an object is registered with (none: the defaults). */
+export function providerSettingsOf(run: ProgramRun, object?: Registered): ProviderSettings {
+  const providers = run.resources.filter((r) => r.type === "pulumi:providers:kubernetes");
+  // A resource names its provider as `<urn>::<id>`.
+  const provider = object
+    ? providers.find((p) => object.provider.startsWith(`${p.urn}::`))
+    : providers[0];
   const on = (key: string) => String(provider?.inputs[key]) === "true";
   return {
     enableSecretMutable: on("enableSecretMutable"),
     enableConfigMapMutable: on("enableConfigMapMutable"),
+    upsertExistingObjects: on("upsertExistingObjects"),
+    enablePatchForce: on("enablePatchForce"),
   };
 }
 
@@ -83,14 +93,13 @@ export function plannedAction(
 
 /** The steps `pulumi up` takes from one run's objects to another's, matched by URN. */
 export function planUpdate(before: ProgramRun, after: ProgramRun): Step[] {
-  const provider = providerSettingsOf(after);
   const old = new Map(kubernetesObjects(before).map((r) => [r.urn, r]));
   const steps: Step[] = kubernetesObjects(after).map((r) => {
     const previous = old.get(r.urn);
     old.delete(r.urn);
     return {
       object: `${kindOf(r.type)}/${metadataName(r)}`,
-      action: previous ? plannedAction(previous, r, provider) : "create",
+      action: previous ? plannedAction(previous, r, providerSettingsOf(after, r)) : "create",
     };
   });
   for (const r of old.values())
@@ -117,4 +126,33 @@ export function restartedDeployments(before: ProgramRun, after: ProgramRun): str
     })
     .map(metadataName)
     .sort();
+}
+
+/**
+ * Whether the engine runs `later`'s step only after `earlier`'s: Pulumi starts a resource's
+ * step once the steps of the resources it depends on (dependsOn and the resources its inputs
+ * come from) are done, so the order holds exactly when `earlier` is among `later`'s
+ * dependencies, directly or through others. Steps without such a path may run in any order.
+ */
+export function runsAfter(run: ProgramRun, later: Registered, earlier: Registered): boolean {
+  // Dependencies are full URNs, `...::<parent type>$<type>::<name>`: match on type and name.
+  const id = (r: { type: string; name: string }) => `${r.type}::${r.name}`;
+  const byId = new Map(run.resources.map((r) => [id(r), r]));
+  const resourceOf = (urn: string) => {
+    const parts = urn.split("::");
+    const qualified = parts[parts.length - 2];
+    return byId.get(
+      `${qualified.slice(qualified.lastIndexOf("$") + 1)}::${parts[parts.length - 1]}`,
+    );
+  };
+  const seen = new Set<string>();
+  const pending = [...later.dependencies];
+  while (pending.length > 0) {
+    const r = resourceOf(pending.pop() as string);
+    if (!r || seen.has(id(r))) continue;
+    if (id(r) === id(earlier)) return true;
+    seen.add(id(r));
+    pending.push(...r.dependencies);
+  }
+  return false;
 }
