@@ -737,6 +737,14 @@ const publishedServiceFields = {
       z.string({ error: "values must be strings (quote numbers and booleans)" }),
     )
     .optional(),
+  /**
+   * How long `pulumi up` waits for the Service (a LoadBalancer's address among it): true, the
+   * provider's 10 minutes; a duration; or false, not at all (a cluster without a load-balancer
+   * controller never gives one). Preview says so when it is not true.
+   */
+  waitForAddress: z
+    .union([z.boolean(), duration], { error: "must be true, false or a duration such as 5m" })
+    .default(true),
 };
 
 /**
@@ -969,8 +977,11 @@ const gatewaySchema = z.strictObject({
    * externalTrafficPolicy Local the load balancer learns of it only through failed health checks.
    */
   preStopSeconds: seconds(1).max(300, "must be at most 300").default(30),
-  /** Seconds a new pod must be ready before the rollout counts it (the load balancer's turn). */
-  minReadySeconds: seconds(0).max(300, "must be at most 300").default(10),
+  /**
+   * Seconds a new pod must be ready before the rollout counts it (the load balancer's turn);
+   * by default per service.type (GATEWAY_MIN_READY_SECONDS).
+   */
+  minReadySeconds: seconds(0).max(300, "must be at most 300").optional(),
   tls: gatewayTlsSchema,
   routes: z
     .array(gatewayRouteSchema, { error: "must be a list of { pathPrefix, service }" })
@@ -1553,6 +1564,17 @@ export function parseMeshConfig(raw: Record<string, unknown>): MeshModel {
   };
 }
 
+/**
+ * How long a new gateway pod must be ready before the rollout counts it and stops an old one,
+ * per Service type: long enough for whatever sends traffic to it to have marked it healthy
+ * (docs/gateway.md, "Rollouts and the load balancer", cites each provider's health checks).
+ * A cloud load balancer checks the node's health check port every 5-10 s and needs 1-3
+ * successes (AWS's NLB defaults: 10 s x 3): 30 s. A NodePort's traffic comes through a load
+ * balancer of yours, unknown here, or straight to nodes: 10 s. A ClusterIP gateway's clients
+ * are pods, which see it as soon as its endpoint is ready: 5 s.
+ */
+export const GATEWAY_MIN_READY_SECONDS = { LoadBalancer: 30, NodePort: 10, ClusterIP: 5 } as const;
+
 /** Port of the gateway's TLS listener in its pod; its Service maps the public port to it. */
 export const GATEWAY_LISTEN_PORT = 8443;
 
@@ -1656,7 +1678,7 @@ function gatewayModel(
     ...(gw.hostname ? { hostname: gw.hostname } : {}),
     ...(publicPort !== undefined ? { publicPort } : {}),
     preStopSeconds: gw.preStopSeconds,
-    minReadySeconds: gw.minReadySeconds,
+    minReadySeconds: gw.minReadySeconds ?? GATEWAY_MIN_READY_SECONDS[gw.service.type],
     service: gw.service,
     tls: gw.tls,
     dnsNames: hostnames(gw.name),

@@ -32,6 +32,7 @@ import {
   envoyContainerOf,
   meshPodSpec,
   podDisruptionBudgetSpec,
+  publishedServiceWait,
   tlsSecret,
   versionedConfigMap,
 } from "./workload";
@@ -95,6 +96,21 @@ export function gatewaySpec(model: MeshModel, gateway: GatewayModel): GatewaySpe
   };
 }
 
+/** What preview says about `waitForAddress` when it is not the default wait. */
+export function addressWaitWarnings(
+  what: string,
+  published: { type: string; waitForAddress: boolean | string },
+): string[] {
+  const wait = published.waitForAddress;
+  if (wait === true) return [];
+  const address = published.type === "LoadBalancer" ? "its load balancer's address" : "it";
+  return [
+    wait === false
+      ? `${what}.waitForAddress is false: pulumi up does not wait for ${address}; outputs show it as pending until a pulumi up --refresh after it is there`
+      : `${what}.waitForAddress is ${wait}: pulumi up fails if ${address} is not ready by then (the provider's default is 10m)`,
+  ];
+}
+
 /** Warnings for a gateway that deploys but would not serve as meant. */
 export function gatewayWarnings(gateway: GatewayModel): string[] {
   const warnings: string[] = [];
@@ -111,6 +127,7 @@ export function gatewayWarnings(gateway: GatewayModel): string[] {
       warnings.push(
         `gateway: the token issuer ${issuer} is an example (RFC 2606): set gateway.auth.jwt to your authorization server before deploying; until then every token is refused (docs/gateway.md, first deploy)`,
       );
+  warnings.push(...addressWaitWarnings("gateway: service", gateway.service));
   const { type, port } = gateway.service;
   if (type === "NodePort" && port !== undefined && (port < 30000 || port > 32767))
     warnings.push(
@@ -390,18 +407,14 @@ export class MeshGateway extends pulumi.ComponentResource {
         ],
       },
     );
+    const { annotations, customTimeouts } = publishedServiceWait(gateway.service);
     this.service = new k8s.core.v1.Service(
       `${name}-service`,
       {
-        metadata: {
-          ...meta(names.service),
-          ...(gateway.service.annotations
-            ? { annotations: { ...gateway.service.annotations } }
-            : {}),
-        },
+        metadata: { ...meta(names.service), ...(annotations ? { annotations } : {}) },
         spec: gatewayServiceSpec(gateway),
       },
-      childOpts,
+      { ...childOpts, ...(customTimeouts ? { customTimeouts } : {}) },
     );
     if (gateway.replicas > 1) {
       this.podDisruptionBudget = new k8s.policy.v1.PodDisruptionBudget(

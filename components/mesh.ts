@@ -13,7 +13,13 @@ import {
 import { buildEnvoyFiles } from "./envoy";
 import { SIDECAR_PATHS, SidecarSpec } from "./envoy/model";
 import { overloadSpec, trafficSpec, upstreamSpec } from "./envoy-units";
-import { gatewayFiles, gatewayRouteUrl, gatewayWarnings, MeshGateway } from "./gateway";
+import {
+  addressWaitWarnings,
+  gatewayFiles,
+  gatewayRouteUrl,
+  gatewayWarnings,
+  MeshGateway,
+} from "./gateway";
 import { CertificateAuthority, ClientCertificate, ServiceCertificate } from "./pki";
 import { meshLabels, STACK_CLAIM_NAME } from "./names";
 import { MeshNetworkPolicies } from "./network-policy";
@@ -89,6 +95,7 @@ export function trafficWarnings(model: MeshModel): string[] {
         `services "${svc.name}": clients reaching it through expose are balanced per connection by the load balancer, not by session: a session may land on a replica that does not know it`,
       );
     if (svc.expose) {
+      warnings.push(...addressWaitWarnings(`services "${svc.name}": expose`, svc.expose));
       const everyone = exposedSourceRanges(svc.expose).filter(
         (r) => r === "0.0.0.0/0" || r === "::/0",
       );

@@ -298,6 +298,24 @@ export function meshPodSpec(args: MeshPodSpecArgs): k8s.types.input.core.v1.PodS
   };
 }
 
+/**
+ * The Cluster Autoscaler does not remove a node running a pod with an emptyDir volume unless the
+ * volume is listed here (with its default `--skip-nodes-with-local-storage`; cluster-autoscaler
+ * FAQ, "What types of pods can prevent CA from removing a node?"). The app's `tmp` holds scratch
+ * files only, so it is listed; emptyDirs the stack declares are listed only where the service's
+ * own podAnnotations list them.
+ */
+export const SAFE_TO_EVICT_LOCAL_VOLUMES =
+  "cluster-autoscaler.kubernetes.io/safe-to-evict-local-volumes";
+
+function localVolumesSafeToEvict(service: ServiceModel): string {
+  const listed = (service.podAnnotations[SAFE_TO_EVICT_LOCAL_VOLUMES] ?? "")
+    .split(",")
+    .map((v) => v.trim())
+    .filter((v) => v !== "");
+  return [...new Set([MESH_VOLUMES.tmp, ...listed])].join(",");
+}
+
 /** Pod template of a service: app + Envoy, no API token, hardened. */
 export function podTemplate(
   service: ServiceModel,
@@ -321,6 +339,7 @@ export function podTemplate(
       labels: { ...service.podLabels, ...commonLabels(service.name) },
       annotations: {
         ...service.podAnnotations,
+        [SAFE_TO_EVICT_LOCAL_VOLUMES]: localVolumesSafeToEvict(service),
         [DEFAULT_CONTAINER_ANNOTATION]: "app",
         // Advertise scraping only where a NetworkPolicy lets a scraper in.
         ...(envoy.scrapeFrom.length > 0
@@ -436,6 +455,30 @@ export function externalServiceSpec(
     ...(expose.type === "LoadBalancer" && expose.sourceRanges
       ? { loadBalancerSourceRanges: [...expose.sourceRanges] }
       : {}),
+  };
+}
+
+/** pulumi-kubernetes skips its readiness wait for an object with this annotation (#417). */
+export const SKIP_AWAIT_ANNOTATION = "pulumi.com/skipAwait";
+
+/**
+ * The annotations and resource options of a Service published outside the cluster: its own
+ * annotations, and how long `pulumi up` waits for it (`waitForAddress`). pulumi-kubernetes waits
+ * up to 10 minutes for a LoadBalancer's address; `customTimeouts` bound that wait (#672) and the
+ * skipAwait annotation drops it.
+ */
+export function publishedServiceWait(published: {
+  annotations?: Record<string, string>;
+  waitForAddress: boolean | string;
+}): { annotations?: Record<string, string>; customTimeouts?: pulumi.CustomTimeouts } {
+  const wait = published.waitForAddress;
+  const annotations = {
+    ...published.annotations,
+    ...(wait === false ? { [SKIP_AWAIT_ANNOTATION]: "true" } : {}),
+  };
+  return {
+    ...(Object.keys(annotations).length > 0 ? { annotations } : {}),
+    ...(typeof wait === "string" ? { customTimeouts: { create: wait, update: wait } } : {}),
   };
 }
 
@@ -651,16 +694,14 @@ export class MeshService extends pulumi.ComponentResource {
       childOpts,
     );
     if (svc.expose) {
+      const { annotations, customTimeouts } = publishedServiceWait(svc.expose);
       this.externalService = new k8s.core.v1.Service(
         `${name}-ext`,
         {
-          metadata: {
-            ...meta(names.externalService),
-            ...(svc.expose.annotations ? { annotations: { ...svc.expose.annotations } } : {}),
-          },
+          metadata: { ...meta(names.externalService), ...(annotations ? { annotations } : {}) },
           spec: externalServiceSpec(svc, args.envoy, svc.expose),
         },
-        childOpts,
+        { ...childOpts, ...(customTimeouts ? { customTimeouts } : {}) },
       );
     }
     if (isReplicated(svc)) {

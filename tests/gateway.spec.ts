@@ -33,7 +33,7 @@ import {
   validateBootstrapDetailed,
   validateSdsFile,
 } from "./harness/envoy-schema";
-import { PROJECT_ROOT, runStack, STACKS, stackConfig } from "./harness/program";
+import { PROJECT_ROOT, runProgram, runStack, STACKS, stackConfig } from "./harness/program";
 import { rewrittenPath, selectRoute } from "./harness/route-model";
 
 type Json = Record<string, unknown>;
@@ -147,7 +147,7 @@ describe("the gateway's stack config", () => {
     assert.ok(gw);
     assert.equal(gw.name, "mesh-gateway");
     assert.equal(gw.replicas, 1);
-    assert.deepEqual(gw.service, { type: "LoadBalancer" });
+    assert.deepEqual(gw.service, { type: "LoadBalancer", waitForAddress: true });
     assert.equal(gw.fqdn, "mesh-gateway.bookapi.svc.cluster.local");
     assert.equal(gw.spiffeId, "spiffe://cluster.local/ns/bookapi/sa/mesh-gateway");
     assert.equal(gw.routes[0].jwt, undefined);
@@ -869,7 +869,19 @@ describe("the gateway at the edge of the cluster", () => {
     });
     assert.ok(model.gateway);
     const spec = gatewayDeploymentSpec(model.gateway, model.envoy, "cm", []);
-    assert.equal(spec.minReadySeconds, 10);
+    // A cloud load balancer needs up to 3 checks 10 s apart to mark a new node healthy.
+    assert.equal(spec.minReadySeconds, 30);
+    const minReady = (service: Json) =>
+      meshWith({
+        service,
+        tls: { secretName: "t" },
+        routes: [{ pathPrefix: "/mcp", service: "bookapi", public: true }],
+      }).gateway?.minReadySeconds;
+    assert.equal(minReady({ type: "NodePort" }), 10);
+    assert.equal(
+      minReady({ type: "ClusterIP", from: [{ podSelector: { matchLabels: { a: "b" } } }] }),
+      5,
+    );
     const pod = spec.template as {
       spec: {
         terminationGracePeriodSeconds: number;
@@ -930,5 +942,66 @@ describe("the gateway's endpoint output", () => {
         },
       ],
     });
+  });
+});
+
+describe("waiting for a published Service's address", () => {
+  const gatewayWith = (waitForAddress: unknown) => ({
+    ...RICH_GATEWAY,
+    service: { type: "LoadBalancer", waitForAddress },
+  });
+
+  it("waits as the provider does by default, says nothing, and sets no annotation or timeout", async () => {
+    const run = await runStack("prod");
+    const service = run.resources.find((r) => r.name === "mesh-gateway-service");
+    assert.ok(service);
+    assert.deepEqual(service.customTimeouts, { create: "", update: "", delete: "" });
+    assert.equal((service.inputs.metadata as Json).annotations, undefined);
+    assert.ok(!run.warnings.some((w) => w.includes("waitForAddress")));
+  });
+
+  it("skips the wait with waitForAddress false, and bounds it with a duration, saying so at preview", async () => {
+    const config = stackConfig("prod");
+    const gateway = JSON.parse(config["bookapi-mesh:gateway"]) as Json;
+    const runWith = (waitForAddress: unknown) =>
+      runProgram({
+        ...config,
+        "bookapi-mesh:gateway": JSON.stringify({
+          ...gateway,
+          service: { ...(gateway.service as Json), waitForAddress },
+        }),
+      });
+    const skipped = await runWith(false);
+    const service = (run: typeof skipped) => {
+      const found = run.resources.find((r) => r.name === "mesh-gateway-service");
+      assert.ok(found);
+      return found;
+    };
+    assert.deepEqual((service(skipped).inputs.metadata as Json).annotations, {
+      "pulumi.com/skipAwait": "true",
+    });
+    assert.ok(
+      skipped.warnings.includes(
+        "gateway: service.waitForAddress is false: pulumi up does not wait for its load balancer's address; outputs show it as pending until a pulumi up --refresh after it is there",
+      ),
+      skipped.warnings.join("\n"),
+    );
+    const bounded = await runWith("3m");
+    assert.deepEqual(service(bounded).customTimeouts, { create: "3m", update: "3m", delete: "" });
+    assert.ok(bounded.warnings.some((w) => w.startsWith("gateway: service.waitForAddress is 3m")));
+  });
+
+  it("refuses anything but true, false or a duration, naming the key", () => {
+    assert.ok(
+      problemsOf(gatewayWith("soon")).some((p) =>
+        p.startsWith("bookapi-mesh:gateway.service.waitForAddress: must be a duration"),
+      ),
+    );
+    assert.ok(
+      problemsOf(gatewayWith(3)).some((p) =>
+        p.startsWith("bookapi-mesh:gateway.service.waitForAddress: must be"),
+      ),
+    );
+    assert.deepEqual(problemsOf(gatewayWith("90s")), []);
   });
 });

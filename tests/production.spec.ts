@@ -132,6 +132,39 @@ describe("availability", () => {
     await loadKubernetesSchemas();
     assert.deepEqual(objectsOf(run).flatMap(validateKubernetesObject), []);
   });
+
+  it("lets the Cluster Autoscaler drain a node under a mesh pod: every emptyDir it mounts is listed as safe to evict", async () => {
+    const annotation = "cluster-autoscaler.kubernetes.io/safe-to-evict-local-volumes";
+    for (const stack of ["dev", "prod"] as const) {
+      const run = await runStack(stack);
+      for (const name of ["bookapi", "bookapi-mcp-server", "mesh-gateway"]) {
+        const { template } = deploymentOf(run, name);
+        const emptyDirs = (template.spec.volumes ?? [])
+          .filter((v) => v.emptyDir)
+          .map((v) => v.name);
+        // The autoscaler keeps a node whose pods have an emptyDir not on this list.
+        const listed = (template.metadata.annotations?.[annotation] ?? "")
+          .split(",")
+          .filter(Boolean);
+        assert.deepEqual(
+          emptyDirs.filter((v) => !listed.includes(v)),
+          [],
+          `${stack} ${name}`,
+        );
+      }
+    }
+    // A service's own list is kept beside tmp (its scratch volume is its call).
+    const run = await runProgram(
+      patched("prod", 0, {
+        volumes: [{ name: "cache", mountPath: "/cache", emptyDir: {} }],
+        podAnnotations: { [annotation]: "cache" },
+      }),
+    );
+    assert.equal(
+      deploymentOf(run, "bookapi").template.metadata.annotations?.[annotation],
+      "tmp,cache",
+    );
+  });
 });
 
 describe("DNS egress", () => {

@@ -30,6 +30,8 @@ export interface RegistrationOptions {
   secretInputs: string[];
   /** URNs of the resources it waits for (dependsOn and those its inputs come from). */
   dependencies: string[];
+  /** The customTimeouts option ("" where unset). */
+  customTimeouts: { create: string; update: string; delete: string };
 }
 
 /** The fields of a RegisterResourceRequest the harness reads. */
@@ -43,6 +45,8 @@ interface RegisterRequest {
   getProvider(): string;
   getDependenciesList(): string[];
   getObject(): { toJavaScript(): Record<string, unknown> } | undefined;
+  getCustomtimeouts():
+    { getCreate(): string; getUpdate(): string; getDelete(): string } | undefined;
 }
 type Callback = (err: unknown, resp: unknown) => void;
 interface PatchableMonitor {
@@ -86,6 +90,11 @@ export function recordRegistrationOptions(record: (options: RegistrationOptions)
       provider: req.getProvider(),
       secretInputs: secretPaths(req.getObject()?.toJavaScript() ?? {}, "", []),
       dependencies: req.getDependenciesList(),
+      customTimeouts: {
+        create: req.getCustomtimeouts()?.getCreate() ?? "",
+        update: req.getCustomtimeouts()?.getUpdate() ?? "",
+        delete: req.getCustomtimeouts()?.getDelete() ?? "",
+      },
     });
     return register(req, callback);
   };
