@@ -79,4 +79,82 @@ describe("updates on a live cluster (a model of the provider's replacement rules
     assert.deepEqual(restartedDeployments(renewed, changed), ["bookapi"]);
     assert.ok(!steps.some((s) => s.action === "replace, delete first"), JSON.stringify(steps));
   });
+
+  describe("which pods roll for each change (docs/operations.md, the change table)", () => {
+    const base = stackConfig("prod");
+    const services = (edit: (s: Array<Record<string, unknown>>) => void) => {
+      const list = JSON.parse(base["bookapi-mesh:services"]) as Array<Record<string, unknown>>;
+      edit(list);
+      return { ...base, "bookapi-mesh:services": JSON.stringify(list) };
+    };
+    const top = (key: string, value: unknown) => ({
+      ...base,
+      [`bookapi-mesh:${key}`]: typeof value === "string" ? value : JSON.stringify(value),
+    });
+    const envoy = JSON.parse(base["bookapi-mesh:envoy"]) as Record<string, unknown>;
+    const gateway = JSON.parse(base["bookapi-mesh:gateway"]) as Record<string, unknown>;
+    const ratings = { name: "ratings", image: "registry.example.com/ratings:1.0.0", port: 7000 };
+    const rows: Array<[string, Record<string, string>, string[], Record<string, string>?]> = [
+      [
+        "a new calls edge rolls the callee (allow-list) and the caller (routes)",
+        services((s) => s.push(ratings) && (s[0].calls = ["ratings"])),
+        ["bookapi", "ratings"],
+        services((s) => s.push(ratings)),
+      ],
+      [
+        "a caller's methods or paths roll the callee only",
+        services((s) => (s[1].calls = [{ service: "bookapi", methods: ["GET"] }])),
+        ["bookapi"],
+      ],
+      [
+        "a service's traffic rolls it and its callers",
+        services((s) => (s[0].traffic = { timeout: "20s" })),
+        ["bookapi", "bookapi-mcp-server"],
+      ],
+      [
+        "a routed service's traffic rolls it and the gateway",
+        services((s) => (s[1].traffic = { ...(s[1].traffic as object), idleTimeout: "30m" })),
+        ["bookapi-mcp-server", "mesh-gateway"],
+      ],
+      ["exposeDirectPort rolls nothing", services((s) => (s[0].exposeDirectPort = true)), []],
+      [
+        "network.dns rolls nothing",
+        top("network", { dns: { peers: [{ ipBlock: { cidr: "169.254.20.10/32" } }] } }),
+        [],
+      ],
+      [
+        "envoy.scrapeFrom rolls the services (their scrape annotations)",
+        top("envoy", {
+          ...envoy,
+          scrapeFrom: [{ namespaceSelector: { matchLabels: { team: "monitoring" } } }],
+        }),
+        ["bookapi", "bookapi-mcp-server"],
+      ],
+      ["replicas rolls nothing", services((s) => (s[0].replicas = 4)), []],
+      [
+        "kubernetesVersion rolls the services (the app's preStop form)",
+        top("kubernetesVersion", "1.30"),
+        ["bookapi", "bookapi-mcp-server"],
+      ],
+      [
+        "an Envoy-wide setting rolls every workload",
+        top("envoy", { ...envoy, logLevel: "info" }),
+        ["bookapi", "bookapi-mcp-server", "mesh-gateway"],
+      ],
+      [
+        "a gateway setting rolls the gateway only",
+        top("gateway", { ...gateway, cors: { allowOrigins: ["https://app.example.com"] } }),
+        ["mesh-gateway"],
+      ],
+    ];
+    let shipped: ProgramRun | undefined;
+    for (const [what, after, rolled, before] of rows) {
+      it(what, async () => {
+        shipped ??= await runProgram(base, "prod");
+        const from = before ? await runProgram(before, "prod") : shipped;
+        const to = await runProgram(after, "prod");
+        assert.deepEqual(restartedDeployments(from, to), rolled);
+      });
+    }
+  });
 });
