@@ -14,6 +14,8 @@ import {
   RouteAction,
   SYSTEM_CA_BUNDLE,
 } from "../components/envoy";
+import { ENVOY_FILES } from "../components/envoy/model";
+import { gatewayFiles } from "../components/gateway";
 import { sidecarSpec, trafficWarnings } from "../components/mesh";
 import { envoyConcurrency } from "../components/workload";
 import {
@@ -22,6 +24,7 @@ import {
   validateBootstrapDetailed,
 } from "./harness/envoy-schema";
 import { findObject, runProgram, STACKS, stackConfig } from "./harness/program";
+import { servedUnderPressure } from "./harness/overload-model";
 import { ResponseTimeline, routeOutcome } from "./harness/route-timeout-model";
 
 type Json = Record<string, unknown>;
@@ -352,6 +355,20 @@ describe("traffic policies round-trip to Envoy's fields", () => {
     assert.equal(conns.max_active_downstream_connections, 10000);
     assert.equal(envoyConcurrency(model.envoy), 2);
     assert.equal(envoyConcurrency(meshWith({}).envoy), 1, "500m, the default limit");
+  });
+
+  it("keeps the health and metrics listeners answering when the heap is past the overload threshold, while traffic gets 503", () => {
+    const prod = loadMeshConfig(stackConfig("prod"));
+    const gateway = JSON.parse(
+      gatewayFiles(prod, prod.gateway as NonNullable<MeshModel["gateway"]>)[ENVOY_FILES.bootstrap],
+    ) as Bootstrap;
+    for (const bootstrap of [bootstrapOf(prod, "bookapi-mcp-server"), gateway]) {
+      const calm = servedUnderPressure(bootstrap, 0.5);
+      assert.ok(Object.values(calm).every(Boolean), JSON.stringify(calm));
+      const overloaded = servedUnderPressure(bootstrap, 0.96);
+      const served = Object.keys(overloaded).filter((name) => overloaded[name]);
+      assert.deepEqual(served.sort(), ["health", "metrics"], JSON.stringify(overloaded));
+    }
   });
 
   it("produces bootstraps that pass Envoy's schema and start-up checks with every setting on", () => {

@@ -457,8 +457,13 @@ function singlePathListener(name: string, port: number, path: string, adminPath:
     name,
     address: socketAddress("0.0.0.0", port),
     traffic_direction: "INBOUND",
-    // Kubelet probes and scrapes still get through when the connection cap is reached.
+    // Kubelet probes and scrapes still get through when the connection cap is reached, and when
+    // the heap is past the overload manager's thresholds: with bypass_overload_manager the
+    // listener's connection manager gets Envoy's never-overloaded NullOverloadManager
+    // (http_connection_manager config.cc), as the admin listener does. Readiness then follows
+    // Envoy's state, not its load, and metrics keep coming during the incident they describe.
     ignore_global_conn_limit: true,
+    bypass_overload_manager: true,
     filter_chains: [
       {
         filters: [

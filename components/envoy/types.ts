@@ -548,6 +548,7 @@ export interface Listener {
   traffic_direction?: TrafficDirection;
   /** Not counted against (nor refused by) the overload manager's connection cap. */
   ignore_global_conn_limit?: boolean;
+  bypass_overload_manager?: boolean;
   /** Read/write buffer per connection; Envoy's default is 1 MiB. */
   per_connection_buffer_limit_bytes?: number;
   filter_chains: FilterChain[];
