@@ -29,7 +29,7 @@ export function meshContext(stack: string, config: ConfigSource): MeshContext {
   };
 }
 
-/** Policy config of the port rule: which stacks are strict (default ["prod"]). */
+/** Policy config of the strict-stack rules: which stacks are strict (default ["prod"]). */
 export interface StrictStacksConfig {
   strictStacks?: string[];
 }
@@ -40,7 +40,8 @@ const STRICT_STACKS_SCHEMA: PolicyConfigSchema = {
       type: "array",
       items: { type: "string" },
       default: [...MESH.defaultStrictStacks],
-      description: "Stacks in which a mesh Service may publish only the mTLS port.",
+      description:
+        "Strict stacks: their mesh Services publish only the mTLS port, and their gateway forwards nothing without a token check unless the route is public.",
     },
   },
 };
