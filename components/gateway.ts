@@ -297,6 +297,8 @@ export interface MeshGatewayArgs {
   rendered?: boolean;
   /** Provider of the Envoy ConfigMap versions (provider.ts: it upserts, for rollbacks). */
   envoyConfigProvider?: pulumi.ProviderResource;
+  /** What every object is created after (the stack's claim on the namespace). */
+  after?: pulumi.Resource[];
 }
 
 /** Kubernetes refuses a ConfigMap whose data exceeds 1 MiB; leave room for its metadata. */
@@ -341,7 +343,8 @@ export class MeshGateway extends pulumi.ComponentResource {
     const names = gatewayObjectNames(gateway.name);
     const labels = { ...commonLabels(gateway.name), ...COMPONENT_LABEL };
     const meta = (objectName: string) => ({ name: objectName, namespace: args.namespace, labels });
-    const childOpts = { parent: this, deleteBeforeReplace: true };
+    const after = args.after ?? [];
+    const childOpts = { parent: this, deleteBeforeReplace: true, dependsOn: after };
     const certificates = model.certificates;
 
     const identity = new ServiceCertificate(
@@ -388,6 +391,7 @@ export class MeshGateway extends pulumi.ComponentResource {
       args.rendered ? undefined : this.serviceAccount,
       this,
       args.envoyConfigProvider,
+      after,
     );
     this.deployment = new k8s.apps.v1.Deployment(
       `${name}-deployment`,
@@ -398,6 +402,7 @@ export class MeshGateway extends pulumi.ComponentResource {
       {
         ...childOpts,
         dependsOn: [
+          ...after,
           this.serviceAccount,
           this.secret,
           this.configMap,

@@ -204,17 +204,20 @@ export class ServiceMesh extends pulumi.ComponentResource {
     } else {
       namespaceName = pulumi.output(model.namespace);
     }
-    // One stack per namespace: every object below takes the namespace from the claim, so it is
-    // created after it and a second stack stops at the claim (docs/operations.md).
+    // One stack per namespace: every object below depends on the claim (dependsOn, not its
+    // namespace output: an input taken from an output would make the engine plan every object's
+    // replacement whenever the claim is replaced), so a second stack stops at the claim.
     this.stackClaim = new k8s.core.v1.ConfigMap(
       `${name}-stack-claim`,
       {
         metadata: { name: STACK_CLAIM_NAME, namespace: namespaceName, labels: meshLabels() },
         data: { project: pulumi.getProject(), stack: pulumi.getStack() },
       },
-      { parent: this, deleteBeforeReplace: true },
+      // Its data only names the stack; a rename or a hand edit must not replace it.
+      { parent: this, deleteBeforeReplace: true, ignoreChanges: ["data"] },
     );
-    const namespace = this.stackClaim.metadata.namespace;
+    const namespace = namespaceName;
+    const after = [this.stackClaim];
 
     // Checked before any resource is registered: a gateway config too large fails the preview.
     const gatewayEnvoyFiles = model.gateway ? gatewayFiles(model, model.gateway) : undefined;
@@ -244,7 +247,7 @@ export class ServiceMesh extends pulumi.ComponentResource {
     // Before any pod: the NetworkPolicies that isolate it (the default deny and its own).
     this.networkPolicies = new MeshNetworkPolicies(
       `${name}-netpol`,
-      { model, namespace },
+      { model, namespace, after },
       { parent: this },
     );
 
@@ -288,6 +291,7 @@ export class ServiceMesh extends pulumi.ComponentResource {
             caCertPem: cert.caCertPem,
           },
           envoyConfigProvider: args.envoyConfigProvider,
+          after,
           rolloutAfter: [
             ...this.networkPolicies.selecting(svc.name),
             ...(order.waitsFor.get(svc.name) ?? []).map(
@@ -324,7 +328,7 @@ export class ServiceMesh extends pulumi.ComponentResource {
             labels: meshLabels(),
           },
           cert,
-          { parent: this, deleteBeforeReplace: true },
+          { parent: this, deleteBeforeReplace: true, dependsOn: after },
         );
       }
       return { client, cert };
@@ -344,6 +348,7 @@ export class ServiceMesh extends pulumi.ComponentResource {
             (svc) => this.services[svc].deployment,
           ),
           policies: this.networkPolicies.selecting(model.gateway.name),
+          after,
           rendered: model.renderYamlToDirectory !== undefined,
           envoyConfigProvider: args.envoyConfigProvider,
         },

@@ -203,6 +203,8 @@ export interface MeshNetworkPoliciesArgs {
   model: MeshModel;
   /** Namespace of the policies; pass the Namespace resource's name so it is created first. */
   namespace: pulumi.Input<string>;
+  /** What every policy is created after (the stack's claim on the namespace). */
+  after?: pulumi.Resource[];
 }
 
 /** The mesh's NetworkPolicies, one Kubernetes object per entry of networkPolicySpecs. */
@@ -228,7 +230,7 @@ export class MeshNetworkPolicies extends pulumi.ComponentResource {
             spec: policy.spec,
           },
           // Fixed names: a replacement must delete the old object before creating its successor.
-          { parent: this, deleteBeforeReplace: true },
+          { parent: this, deleteBeforeReplace: true, dependsOn: args.after ?? [] },
         ),
     );
     this.policyNames = pulumi.all(this.policies.map((p) => p.metadata.name));

@@ -553,6 +553,7 @@ export function versionedConfigMap(
   owner: k8s.core.v1.ServiceAccount | undefined,
   parent: pulumi.Resource,
   provider: pulumi.ProviderResource | undefined,
+  after: pulumi.Resource[] = [],
 ): k8s.core.v1.ConfigMap {
   return new k8s.core.v1.ConfigMap(
     resourceName,
@@ -576,7 +577,7 @@ export function versionedConfigMap(
       data: files,
     },
     // A rolled-back version is created again while it still exists: only this provider upserts.
-    { parent, retainOnDelete: true, ...(provider ? { provider } : {}) },
+    { parent, retainOnDelete: true, dependsOn: after, ...(provider ? { provider } : {}) },
   );
 }
 
@@ -614,6 +615,8 @@ export interface MeshServiceArgs {
   rendered?: boolean;
   /** Provider of the Envoy ConfigMap versions (provider.ts: it upserts, for rollbacks). */
   envoyConfigProvider?: pulumi.ProviderResource;
+  /** What every object is created after (the stack's claim on the namespace). */
+  after?: pulumi.Resource[];
   /**
    * What the Deployment waits for besides its own objects: the NetworkPolicies that select its
    * pods (no pod runs unisolated) and the Deployments of the services it calls (their pods admit
@@ -655,7 +658,8 @@ export class MeshService extends pulumi.ComponentResource {
     const labels = commonLabels(svc.name);
     const meta = (objectName: string) => ({ name: objectName, namespace: args.namespace, labels });
     // Fixed names: a replacement must delete the old object before creating its successor.
-    const childOpts = { parent: this, deleteBeforeReplace: true };
+    const after = args.after ?? [];
+    const childOpts = { parent: this, deleteBeforeReplace: true, dependsOn: after };
 
     this.serviceAccount = new k8s.core.v1.ServiceAccount(
       `${name}-sa`,
@@ -671,6 +675,7 @@ export class MeshService extends pulumi.ComponentResource {
       args.rendered ? undefined : this.serviceAccount,
       this,
       args.envoyConfigProvider,
+      after,
     );
     this.deployment = new k8s.apps.v1.Deployment(
       `${name}-deployment`,
@@ -680,7 +685,13 @@ export class MeshService extends pulumi.ComponentResource {
       },
       {
         ...childOpts,
-        dependsOn: [this.serviceAccount, this.secret, this.configMap, ...(args.rolloutAfter ?? [])],
+        dependsOn: [
+          ...after,
+          this.serviceAccount,
+          this.secret,
+          this.configMap,
+          ...(args.rolloutAfter ?? []),
+        ],
       },
     );
     this.service = new k8s.core.v1.Service(

@@ -47,6 +47,24 @@ describe("ordering on first install and on change", () => {
     });
   }
 
+  it("creates every object in the namespace after the stack's claim, without taking any input from it", async () => {
+    // An input taken from the claim's output would make the engine plan the replacement of every
+    // object whenever the claim is replaced (dependent replacements: its outputs become unknown,
+    // and a namespace change replaces an object); a dependsOn edge does not.
+    const run = await runStack("prod");
+    const claim = findObject(run, "ConfigMap", "bookapi-mesh-stack");
+    const claimId = `${claim.type}::${claim.name}`;
+    for (const r of kubernetesObjects(run)) {
+      if (r === claim || kindOf(r.type) === "Namespace") continue;
+      assert.ok(runsAfter(run, r, claim), `${r.name} waits for the claim`);
+      const inputsFrom = Object.values(r.propertyDependencies).flat();
+      assert.ok(
+        !inputsFrom.some((urn) => urn.endsWith(claimId)),
+        `${r.name} takes an input from the claim`,
+      );
+    }
+  });
+
   it("creates a caller only once the services it calls are rolled out, and the gateway last", async () => {
     const run = await runStack("prod");
     const deployment = (name: string) => findObject(run, "Deployment", name);

@@ -30,6 +30,8 @@ export interface RegistrationOptions {
   secretInputs: string[];
   /** URNs of the resources it waits for (dependsOn and those its inputs come from). */
   dependencies: string[];
+  /** URNs each input property's value came from (not dependsOn). */
+  propertyDependencies: Record<string, string[]>;
   /** The customTimeouts option ("" where unset). */
   customTimeouts: { create: string; update: string; delete: string };
 }
@@ -45,6 +47,10 @@ interface RegisterRequest {
   getProvider(): string;
   getDependenciesList(): string[];
   getObject(): { toJavaScript(): Record<string, unknown> } | undefined;
+  getPropertydependenciesMap(): {
+    toArray(): Array<[string, unknown]>;
+    get(key: string): { getUrnsList(): string[] } | undefined;
+  };
   getCustomtimeouts():
     { getCreate(): string; getUpdate(): string; getDelete(): string } | undefined;
 }
@@ -90,6 +96,12 @@ export function recordRegistrationOptions(record: (options: RegistrationOptions)
       provider: req.getProvider(),
       secretInputs: secretPaths(req.getObject()?.toJavaScript() ?? {}, "", []),
       dependencies: req.getDependenciesList(),
+      propertyDependencies: Object.fromEntries(
+        req
+          .getPropertydependenciesMap()
+          .toArray()
+          .map(([key]) => [key, req.getPropertydependenciesMap().get(key)?.getUrnsList() ?? []]),
+      ),
       customTimeouts: {
         create: req.getCustomtimeouts()?.getCreate() ?? "",
         update: req.getCustomtimeouts()?.getUpdate() ?? "",
