@@ -1568,8 +1568,9 @@ export function parseMeshConfig(raw: Record<string, unknown>): MeshModel {
  * How long a new gateway pod must be ready before the rollout counts it and stops an old one,
  * per Service type: long enough for whatever sends traffic to it to have marked it healthy
  * (docs/gateway.md, "Rollouts and the load balancer", cites each provider's health checks).
- * A cloud load balancer checks the node's health check port every 5-10 s and needs 1-3
- * successes (AWS's NLB defaults: 10 s x 3): 30 s. A NodePort's traffic comes through a load
+ * A cloud load balancer checks the node's health check port every 3-10 s and needs 1-3
+ * successes (the slowest default found, an AWS Load Balancer Controller NLB in IP mode: 10 s x 3):
+ * 30 s. A NodePort's traffic comes through a load
  * balancer of yours, unknown here, or straight to nodes: 10 s. A ClusterIP gateway's clients
  * are pods, which see it as soon as its endpoint is ready: 5 s.
  */
