@@ -147,7 +147,7 @@ export function endpointsOf(model: MeshModel): Record<string, ServiceEndpoints> 
 }
 
 export interface ServiceMeshArgs {
-  /** The validated mesh model (components/config.ts). */
+  /** The validated mesh model (components/config/). */
   model: MeshModel;
   /** Provider of the Envoy ConfigMap versions (components/provider.ts); the mesh's otherwise. */
   envoyConfigProvider?: pulumi.ProviderResource;

@@ -199,7 +199,7 @@ export function networkPolicySpecs(model: MeshModel): NamedNetworkPolicySpec[] {
 }
 
 export interface MeshNetworkPoliciesArgs {
-  /** The validated mesh model (components/config.ts); the policies derive from its topology. */
+  /** The validated mesh model (components/config/); the policies derive from its topology. */
   model: MeshModel;
   /** Namespace of the policies; pass the Namespace resource's name so it is created first. */
   namespace: pulumi.Input<string>;

@@ -56,7 +56,7 @@ export const MESH = {
   componentLabel: "app.kubernetes.io/component",
   gatewayComponent: "gateway",
   gatewayPortName: "https",
-  /** The gateway's TLS listener in its pod (components/config.ts GATEWAY_LISTEN_PORT). */
+  /** The gateway's TLS listener in its pod (components/config/gateway.ts GATEWAY_LISTEN_PORT). */
   gatewayTargetPort: 8443,
   /** Route metadata (namespace, key) marking a gateway route public on purpose. */
   publicRouteMetadata: ["bookapi-mesh", "public"],

@@ -1,6 +1,6 @@
 /**
  * The plain-value input of the Envoy builders: everything one sidecar needs to know, derived
- * from the mesh model (components/config.ts). No Pulumi types here: builders are pure.
+ * from the mesh model (components/config/). No Pulumi types here: builders are pure.
  */
 import { Duration } from "./types";
 

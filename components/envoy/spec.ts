@@ -1,6 +1,6 @@
 /**
  * Names shared by the builders. The builders trust their SidecarSpec: it comes from the validated
- * mesh model (components/config.ts), where every check lives, with peers sorted by name.
+ * mesh model (components/config/), where every check lives, with peers sorted by name.
  */
 import { Peer } from "./model";
 import { Duration } from "./types";

@@ -1,0 +1,212 @@
+/**
+ * Cross-field rules the per-field schema cannot express: the topology, the port plan, calls,
+ * egress, and app settings that collide with what the mesh owns.
+ */
+import {
+  PROJECT,
+  APP_TMP_PATH,
+  DEFAULT_CONTAINER_ANNOTATION,
+  MESH_POD_LABEL_KEYS,
+  MESH_VOLUMES,
+  OUTBOUND_URL_ENV,
+  SCRAPE_ANNOTATION_PREFIX,
+  defaultClientSecretName,
+  EXTERNAL_SERVICE_SUFFIX,
+  PODS_SERVICE_SUFFIX,
+  serviceHostnames,
+} from "../names";
+import { KUBERNETES_FEATURES, kubernetesMinor } from "./fields";
+import { RawMesh, RawService } from "./schema";
+import { resolveEgress } from "./model";
+import { meshSecretNames, gatewayProblems } from "./gateway";
+
+/** Cross-field rules the per-field schema cannot express: the topology and the port plan. */
+export function topologyProblems(cfg: RawMesh): string[] {
+  const problems: string[] = [];
+  const names = cfg.services.map((s) => s.name);
+  const known = new Set(names);
+
+  const meshPorts = Object.entries(cfg.envoy.ports);
+  const seen = new Map<number, string>();
+  for (const [role, p] of meshPorts) {
+    const clash = seen.get(p);
+    if (clash)
+      problems.push(`${PROJECT}:envoy.ports.${role}: ${p} is already used by envoy.ports.${clash}`);
+    else seen.set(p, role);
+  }
+
+  if (cfg.podSecurity && (cfg.namespace === "default" || cfg.createNamespace === false)) {
+    problems.push(
+      `${PROJECT}:podSecurity: only applies to a namespace the program creates (namespace is "${cfg.namespace}"${cfg.createNamespace === false ? ", createNamespace is false" : ""}); label that namespace yourself`,
+    );
+  }
+
+  const minor = kubernetesMinor(cfg.kubernetesVersion);
+  if (cfg.envoy.sidecarMode === "native" && minor < KUBERNETES_FEATURES.nativeSidecars) {
+    problems.push(
+      `${PROJECT}:envoy.sidecarMode: native sidecars need Kubernetes 1.${KUBERNETES_FEATURES.nativeSidecars} or later (kubernetesVersion is "${cfg.kubernetesVersion}"); use container`,
+    );
+  }
+
+  const meshHosts = new Set(
+    cfg.services.flatMap((s) => serviceHostnames(s.name, cfg.namespace, cfg.clusterDomain)),
+  );
+  cfg.clients.forEach((client, i) => {
+    const key = `${PROJECT}:clients[${i}]`;
+    const secretName = client.secret?.name ?? defaultClientSecretName(client.name);
+    if (client.secret?.namespace === cfg.namespace && meshSecretNames(cfg).includes(secretName))
+      problems.push(
+        `${key}.secret.name: "${secretName}" is a Secret the mesh writes in ${cfg.namespace}; pick another name`,
+      );
+    if (cfg.clients.findIndex((c) => c.name === client.name) !== i)
+      problems.push(`${key}.name: duplicate client name "${client.name}"`);
+    problems.push(...callProblems(key, client.calls, known));
+  });
+
+  if (cfg.gateway) problems.push(...gatewayProblems(cfg, cfg.gateway, known));
+
+  cfg.services.forEach((svc, i) => {
+    const key = `${PROJECT}:services[${i}]`;
+    const published = svc.name.slice(0, -EXTERNAL_SERVICE_SUFFIX.length);
+    if (svc.name.endsWith(EXTERNAL_SERVICE_SUFFIX) && known.has(published))
+      problems.push(
+        `${key}.name: "${svc.name}" is the Service that publishes "${published}" (expose); pick another name`,
+      );
+    if (
+      svc.name.endsWith(PODS_SERVICE_SUFFIX) &&
+      known.has(svc.name.slice(0, -PODS_SERVICE_SUFFIX.length))
+    )
+      problems.push(
+        `${key}.name: "${svc.name}" is the headless Service of "${svc.name.slice(0, -PODS_SERVICE_SUFFIX.length)}"; pick another name`,
+      );
+    problems.push(...appSettingProblems(cfg, svc, key));
+    problems.push(...egressProblems(cfg, svc, key, meshHosts));
+    if (names.indexOf(svc.name) !== i)
+      problems.push(`${key}.name: duplicate service name "${svc.name}"`);
+    const clash = meshPorts.find(([, p]) => p === svc.port);
+    if (clash)
+      problems.push(
+        `${key}.port: ${svc.port} is Envoy's ${clash[0]} port (envoy.ports.${clash[0]}); pick another app port`,
+      );
+    problems.push(...callProblems(key, svc.calls, known, svc.name));
+  });
+  return problems;
+}
+
+/** A `calls` list's entries naming no known service, repeating one, or (for a service) itself. */
+export function callProblems(
+  key: string,
+  calls: { service: string }[],
+  known: Set<string>,
+  self?: string,
+): string[] {
+  const callees = calls.map((call) => call.service);
+  return callees.flatMap((callee, j) => {
+    if (callee === self) return [`${key}.calls[${j}]: service "${self}" cannot call itself`];
+    if (!known.has(callee))
+      return [
+        `${key}.calls[${j}]: unknown service "${callee}" (known: ${[...known].sort().join(", ")})`,
+      ];
+    if (callees.indexOf(callee) !== j) return [`${key}.calls[${j}]: "${callee}" is listed twice`];
+    return [];
+  });
+}
+
+/** A list's entries that repeat an earlier one, with their index. */
+export function repeats<T>(values: T[]): [T, number][] {
+  return values.flatMap((v, i): [T, number][] => (values.indexOf(v) !== i ? [[v, i]] : []));
+}
+
+/** Egress entries that clash with each other, the mesh, its ports or the app's env. */
+export function egressProblems(
+  cfg: RawMesh,
+  svc: RawService,
+  key: string,
+  meshHosts: Set<string>,
+): string[] {
+  const problems: string[] = [];
+  for (const [name, j] of repeats(svc.egress.map((e) => e.name)))
+    problems.push(`${key}.egress[${j}].name: "${name}" is listed twice`);
+  // The outbound listener picks an HTTP egress entry by host name alone (ports are ignored).
+  const httpHosts = svc.egress.map((e) => (e.protocol === "tcp" ? undefined : e.host));
+  for (const [host, j] of repeats(httpHosts))
+    if (host !== undefined)
+      problems.push(`${key}.egress[${j}].host: "${host}" is already an http/https egress entry`);
+  const taken = new Map<number, string>(
+    Object.entries(cfg.envoy.ports).map(([role, p]) => [p, `envoy.ports.${role}`]),
+  );
+  taken.set(svc.port, "the app port");
+  const userEnv = new Set(svc.env.map((e) => e.name));
+  for (const e of resolveEgress(svc.egress, cfg.envoy.egressPortBase)) {
+    const j = svc.egress.findIndex((x) => x.name === e.name);
+    if (meshHosts.has(e.host))
+      problems.push(
+        `${key}.egress[${j}].host: "${e.host}" is a mesh service; list it in calls instead`,
+      );
+    if (!e.local) continue;
+    if (e.local.port > 65535)
+      problems.push(`${key}.egress[${j}]: no loopback port left above envoy.egressPortBase`);
+    const clash = taken.get(e.local.port);
+    if (clash)
+      problems.push(
+        `${key}.egress[${j}]: its listener port ${e.local.port} (from envoy.egressPortBase) is ${clash}`,
+      );
+    if (userEnv.has(e.local.env))
+      problems.push(`${key}.env: ${e.local.env} is set by the mesh for egress "${e.name}"`);
+  }
+  return problems;
+}
+
+/** Shutdown timing, replica ownership, and app settings that collide with what the mesh owns. */
+export function appSettingProblems(cfg: RawMesh, svc: RawService, key: string): string[] {
+  const problems: string[] = [];
+  if (svc.replicas !== undefined && svc.autoscaling !== undefined)
+    problems.push(`${key}.replicas: not with autoscaling, which owns the replica count`);
+  if (svc.preStopSeconds < cfg.envoy.drainSeconds)
+    problems.push(
+      `${key}.preStopSeconds: must be at least envoy.drainSeconds (${cfg.envoy.drainSeconds}), so the app still serves while Envoy tells callers to reconnect`,
+    );
+  if (
+    svc.terminationGracePeriodSeconds !== undefined &&
+    svc.terminationGracePeriodSeconds < svc.preStopSeconds + 5
+  )
+    problems.push(
+      `${key}.terminationGracePeriodSeconds: must be at least preStopSeconds + 5 (${svc.preStopSeconds + 5}), leaving the app at least 3 s after its SIGTERM before Envoy's own 2 s stop window`,
+    );
+
+  const meshVolumes: string[] = Object.values(MESH_VOLUMES);
+  svc.volumes.forEach((v, j) => {
+    if (meshVolumes.includes(v.name))
+      problems.push(`${key}.volumes[${j}].name: "${v.name}" is a volume the mesh owns`);
+    const path = v.mountPath.replace(/\/+$/, "") || "/";
+    if (path === APP_TMP_PATH || path.startsWith(`${APP_TMP_PATH}/`))
+      problems.push(
+        `${key}.volumes[${j}].mountPath: ${APP_TMP_PATH} is the mesh's writable scratch volume; mount elsewhere`,
+      );
+  });
+  for (const [name, j] of repeats(svc.volumes.map((v) => v.name)))
+    problems.push(`${key}.volumes[${j}].name: "${name}" is listed twice`);
+  for (const [path, j] of repeats(svc.volumes.map((v) => v.mountPath)))
+    problems.push(`${key}.volumes[${j}].mountPath: ${path} is mounted twice`);
+
+  svc.env.forEach((e, j) => {
+    if (e.name === OUTBOUND_URL_ENV)
+      problems.push(`${key}.env[${j}].name: ${OUTBOUND_URL_ENV} is set by the mesh`);
+  });
+  for (const [name, j] of repeats(svc.env.map((e) => e.name)))
+    problems.push(`${key}.env[${j}].name: "${name}" is set twice`);
+
+  const meshLabels: string[] = [...MESH_POD_LABEL_KEYS];
+  for (const label of Object.keys(svc.podLabels))
+    if (meshLabels.includes(label))
+      problems.push(`${key}.podLabels: "${label}" is a label the mesh sets (selectors use it)`);
+  for (const annotation of Object.keys(svc.podAnnotations)) {
+    if (annotation === DEFAULT_CONTAINER_ANNOTATION)
+      problems.push(`${key}.podAnnotations: "${annotation}" is set by the mesh`);
+    if (cfg.envoy.scrapeFrom.length > 0 && annotation.startsWith(SCRAPE_ANNOTATION_PREFIX))
+      problems.push(
+        `${key}.podAnnotations: "${annotation}" is set by the mesh while envoy.scrapeFrom is set`,
+      );
+  }
+  return problems;
+}

@@ -1,0 +1,312 @@
+/**
+ * Stack configuration: the user-facing contract (docs/configuration.md), parsed with a
+ * schema into one typed model with defaults. Every problem is reported with the config key that
+ * holds it, before any resource is registered. This module reads the stack's keys and derives
+ * the model; the schema, the model's types and the cross-field checks live beside it.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import {
+  PROJECT,
+  defaultClientSecretName,
+  objectNames,
+  serviceFqdn,
+  serviceHostnames,
+} from "../names";
+import { schemaKeysAt, stackKeyProblems, suggestion, withEntryName } from "../config-keys";
+import { KUBERNETES_FEATURES, kubernetesMinor } from "./fields";
+import { rawMeshSchema } from "./schema";
+import {
+  ServiceModel,
+  PeerIdentity,
+  CallerModel,
+  UpstreamModel,
+  MeshModel,
+  certificateSettings,
+  resolveEgress,
+} from "./model";
+import { gatewayPaths, gatewayModel } from "./gateway";
+import { topologyProblems } from "./checks";
+
+export {
+  MIN_KUBERNETES_MINOR,
+  KUBERNETES_FEATURES,
+  kubernetesMinor,
+  isPinnedImage,
+  quantityValue,
+  PeerSelector,
+  durationSeconds,
+  ProbeSettings,
+  AppVolume,
+} from "./fields";
+export {
+  DEFAULT_ROUTE_TIMEOUT,
+  STREAMING_IDLE_TIMEOUT,
+  TrafficPolicy,
+  DEFAULT_TRAFFIC_POLICY,
+  EgressTarget,
+  ExposeSettings,
+  exposedSourceRanges,
+  JwtSettings,
+  NetworkPeer,
+  DEFAULT_DNS_PEERS,
+  DEFAULT_DNS_PORTS,
+  EnvoySettings,
+  NetworkSettings,
+  KeySpec,
+  CertificateSettings,
+  ResourcePair,
+} from "./schema";
+export {
+  ServiceModel,
+  ResolvedEgress,
+  PeerIdentity,
+  CallerModel,
+  UpstreamModel,
+  ClientModel,
+  JwtModel,
+  GatewayRouteModel,
+  GatewayModel,
+  MeshModel,
+  egressEnvName,
+} from "./model";
+export { GATEWAY_MIN_READY_SECONDS, GATEWAY_LISTEN_PORT, GATEWAY_DEFAULT_PORT } from "./gateway";
+export { PROJECT } from "../names";
+
+/** Stack config that cannot be deployed. The message names every offending key. */
+export class MeshConfigError extends pulumi.RunError {
+  public readonly problems: string[];
+  /** With the raw config, a problem about `services[i]` or `clients[i]` also names the entry. */
+  constructor(problems: string[], raw?: Record<string, unknown>) {
+    const named = raw ? problems.map((p) => withEntryName(p, raw)) : problems;
+    super(`Invalid stack config:\n${named.map((p) => `  - ${p}`).join("\n")}`);
+    this.problems = named;
+    this.name = "MeshConfigError";
+  }
+}
+
+/** Top-level keys whose values are structured (YAML objects/lists, stored by Pulumi as JSON). */
+const STRUCTURED_KEYS = new Set([
+  "clients",
+  "gateway",
+  "envoy",
+  "certificates",
+  "services",
+  "network",
+  "imagePullSecrets",
+]);
+const BOOLEAN_KEYS = new Set(["createNamespace"]);
+
+/**
+ * Turns Pulumi's flat config (`bookapi-mesh:key` -> string) into the raw object the schema parses.
+ * Keys of other namespaces (e.g. `kubernetes:`) are left alone; unknown keys of ours are kept so
+ * the strict schema reports them as typos.
+ */
+export function rawConfigFrom(all: Record<string, string>): {
+  raw: Record<string, unknown>;
+  problems: string[];
+} {
+  const raw: Record<string, unknown> = {};
+  const problems: string[] = [];
+  for (const [fullKey, value] of Object.entries(all)) {
+    const [ns, key] = splitKey(fullKey);
+    if (ns !== PROJECT) continue;
+    if (STRUCTURED_KEYS.has(key)) {
+      try {
+        raw[key] = JSON.parse(value);
+      } catch {
+        problems.push(
+          `${PROJECT}:${key}: must be a structured value (a YAML object or list), got ${JSON.stringify(value)}`,
+        );
+      }
+    } else if (BOOLEAN_KEYS.has(key)) {
+      raw[key] = value === "true" ? true : value === "false" ? false : value;
+    } else {
+      raw[key] = value;
+    }
+  }
+  return { raw, problems };
+}
+
+function splitKey(fullKey: string): [string, string] {
+  const i = fullKey.indexOf(":");
+  // Pulumi also accepts `ns:config:key` in older state; normalise to `ns`, `key`.
+  const rest = fullKey.slice(i + 1).replace(/^config:/, "");
+  return [fullKey.slice(0, i), rest];
+}
+
+/** Renders a schema path as the config key a user writes: `bookapi-mesh:services[1].calls[0]`. */
+function keyOf(path: ReadonlyArray<PropertyKey>): string {
+  let key = PROJECT;
+  path.forEach((part, i) => {
+    if (typeof part === "number") key += `[${part}]`;
+    else key += i === 0 ? `:${String(part)}` : `.${String(part)}`;
+  });
+  return key;
+}
+
+/** Validates raw config and derives the mesh model. Throws MeshConfigError listing every problem. */
+export function parseMeshConfig(raw: Record<string, unknown>): MeshModel {
+  const parsed = rawMeshSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw new MeshConfigError(
+      parsed.error.issues.map((issue) => {
+        if (issue.code === "unrecognized_keys") {
+          const known = schemaKeysAt(rawMeshSchema, issue.path);
+          return `${keyOf(issue.path)}: unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => `${JSON.stringify(k)}${suggestion(k, known) || " (a typo?)"}`).join(", ")}`;
+        }
+        if (issue.code === "invalid_key") {
+          // A map key (label, annotation, node selector): say what is wrong with it.
+          return `${keyOf(issue.path)}: ${issue.issues.map((i) => i.message).join("; ")}`;
+        }
+        return `${keyOf(issue.path)}: ${issue.message}`;
+      }),
+      raw,
+    );
+  }
+  const cfg = parsed.data;
+  const problems = topologyProblems(cfg);
+  if (problems.length > 0) throw new MeshConfigError(problems, raw);
+
+  const createNamespace = cfg.namespace !== "default" && (cfg.createNamespace ?? true);
+  const minor = kubernetesMinor(cfg.kubernetesVersion);
+  const byName = (a: { name: string }, b: { name: string }) =>
+    a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
+  const identity = (name: string): PeerIdentity => ({
+    name,
+    fqdn: serviceFqdn(name, cfg.namespace, cfg.clusterDomain),
+    spiffeId: `spiffe://${cfg.certificates.trustDomain}/ns/${cfg.namespace}/sa/${name}`,
+  });
+  const clientSpiffeId = (name: string) =>
+    `spiffe://${cfg.certificates.trustDomain}/ns/${cfg.namespace}/client/${name}`;
+  const podsFqdn = (name: string) =>
+    serviceFqdn(objectNames(name).podsService, cfg.namespace, cfg.clusterDomain);
+  const declared = new Map(cfg.services.map((svc) => [svc.name, svc]));
+  const upstreamOf = (name: string): UpstreamModel => {
+    const callee = declared.get(name);
+    // topologyProblems has rejected unknown callees.
+    if (!callee) throw new Error(`internal: unknown callee ${name}`);
+    return { ...identity(name), podsFqdn: podsFqdn(name), traffic: callee.traffic };
+  };
+  const gateway = cfg.gateway
+    ? gatewayModel(cfg.gateway, identity(cfg.gateway.name), upstreamOf, (name) =>
+        serviceHostnames(name, cfg.namespace, cfg.clusterDomain),
+      )
+    : undefined;
+  const services = [...cfg.services].sort(byName).map((svc): ServiceModel => {
+    const { fqdn, spiffeId } = identity(svc.name);
+    // The schema turned every `calls` entry into its object form.
+    const rules = (call: { methods?: string[]; paths?: string[] }) => ({
+      methods: call.methods ?? [],
+      paths: call.paths ?? [],
+    });
+    // Who calls this service, with the rules of their `calls` entry: services, then clients.
+    const callersAmong = <T extends { name: string; calls: typeof svc.calls }>(
+      who: T[],
+      caller: (w: T) => Omit<CallerModel, "methods" | "paths">,
+    ): CallerModel[] =>
+      who
+        .flatMap((w) =>
+          w.calls
+            .filter((call) => call.service === svc.name)
+            .map((call): CallerModel => ({ ...caller(w), ...rules(call) })),
+        )
+        .sort(byName);
+    const callers = [
+      ...callersAmong(cfg.services, (s) => ({ kind: "service", ...identity(s.name) })),
+      ...callersAmong(cfg.clients, (c) => ({
+        kind: "client",
+        name: c.name,
+        spiffeId: clientSpiffeId(c.name),
+      })),
+      ...(cfg.gateway && gateway?.routes.some((r) => r.upstream.name === svc.name)
+        ? [
+            {
+              kind: "gateway" as const,
+              ...identity(cfg.gateway.name),
+              methods: [],
+              paths: gatewayPaths(cfg.gateway.routes, svc.name),
+            },
+          ]
+        : []),
+    ];
+    const upstreams = svc.calls.map((call) => upstreamOf(call.service)).sort(byName);
+    return {
+      name: svc.name,
+      image: svc.image,
+      port: svc.port,
+      replicas: svc.autoscaling?.minReplicas ?? svc.replicas ?? 1,
+      ...(svc.autoscaling ? { autoscaling: svc.autoscaling } : {}),
+      exposeDirectPort: svc.exposeDirectPort,
+      resources: svc.resources,
+      runAsUser: svc.runAsUser,
+      preStopSeconds: svc.preStopSeconds,
+      terminationGracePeriodSeconds: svc.terminationGracePeriodSeconds ?? svc.preStopSeconds + 20,
+      env: svc.env,
+      envFrom: svc.envFrom,
+      imagePullSecrets: [...new Set([...cfg.imagePullSecrets, ...svc.imagePullSecrets])],
+      ...(svc.command ? { command: svc.command } : {}),
+      ...(svc.args ? { args: svc.args } : {}),
+      probes: svc.probes,
+      volumes: svc.volumes,
+      podLabels: svc.podLabels,
+      podAnnotations: svc.podAnnotations,
+      nodeSelector: svc.nodeSelector,
+      tolerations: svc.tolerations,
+      upstreams,
+      callers,
+      spiffeId,
+      directPortAllowedFrom: svc.directPortAllowedFrom,
+      fqdn,
+      podsFqdn: podsFqdn(svc.name),
+      ...(svc.expose ? { expose: svc.expose } : {}),
+      traffic: svc.traffic,
+      egress: resolveEgress(svc.egress, cfg.envoy.egressPortBase),
+      dnsNames: serviceHostnames(svc.name, cfg.namespace, cfg.clusterDomain),
+    };
+  });
+  return {
+    namespace: cfg.namespace,
+    createNamespace,
+    clusterDomain: cfg.clusterDomain,
+    kubernetesVersion: cfg.kubernetesVersion,
+    kubernetesMinor: minor,
+    envoy: {
+      ...cfg.envoy,
+      sidecarMode:
+        cfg.envoy.sidecarMode ??
+        (minor >= KUBERNETES_FEATURES.nativeSidecars ? "native" : "container"),
+    },
+    certificates: certificateSettings(cfg.certificates),
+    network: cfg.network,
+    ...(gateway ? { gateway } : {}),
+    imagePullSecrets: [...cfg.imagePullSecrets],
+    clients: [...cfg.clients].sort(byName).map((client) => ({
+      name: client.name,
+      spiffeId: clientSpiffeId(client.name),
+      calls: client.calls.map((call) => call.service).sort(),
+      ...(client.secret
+        ? {
+            secret: {
+              namespace: client.secret.namespace,
+              name: client.secret.name ?? defaultClientSecretName(client.name),
+            },
+          }
+        : {}),
+    })),
+    services,
+    ...(cfg.renderYamlToDirectory ? { renderYamlToDirectory: cfg.renderYamlToDirectory } : {}),
+    ...(cfg.podSecurity ? { podSecurity: cfg.podSecurity } : {}),
+    configWarnings: [],
+  };
+}
+
+/** Reads and validates this stack's config. */
+export function loadMeshConfig(
+  all: Record<string, string> = pulumi.runtime.allConfig(),
+): MeshModel {
+  const keys = stackKeyProblems(all);
+  const { raw, problems } = rawConfigFrom(all);
+  if (keys.problems.length + problems.length > 0)
+    throw new MeshConfigError([...keys.problems, ...problems]);
+  return { ...parseMeshConfig(raw), configWarnings: keys.warnings };
+}
