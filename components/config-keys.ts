@@ -55,10 +55,14 @@ export function nearest(word: string, candidates: readonly string[]): string | u
   return best?.candidate;
 }
 
-/** ` (did you mean "x"?)`, or nothing when no candidate is close. */
-export function suggestion(word: string, candidates: readonly string[]): string {
+/** ` (did you mean "x"?)`, or nothing when no candidate is close; `shown` spells the key. */
+export function suggestion(
+  word: string,
+  candidates: readonly string[],
+  shown: (candidate: string) => string = (c) => c,
+): string {
   const near = nearest(word, candidates);
-  return near ? ` (did you mean "${near}"?)` : "";
+  return near ? ` (did you mean "${shown(near)}"?)` : "";
 }
 
 /** A namespace that differs from the project's only in case, punctuation or a few letters. */
@@ -83,7 +87,7 @@ export function stackKeyProblems(all: Record<string, string>): {
     if (ns === "kubernetes") {
       if (!(KUBERNETES_PROVIDER_KEYS as readonly string[]).includes(key))
         problems.push(
-          `${fullKey}: not a setting of the Kubernetes provider${suggestion(key, KUBERNETES_PROVIDER_KEYS).replace(/"(.+)"/, '"kubernetes:$1"')}`,
+          `${fullKey}: not a setting of the Kubernetes provider${suggestion(key, KUBERNETES_PROVIDER_KEYS, (k) => `kubernetes:${k}`)}`,
         );
       else if (!(KUBERNETES_KEYS_READ as readonly string[]).includes(key))
         warnings.push(

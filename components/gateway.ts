@@ -288,12 +288,11 @@ export interface MeshGatewayArgs {
   /** ConfigMap data: the gateway's Envoy files (`gatewayFiles`). */
   envoyFiles: Record<string, string>;
   /**
-   * The routed services' Deployments: the gateway rolls after them, so a route added or widened
-   * reaches pods whose allow-lists already admit it.
+   * What the Deployment waits for besides its own objects, as a service's does: the
+   * NetworkPolicies that select its pods, and the routed services' Deployments (a route added
+   * or widened reaches pods whose allow-lists already admit it).
    */
-  routed?: pulumi.Resource[];
-  /** The NetworkPolicies that select the gateway's pods: created before any pod runs. */
-  policies?: pulumi.Resource[];
+  rolloutAfter?: pulumi.Resource[];
   rendered?: boolean;
   /** Provider of the Envoy ConfigMap versions (provider.ts: it upserts, for rollbacks). */
   envoyConfigProvider?: pulumi.ProviderResource;
@@ -407,8 +406,7 @@ export class MeshGateway extends pulumi.ComponentResource {
           this.secret,
           this.configMap,
           ...(this.edgeSecret ? [this.edgeSecret] : []),
-          ...(args.policies ?? []),
-          ...(args.routed ?? []),
+          ...(args.rolloutAfter ?? []),
         ],
       },
     );

@@ -344,10 +344,12 @@ export class ServiceMesh extends pulumi.ComponentResource {
           namespace,
           ca,
           envoyFiles: gatewayEnvoyFiles,
-          routed: [...new Set(model.gateway.routes.map((r) => r.upstream.name))].map(
-            (svc) => this.services[svc].deployment,
-          ),
-          policies: this.networkPolicies.selecting(model.gateway.name),
+          rolloutAfter: [
+            ...this.networkPolicies.selecting(model.gateway.name),
+            ...[...new Set(model.gateway.routes.map((r) => r.upstream.name))].map(
+              (svc) => this.services[svc].deployment,
+            ),
+          ],
           after,
           rendered: model.renderYamlToDirectory !== undefined,
           envoyConfigProvider: args.envoyConfigProvider,

@@ -13,6 +13,7 @@ import {
   ProgramRun,
   runProgram,
   stackConfig,
+  stackConfigWithServices,
 } from "./harness/program";
 import {
   Cluster,
@@ -25,13 +26,9 @@ import {
 
 type Json = Record<string, unknown>;
 
-/** prod's config with its services changed by `edit`. */
-function prodWith(edit: (services: Json[]) => void, stack = "prod"): Promise<ProgramRun> {
-  const config = stackConfig("prod");
-  const services = JSON.parse(config["bookapi-mesh:services"]) as Json[];
-  edit(services);
-  return runProgram({ ...config, "bookapi-mesh:services": JSON.stringify(services) }, stack);
-}
+/** prod with its services changed in place by `edit`. */
+const prodWith = (edit: (services: Json[]) => unknown): Promise<ProgramRun> =>
+  runProgram(stackConfigWithServices("prod", edit), "prod");
 
 const service = (services: Json[], name: string) => {
   const found = services.find((s) => s.name === name);

@@ -15,18 +15,21 @@ import {
   runProgram,
   runStack,
   STACKS,
-  stackConfig,
+  stackConfigWithServices,
 } from "./harness/program";
 import { restartedDeployments, runsAfter } from "./harness/update-model";
 
 type Json = Record<string, unknown>;
 
-/** prod's config with its services replaced by `edit`'s. */
-function prodWith(edit: (services: Json[]) => Json[]): Promise<ProgramRun> {
-  const config = stackConfig("prod");
-  const services = JSON.parse(config["bookapi-mesh:services"]) as Json[];
-  return runProgram({ ...config, "bookapi-mesh:services": JSON.stringify(edit(services)) }, "prod");
-}
+/** prod with its services changed in place by `edit`. */
+const prodWith = (edit: (services: Json[]) => unknown): Promise<ProgramRun> =>
+  runProgram(stackConfigWithServices("prod", edit), "prod");
+
+/** bookapi calls `ratings`. */
+const bookapiCallsRatings = (services: Json[]) => {
+  const bookapi = services.find((svc) => svc.name === "bookapi");
+  if (bookapi) bookapi.calls = ["ratings"];
+};
 
 const RATINGS = { name: "ratings", image: "registry.example.com/ratings:1.0.0", port: 7000 };
 
@@ -74,11 +77,11 @@ describe("ordering on first install and on change", () => {
   });
 
   it("rolls the callee of a new calls edge to completion before the caller's pods start", async () => {
-    const before = await prodWith((s) => [...s, RATINGS]);
-    const after = await prodWith((s) => [
-      ...s.map((svc) => (svc.name === "bookapi" ? { ...svc, calls: ["ratings"] } : svc)),
-      RATINGS,
-    ]);
+    const before = await prodWith((s) => s.push(RATINGS));
+    const after = await prodWith((s) => {
+      bookapiCallsRatings(s);
+      s.push(RATINGS);
+    });
     // Both ends change: ratings' allow-list and bookapi's outbound routes.
     assert.deepEqual(restartedDeployments(before, after), ["bookapi", "ratings"]);
     assert.ok(
@@ -91,10 +94,10 @@ describe("ordering on first install and on change", () => {
   });
 
   it("leaves services that call each other unordered, and says so at preview", async () => {
-    const run = await prodWith((s) => [
-      ...s.map((svc) => (svc.name === "bookapi" ? { ...svc, calls: ["ratings"] } : svc)),
-      { ...RATINGS, calls: ["bookapi"] },
-    ]);
+    const run = await prodWith((s) => {
+      bookapiCallsRatings(s);
+      s.push({ ...RATINGS, calls: ["bookapi"] });
+    });
     const bookapi = findObject(run, "Deployment", "bookapi");
     const ratings = findObject(run, "Deployment", "ratings");
     assert.ok(!runsAfter(run, bookapi, ratings) && !runsAfter(run, ratings, bookapi));

@@ -10,6 +10,7 @@ import {
   ProgramRun,
   runProgram,
   stackConfig,
+  stackConfigWithServices,
 } from "./harness/program";
 import { planUpdate, restartedDeployments, Step } from "./harness/update-model";
 
@@ -82,11 +83,8 @@ describe("updates on a live cluster (a model of the provider's replacement rules
 
   describe("which pods roll for each change (docs/operations.md, the change table)", () => {
     const base = stackConfig("prod");
-    const services = (edit: (s: Array<Record<string, unknown>>) => void) => {
-      const list = JSON.parse(base["bookapi-mesh:services"]) as Array<Record<string, unknown>>;
-      edit(list);
-      return { ...base, "bookapi-mesh:services": JSON.stringify(list) };
-    };
+    const services = (edit: (s: Array<Record<string, unknown>>) => unknown) =>
+      stackConfigWithServices("prod", edit);
     const top = (key: string, value: unknown) => ({
       ...base,
       [`bookapi-mesh:${key}`]: typeof value === "string" ? value : JSON.stringify(value),

@@ -58,6 +58,17 @@ export function stackConfig(stack: string): Record<string, string> {
   return stackConfigFromFile(path.join(PROJECT_ROOT, `Pulumi.${stack}.yaml`));
 }
 
+/** A shipped stack's config with its `services` list changed in place by `edit`. */
+export function stackConfigWithServices(
+  stack: string,
+  edit: (services: Array<Record<string, unknown>>) => unknown,
+): Record<string, string> {
+  const config = stackConfig(stack);
+  const services = JSON.parse(config[`${PROJECT}:services`]) as Array<Record<string, unknown>>;
+  edit(services);
+  return { ...config, [`${PROJECT}:services`]: JSON.stringify(services) };
+}
+
 function outputValue<T>(output: pulumi.Output<T>): Promise<T> {
   return new Promise((resolve) => output.apply((v) => resolve(v)));
 }
