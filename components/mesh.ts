@@ -191,7 +191,7 @@ export class ServiceMesh extends pulumi.ComponentResource {
     super("bookapi-mesh:mesh:ServiceMesh", name, {}, opts);
     const model = args.model;
 
-    let namespaceName: pulumi.Output<string>;
+    let namespace: pulumi.Output<string>;
     if (model.createNamespace) {
       const ns = new k8s.core.v1.Namespace(
         `${name}-namespace`,
@@ -200,9 +200,9 @@ export class ServiceMesh extends pulumi.ComponentResource {
         },
         { parent: this },
       );
-      namespaceName = ns.metadata.name;
+      namespace = ns.metadata.name;
     } else {
-      namespaceName = pulumi.output(model.namespace);
+      namespace = pulumi.output(model.namespace);
     }
     // One stack per namespace: every object below depends on the claim (dependsOn, not its
     // namespace output: an input taken from an output would make the engine plan every object's
@@ -210,13 +210,12 @@ export class ServiceMesh extends pulumi.ComponentResource {
     this.stackClaim = new k8s.core.v1.ConfigMap(
       `${name}-stack-claim`,
       {
-        metadata: { name: STACK_CLAIM_NAME, namespace: namespaceName, labels: meshLabels() },
+        metadata: { name: STACK_CLAIM_NAME, namespace, labels: meshLabels() },
         data: { project: pulumi.getProject(), stack: pulumi.getStack() },
       },
       // Its data only names the stack; a rename or a hand edit must not replace it.
       { parent: this, deleteBeforeReplace: true, ignoreChanges: ["data"] },
     );
-    const namespace = namespaceName;
     const after = [this.stackClaim];
 
     // Checked before any resource is registered: a gateway config too large fails the preview.

@@ -214,32 +214,32 @@ export class MeshNetworkPolicies extends pulumi.ComponentResource {
   /** `metadata.name` of every policy, default deny first. */
   public readonly policyNames: pulumi.Output<string[]>;
 
-  private readonly specNames: string[];
+  private readonly byName = new Map<string, k8s.networking.v1.NetworkPolicy>();
 
   constructor(name: string, args: MeshNetworkPoliciesArgs, opts?: pulumi.ComponentResourceOptions) {
     super("bookapi-mesh:network-policy:MeshNetworkPolicies", name, {}, opts);
     const labels = meshLabels();
-    const specs = networkPolicySpecs(args.model);
-    this.specNames = specs.map((p) => p.name);
-    this.policies = specs.map(
-      (policy) =>
-        new k8s.networking.v1.NetworkPolicy(
-          `${name}-${policy.name}`,
-          {
-            metadata: { name: policy.name, namespace: args.namespace, labels },
-            spec: policy.spec,
-          },
-          // Fixed names: a replacement must delete the old object before creating its successor.
-          { parent: this, deleteBeforeReplace: true, dependsOn: args.after ?? [] },
-        ),
-    );
+    this.policies = networkPolicySpecs(args.model).map((policy) => {
+      const resource = new k8s.networking.v1.NetworkPolicy(
+        `${name}-${policy.name}`,
+        {
+          metadata: { name: policy.name, namespace: args.namespace, labels },
+          spec: policy.spec,
+        },
+        // Fixed names: a replacement must delete the old object before creating its successor.
+        { parent: this, deleteBeforeReplace: true, dependsOn: args.after ?? [] },
+      );
+      this.byName.set(policy.name, resource);
+      return resource;
+    });
     this.policyNames = pulumi.all(this.policies.map((p) => p.metadata.name));
     this.registerOutputs({ policyNames: this.policyNames });
   }
 
   /** The policies that select a workload's pods: the default deny and its own. */
   selecting(workload: string): k8s.networking.v1.NetworkPolicy[] {
-    const names = [DEFAULT_DENY_POLICY, servicePolicyName(workload)];
-    return this.policies.filter((_, i) => names.includes(this.specNames[i]));
+    return [DEFAULT_DENY_POLICY, servicePolicyName(workload)].flatMap(
+      (policy) => this.byName.get(policy) ?? [],
+    );
   }
 }
