@@ -47,15 +47,29 @@ export function trafficSpec(t: TrafficPolicy): TrafficSpec {
     timeout: t.streaming ? "0s" : d(t.timeout ?? DEFAULT_ROUTE_TIMEOUT),
     ...(idle ? { idleTimeout: d(idle) } : {}),
     streaming: t.streaming,
+    protocol: t.protocol,
+    connectTimeout: d(t.connectTimeout),
     retries: {
       attempts: t.retries.attempts,
       retryOn: t.retries.retryOn,
       ...(t.retries.perTryTimeout ? { perTryTimeout: d(t.retries.perTryTimeout) } : {}),
       backoff: { base: d(t.retries.backoff.base), max: d(t.retries.backoff.max) },
+      budget: { ...t.retries.budget },
     },
-    circuitBreaker: { ...t.circuitBreaker },
+    circuitBreaker: {
+      ...(t.circuitBreaker.maxConnections !== undefined
+        ? { maxConnections: t.circuitBreaker.maxConnections }
+        : {}),
+      maxPendingRequests: t.circuitBreaker.maxPendingRequests,
+      ...(t.circuitBreaker.maxRequests !== undefined
+        ? { maxRequests: t.circuitBreaker.maxRequests }
+        : {}),
+    },
     outlierDetection: {
+      consecutiveGatewayErrors: t.outlierDetection.consecutiveGatewayErrors,
+      consecutiveLocalOriginFailures: t.outlierDetection.consecutiveLocalOriginFailures,
       consecutive5xx: t.outlierDetection.consecutive5xx,
+      ejectOnAppErrors: t.outlierDetection.ejectOnAppErrors,
       interval: d(t.outlierDetection.interval),
       baseEjectionTime: d(t.outlierDetection.baseEjectionTime),
       maxEjectionPercent: t.outlierDetection.maxEjectionPercent,

@@ -92,6 +92,7 @@ export function gatewaySpec(model: MeshModel, gateway: GatewayModel): GatewaySpe
       : {}),
     accessLog: model.envoy.accessLog,
     overload: overloadSpec(model.envoy),
+    bindAddress: model.envoy.bindAddress,
     paths: GATEWAY_PATHS,
   };
 }

@@ -76,6 +76,7 @@ export function sidecarSpec(model: MeshModel, service: ServiceModel): SidecarSpe
     })),
     accessLog: model.envoy.accessLog,
     overload: overloadSpec(model.envoy),
+    bindAddress: model.envoy.bindAddress,
     paths: SIDECAR_PATHS,
   };
 }

@@ -388,6 +388,12 @@ const BAD_CONFIGS: Array<[string, Flat, string, string]> = [
     'unknown key "grpc"',
   ],
   [
+    "a bind address other than :: or 0.0.0.0",
+    flat({ envoy: { bindAddress: "10.0.0.1" } }),
+    "bookapi-mesh:envoy.bindAddress",
+    '"::" or "0.0.0.0"',
+  ],
+  [
     "a bad log level",
     flat({ envoy: { logLevel: "verbose" } }),
     "bookapi-mesh:envoy.logLevel",
@@ -788,6 +794,24 @@ const BAD_CONFIGS: Array<[string, Flat, string, string]> = [
     withService(0, { traffic: { circuitBreaker: { maxConnections: 0 } } }),
     "bookapi-mesh:services[0].traffic.circuitBreaker.maxConnections",
     "at least 1",
+  ],
+  [
+    "a fixed retry cap, which the retry budget replaced",
+    withService(0, { traffic: { circuitBreaker: { maxRetries: 3 } } }),
+    "bookapi-mesh:services[0].traffic.circuitBreaker.maxRetries",
+    "replaced by retries.budget",
+  ],
+  [
+    "a protocol other than http2 or http1",
+    withService(0, { traffic: { protocol: "grpc" } }),
+    "bookapi-mesh:services[0].traffic.protocol",
+    "http2 or http1",
+  ],
+  [
+    "a retry budget above 100 %",
+    withService(0, { traffic: { retries: { budget: { percent: 150 } } } }),
+    "bookapi-mesh:services[0].traffic.retries.budget.percent",
+    "between 1 and 100",
   ],
   [
     "a rate limit of zero requests per second",

@@ -34,7 +34,8 @@ const listener = (bootstrap: Json, name: string) =>
 
 function socketOf(l: Json): string {
   const a = at(l, "address", "socket_address");
-  return `${String(a.address)}:${String(a.port_value)}`;
+  const host = String(a.address);
+  return `${host.includes(":") ? `[${host}]` : host}:${String(a.port_value)}`;
 }
 
 function sanMatchers(validation: Json): Array<{ san_type: string; exact: string }> {
@@ -134,10 +135,7 @@ for (const stack of STACKS) {
         const outbound = listener(b, "outbound");
         if (svc.upstreams.length === 0) assert.equal(outbound, undefined, svc.name);
         else assert.equal(socketOf(outbound as Json), `127.0.0.1:${model.envoy.ports.outbound}`);
-        assert.equal(
-          socketOf(listener(b, "inbound") as Json),
-          `0.0.0.0:${model.envoy.ports.inbound}`,
-        );
+        assert.equal(socketOf(listener(b, "inbound") as Json), `[::]:${model.envoy.ports.inbound}`);
       }
     });
 

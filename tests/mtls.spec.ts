@@ -89,8 +89,11 @@ describe("mTLS between sidecars: node:tls configured from the generated Envoy co
     return { outcome, verdict: await server.nextVerdict() };
   }
 
+  /** The dev stack's program run; its sidecars and the gateway are read from it. */
+  let run: Awaited<ReturnType<typeof runStack>>;
+
   before(async function () {
-    const run = await runStack("dev");
+    run = await runStack("dev");
     bookapiIn = inboundListener(sidecar(run, "bookapi"));
     const mcp = sidecar(run, "bookapi-mcp-server");
     mcpIn = inboundListener(mcp);
@@ -312,6 +315,56 @@ describe("mTLS between sidecars: node:tls configured from the generated Envoy co
       assert.ok(outcome.handshake, "the TLS handshake completed");
       assert.equal(outcome.response, undefined);
       refusedAt(verdict, "rbac");
+    });
+  });
+  describe("HTTP/2 between sidecars, chosen by ALPN in the mTLS handshake", () => {
+    /** Every Envoy of the stack with its mesh upstream clusters: each caller-callee pair. */
+    function allowedPairs(): { caller: string; callee: string; tls: UpstreamTls }[] {
+      return ["bookapi", "bookapi-mcp-server", "mesh-gateway"].flatMap((name) => {
+        const sc = sidecar(run, name);
+        const clusters = (sc.bootstrap.static_resources as { clusters: { name: string }[] })
+          .clusters;
+        return clusters
+          .filter((c) => c.name.startsWith("upstream_"))
+          .map((c) => ({
+            caller: name,
+            callee: c.name.slice("upstream_".length),
+            tls: upstreamCluster(sc, c.name),
+          }));
+      });
+    }
+
+    it("negotiates h2 for every allowed pair of the stack, the gateway's routes included", async () => {
+      const pairs = allowedPairs();
+      assert.deepEqual(
+        pairs.map((p) => `${p.caller} -> ${p.callee}`),
+        ["bookapi-mcp-server -> bookapi", "mesh-gateway -> bookapi-mcp-server"],
+      );
+      for (const pair of pairs) {
+        const server = await serve({ listener: inboundListener(sidecar(run, pair.callee)) });
+        const { outcome, verdict } = await exchange(server, upstreamCaller(pair.tls));
+        assert.ok(verdict.accepted, `${pair.caller} -> ${pair.callee}: ${JSON.stringify(verdict)}`);
+        assert.equal(verdict.alpn, "h2", `${pair.caller} -> ${pair.callee}`);
+        assert.equal(outcome.alpn, "h2");
+      }
+    });
+
+    it("still lets a caller through that offers only http/1.1, or no ALPN at all (a sidecar from before HTTP/2)", async () => {
+      const server = await serve({ listener: bookapiIn });
+      const http1 = await exchange(server, { ...upstreamCaller(toBookapi), alpn: ["http/1.1"] });
+      assert.ok(http1.verdict.accepted && http1.verdict.alpn === "http/1.1");
+      const none = await exchange(server, { ...upstreamCaller(toBookapi), alpn: undefined });
+      assert.ok(none.verdict.accepted, JSON.stringify(none.verdict));
+      // No protocol selected: the connection manager's AUTO codec reads the bytes (HTTP/1.1).
+      assert.equal(none.verdict.alpn, false);
+    });
+
+    it("gives an updated caller no protocol from a callee from before HTTP/2, so AutoHttpConfig speaks HTTP/1.1", async () => {
+      const old = { ...bookapiIn, tls: { ...bookapiIn.tls, alpn: undefined } };
+      const server = await serve({ listener: old });
+      const { outcome, verdict } = await exchange(server, upstreamCaller(toBookapi));
+      assert.ok(verdict.accepted, JSON.stringify(verdict));
+      assert.equal(outcome.alpn, false);
     });
   });
 });

@@ -6,7 +6,6 @@
 import assert from "node:assert/strict";
 import { loadMeshConfig, MeshModel } from "../components/config";
 import {
-  buildBootstrap,
   Bootstrap,
   Cluster,
   HttpConnectionManager,
@@ -16,7 +15,7 @@ import {
 } from "../components/envoy";
 import { ENVOY_FILES } from "../components/envoy/model";
 import { gatewayFiles } from "../components/gateway";
-import { sidecarSpec, trafficWarnings } from "../components/mesh";
+import { trafficWarnings } from "../components/mesh";
 import { envoyConcurrency } from "../components/workload";
 import {
   checkBootstrapReferences,
@@ -24,54 +23,11 @@ import {
   validateBootstrapDetailed,
 } from "./harness/envoy-schema";
 import { findObject, runProgram, STACKS, stackConfig } from "./harness/program";
-import { servedUnderPressure } from "./harness/overload-model";
+import { bootstrapOf, clusterOf, hcm, listenerOf, meshWith } from "./harness/traffic-fixtures";
+import { acceptsConnectionsUnderPressure, servedUnderPressure } from "./harness/overload-model";
 import { ResponseTimeline, routeOutcome } from "./harness/route-timeout-model";
 
 type Json = Record<string, unknown>;
-
-const BOOKAPI = { name: "bookapi", image: "registry.example.com/bookapi:1.0.0", port: 5288 };
-const MCP = {
-  name: "bookapi-mcp-server",
-  image: "registry.example.com/bookapi-mcp-server:1.0.0",
-  port: 5289,
-  calls: ["bookapi"],
-};
-
-/** A mesh of bookapi (with `traffic`) called by the MCP server (with `callerExtra`). */
-function meshWith(traffic: Json, callerExtra: Json = {}, envoy: Json = {}): MeshModel {
-  return loadMeshConfig({
-    "bookapi-mesh:services": JSON.stringify([
-      { ...BOOKAPI, traffic },
-      { ...MCP, ...callerExtra },
-    ]),
-    "bookapi-mesh:envoy": JSON.stringify(envoy),
-  });
-}
-
-function bootstrapOf(model: MeshModel, service: string): Bootstrap {
-  const svc = model.services.find((s) => s.name === service);
-  assert.ok(svc);
-  return buildBootstrap(sidecarSpec(model, svc));
-}
-
-function hcm(listener: Listener): HttpConnectionManager {
-  const filter = listener.filter_chains[0].filters.find(
-    (f) => f.name === "envoy.filters.network.http_connection_manager",
-  );
-  assert.ok(filter, `${listener.name} has no HTTP connection manager`);
-  return filter.typed_config as HttpConnectionManager;
-}
-
-const listenerOf = (b: Bootstrap, name: string) => {
-  const l = b.static_resources.listeners.find((x) => x.name === name);
-  assert.ok(l, `no listener ${name}`);
-  return l;
-};
-const clusterOf = (b: Bootstrap, name: string): Cluster => {
-  const c = b.static_resources.clusters.find((x) => x.name === name);
-  assert.ok(c, `no cluster ${name}`);
-  return c;
-};
 
 /** The caller's route actions to bookapi: [idempotent methods, other methods] (or just one). */
 function outboundActions(model: MeshModel): RouteAction[] {
@@ -184,16 +140,15 @@ describe("traffic policies round-trip to Envoy's fields", () => {
       },
     ],
     [
-      "circuit breaker and outlier detection on the caller's cluster",
+      "circuit breaker, retry budget and outlier detection on the caller's cluster",
       {
-        circuitBreaker: {
-          maxConnections: 100,
-          maxPendingRequests: 50,
-          maxRequests: 200,
-          maxRetries: 5,
-        },
+        circuitBreaker: { maxConnections: 100, maxPendingRequests: 50, maxRequests: 200 },
+        retries: { budget: { percent: 50, minConcurrency: 4 } },
         outlierDetection: {
+          consecutiveGatewayErrors: 4,
+          consecutiveLocalOriginFailures: 2,
           consecutive5xx: 3,
+          ejectOnAppErrors: true,
           interval: "5s",
           baseEjectionTime: "1m",
           maxEjectionPercent: 34,
@@ -208,12 +163,19 @@ describe("traffic policies round-trip to Envoy's fields", () => {
               max_connections: 100,
               max_pending_requests: 50,
               max_requests: 200,
-              max_retries: 5,
+              retry_budget: { budget_percent: { value: 50 }, min_retry_concurrency: 4 },
             },
           ],
         });
         assert.deepEqual(c.outlier_detection, {
+          split_external_local_origin_errors: true,
           consecutive_5xx: 3,
+          enforcing_consecutive_5xx: 100,
+          consecutive_gateway_failure: 4,
+          enforcing_consecutive_gateway_failure: 100,
+          consecutive_local_origin_failure: 2,
+          enforcing_consecutive_local_origin_failure: 100,
+          enforcing_success_rate: 100,
           interval: "5s",
           base_ejection_time: "60s",
           max_ejection_percent: 34,
@@ -288,9 +250,10 @@ describe("traffic policies round-trip to Envoy's fields", () => {
 
   it("balances each callee's pods per request (least request) through its headless Service, re-resolved every 5 s", () => {
     const c = clusterOf(bootstrapOf(meshWith({}), "bookapi-mcp-server"), "upstream_bookapi");
-    assert.equal(c.type, "STRICT_DNS");
+    assert.equal(c.cluster_type?.name, "envoy.cluster.dns");
+    assert.equal(c.cluster_type.typed_config.all_addresses_in_single_endpoint, false);
     assert.equal(c.lb_policy, "LEAST_REQUEST");
-    assert.equal(c.dns_refresh_rate, "5s");
+    assert.equal(c.cluster_type.typed_config.dns_refresh_rate, "5s");
     assert.equal(
       c.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.address,
       "bookapi-pods.default.svc.cluster.local.",
@@ -347,6 +310,7 @@ describe("traffic policies round-trip to Envoy's fields", () => {
       [
         ["envoy.overload_actions.shrink_heap", 0.9],
         ["envoy.overload_actions.stop_accepting_requests", 0.95],
+        ["envoy.overload_actions.reject_incoming_connections", 0.98],
       ],
     );
     const conns = om.resource_monitors[1].typed_config as {
@@ -357,7 +321,7 @@ describe("traffic policies round-trip to Envoy's fields", () => {
     assert.equal(envoyConcurrency(meshWith({}).envoy), 1, "500m, the default limit");
   });
 
-  it("keeps the health and metrics listeners answering when the heap is past the overload threshold, while traffic gets 503", () => {
+  it("keeps the health and metrics listeners answering when the heap is past the overload thresholds, while traffic gets 503 and then has its new connections closed", () => {
     const prod = loadMeshConfig(stackConfig("prod"));
     const gateway = JSON.parse(
       gatewayFiles(prod, prod.gateway as NonNullable<MeshModel["gateway"]>)[ENVOY_FILES.bootstrap],
@@ -368,6 +332,13 @@ describe("traffic policies round-trip to Envoy's fields", () => {
       const overloaded = servedUnderPressure(bootstrap, 0.96);
       const served = Object.keys(overloaded).filter((name) => overloaded[name]);
       assert.deepEqual(served.sort(), ["health", "metrics"], JSON.stringify(overloaded));
+      // New connections are still taken at 96 % (a 503 is cheaper than a refused handshake to
+      // diagnose), closed on accept from 98 % on the data listeners only.
+      const accepting = acceptsConnectionsUnderPressure(bootstrap, 0.96);
+      assert.ok(Object.values(accepting).every(Boolean), JSON.stringify(accepting));
+      const full = acceptsConnectionsUnderPressure(bootstrap, 0.98);
+      const kept = Object.keys(full).filter((name) => full[name]);
+      assert.deepEqual(kept.sort(), ["health", "metrics"], JSON.stringify(full));
     }
   });
 
@@ -392,13 +363,7 @@ describe("traffic policies round-trip to Envoy's fields", () => {
       const b = JSON.parse(JSON.stringify(bootstrapOf(model, service))) as Json;
       const result = validateBootstrapDetailed(b);
       assert.deepEqual(result.errors, [], service);
-      // The shipped protos mark the token bucket's package work-in-progress; nothing else warns.
-      assert.ok(
-        result.warnings.every(
-          (w) => /work-in-progress/.test(w) && /TokenBucket|FractionalPercent|HttpStatus/.test(w),
-        ),
-        result.warnings.join("\n"),
-      );
+      assert.deepEqual(result.warnings, [], service);
       assert.deepEqual(checkBootstrapReferences(b), [], service);
     }
     // Files outside the pod's mounts: only the image's CA bundle, for the https egress.
@@ -432,7 +397,8 @@ describe("egress beyond the mesh", () => {
     );
     assert.deepEqual(vh?.domains, ["api.payments.example.com"]);
     const c = clusterOf(b, "egress_payments");
-    assert.equal(c.type, "LOGICAL_DNS");
+    // Logical DNS: one host at the address the name last resolved to.
+    assert.equal(c.cluster_type?.typed_config.all_addresses_in_single_endpoint, true);
     assert.deepEqual(
       c.load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address,
       {

@@ -79,6 +79,11 @@ export const envoySchema = z.strictObject({
   accessLog: z.boolean({ error: "must be true or false" }).default(true),
   /** Cap on connections a sidecar accepts in all (Envoy's overload manager). */
   maxConnections: positiveCount.default(10000),
+  /**
+   * Where the listeners other pods and the kubelet reach are bound: `::` serves IPv4, IPv6 and
+   * dual-stack pods on one socket; `0.0.0.0` only for nodes booted without IPv6 (ipv6.disable=1).
+   */
+  bindAddress: z.enum(["::", "0.0.0.0"], { error: 'must be "::" or "0.0.0.0"' }).default("::"),
   /** First loopback port of the `tcp` egress listeners, one port per entry in name order. */
   egressPortBase: port.default(15100),
 });
@@ -225,6 +230,13 @@ export const trafficSchema = z
     idleTimeout: duration.optional(),
     /** Long-lived responses (Server-Sent Events, MCP): no route timeout, only the idle timeout. */
     streaming: z.boolean({ error: "must be true or false" }).default(false),
+    /**
+     * What callers' sidecars speak to this service's sidecar over mTLS: HTTP/2 (many requests
+     * and streams on one connection) or HTTP/1.1 (one request per connection at a time).
+     */
+    protocol: z.enum(["http2", "http1"], { error: "must be http2 or http1" }).default("http2"),
+    /** How long a caller's sidecar waits for a TCP connection to one of this service's pods. */
+    connectTimeout: duration.default("1s"),
     retries: z
       .strictObject({
         attempts: z
@@ -244,19 +256,39 @@ export const trafficSchema = z
         backoff: z
           .strictObject({ base: duration.default("25ms"), max: duration.default("250ms") })
           .prefault({}),
+        /** Retries waiting at once, per caller sidecar: a share of its active requests. */
+        budget: z
+          .strictObject({
+            percent: z
+              .number({ error: "must be a percentage" })
+              .min(1, "must be between 1 and 100")
+              .max(100, "must be between 1 and 100")
+              .default(100),
+            minConcurrency: positiveCount.default(10),
+          })
+          .prefault({}),
       })
       .prefault({}),
+    /** Per caller sidecar; unset limits are sized from the caller's Envoy memory limit. */
     circuitBreaker: z
       .strictObject({
-        maxConnections: positiveCount.default(1024),
-        maxPendingRequests: positiveCount.default(1024),
-        maxRequests: positiveCount.default(1024),
-        maxRetries: positiveCount.default(3),
+        maxConnections: positiveCount.optional(),
+        maxPendingRequests: positiveCount.default(64),
+        maxRequests: positiveCount.optional(),
+        maxRetries: z
+          .never({ error: "was replaced by retries.budget (a share of active requests)" })
+          .optional(),
       })
       .prefault({}),
     outlierDetection: z
       .strictObject({
+        /** Replies 502, 503 or 504 in a row: the pod's sidecar cannot reach its app. */
+        consecutiveGatewayErrors: positiveCount.default(5),
+        /** Connect failures, resets and timeouts in a row: the pod is gone or unreachable. */
+        consecutiveLocalOriginFailures: positiveCount.default(5),
+        /** Any 5xx in a row; ejects only with ejectOnAppErrors (an app's 500 is often an answer). */
         consecutive5xx: positiveCount.default(5),
+        ejectOnAppErrors: z.boolean({ error: "must be true or false" }).default(false),
         interval: duration.default("10s"),
         baseEjectionTime: duration.default("30s"),
         maxEjectionPercent: z
@@ -504,8 +536,12 @@ export const jwtSchema = z
       .array(cidr, { error: "must be a list of CIDRs" })
       .min(1, "must list at least one CIDR (omit it for any address)")
       .optional(),
-    /** How long fetched keys are kept (Envoy's default is 10 minutes). */
-    jwksCacheDuration: duration.default("10m"),
+    /**
+     * How long fetched keys are kept (Envoy's default is 10 minutes). Envoy fetches again only
+     * when this runs out, not on an unknown `kid`: a token signed with a key published since then
+     * gets 401 until the next fetch.
+     */
+    jwksCacheDuration: duration.default("1m"),
     /** Scopes every token must hold (the `scope` claim, space-separated). */
     requiredScopes: z.array(scope, { error: "must be a list of scopes" }).default([]),
   })

@@ -26,8 +26,12 @@ export function buildAdmin(spec: Pick<SidecarSpec, "ports">): Admin {
 /**
  * The overload manager (Envoy has none by default, so it grows until the kubelet OOM-kills it):
  * past 90 % of a heap ceiling set below the container's memory limit Envoy returns freed memory
- * to the system, past 95 % it stops accepting requests (503); and it accepts no more than
- * maxConnections downstream connections in all. Checked every 250 ms (Envoy's docs' example).
+ * to the system, past 95 % it stops accepting requests (503), past 98 % it closes new connections
+ * as it accepts them (each TLS handshake costs memory a 503 cannot save); and it accepts no more
+ * than maxConnections downstream connections in all. Checked every 250 ms (Envoy's docs'
+ * example). Not used: reset_high_memory_stream, which needs buffer accounting and resets the
+ * streams that buffer most; the 64 KiB windows and buffers (connections.ts) already bound a
+ * stream, so it would pick among equals.
  */
 export function buildOverloadManager(spec: Pick<SidecarSpec, "overload">): OverloadManager {
   const trigger = (value: number) =>
@@ -53,6 +57,7 @@ export function buildOverloadManager(spec: Pick<SidecarSpec, "overload">): Overl
     actions: [
       { name: EXTENSION_NAMES.shrinkHeap, triggers: trigger(0.9) },
       { name: EXTENSION_NAMES.stopAcceptingRequests, triggers: trigger(0.95) },
+      { name: EXTENSION_NAMES.rejectIncomingConnections, triggers: trigger(0.98) },
     ],
   };
 }

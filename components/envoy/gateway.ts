@@ -6,12 +6,15 @@
  * sets the buffer, header and HTTP/2 limits below.
  */
 import { buildAdmin, buildOverloadManager, toJson } from "./bootstrap";
-import { adminCluster, egressCluster, socketAddress, upstreamCluster } from "./clusters";
+import { adminCluster, egressCluster, upstreamCluster } from "./clusters";
+import { HTTP2_KEEPALIVE, keepaliveSocketOptions } from "./connections";
 import {
   accessLog,
+  errorBodyMappers,
   healthListener,
   httpConnectionManager,
   metricsListener,
+  podAddress,
   upstreamRoutes,
 } from "./listeners";
 import {
@@ -68,6 +71,23 @@ export const EDGE_LIMITS = {
   requestHeadersTimeout: "10s",
   downstreamIdleTimeout: "3600s",
 } as const;
+
+/**
+ * Response headers that would tell a client how the inside is built. The routers add no x-envoy-*
+ * header (suppress_envoy_headers, on every sidecar too); these are what an app or an Envoy
+ * elsewhere could still send, from Envoy's list of x-envoy-* response headers (router docs).
+ */
+export const INTERNAL_RESPONSE_HEADERS = [
+  "server",
+  "x-envoy-upstream-service-time",
+  "x-envoy-overloaded",
+  "x-envoy-ratelimited",
+  "x-envoy-degraded",
+  "x-envoy-decorator-operation",
+  "x-envoy-upstream-healthchecked-cluster",
+  "x-envoy-immediate-health-check-fail",
+  "x-envoy-attempt-count",
+] as const;
 
 /** Where jwt_authn leaves its results in the request's dynamic metadata. */
 export const JWT_METADATA = {
@@ -233,11 +253,15 @@ export function scopeRules(jwt: JwtSpec): RbacRules {
         principals: [
           {
             and_ids: {
+              // sourced_metadata (Envoy >= 1.33) replaces the deprecated `metadata` principal.
               ids: jwt.requiredScopes.map((scope) => ({
-                metadata: {
-                  filter: EXTENSION_NAMES.jwtAuthn,
-                  path: [{ key: JWT_METADATA.payload }, { key: "scope" }],
-                  value: { list_match: { one_of: { string_match: { exact: scope } } } },
+                sourced_metadata: {
+                  metadata_matcher: {
+                    filter: EXTENSION_NAMES.jwtAuthn,
+                    path: [{ key: JWT_METADATA.payload }, { key: "scope" }],
+                    value: { list_match: { one_of: { string_match: { exact: scope } } } },
+                  },
+                  metadata_source: "DYNAMIC" as const,
                 },
               })),
             },
@@ -549,9 +573,12 @@ export function gatewayListener(spec: GatewaySpec): Listener {
   const mappers = localReplyMappers(spec);
   return {
     name,
-    address: socketAddress("0.0.0.0", spec.listenPort),
+    stat_prefix: name,
+    address: podAddress(spec.bindAddress, spec.listenPort),
     traffic_direction: "INBOUND",
     per_connection_buffer_limit_bytes: EDGE_LIMITS.bufferBytes,
+    // A client behind a load balancer that drops idle flows silently (AWS NLB 350 s, Azure 240 s).
+    socket_options: keepaliveSocketOptions(),
     filter_chains: [
       {
         transport_socket: tlsTransportSocket(edgeTlsContext(spec)),
@@ -561,6 +588,7 @@ export function gatewayListener(spec: GatewaySpec): Listener {
             {
               name,
               ignore_port_in_host_matching: true,
+              response_headers_to_remove: [...INTERNAL_RESPONSE_HEADERS],
               virtual_hosts: hostsOf(spec).map((host) => gatewayVirtualHost(spec, host)),
             },
             filters,
@@ -582,10 +610,13 @@ export function gatewayListener(spec: GatewaySpec): Listener {
                 max_concurrent_streams: EDGE_LIMITS.http2MaxConcurrentStreams,
                 initial_stream_window_size: EDGE_LIMITS.http2StreamWindowBytes,
                 initial_connection_window_size: EDGE_LIMITS.http2ConnectionWindowBytes,
+                connection_keepalive: { ...HTTP2_KEEPALIVE },
               },
+              // No `server: envoy` (and the service's own is removed above).
+              server_header_transformation: "PASS_THROUGH",
               // A client-sent x-forwarded-client-cert is dropped: no certificate is asked for here.
               forward_client_cert_details: "SANITIZE",
-              ...(mappers.length > 0 ? { local_reply_config: { mappers } } : {}),
+              local_reply_config: { mappers: [...mappers, ...errorBodyMappers()] },
               ...(spec.accessLog ? { access_log: [accessLog("inbound", { client: true })] } : {}),
             },
           ),

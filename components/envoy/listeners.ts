@@ -13,9 +13,11 @@ import {
   upstreamClusterName,
 } from "./spec";
 import { socketAddress } from "./clusters";
+import { keepaliveSocketOptions, meshHttp2Options } from "./connections";
 import { inboundTlsContext, tlsTransportSocket } from "./tls";
 import {
   AccessLog,
+  Address,
   Duration,
   EXTENSION_NAMES,
   HttpConnectionManager,
@@ -23,6 +25,7 @@ import {
   Listener,
   Metadata,
   PathMatch,
+  ResponseMapper,
   PerFilterConfig,
   NetworkFilter,
   RetryPolicy,
@@ -52,9 +55,55 @@ export const SAFE_RETRY_ON = "connect-failure,refused-stream,reset-before-reques
 /** Hosts picked for a retry: never the one that just failed, if another exists. */
 const RETRY_HOST_SELECTION_ATTEMPTS = 3;
 
-/** Terminal HTTP filter; must come last. */
+/**
+ * Terminal HTTP filter; must come last. It adds no x-envoy-* headers (Envoy's default adds
+ * x-envoy-upstream-service-time to responses and x-envoy-expected-rq-timeout-ms and others to
+ * requests): a service's reply would otherwise carry them through the gateway to the internet.
+ */
 export function routerFilter(): HttpFilter {
-  return { name: EXTENSION_NAMES.router, typed_config: { "@type": TYPE_URLS.router } };
+  return {
+    name: EXTENSION_NAMES.router,
+    typed_config: { "@type": TYPE_URLS.router, suppress_envoy_headers: true },
+  };
+}
+
+/**
+ * Bodies of 5xx local replies. Envoy's own name the failure ("upstream connect error or
+ * disconnect/reset before headers. reset reason: connection failure, transport failure reason:
+ * TLS_error: ..."), which tells a client outside how the inside is built; the access log keeps it
+ * (response_code_details). Mappers see only local replies, so an app's own 5xx body passes.
+ */
+export const ERROR_BODIES: readonly (readonly [number, string])[] = [
+  [502, "bad gateway"],
+  [503, "service unavailable"],
+  [504, "gateway timeout"],
+];
+
+/** One mapper per status in ERROR_BODIES, then any other 5xx. */
+export function errorBodyMappers(): ResponseMapper[] {
+  const status = (op: "EQ" | "GE", code: number, key: string): ResponseMapper["filter"] => ({
+    status_code_filter: {
+      comparison: { op, value: { default_value: code, runtime_key: `mesh.local_reply.${key}` } },
+    },
+  });
+  return [
+    ...ERROR_BODIES.map(([code, text]) => ({
+      filter: status("EQ", code, String(code)),
+      body: { inline_string: `${text}\n` },
+    })),
+    { filter: status("GE", 500, "5xx"), body: { inline_string: "server error\n" } },
+  ];
+}
+
+/**
+ * Address of a listener other pods or the kubelet reach. On `::` ipv4_compat turns IPV6_V6ONLY
+ * off, so one socket takes IPv4 and IPv6 connections; Envoy reports an IPv4 peer by its IPv4
+ * address, not the IPv4-mapped one (address_impl.cc, v6only false).
+ */
+export function podAddress(bind: SidecarSpec["bindAddress"], port: number): Address {
+  const address = socketAddress(bind, port);
+  if (bind === "::") address.socket_address.ipv4_compat = true;
+  return address;
 }
 
 /**
@@ -133,7 +182,12 @@ export interface RetryChoice {
   perTry: boolean;
 }
 
-function retryPolicy(traffic: Pick<TrafficSpec, "retries">, choice: RetryChoice): RetryPolicy {
+/** What a route's timing and retries read of a traffic policy (the budget belongs to the cluster). */
+export type RouteTraffic = Pick<TrafficSpec, "timeout" | "idleTimeout"> & {
+  retries: Omit<TrafficSpec["retries"], "budget">;
+};
+
+function retryPolicy(traffic: Pick<RouteTraffic, "retries">, choice: RetryChoice): RetryPolicy {
   const { retries } = traffic;
   return {
     retry_on: choice.on,
@@ -153,7 +207,7 @@ function retryPolicy(traffic: Pick<TrafficSpec, "retries">, choice: RetryChoice)
 /** To one cluster, timed by the traffic policy; with retries when `retry` is given. */
 export function routeAction(
   cluster: string,
-  traffic: Pick<TrafficSpec, "timeout" | "idleTimeout" | "retries">,
+  traffic: RouteTraffic,
   retry?: RetryChoice,
 ): RouteAction {
   return {
@@ -263,8 +317,10 @@ export function inboundListener(spec: SidecarSpec): Listener {
   const name = LISTENER_NAMES.inbound;
   return {
     name,
-    address: socketAddress("0.0.0.0", spec.ports.inbound),
+    stat_prefix: name,
+    address: podAddress(spec.bindAddress, spec.ports.inbound),
     traffic_direction: "INBOUND",
+    socket_options: keepaliveSocketOptions(),
     filter_chains: [
       {
         transport_socket: tlsTransportSocket(inboundTlsContext(spec)),
@@ -297,8 +353,13 @@ export function inboundListener(spec: SidecarSpec): Listener {
               // escaped slashes by default (conn_manager_utility.cc maybeNormalizePath); refuse
               // them with 400 before any filter runs.
               path_with_escaped_slashes_action: "REJECT_REQUEST",
+              // Callers that negotiated h2: the same limits and keepalive as their clusters.
+              http2_protocol_options: meshHttp2Options(),
+              // The app's own `server` header, or none; not `server: envoy`.
+              server_header_transformation: "PASS_THROUGH",
               forward_client_cert_details: "SANITIZE_SET",
               set_current_client_cert_details: { uri: true, dns: true },
+              local_reply_config: { mappers: errorBodyMappers() },
               ...(spec.accessLog ? { access_log: [accessLog("inbound")] } : {}),
             },
           ),
@@ -349,7 +410,7 @@ function httpEgress(spec: SidecarSpec): EgressSpec[] {
 }
 
 /** Calls to hosts outside the mesh: Envoy's route timeout, and retries of what never left. */
-export const EGRESS_TRAFFIC: Pick<TrafficSpec, "timeout" | "retries"> = {
+export const EGRESS_TRAFFIC: RouteTraffic = {
   timeout: "15s",
   retries: { attempts: 2, retryOn: SAFE_RETRY_ON, backoff: { base: "0.025s", max: "0.250s" } },
 };
@@ -383,6 +444,7 @@ export function outboundListener(spec: SidecarSpec): Listener {
   const affinity = spec.upstreams.some((u) => u.traffic.sessionAffinity);
   return {
     name,
+    stat_prefix: name,
     address: socketAddress("127.0.0.1", spec.ports.outbound),
     traffic_direction: "OUTBOUND",
     filter_chains: [
@@ -419,6 +481,7 @@ export function tcpEgressListener(egress: EgressSpec): Listener {
     throw new Error(`egress ${egress.name}: tcp needs a localPort`);
   return {
     name,
+    stat_prefix: name,
     address: socketAddress("127.0.0.1", egress.localPort),
     traffic_direction: "OUTBOUND",
     filter_chains: [
@@ -444,7 +507,13 @@ export function tcpEgressListener(egress: EgressSpec): Listener {
  * else. `path` is an exact match (after normalisation), so neither sub-paths nor other admin
  * endpoints are reachable from outside the pod.
  */
-function singlePathListener(name: string, port: number, path: string, adminPath: string): Listener {
+function singlePathListener(
+  bind: SidecarSpec["bindAddress"],
+  name: string,
+  port: number,
+  path: string,
+  adminPath: string,
+): Listener {
   const route: Route = {
     match: { path },
     route: {
@@ -455,7 +524,8 @@ function singlePathListener(name: string, port: number, path: string, adminPath:
   };
   return {
     name,
-    address: socketAddress("0.0.0.0", port),
+    stat_prefix: name,
+    address: podAddress(bind, port),
     traffic_direction: "INBOUND",
     // Kubelet probes and scrapes still get through when the connection cap is reached, and when
     // the heap is past the overload manager's thresholds: with bypass_overload_manager the
@@ -479,8 +549,9 @@ function singlePathListener(name: string, port: number, path: string, adminPath:
 }
 
 /** Kubelet's readiness probe: /healthz/ready, served by the admin API's /ready. */
-export function healthListener(spec: Pick<SidecarSpec, "ports">): Listener {
+export function healthListener(spec: Pick<SidecarSpec, "ports" | "bindAddress">): Listener {
   return singlePathListener(
+    spec.bindAddress,
     LISTENER_NAMES.health,
     spec.ports.health,
     EXPOSED_PATHS.health,
@@ -489,8 +560,9 @@ export function healthListener(spec: Pick<SidecarSpec, "ports">): Listener {
 }
 
 /** Prometheus scraping: /stats/prometheus only. */
-export function metricsListener(spec: Pick<SidecarSpec, "ports">): Listener {
+export function metricsListener(spec: Pick<SidecarSpec, "ports" | "bindAddress">): Listener {
   return singlePathListener(
+    spec.bindAddress,
     LISTENER_NAMES.metrics,
     spec.ports.metrics,
     EXPOSED_PATHS.metrics,

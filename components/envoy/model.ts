@@ -5,6 +5,12 @@
 import { Duration } from "./types";
 
 /** Envoy's ports inside the pod. */
+/**
+ * Address of the listeners other pods and the kubelet reach: `::` (with IPv4 accepted on the same
+ * socket) serves IPv4, IPv6 and dual-stack pods; `0.0.0.0` is for nodes without IPv6 at all.
+ */
+export type BindAddress = "::" | "0.0.0.0";
+
 export interface EnvoyPorts {
   /** mTLS listener other sidecars dial (0.0.0.0). */
   inbound: number;
@@ -44,21 +50,30 @@ export interface TrafficSpec {
   /** Per-route stream idle timeout; absent: the HTTP connection manager's applies. */
   idleTimeout?: Duration;
   streaming: boolean;
+  /** Between sidecars: HTTP/2 (negotiated by ALPN, HTTP/1.1 as fallback) or HTTP/1.1 only. */
+  protocol: "http2" | "http1";
+  /** TCP connect timeout to one of the service's pods. */
+  connectTimeout: Duration;
   retries: {
     attempts: number;
     /** retry_on for idempotent methods. */
     retryOn: string;
     perTryTimeout?: Duration;
     backoff: { base: Duration; max: Duration };
+    /** Concurrent retries: percent of active + pending requests, never below minConcurrency. */
+    budget: { percent: number; minConcurrency: number };
   };
+  /** Unset limits are sized from the calling Envoy's heap (see breakerLimits). */
   circuitBreaker: {
-    maxConnections: number;
+    maxConnections?: number;
     maxPendingRequests: number;
-    maxRequests: number;
-    maxRetries: number;
+    maxRequests?: number;
   };
   outlierDetection: {
+    consecutiveGatewayErrors: number;
+    consecutiveLocalOriginFailures: number;
     consecutive5xx: number;
+    ejectOnAppErrors: boolean;
     interval: Duration;
     baseEjectionTime: Duration;
     maxEjectionPercent: number;
@@ -115,6 +130,7 @@ export interface SidecarSpec {
   accessLog: boolean;
   /** Overload manager: heap ceiling and connection cap. */
   overload: { maxHeapBytes: number; maxConnections: number };
+  bindAddress: BindAddress;
   paths: SidecarPaths;
 }
 
@@ -160,6 +176,7 @@ export interface GatewaySpec {
   cors?: { allowOrigins: string[]; maxAge: Duration };
   accessLog: boolean;
   overload: { maxHeapBytes: number; maxConnections: number };
+  bindAddress: BindAddress;
   paths: GatewayPaths;
 }
 

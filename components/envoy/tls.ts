@@ -4,6 +4,7 @@
  * reviewed config, not of the rotating secrets.
  */
 import { isIP } from "node:net";
+import { meshAlpn } from "./connections";
 import { Peer, SidecarPaths, SidecarSpec, Upstream } from "./model";
 import { identitySecretConfig, trustSecretConfig } from "./sds";
 import {
@@ -49,8 +50,12 @@ export function sanMatchers(peers: Peer[]): SubjectAltNameMatcher[] {
  */
 export const NO_CALLER_SAN = "_no_callers_.invalid";
 
-/** Identity + CA by SDS, merged with the static SAN allow-list. */
-export function commonTlsContext(paths: SidecarPaths, allowed: Peer[]): CommonTlsContext {
+/** Identity + CA by SDS, merged with the static SAN allow-list; `alpn` in preference order. */
+export function commonTlsContext(
+  paths: SidecarPaths,
+  allowed: Peer[],
+  alpn: string[],
+): CommonTlsContext {
   const matchers: SubjectAltNameMatcher[] =
     allowed.length > 0
       ? sanMatchers(allowed)
@@ -62,17 +67,21 @@ export function commonTlsContext(paths: SidecarPaths, allowed: Peer[]): CommonTl
       default_validation_context: { match_typed_subject_alt_names: matchers },
       validation_context_sds_secret_config: trustSecretConfig(paths),
     },
+    alpn_protocols: [...alpn],
   };
 }
 
 /**
  * Inbound: a client certificate is mandatory and must carry an allowed caller's FQDN or SPIFFE
  * ID. With no callers nothing passes TLS, and the RBAC filters deny every connection as well.
+ * ALPN: `h2` for a caller that offers it, `http/1.1` for one that offers only that, and a caller
+ * that offers nothing (a sidecar from before HTTP/2) gets no ALPN and is read as HTTP/1.1 by the
+ * connection manager's AUTO codec.
  */
 export function inboundTlsContext(spec: SidecarSpec): DownstreamTlsContext {
   return {
     "@type": TYPE_URLS.downstreamTlsContext,
-    common_tls_context: commonTlsContext(spec.paths, spec.callers),
+    common_tls_context: commonTlsContext(spec.paths, spec.callers, meshAlpn(spec.traffic.protocol)),
     require_client_certificate: true,
   };
 }
@@ -100,7 +109,8 @@ export function externalTlsContext(host: string): ExternalUpstreamTlsContext {
 
 /**
  * Outbound to one dependency: SNI and the expected server SAN are both its service FQDN, whichever
- * pod answers (the cluster dials the pods' addresses).
+ * pod answers (the cluster dials the pods' addresses). ALPN offers what the dependency speaks,
+ * HTTP/2 first (AutoHttpConfig's own default list, stated).
  */
 export function upstreamTlsContext(
   spec: Pick<SidecarSpec, "paths">,
@@ -108,7 +118,11 @@ export function upstreamTlsContext(
 ): UpstreamTlsContext {
   return {
     "@type": TYPE_URLS.upstreamTlsContext,
-    common_tls_context: commonTlsContext(spec.paths, [upstream]),
+    common_tls_context: commonTlsContext(
+      spec.paths,
+      [upstream],
+      meshAlpn(upstream.traffic.protocol),
+    ),
     sni: upstream.fqdn,
   };
 }

@@ -32,6 +32,7 @@ export const TYPE_URLS = {
   httpRbacPerRoute: `${TYPE_URL}envoy.extensions.filters.http.rbac.v3.RBACPerRoute`,
   fixedHeap: `${TYPE_URL}envoy.extensions.resource_monitors.fixed_heap.v3.FixedHeapConfig`,
   downstreamConnections: `${TYPE_URL}envoy.extensions.resource_monitors.downstream_connections.v3.DownstreamConnectionsConfig`,
+  dnsCluster: `${TYPE_URL}envoy.extensions.clusters.dns.v3.DnsCluster`,
 } as const;
 
 /** Canonical extension names (informational for typed_config, but what Envoy's docs and logs use). */
@@ -54,6 +55,9 @@ export const EXTENSION_NAMES = {
   downstreamConnections: "envoy.resource_monitors.global_downstream_max_connections",
   shrinkHeap: "envoy.overload_actions.shrink_heap",
   stopAcceptingRequests: "envoy.overload_actions.stop_accepting_requests",
+  rejectIncomingConnections: "envoy.overload_actions.reject_incoming_connections",
+  // The factory's registered name (dns_cluster.h), not the "envoy.clusters.dns" of the build list.
+  dnsCluster: "envoy.cluster.dns",
 } as const;
 
 /** google.protobuf.Duration in JSON form, e.g. "5s". */
@@ -66,6 +70,30 @@ export type Duration = `${number}s`;
 export interface SocketAddress {
   address: string;
   port_value: number;
+  /** On `::`: IPV6_V6ONLY off, so IPv4 peers are served too (as IPv4-mapped addresses). */
+  ipv4_compat?: boolean;
+}
+
+/** A raw socket option (setsockopt), set on the listening socket before bind. */
+export interface SocketOption {
+  description: string;
+  level: number;
+  name: number;
+  int_value: number;
+  state: "STATE_PREBIND";
+}
+
+/** HTTP/2 PING keepalive: a peer that does not answer within `timeout` loses its connection. */
+export interface Http2Keepalive {
+  interval: Duration;
+  timeout: Duration;
+}
+
+export interface Http2ProtocolOptions {
+  max_concurrent_streams: number;
+  initial_stream_window_size: number;
+  initial_connection_window_size: number;
+  connection_keepalive: Http2Keepalive;
 }
 
 export interface Address {
@@ -138,6 +166,8 @@ export interface CommonTlsContext {
   tls_params: TlsParameters;
   tls_certificate_sds_secret_configs: SdsSecretConfig[];
   combined_validation_context: CombinedCertificateValidationContext;
+  /** ALPN: offered by a client, accepted (in the client's order of preference) by a server. */
+  alpn_protocols: string[];
 }
 
 export interface DownstreamTlsContext {
@@ -244,8 +274,16 @@ export interface MetadataMatcher {
   value: { list_match: { one_of: { string_match: ExactStringMatcher } } } | { present_match: true };
 }
 
+/** Metadata a principal matches, and where it is read (dynamic: what earlier filters wrote). */
+export interface SourcedMetadata {
+  metadata_matcher: MetadataMatcher;
+  metadata_source: "DYNAMIC";
+}
+
 export type RbacPrincipal =
-  AuthenticatedPrincipal | { metadata: MetadataMatcher } | { and_ids: { ids: RbacPrincipal[] } };
+  | AuthenticatedPrincipal
+  | { sourced_metadata: SourcedMetadata }
+  | { and_ids: { ids: RbacPrincipal[] } };
 
 export interface RbacPolicy {
   permissions: RbacPermission[];
@@ -420,6 +458,8 @@ export interface JwtAuthentication {
 
 export interface RouteConfiguration {
   name: string;
+  /** Response headers removed before the reply leaves (the gateway's public face). */
+  response_headers_to_remove?: string[];
   /** Match the Host header whether or not it carries a port. */
   ignore_port_in_host_matching?: boolean;
   virtual_hosts: VirtualHost[];
@@ -427,6 +467,8 @@ export interface RouteConfiguration {
 
 export interface Router {
   "@type": typeof TYPE_URLS.router;
+  /** No x-envoy-* headers added to requests or responses (x-envoy-upstream-service-time, ...). */
+  suppress_envoy_headers: true;
 }
 
 export interface RuntimePercent {
@@ -476,7 +518,7 @@ export type AccessLogFilter =
   | { or_filter: { filters: AccessLogFilter[] } }
   | {
       status_code_filter: {
-        comparison: { op: "EQ"; value: { default_value: number; runtime_key: string } };
+        comparison: { op: "EQ" | "GE"; value: { default_value: number; runtime_key: string } };
       };
     }
   | { metadata_filter: { matcher: MetadataMatcher; match_if_key_not_found: boolean } }
@@ -487,6 +529,7 @@ export interface ResponseMapper {
   filter: AccessLogFilter;
   status_code?: number;
   headers_to_add?: HeaderValueOption[];
+  body?: { inline_string: string };
 }
 
 export interface HttpConnectionManager {
@@ -505,11 +548,9 @@ export interface HttpConnectionManager {
     idle_timeout: Duration;
     headers_with_underscores_action: "REJECT_REQUEST";
   };
-  http2_protocol_options?: {
-    max_concurrent_streams: number;
-    initial_stream_window_size: number;
-    initial_connection_window_size: number;
-  };
+  http2_protocol_options?: Http2ProtocolOptions;
+  /** PASS_THROUGH: Envoy adds no `server` header of its own. */
+  server_header_transformation?: "PASS_THROUGH";
   local_reply_config?: { mappers: ResponseMapper[] };
   forward_client_cert_details?: "SANITIZE_SET" | "SANITIZE";
   set_current_client_cert_details?: SetCurrentClientCertDetails;
@@ -544,6 +585,8 @@ export interface FilterChain {
 
 export interface Listener {
   name: string;
+  /** Stats under `listener.<stat_prefix>.` instead of the address (`listener.[__]_15001.`). */
+  stat_prefix: string;
   address: Address;
   traffic_direction?: TrafficDirection;
   /** Not counted against (nor refused by) the overload manager's connection cap. */
@@ -551,6 +594,7 @@ export interface Listener {
   bypass_overload_manager?: boolean;
   /** Read/write buffer per connection; Envoy's default is 1 MiB. */
   per_connection_buffer_limit_bytes?: number;
+  socket_options?: SocketOption[];
   filter_chains: FilterChain[];
 }
 
@@ -563,36 +607,69 @@ export interface ClusterLoadAssignment {
   endpoints: { lb_endpoints: LbEndpoint[] }[];
 }
 
-export interface HttpProtocolOptions {
+export type HttpProtocolOptions = {
   "@type": typeof TYPE_URLS.httpProtocolOptions;
   common_http_protocol_options: { idle_timeout: Duration; max_connection_duration?: Duration };
-  explicit_http_config: { http_protocol_options: Record<string, never> };
-}
+} & (
+  | { explicit_http_config: { http_protocol_options: Record<string, never> } }
+  /** HTTP/2 when ALPN says the server speaks it, HTTP/1.1 otherwise. */
+  | {
+      auto_config: {
+        http_protocol_options: Record<string, never>;
+        http2_protocol_options: Http2ProtocolOptions;
+      };
+    }
+);
 
 export interface CircuitBreakerThresholds {
   priority: "DEFAULT";
   max_connections: number;
   max_pending_requests: number;
   max_requests: number;
-  max_retries: number;
+  /** Concurrent retries as a share of active and pending requests (max_retries is then ignored). */
+  retry_budget: { budget_percent: { value: number }; min_retry_concurrency: number };
 }
 
 export interface OutlierDetection {
+  /** Local-origin failures (connect, reset, timeout) counted apart from the upstream's replies. */
+  split_external_local_origin_errors: true;
   consecutive_5xx: number;
+  enforcing_consecutive_5xx: number;
+  consecutive_gateway_failure: number;
+  enforcing_consecutive_gateway_failure: number;
+  consecutive_local_origin_failure: number;
+  enforcing_consecutive_local_origin_failure: number;
+  enforcing_success_rate: number;
   interval: Duration;
   base_ejection_time: Duration;
   max_ejection_percent: number;
 }
 
+/** TCP keepalive probes on upstream connections (SO_KEEPALIVE and its three settings). */
+export interface TcpKeepalive {
+  keepalive_probes: number;
+  keepalive_time: number;
+  keepalive_interval: number;
+}
+
+/** The DNS cluster extension (Envoy >= 1.33), which replaces the Cluster's own DNS fields. */
+export interface DnsCluster {
+  "@type": typeof TYPE_URLS.dnsCluster;
+  dns_refresh_rate: Duration;
+  respect_dns_ttl: false;
+  dns_lookup_family: "V4_PREFERRED";
+  /** true: one endpoint at the latest address (LOGICAL_DNS); false: one per address (STRICT_DNS). */
+  all_addresses_in_single_endpoint: boolean;
+}
+
 export interface Cluster {
   name: string;
-  type: "STATIC" | "STRICT_DNS" | "LOGICAL_DNS";
+  type?: "STATIC";
+  cluster_type?: { name: typeof EXTENSION_NAMES.dnsCluster; typed_config: DnsCluster };
   connect_timeout: Duration;
   lb_policy?: "LEAST_REQUEST" | "ROUND_ROBIN";
-  dns_refresh_rate?: Duration;
-  respect_dns_ttl?: boolean;
-  dns_lookup_family?: "V4_PREFERRED";
   load_assignment: ClusterLoadAssignment;
+  upstream_connection_options?: { tcp_keepalive: TcpKeepalive };
   circuit_breakers?: { thresholds: [CircuitBreakerThresholds] };
   outlier_detection?: OutlierDetection;
   typed_extension_protocol_options?: Record<
@@ -619,7 +696,10 @@ export interface ResourceMonitor {
 }
 
 export interface OverloadAction {
-  name: typeof EXTENSION_NAMES.shrinkHeap | typeof EXTENSION_NAMES.stopAcceptingRequests;
+  name:
+    | typeof EXTENSION_NAMES.shrinkHeap
+    | typeof EXTENSION_NAMES.stopAcceptingRequests
+    | typeof EXTENSION_NAMES.rejectIncomingConnections;
   triggers: [{ name: typeof EXTENSION_NAMES.fixedHeap; threshold: { value: number } }];
 }
 

@@ -1,6 +1,6 @@
 /**
- * Validates Envoy v3 JSON configs against Envoy's own API protos (shipped inside
- * `@grpc/grpc-js-xds`), the way Envoy parses them: proto3 JSON mapping, both snake_case and
+ * Validates Envoy v3 JSON configs against Envoy's own API protos (vendored in ./vendor/envoy-api, see its
+ * SOURCE.md; their udpa, xds, validate and google imports come from `@grpc/grpc-js-xds`), the way Envoy parses them: proto3 JSON mapping, both snake_case and
  * lowerCamel field names, unknown fields rejected, `typed_config` Anys resolved by `@type` and
  * validated as their message, plus the protoc-gen-validate (PGV) rules carried in the protos.
  *
@@ -12,7 +12,7 @@
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
-import { Enum, Field, MapField, Namespace, OneOf, ReflectionObject, Root, Type } from "protobufjs";
+import { Enum, Field, MapField, OneOf, ReflectionObject, Root, Type } from "protobufjs";
 
 export const BOOTSTRAP_TYPE = "envoy.config.bootstrap.v3.Bootstrap";
 export const DISCOVERY_RESPONSE_TYPE = "envoy.service.discovery.v3.DiscoveryResponse";
@@ -65,12 +65,9 @@ function loadRoot(): { root: Root; stats: EnvoyProtoStats } {
   if (cached) return cached;
   const started = performance.now();
   const deps = path.join(packageDir("@grpc/grpc-js-xds"), "deps");
-  const envoyApi = path.join(deps, "envoy-api");
-  // Messages of Envoy releases newer than the shipped protos (see the folder's .proto headers).
-  const additions = path.join(__dirname, "envoy-api-additions");
+  const envoyApi = path.join(__dirname, "vendor", "envoy-api");
   const includeDirs = [
     envoyApi,
-    additions,
     path.join(deps, "xds"),
     path.join(deps, "googleapis"),
     path.join(deps, "protoc-gen-validate"),
@@ -90,7 +87,6 @@ function loadRoot(): { root: Root; stats: EnvoyProtoStats } {
     listProtos(path.join(envoyApi, "envoy", sub), envoyApi, wanted);
   }
   wanted.push("xds/type/v3/typed_struct.proto", "udpa/type/v1/typed_struct.proto");
-  listProtos(path.join(additions, "envoy"), additions, wanted);
 
   // A file loads only if its whole import closure is on disk; otherwise protobufjs fails the
   // entire load, so such files are skipped up front.
@@ -218,17 +214,26 @@ interface TypeInfo {
 
 const typeInfos = new WeakMap<Type, TypeInfo>();
 
-function isWipNamespace(ns: Namespace | null): boolean {
-  for (let n: Namespace | null = ns; n; n = n.parent) {
-    const o = flatOptions(n);
-    if (
-      o["(xds.annotations.v3.file_status).work_in_progress"] === true ||
-      o["(udpa.annotations.file_status).work_in_progress"] === true
-    ) {
-      return true;
-    }
+/**
+ * Whether the .proto file that declares `type` is marked work-in-progress. File options are read
+ * from the file itself: protobufjs merges every file's options into the shared package namespace,
+ * so one work-in-progress file (type/v3/ratelimit_strategy.proto) would mark its whole package.
+ */
+const wipFiles = new Map<string, boolean>();
+function isWipFile(type: Type): boolean {
+  let holder: ReflectionObject | null = type;
+  while (holder && !holder.filename) holder = holder.parent;
+  const file = holder?.filename;
+  if (!file) return false;
+  let wip = wipFiles.get(file);
+  if (wip === undefined) {
+    wip =
+      /option\s+\((?:xds\.annotations\.v3|udpa\.annotations)\.file_status\)\.work_in_progress\s*=\s*true/.test(
+        fs.readFileSync(file, "utf8"),
+      );
+    wipFiles.set(file, wip);
   }
-  return false;
+  return wip;
 }
 
 function typeInfo(type: Type): TypeInfo {
@@ -267,8 +272,7 @@ function typeInfo(type: Type): TypeInfo {
     fields,
     oneofs,
     workInProgress:
-      o["(xds.annotations.v3.message_status).work_in_progress"] === true ||
-      isWipNamespace(type.parent),
+      o["(xds.annotations.v3.message_status).work_in_progress"] === true || isWipFile(type),
   };
   typeInfos.set(type, info);
   return info;
@@ -1403,7 +1407,18 @@ export function checkBootstrapReferences(bootstrap: unknown): string[] {
   // STATIC clusters' endpoints are IP literals too; LOGICAL_DNS takes exactly one endpoint.
   if (Array.isArray(clusters)) {
     clusters.forEach((c, i) => {
-      const type = getField(c, "type") ?? "STATIC";
+      // The DNS cluster extension (cluster_type envoy.cluster.dns) is strict or logical DNS by
+      // all_addresses_in_single_endpoint; another cluster_type is a custom cluster, not checked.
+      const custom = getField(c, "cluster_type");
+      const dns = getField(custom, "typed_config");
+      const type =
+        custom === undefined
+          ? (getField(c, "type") ?? "STATIC")
+          : getField(custom, "name") === "envoy.cluster.dns"
+            ? getField(dns, "all_addresses_in_single_endpoint") === true
+              ? "LOGICAL_DNS"
+              : "STRICT_DNS"
+            : "CUSTOM";
       const localities = getField(getField(c, "load_assignment"), "endpoints");
       if (!Array.isArray(localities)) return;
       const at = `static_resources.clusters[${i}].load_assignment.endpoints`;
@@ -1420,7 +1435,7 @@ export function checkBootstrapReferences(bootstrap: unknown): string[] {
           if (typeof ip === "string" && net.isIP(ip) === 0 && !getField(sa, "resolver_name")) {
             errors.push(
               `${epAt}.endpoint.address.socket_address.address: "${ip}" is not an IP address ` +
-                `(STATIC clusters need IPs; use type STRICT_DNS or LOGICAL_DNS for host names)`,
+                `(STATIC clusters need IPs; use DNS discovery for host names)`,
             );
           }
         }

@@ -44,7 +44,8 @@
  *   its failure is recorded only when the filter has exactly one provider.
  * - RBAC (rbac.proto, RBACPerRoute): the most specific per-route rules, else the filter's own
  *   (none: allow); ALLOW admits when a policy's permissions and principals both match; principals
- *   any / and_ids / or_ids / metadata (MetadataMatcher on dynamic metadata: present_match,
+ *   any / and_ids / or_ids / metadata or sourced_metadata from DYNAMIC (MetadataMatcher on
+ *   dynamic metadata: present_match,
  *   string_match, list_match.one_of); a denial is 403 "RBAC: access denied".
  * - stateful_session only picks an upstream host: it never decides whether a request gets through
  *   (`strict`, which can refuse with 503, throws).
@@ -142,6 +143,7 @@ interface Principal {
   and_ids?: { ids: Principal[] };
   or_ids?: { ids: Principal[] };
   metadata?: MetadataMatcher;
+  sourced_metadata?: { metadata_matcher: MetadataMatcher; metadata_source?: "DYNAMIC" | "ROUTE" };
 }
 
 interface RbacRules {
@@ -197,6 +199,7 @@ interface HttpFilter {
 interface HttpConnectionManager {
   route_config: {
     ignore_port_in_host_matching?: boolean;
+    response_headers_to_remove?: string[];
     virtual_hosts: VirtualHost[];
     typed_per_filter_config?: PerFilterConfigs;
   };
@@ -243,6 +246,11 @@ export interface ModelOptions {
   remoteJwks?: Record<string, Jwks>;
   /** Listener name; "gateway" unless said. */
   listener?: string;
+  /**
+   * What the routed service does: answers with these response headers, or fails so that the
+   * router answers itself (a local reply with Envoy's own body, e.g. a 503 after a reset).
+   */
+  upstream?: { headers: Record<string, string> } | { fails: { status: number; body: string } };
 }
 
 /** Dynamic metadata: namespace (filter name) -> struct. */
@@ -256,7 +264,10 @@ export interface Forwarded {
   /** Request headers as sent upstream (lower-case names). */
   headers: Record<string, string>;
   metadata: DynamicMetadata;
-  /** What the gateway's filters set on the upstream's response (CORS), lower-case names. */
+  /**
+   * The upstream's response headers (options.upstream) as the client gets them: the route
+   * table's response_headers_to_remove applied, CORS added; lower-case names.
+   */
   responseHeaders: Record<string, string>;
 }
 
@@ -554,6 +565,9 @@ function principalMatches(p: Principal, metadata: DynamicMetadata): boolean {
   if (p.and_ids) return p.and_ids.ids.every((id) => principalMatches(id, metadata));
   if (p.or_ids) return p.or_ids.ids.some((id) => principalMatches(id, metadata));
   if (p.metadata) return metadataMatches(p.metadata, metadata);
+  // sourced_metadata (rbac.proto, Envoy >= 1.33): DYNAMIC, the default, reads what `metadata` did.
+  if (p.sourced_metadata && (p.sourced_metadata.metadata_source ?? "DYNAMIC") === "DYNAMIC")
+    return metadataMatches(p.sourced_metadata.metadata_matcher, metadata);
   throw new Error(`model: principal not modelled: ${JSON.stringify(p)}`);
 }
 
@@ -738,6 +752,15 @@ function localReply(
   return { status: code, body: text, headers, metadata, origin: { by, status } };
 }
 
+/**
+ * What a client gets for a local reply of `status` with Envoy's own `body` from a connection
+ * manager (any listener's): the first matching mapper applied, for a request with no headers.
+ */
+export function mappedLocalReply(hcmJson: unknown, status: number, body: string): LocalReply {
+  const hcm = JSON.parse(JSON.stringify(hcmJson)) as HttpConnectionManager;
+  return localReply(hcm, {}, {}, "router", status, body, () => undefined);
+}
+
 // ---------------------------------------------------------------------------------------------
 // The request path
 // ---------------------------------------------------------------------------------------------
@@ -852,7 +875,12 @@ export async function evaluate(
       if (!route.route) throw new Error("model: route without an action");
       const { cluster, prefix_rewrite } = route.route;
       const path = rewrittenPath(prefix_rewrite, matchedPrefix ?? "", req.path);
-      const responseHeaders: Record<string, string> = {};
+      const upstream = options.upstream;
+      if (upstream && "fails" in upstream)
+        return reply("router", upstream.fails.status, upstream.fails.body);
+      const responseHeaders = lower(upstream?.headers ?? {});
+      for (const name of hcm.route_config.response_headers_to_remove ?? [])
+        delete responseHeaders[name.toLowerCase()];
       corsEncode(cors, responseHeaders);
       return {
         status: "forwarded",

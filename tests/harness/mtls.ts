@@ -746,6 +746,8 @@ export type Verdict =
       peer: PeerIdentity;
       servername: string | false | null;
       protocol: string | null;
+      /** The ALPN protocol the handshake selected; false when none was. */
+      alpn: string | false | null;
     }
   | { accepted: false; layer: Layer; reason: string };
 
@@ -872,6 +874,7 @@ export const EmulatedInbound = {
         peer: peer ?? empty,
         servername: socket.servername,
         protocol: socket.getProtocol(),
+        alpn: socket.alpnProtocol,
       });
       socket.end(`accepted ${peer?.uri[0] ?? peer?.dns[0] ?? "anonymous"}\n`);
     });
@@ -893,6 +896,8 @@ export interface CallerOptions {
   maxVersion: tls.SecureVersion;
   ciphers?: string;
   ecdhCurve?: string;
+  /** Protocols offered by ALPN, in preference order; none offered when absent. */
+  alpn?: string[];
 }
 
 /** The outbound side of a sidecar for one upstream cluster. */
@@ -907,6 +912,7 @@ export function upstreamCaller(u: UpstreamTls): CallerOptions {
     maxVersion: u.maxVersion,
     ciphers: u.ciphers,
     ecdhCurve: u.ecdhCurve,
+    ...(u.alpn === undefined ? {} : { alpn: u.alpn }),
   };
 }
 
@@ -980,6 +986,7 @@ export function call(port: number, caller: CallerOptions, timeoutMs = 1500): Pro
       maxVersion: caller.maxVersion,
       ...(caller.ciphers === undefined ? {} : { ciphers: caller.ciphers }),
       ...(caller.ecdhCurve === undefined ? {} : { ecdhCurve: caller.ecdhCurve }),
+      ...(caller.alpn === undefined ? {} : { ALPNProtocols: caller.alpn }),
       checkServerIdentity: (_host, cert) => {
         const id = identityOf(new X509Certificate(cert.raw));
         if (sanMatches(caller.sanMatchers, id)) return undefined;
