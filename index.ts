@@ -2,13 +2,30 @@
  * bookapi-mesh: reads and validates the stack config, builds the mesh, exports its endpoints.
  */
 import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
 import { loadMeshConfig } from "./components/config";
-import { ServiceMesh } from "./components/mesh";
+import { MINIMUM_PULUMI_CLI, ServiceMesh } from "./components/mesh";
 import {
   clusterSelectionFromConfig,
   envoyConfigProviderArgs,
   meshProviderArgs,
 } from "./components/provider";
+
+// Key rotation rests on the replacementTrigger option: a CLI before 3.211 ignores it without a
+// word, and before 3.226 a trigger that is an output is recorded as unknown and replaces every
+// key at every run (pulumi/pulumi CHANGELOG 3.226.0, #22119, #22120). Under mocks there is no
+// engine to ask, and the check passes.
+// The providers wait for the check, so no cluster object is touched by a CLI that fails it.
+const cliChecked = pulumi.output(
+  pulumi.runtime.requirePulumiVersion(MINIMUM_PULUMI_CLI).then(
+    (): pulumi.Resource[] => [],
+    (error: unknown) => {
+      throw new Error(
+        `bookapi-mesh needs the Pulumi CLI ${MINIMUM_PULUMI_CLI} (key rotation uses the replacementTrigger option, which older CLIs ignore or misrecord): ${String(error)}`,
+      );
+    },
+  ),
+);
 
 // Validation throws before any resource is registered, so bad config fails at preview.
 const model = loadMeshConfig();
@@ -17,10 +34,13 @@ const model = loadMeshConfig();
 // renewal updates Secrets in place, who wins a field kubectl changed, and whether a rolled-back
 // Envoy config can be created again (components/provider.ts).
 const cluster = clusterSelectionFromConfig();
-const provider = new k8s.Provider("kubernetes", meshProviderArgs(model, cluster));
+const provider = new k8s.Provider("kubernetes", meshProviderArgs(model, cluster), {
+  dependsOn: cliChecked,
+});
 const envoyConfigProvider = new k8s.Provider(
   "kubernetes-envoy-config",
   envoyConfigProviderArgs(model, cluster),
+  { dependsOn: cliChecked },
 );
 
 const mesh = new ServiceMesh("mesh", { model, envoyConfigProvider }, { providers: [provider] });
@@ -38,3 +58,10 @@ export const clientKeys = mesh.clientKeys;
 export const exposed = mesh.exposed;
 /** The ingress gateway: its address and, per route, the URL clients use (absent without one). */
 export const gateway = mesh.gatewayEndpoint;
+/**
+ * Per leaf certificate: not-before, not-after, when renewal is due and its key epoch. Renewal and
+ * key rotation happen only when `pulumi up` runs (docs/operations.md, "Certificates").
+ */
+export const certificates = mesh.certificates;
+/** The mesh CA's expiry, renewal time and fingerprint. */
+export const trust = mesh.trust;

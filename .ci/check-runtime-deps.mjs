@@ -75,14 +75,19 @@ fromPulumi(tsnodeRequire).register({
   },
 });
 
-// Trivial mocks: every resource's state echoes its inputs.
+// Trivial mocks: every resource's state echoes its inputs; a key epoch (RandomId) gets an id,
+// which its key's replacementTrigger waits for.
 const pulumi = fromRoot("@pulumi/pulumi");
 let registered = 0;
 await pulumi.runtime.setMocks(
   {
     newResource(args) {
       registered++;
-      return { id: `${args.name}-id`, state: args.inputs };
+      const state =
+        args.type === "random:index/randomId:RandomId"
+          ? { ...args.inputs, hex: "00000000" }
+          : args.inputs;
+      return { id: `${args.name}-id`, state };
     },
     call: (args) => args.inputs,
   },

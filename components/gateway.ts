@@ -24,7 +24,13 @@ import {
   MESH_VOLUMES,
   selectorLabels,
 } from "./names";
-import { CertificateAuthority, ServiceCertificate } from "./pki";
+import {
+  CertificateAuthority,
+  CertificateValidity,
+  leafTerms,
+  ServiceCertificate,
+  validityOf,
+} from "./pki";
 import { MIN_STOP_WINDOW_SECONDS, ShutdownPlan } from "./shutdown";
 import {
   ENVOY_UID,
@@ -336,6 +342,8 @@ export class MeshGateway extends pulumi.ComponentResource {
   public readonly endpoint: pulumi.Output<string>;
   /** The node port of a NodePort gateway, as Kubernetes set it (fixed or assigned). */
   public readonly nodePort: pulumi.Output<number | undefined>;
+  /** Dates and key epochs of its mesh identity and (selfSigned) public certificate. */
+  public readonly certificates: pulumi.Output<Record<string, CertificateValidity>>;
 
   constructor(name: string, args: MeshGatewayArgs, opts?: pulumi.ComponentResourceOptions) {
     super("bookapi-mesh:gateway:MeshGateway", name, {}, opts);
@@ -351,12 +359,10 @@ export class MeshGateway extends pulumi.ComponentResource {
       `${name}-identity`,
       {
         ca: args.ca,
-        key: certificates.key,
+        ...leafTerms(certificates),
         commonName: gateway.fqdn,
         dnsNames: gateway.dnsNames,
         uris: [gateway.spiffeId],
-        validityHours: certificates.validityHours,
-        earlyRenewalHours: certificates.earlyRenewalHours,
       },
       { parent: this },
     );
@@ -367,21 +373,22 @@ export class MeshGateway extends pulumi.ComponentResource {
     );
     this.secret = tlsSecret(`${name}-tls`, meta(names.secret), identity, childOpts);
     const selfSigned = "selfSigned" in gateway.tls ? gateway.tls.selfSigned : undefined;
+    const issued: Record<string, ServiceCertificate> = { identity };
     if (selfSigned) {
       const edge = new ServiceCertificate(
         `${name}-edge`,
         {
           ca: args.ca,
-          key: certificates.key,
+          ...leafTerms(certificates),
           commonName: selfSigned.dnsNames[0],
           dnsNames: selfSigned.dnsNames,
-          validityHours: certificates.validityHours,
-          earlyRenewalHours: certificates.earlyRenewalHours,
         },
         { parent: this },
       );
       this.edgeSecret = tlsSecret(`${name}-edge-tls`, meta(names.edgeSecret), edge, childOpts);
+      issued.edge = edge;
     }
+    this.certificates = validityOf(issued);
     const files = args.envoyFiles;
     const configMapName = envoyConfigMapName(gateway.name, files);
     this.configMap = versionedConfigMap(
@@ -434,7 +441,11 @@ export class MeshGateway extends pulumi.ComponentResource {
       .all([this.service.status, this.service.spec])
       .apply(([status, spec]) => gatewayEndpoint(gateway, status, spec));
     this.nodePort = this.service.spec.apply((spec) => spec?.ports?.[0]?.nodePort);
-    this.registerOutputs({ endpoint: this.endpoint, nodePort: this.nodePort });
+    this.registerOutputs({
+      endpoint: this.endpoint,
+      nodePort: this.nodePort,
+      certificates: this.certificates,
+    });
   }
 }
 

@@ -1,6 +1,7 @@
 /**
  * The whole mesh: namespace, CA, and per service a certificate plus its workload.
  */
+import * as crypto from "node:crypto";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import {
@@ -20,7 +21,26 @@ import {
   gatewayWarnings,
   MeshGateway,
 } from "./gateway";
-import { CertificateAuthority, ClientCertificate, ServiceCertificate } from "./pki";
+import {
+  CertificateAuthority,
+  CertificateValidity,
+  ClientCertificate,
+  leafTerms,
+  renewalWarnings,
+  ServiceCertificate,
+  validityOf,
+} from "./pki";
+
+/** The Pulumi CLI the program needs: replacementTrigger as key rotation uses it (index.ts). */
+export const MINIMUM_PULUMI_CLI = ">=3.226.0";
+
+/** The mesh CA as the stack's outputs show it. */
+export interface TrustState {
+  notAfter: string;
+  renewalDue: string;
+  /** SHA-256 fingerprint of the CA certificate every sidecar trusts. */
+  caCertificateSha256: string;
+}
 import { meshLabels, STACK_CLAIM_NAME } from "./names";
 import { MeshNetworkPolicies } from "./network-policy";
 import { RolloutOrder, rolloutOrder } from "./rollout-order";
@@ -179,6 +199,13 @@ export class ServiceMesh extends pulumi.ComponentResource {
   public readonly clients: pulumi.Output<Record<string, ClientEndpoint>>;
   /** Per client: its private key PEM, a Pulumi secret. */
   public readonly clientKeys: pulumi.Output<Record<string, string>>;
+  /**
+   * Per leaf certificate (`service/<name>`, `client/<name>`, `gateway/identity`, `gateway/edge`):
+   * not-before, not-after, when renewal is due, key epoch.
+   */
+  public readonly certificates: pulumi.Output<Record<string, CertificateValidity>>;
+  /** The mesh CA: when it expires and is re-issued, and its certificate's SHA-256 fingerprint. */
+  public readonly trust: pulumi.Output<TrustState>;
   /** Per exposed service: `<address>:<port>` once the load balancer has one. */
   public readonly exposed: pulumi.Output<Record<string, string>>;
   /** The ingress gateway, when the stack has one. */
@@ -241,7 +268,11 @@ export class ServiceMesh extends pulumi.ComponentResource {
       );
     }
 
-    for (const warning of [...model.configWarnings, ...trafficWarnings(model)])
+    for (const warning of [
+      ...model.configWarnings,
+      ...trafficWarnings(model),
+      ...renewalWarnings(model.certificates),
+    ])
       void pulumi.log.warn(warning, this);
 
     // Before any pod: the NetworkPolicies that isolate it (the default deny and its own).
@@ -256,6 +287,7 @@ export class ServiceMesh extends pulumi.ComponentResource {
     for (const warning of cycleWarnings(order)) void pulumi.log.warn(warning, this);
     const byName = new Map(model.services.map((s) => [s.name, s]));
     this.services = {};
+    const leaves: Record<string, ServiceCertificate | ClientCertificate> = {};
     for (const svc of order.order.map((n) => byName.get(n) as ServiceModel)) {
       if (svc.exposeDirectPort && svc.directPortAllowedFrom.length === 0) {
         void pulumi.log.warn(
@@ -267,15 +299,14 @@ export class ServiceMesh extends pulumi.ComponentResource {
         `${name}-${svc.name}`,
         {
           ca,
-          key,
+          ...leafTerms(model.certificates),
           commonName: svc.fqdn,
           dnsNames: svc.dnsNames,
           uris: [svc.spiffeId],
-          validityHours: model.certificates.validityHours,
-          earlyRenewalHours: model.certificates.earlyRenewalHours,
         },
         { parent: this },
       );
+      leaves[`service/${svc.name}`] = cert;
       this.services[svc.name] = new MeshService(
         `${name}-${svc.name}`,
         {
@@ -308,11 +339,9 @@ export class ServiceMesh extends pulumi.ComponentResource {
         `${name}-client-${client.name}`,
         {
           ca,
-          key,
+          ...leafTerms(model.certificates),
           commonName: `${PROJECT} client ${client.name}`,
           uris: [client.spiffeId],
-          validityHours: model.certificates.validityHours,
-          earlyRenewalHours: model.certificates.earlyRenewalHours,
         },
         { parent: this },
       );
@@ -374,6 +403,18 @@ export class ServiceMesh extends pulumi.ComponentResource {
 
     this.namespace = namespace;
     this.caCertificate = ca.certPem;
+    for (const { client, cert } of clientCerts) leaves[`client/${client.name}`] = cert;
+    const leafValidity = validityOf(leaves);
+    this.certificates = pulumi
+      .all([leafValidity, this.gateway?.certificates ?? {}])
+      .apply(([own, gateway]) => ({
+        ...own,
+        ...Object.fromEntries(Object.entries(gateway).map(([k, v]) => [`gateway/${k}`, v])),
+      }));
+    this.trust = pulumi.all([ca.certPem, ca.validity]).apply(([pem, validity]) => ({
+      ...validity,
+      caCertificateSha256: new crypto.X509Certificate(pem).fingerprint256,
+    }));
     this.endpoints = pulumi.output(endpointsOf(model));
     this.clients = pulumi
       .all(clientCerts.map(({ cert }) => cert.certPem))
@@ -426,6 +467,8 @@ export class ServiceMesh extends pulumi.ComponentResource {
       endpoints: this.endpoints,
       clients: this.clients,
       clientKeys: this.clientKeys,
+      certificates: this.certificates,
+      trust: this.trust,
       exposed: this.exposed,
       gateway: this.gatewayEndpoint,
     });

@@ -2,8 +2,29 @@
  * The mesh's PKI: one CA that lives only in Pulumi state, and one certificate per service.
  */
 import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
 import * as tls from "@pulumi/tls";
-import { KeySpec } from "./config";
+import { clock } from "./clock";
+import { CertificateSettings, KeySpec } from "./config";
+
+/**
+ * When a leaf key is replaced: at the first run of every `periodHours` period (counted from the
+ * Unix epoch), and whenever `epoch` changes.
+ */
+export interface KeyRotation {
+  periodHours: number;
+  epoch: string;
+}
+
+/** An RFC 3339 time `hours` before another. */
+function hoursBefore(time: string, hours: number): string {
+  return new Date(Date.parse(time) - hours * 3_600_000).toISOString();
+}
+
+/** The rotation period a time falls in: its index since the Unix epoch. */
+export function rotationPeriod(periodHours: number, now = clock.now()): number {
+  return Math.floor(now / (periodHours * 3_600_000));
+}
 
 /** Allowed uses of a service certificate: it serves (inbound) and is presented as a client (outbound). */
 export function serviceCertificateUses(key: KeySpec): string[] {
@@ -41,6 +62,8 @@ export class CertificateAuthority extends pulumi.ComponentResource {
   public readonly certPem: pulumi.Output<string>;
   /** CA private key PEM, a Pulumi secret. */
   public readonly privateKeyPem: pulumi.Output<string>;
+  /** When the CA certificate expires, and from when a preview or up re-issues it. */
+  public readonly validity: pulumi.Output<{ notAfter: string; renewalDue: string }>;
 
   constructor(
     name: string,
@@ -64,8 +87,48 @@ export class CertificateAuthority extends pulumi.ComponentResource {
     );
     this.certPem = cert.certPem;
     this.privateKeyPem = pulumi.secret(key.privateKeyPem);
-    this.registerOutputs({ certPem: this.certPem, privateKeyPem: this.privateKeyPem });
+    this.validity = cert.validityEndTime.apply((notAfter) => ({
+      notAfter,
+      renewalDue: hoursBefore(notAfter, args.earlyRenewalHours ?? 0),
+    }));
+    this.registerOutputs({
+      certPem: this.certPem,
+      privateKeyPem: this.privateKeyPem,
+      validity: this.validity,
+    });
   }
+}
+
+/**
+ * Renewal happens only when `pulumi up` runs: with a stated schedule, each renewal window must
+ * see at least two runs (one may fail).
+ */
+export function renewalWarnings(c: CertificateSettings): string[] {
+  const every = c.upEveryHours;
+  if (every === undefined) return [];
+  return (
+    [
+      ["earlyRenewalHours", c.earlyRenewalHours, "a service certificate"],
+      ["caEarlyRenewalHours", c.caEarlyRenewalHours, "the CA"],
+    ] as const
+  )
+    .filter(([, hours]) => hours < 2 * every)
+    .map(
+      ([key, hours, what]) =>
+        `certificates.${key} (${hours} h) is shorter than two runs of the stated schedule (upEveryHours ${every} h): ${what} may expire before a run renews it; run pulumi up more often or lengthen the window`,
+    );
+}
+
+/** What every leaf certificate takes from the stack's `certificates` settings. */
+export function leafTerms(
+  c: CertificateSettings,
+): Pick<ServiceCertificateArgs, "key" | "validityHours" | "earlyRenewalHours" | "keyRotation"> {
+  return {
+    key: c.key,
+    validityHours: c.validityHours,
+    earlyRenewalHours: c.earlyRenewalHours,
+    keyRotation: { periodHours: c.keyRotationHours, epoch: c.keyEpoch },
+  };
 }
 
 export interface ServiceCertificateArgs {
@@ -83,16 +146,41 @@ export interface ServiceCertificateArgs {
   validityHours: number;
   /** Renew this many hours before expiry: the tls provider plans it at any preview or up then. */
   earlyRenewalHours: number;
+  keyRotation: KeyRotation;
 }
 
-/** Key, CSR and certificate signed by the mesh CA; `childOpts` parents them. */
+/**
+ * Key epoch, key, CSR and certificate signed by the mesh CA; `childOpts` parents them.
+ *
+ * The key epoch is a random id whose keepers are the rotation period and `keyEpoch`: a new
+ * period or epoch replaces it, and its new value, the key's `replacementTrigger`, replaces the
+ * key, whose new PEM replaces the CSR and the certificate (every tls input forces a new
+ * resource). The engine replaces on a trigger only when the recorded one differs; a key with no
+ * trigger recorded (state from before) is not replaced (pulumi/pulumi step_generator.go
+ * `shouldTriggerReplace`). `pulumi up --replace <urn of <name>-key-epoch>` re-keys one workload,
+ * and its `hex` (an output) tells key generations apart without showing any key.
+ */
 function issue(
   name: string,
   args: ServiceCertificateArgs,
   allowedUses: string[],
   childOpts: (child: string) => pulumi.CustomResourceOptions,
 ) {
-  const key = new tls.PrivateKey(`${name}-key`, privateKeyArgs(args.key), childOpts("key"));
+  const epoch = new random.RandomId(
+    `${name}-key-epoch`,
+    {
+      byteLength: 4,
+      keepers: {
+        period: String(rotationPeriod(args.keyRotation.periodHours)),
+        epoch: args.keyRotation.epoch,
+      },
+    },
+    childOpts("key-epoch"),
+  );
+  const key = new tls.PrivateKey(`${name}-key`, privateKeyArgs(args.key), {
+    ...childOpts("key"),
+    replacementTrigger: epoch.hex,
+  });
   const csr = new tls.CertRequest(
     `${name}-csr`,
     {
@@ -119,7 +207,36 @@ function issue(
     certPem: cert.certPem,
     privateKeyPem: pulumi.secret(key.privateKeyPem),
     caCertPem: args.ca.certPem,
+    validity: pulumi
+      .all([cert.validityStartTime, cert.validityEndTime, epoch.hex])
+      .apply(([notBefore, notAfter, keyEpoch]) => ({
+        notBefore,
+        notAfter,
+        // The tls provider plans the renewal at the first preview or up from then on.
+        renewalDue: hoursBefore(notAfter, args.earlyRenewalHours),
+        keyEpoch,
+      })),
   };
+}
+
+/** Each named certificate's dates and key epoch, as one output. */
+export function validityOf(
+  certs: Record<string, { validity: pulumi.Output<CertificateValidity> }>,
+): pulumi.Output<Record<string, CertificateValidity>> {
+  const names = Object.keys(certs).sort();
+  return pulumi
+    .all(names.map((n) => certs[n].validity))
+    .apply((vs) => Object.fromEntries(names.map((n, i) => [n, vs[i]])));
+}
+
+/** A leaf certificate's dates and key generation, for the stack's outputs (nothing secret). */
+export interface CertificateValidity {
+  notBefore: string;
+  notAfter: string;
+  /** From this time the next preview or up renews the certificate. */
+  renewalDue: string;
+  /** The key epoch's id: it changes whenever the key is replaced. */
+  keyEpoch: string;
 }
 
 /** A component holding one certificate from the mesh CA and its key. */
@@ -130,6 +247,8 @@ abstract class IssuedCertificate extends pulumi.ComponentResource {
   public readonly privateKeyPem!: pulumi.Output<string>;
   /** The signing CA's certificate PEM. */
   public readonly caCertPem!: pulumi.Output<string>;
+  /** Not-before, not-after, renewal time and key epoch. */
+  public readonly validity!: pulumi.Output<CertificateValidity>;
 
   /** Sets the outputs from what `issue` made, and registers them. */
   protected publish(issued: ReturnType<typeof issue>): void {

@@ -394,6 +394,12 @@ const BAD_CONFIGS: Array<[string, Flat, string, string]> = [
     '"::" or "0.0.0.0"',
   ],
   [
+    "a key rotation period longer than the certificates' validity",
+    flat({ certificates: { validityHours: 100, earlyRenewalHours: 10, keyRotationHours: 200 } }),
+    "bookapi-mesh:certificates.keyRotationHours",
+    "must not exceed validityHours (100)",
+  ],
+  [
     "a bad log level",
     flat({ envoy: { logLevel: "verbose" } }),
     "bookapi-mesh:envoy.logLevel",

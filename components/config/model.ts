@@ -195,12 +195,12 @@ export interface MeshModel {
 }
 
 export function certificateSettings(raw: RawMesh["certificates"]): CertificateSettings {
-  const { algorithm, ecdsaCurve, rsaBits, ...rest } = raw;
+  const { algorithm, ecdsaCurve, rsaBits, keyRotationHours, ...rest } = raw;
   const key: KeySpec =
     algorithm === "ECDSA"
       ? { algorithm, ecdsaCurve: ecdsaCurve ?? "P256" }
       : { algorithm, rsaBits: rsaBits ?? 2048 };
-  return { ...rest, key };
+  return { ...rest, key, keyRotationHours: keyRotationHours ?? rest.validityHours };
 }
 
 /** `EGRESS_<NAME>_ADDR`: where the app finds a tcp egress target's local listener. */

@@ -114,6 +114,21 @@ export const certificatesSchema = z
       .int("must be whole hours")
       .nonnegative("must not be negative")
       .default(360),
+    /**
+     * Leaf keys (services, clients, the gateway) are replaced at the first `pulumi up` of every
+     * period this long (counted from the Unix epoch); validityHours when unset.
+     */
+    keyRotationHours: hours.optional(),
+    /**
+     * How often a scheduled `pulumi up` runs (the operator's statement: nothing renews between
+     * runs); preview warns when a renewal window gives it fewer than two chances.
+     */
+    upEveryHours: hours.optional(),
+    /** Any text; changing it replaces every leaf key at the next `pulumi up`. */
+    keyEpoch: z
+      .string({ error: "must be a string" })
+      .max(63, "must be at most 63 characters")
+      .default(""),
   })
   .superRefine((c, ctx) => {
     if (c.algorithm === "ECDSA" && c.rsaBits !== undefined)
@@ -136,6 +151,13 @@ export const certificatesSchema = z
         code: "custom",
         path: ["validityHours"],
         message: `must not exceed caValidityHours (${c.caValidityHours}): a certificate cannot outlive its CA`,
+      });
+    }
+    if (c.keyRotationHours !== undefined && c.keyRotationHours > c.validityHours) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["keyRotationHours"],
+        message: `must not exceed validityHours (${c.validityHours}): a key would outlive the certificates it signs for`,
       });
     }
     if (c.caEarlyRenewalHours >= c.caValidityHours) {
@@ -829,6 +851,6 @@ export type KeySpec =
 /** Certificate settings, the key as one discriminated union. */
 export type CertificateSettings = Omit<
   RawMesh["certificates"],
-  "algorithm" | "ecdsaCurve" | "rsaBits"
-> & { key: KeySpec };
+  "algorithm" | "ecdsaCurve" | "rsaBits" | "keyRotationHours"
+> & { key: KeySpec; keyRotationHours: number };
 export type ResourcePair = z.infer<typeof resourcePair>;

@@ -16,6 +16,7 @@ import {
   settleRegistrations,
   stackConfigFromFile,
 } from "../../tools/render/engine";
+import { RANDOM_ID_TYPE, randomIdState } from "../../tools/render/throwaway-random";
 import { fakeTlsResource, isFakeTlsType } from "./fake-tls";
 import { recordRegistrationOptions, RegistrationOptions, unwrapSecrets } from "./pulumi-internals";
 
@@ -107,9 +108,11 @@ export async function runProgramOutcome(
           const inputs = unwrapSecrets(args.inputs) as Record<string, unknown>;
           const state = isFakeTlsType(args.type)
             ? await fakeTlsResource(args.type, inputs)
-            : args.type.startsWith("kubernetes:")
-              ? withUid(args.type, args.name, inputs)
-              : { ...inputs };
+            : args.type === RANDOM_ID_TYPE
+              ? randomIdState(args.name, inputs)
+              : args.type.startsWith("kubernetes:")
+                ? withUid(args.type, args.name, inputs)
+                : { ...inputs };
           const opts = options.get(`${args.type}::${args.name}`);
           if (!opts) throw new Error(`harness: no request seen for ${args.type} ${args.name}`);
           resources.push({

@@ -34,6 +34,8 @@ export interface RegistrationOptions {
   propertyDependencies: Record<string, string[]>;
   /** The customTimeouts option ("" where unset). */
   customTimeouts: { create: string; update: string; delete: string };
+  /** The replacementTrigger option as the engine records it (undefined where unset). */
+  replacementTrigger?: unknown;
 }
 
 /** The fields of a RegisterResourceRequest the harness reads. */
@@ -53,6 +55,7 @@ interface RegisterRequest {
   };
   getCustomtimeouts():
     { getCreate(): string; getUpdate(): string; getDelete(): string } | undefined;
+  getReplacementTrigger(): { toJavaScript(): unknown } | undefined;
 }
 type Callback = (err: unknown, resp: unknown) => void;
 interface PatchableMonitor {
@@ -107,6 +110,9 @@ export function recordRegistrationOptions(record: (options: RegistrationOptions)
         update: req.getCustomtimeouts()?.getUpdate() ?? "",
         delete: req.getCustomtimeouts()?.getDelete() ?? "",
       },
+      ...(req.getReplacementTrigger()
+        ? { replacementTrigger: req.getReplacementTrigger()?.toJavaScript() }
+        : {}),
     });
     return register(req, callback);
   };
