@@ -16,9 +16,10 @@ export interface KeyRotation {
   epoch: string;
 }
 
-/** An RFC 3339 time `hours` before another. */
-function hoursBefore(time: string, hours: number): string {
-  return new Date(Date.parse(time) - hours * 3_600_000).toISOString();
+/** An RFC 3339 time `hours` before another; "unknown" without one (a provider that says none). */
+function hoursBefore(time: string | undefined, hours: number): string {
+  const at = time === undefined ? NaN : Date.parse(time);
+  return Number.isFinite(at) ? new Date(at - hours * 3_600_000).toISOString() : "unknown";
 }
 
 /** The rotation period a time falls in: its index since the Unix epoch. */

@@ -25,7 +25,7 @@ import {
 import { ERROR_BODIES } from "../components/envoy/listeners";
 import { ENVOY_FILES } from "../components/envoy/model";
 import { gatewayFiles } from "../components/gateway";
-import { validateBootstrapDetailed } from "./harness/envoy-schema";
+import { validateBootstrapDetailed, validateBootstrapWith } from "./harness/envoy-schema";
 import { evaluate, mappedLocalReply } from "./harness/jwt-authn-model";
 import { inboundListener, sidecar, upstreamCluster } from "./harness/mtls";
 import { OutlierModel } from "./harness/outlier-model";
@@ -186,7 +186,7 @@ describe("traffic at scale", function () {
               (t.max_requests + 1) * REQUEST_BUFFER_BYTES > BREAKER_HEAP_SHARE * envoy.heap,
             );
             assert.equal(t.max_connections, t.max_requests);
-            assert.equal(t.max_pending_requests, 64);
+            assert.equal(t.max_pending_requests, 256);
             assert.ok(
               (c.per_connection_buffer_limit_bytes ?? 0) <= MESH_CONNECTION_BUFFER_BYTES,
               "an HTTP/1.1 connection buffers no more than a stream window",
@@ -214,7 +214,7 @@ describe("traffic at scale", function () {
       assert.deepEqual([now.active, now.waiting, now.refused], [t.max_requests, 0, 500]);
       assert.equal(now.connections, TABLE_HOSTS * Math.ceil(t.max_requests / TABLE_HOSTS / 100));
       const one = openStreams("http1", past, http1.limits, TABLE_HOSTS);
-      assert.equal(one.waiting, t.max_pending_requests, "http1 still queues, but only 64");
+      assert.equal(one.waiting, t.max_pending_requests, "http1 still queues, but only 256");
       assert.equal(firstRefusal("http2", h2.limits, TABLE_HOSTS), t.max_requests + 1);
       assert.ok(now.memoryBytes * 4 < one.memoryBytes, "HTTP/2 holds far fewer TLS connections");
     });
@@ -318,9 +318,17 @@ describe("traffic at scale", function () {
     it("counts connect failures apart from replies: an app's 500 between them does not restart the count", () => {
       const od = new OutlierModel(generated(), ["pod-a", "pod-b"]);
       for (let i = 0; i < 5; i++) {
-        od.record("pod-a", { localOrigin: "timeout" });
+        od.record("pod-a", { localOrigin: "connect-failure" });
         od.record("pod-a", { status: 500 });
       }
+      assert.equal(od.isEjected("pod-a", 1), true);
+    });
+
+    it("does not eject for resets or timeouts after a connect (each restarts the count), but for the 503 and 504 a callee's sidecar answers when its app resets or hangs", () => {
+      const od = new OutlierModel(generated(), ["pod-a", "pod-b"]);
+      for (let i = 0; i < 20; i++) od.record("pod-a", { localOrigin: i % 2 ? "reset" : "timeout" });
+      assert.equal(od.isEjected("pod-a", 1), false);
+      for (let i = 0; i < 5; i++) od.record("pod-a", { status: i % 2 ? 504 : 503 });
       assert.equal(od.isEjected("pod-a", 1), true);
     });
 
@@ -506,6 +514,51 @@ describe("traffic at scale", function () {
       );
       assert.deepEqual(fs.readdirSync(dir).sort(), ["SOURCE.md", "envoy"]);
       assert.equal(fs.existsSync(path.join(__dirname, "harness", "envoy-api-additions")), false);
+    });
+
+    it("uses nothing newer than the shipped Envoy 1.36: every field the older bundled API lacks is listed with the release that added it", () => {
+      // The vendored protos are newer than the image, so passing them does not prove 1.36 loads
+      // a field; the API @grpc/grpc-js-xds ships predates 1.36, so what it has, 1.36 has.
+      const newer = [
+        { pattern: /envoy\.extensions\.clusters\.dns\.v3\.DnsCluster/, since: [1, 33] }, // envoy#36353
+        { pattern: /EnvelopeSessionState/, since: [1, 34] }, // envelope session state
+        // The older API knows no sourced_metadata, so the principal holds none of its identifiers.
+        {
+          pattern: /sourced_metadata|oneof "identifier" in envoy\.config\.rbac\.v3\.Principal/,
+          since: [1, 33],
+        }, // envoy#36957
+      ];
+      const shipped = /envoy:v(\d+)\.(\d+)\./.exec(loadMeshConfig(stackConfig("dev")).envoy.image);
+      assert.ok(shipped);
+      const [major, minor] = [Number(shipped[1]), Number(shipped[2])];
+      for (const n of newer)
+        assert.ok(
+          n.since[0] < major || (n.since[0] === major && n.since[1] <= minor),
+          String(n.pattern),
+        );
+      // Every shipped stack, plus a gateway that checks scopes (no shipped stack does).
+      const scoped = stackConfig("staging");
+      const gw = JSON.parse(scoped["bookapi-mesh:gateway"]) as { auth: { jwt: Json } };
+      gw.auth.jwt.requiredScopes = ["mcp:tools"];
+      const models = [
+        ...STACKS.map((stack) => loadMeshConfig(stackConfig(stack))),
+        loadMeshConfig({ ...scoped, "bookapi-mesh:gateway": JSON.stringify(gw) }),
+      ];
+      const unexplained: string[] = [];
+      const used = new Set<RegExp>();
+      for (const model of models)
+        for (const b of [
+          ...model.services.map((svc) => bootstrapOf(model, svc.name)),
+          ...(model.gateway ? [gatewayBootstrapOf(model)] : []),
+        ])
+          for (const error of validateBootstrapWith("bundled", JSON.parse(JSON.stringify(b)))
+            .errors) {
+            const known = newer.find((n) => n.pattern.test(error));
+            if (known) used.add(known.pattern);
+            else unexplained.push(error);
+          }
+      assert.deepEqual(unexplained, []);
+      assert.equal(used.size, newer.length, "every listed field is still used");
     });
 
     it("reports a deprecated field, such as the Cluster's own dns_refresh_rate, which the generated clusters no longer use", () => {

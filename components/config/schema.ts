@@ -295,7 +295,7 @@ export const trafficSchema = z
     circuitBreaker: z
       .strictObject({
         maxConnections: positiveCount.optional(),
-        maxPendingRequests: positiveCount.default(64),
+        maxPendingRequests: positiveCount.default(256),
         maxRequests: positiveCount.optional(),
         maxRetries: z
           .never({ error: "was replaced by retries.budget (a share of active requests)" })
@@ -306,7 +306,10 @@ export const trafficSchema = z
       .strictObject({
         /** Replies 502, 503 or 504 in a row: the pod's sidecar cannot reach its app. */
         consecutiveGatewayErrors: positiveCount.default(5),
-        /** Connect failures, resets and timeouts in a row: the pod is gone or unreachable. */
+        /**
+         * Local-origin failures in a row: in effect connect failures (the pod is gone), since a
+         * reset or timeout after a successful connect starts the count again.
+         */
         consecutiveLocalOriginFailures: positiveCount.default(5),
         /** Any 5xx in a row; ejects only with ejectOnAppErrors (an app's 500 is often an answer). */
         consecutive5xx: positiveCount.default(5),

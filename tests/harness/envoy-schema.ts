@@ -44,7 +44,14 @@ const BUNDLED_WKT = new Set(
   ),
 );
 
-let cached: { root: Root; stats: EnvoyProtoStats } | undefined;
+/**
+ * The Envoy API trees the validator can load: the vendored one (the default), and the older one
+ * @grpc/grpc-js-xds ships, which predates Envoy 1.36: a field it already has is in the 1.36
+ * image too (API fields are removed only long after deprecation).
+ */
+export type EnvoyApi = "vendored" | "bundled";
+const cache = new Map<EnvoyApi, { root: Root; stats: EnvoyProtoStats }>();
+let activeApi: EnvoyApi = "vendored";
 
 function packageDir(pkg: string): string {
   return path.dirname(require.resolve(`${pkg}/package.json`));
@@ -61,11 +68,13 @@ function listProtos(dir: string, base: string, out: string[]): void {
   }
 }
 
-function loadRoot(): { root: Root; stats: EnvoyProtoStats } {
+function loadRoot(api: EnvoyApi = activeApi): { root: Root; stats: EnvoyProtoStats } {
+  const cached = cache.get(api);
   if (cached) return cached;
   const started = performance.now();
   const deps = path.join(packageDir("@grpc/grpc-js-xds"), "deps");
-  const envoyApi = path.join(__dirname, "vendor", "envoy-api");
+  const envoyApi =
+    api === "vendored" ? path.join(__dirname, "vendor", "envoy-api") : path.join(deps, "envoy-api");
   const includeDirs = [
     envoyApi,
     path.join(deps, "xds"),
@@ -118,11 +127,12 @@ function loadRoot(): { root: Root; stats: EnvoyProtoStats } {
   // keepCase: field names stay as in the .proto (snake_case); lowerCamel is derived below.
   root.loadSync(files, { keepCase: true });
   root.resolveAll();
-  cached = {
+  const loaded = {
     root,
     stats: { files: files.length, skipped, loadMs: Math.round(performance.now() - started) },
   };
-  return cached;
+  cache.set(api, loaded);
+  return loaded;
 }
 
 /** Loads (once) and reports what was loaded and how long it took. */
@@ -1119,6 +1129,17 @@ export function validateBootstrap(json: unknown): string[] {
 
 export function validateBootstrapDetailed(json: unknown): EnvoyValidationResult {
   return validateEnvoyMessageDetailed(BOOTSTRAP_TYPE, json);
+}
+
+/** Validates a bootstrap against another API tree (see EnvoyApi). */
+export function validateBootstrapWith(api: EnvoyApi, json: unknown): EnvoyValidationResult {
+  const saved = activeApi;
+  activeApi = api;
+  try {
+    return validateEnvoyMessageDetailed(BOOTSTRAP_TYPE, json);
+  } finally {
+    activeApi = saved;
+  }
 }
 
 /**

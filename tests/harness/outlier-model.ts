@@ -7,6 +7,9 @@
  * - With split_external_local_origin_errors, connect failures, timeouts and resets count apart
  *   (consecutive_local_origin_failure), and a successful connect resets that count; without it
  *   they are turned into 503 (connect failure, reset) and 504 (timeout) and counted as replies.
+ *   Every request that gets a connection reports the connect first (router/upstream_request.cc
+ *   `onPoolReady`), so a reset or timeout after it starts that count again from one: only
+ *   connect failures run up to the threshold.
  * - A count reaching its threshold (`==`) ejects when its enforcing_* percentage is met (our
  *   configs use 0 or 100, anything else throws) and the ejected share stays within
  *   max_ejection_percent; the count then starts again. An ejection lasts base_ejection_time times
@@ -142,6 +145,7 @@ export class OutlierModel {
       return;
     }
     if (!this.split) return this.reply(name, outcome.localOrigin === "timeout" ? 504 : 503, now);
+    if (outcome.localOrigin !== "connect-failure") h.localOriginFailures = 0; // connected first
     if (++h.localOriginFailures === this.thresholds.localOrigin) {
       this.eject(name, this.enforce.localOrigin, now);
       h.localOriginFailures = 0;

@@ -4,13 +4,14 @@
  *
  * - retry_state_impl.cc shouldRetry: a request that may retry (its route's retry_on matches, it
  *   has attempts left) asks the cluster's retries() resource canCreate(); no: 503 (the
- *   upstream_rq_retry_overflow stat), yes: inc() and a backoff timer. The count goes down when
- *   the timer fires (resetRetry), so it counts the retries waiting in backoff.
+ *   upstream_rq_retry_overflow stat), yes: inc() and a backoff timer. The count goes down only
+ *   when the retried attempt's outcome is decided or the request ends (resetRetry at the next
+ *   shouldRetry, or the retry state's end), so it counts retries waiting or in flight.
  * - resource_manager_impl.h RetryBudgetImpl: with a retry_budget the limit is
  *   max(min_retry_concurrency, budget_percent / 100 * (active + pending requests)) and
  *   max_retries is ignored; without one the limit is max_retries (Envoy's default 3).
  *
- * The pod's connections reset together, so every retry is asked for before any backoff ends
+ * The pod's connections reset together, so every retry is asked for before any of them ends
  * (the worst case); each reset request has left the cluster's active count first.
  */
 
