@@ -47,7 +47,7 @@ const mesh = new ServiceMesh("mesh", { model, envoyConfigProvider }, { providers
 
 /** Per service: the mTLS endpoint, the direct endpoint where exposed, and its app's outbound URL. */
 export const endpoints = mesh.endpoints;
-/** The mesh CA certificate (public). */
+/** What workloads trust: the certificate of each trusted CA generation (PEM bundle, public). */
 export const caCertificate = mesh.caCertificate;
 export const namespace = mesh.namespace;
 /** Per client outside the mesh: its certificate, SPIFFE ID and the services it may call. */

@@ -24,13 +24,7 @@ import {
   MESH_VOLUMES,
   selectorLabels,
 } from "./names";
-import {
-  CertificateAuthority,
-  CertificateValidity,
-  leafTerms,
-  ServiceCertificate,
-  validityOf,
-} from "./pki";
+import { CertificateValidity, leafTerms, ServiceCertificate, Signer, validityOf } from "./pki";
 import { MIN_STOP_WINDOW_SECONDS, ShutdownPlan } from "./shutdown";
 import {
   ENVOY_UID,
@@ -291,7 +285,8 @@ export interface MeshGatewayArgs {
   model: MeshModel;
   gateway: GatewayModel;
   namespace: pulumi.Input<string>;
-  ca: CertificateAuthority;
+  /** Who signs its certificates, and what it trusts. */
+  signer: Signer;
   /** ConfigMap data: the gateway's Envoy files (`gatewayFiles`). */
   envoyFiles: Record<string, string>;
   /**
@@ -358,7 +353,7 @@ export class MeshGateway extends pulumi.ComponentResource {
     const identity = new ServiceCertificate(
       `${name}-identity`,
       {
-        ca: args.ca,
+        ...args.signer,
         ...leafTerms(certificates),
         commonName: gateway.fqdn,
         dnsNames: gateway.dnsNames,
@@ -378,7 +373,7 @@ export class MeshGateway extends pulumi.ComponentResource {
       const edge = new ServiceCertificate(
         `${name}-edge`,
         {
-          ca: args.ca,
+          ...args.signer,
           ...leafTerms(certificates),
           commonName: selfSigned.dnsNames[0],
           dnsNames: selfSigned.dnsNames,

@@ -22,24 +22,33 @@ import {
   MeshGateway,
 } from "./gateway";
 import {
-  CertificateAuthority,
+  caRotationWarnings,
   CertificateValidity,
   ClientCertificate,
   leafTerms,
+  meshCertificateAuthorities,
   renewalWarnings,
   ServiceCertificate,
+  Signer,
   validityOf,
 } from "./pki";
 
 /** The Pulumi CLI the program needs: replacementTrigger as key rotation uses it (index.ts). */
 export const MINIMUM_PULUMI_CLI = ">=3.226.0";
 
-/** The mesh CA as the stack's outputs show it. */
+/** The mesh CAs as the stack's outputs show them. */
 export interface TrustState {
-  notAfter: string;
-  renewalDue: string;
-  /** SHA-256 fingerprint of the CA certificate every sidecar trusts. */
-  caCertificateSha256: string;
+  /** The generation that signs leaves. */
+  signing: string;
+  /** The generations every workload trusts, in order. */
+  trusted: string[];
+  /** SHA-256 of the PEM bundle in every `ca.crt`: equal across pods once all have it. */
+  bundleSha256: string;
+  /** Per trusted generation: its CA certificate's expiry, renewal time and fingerprint. */
+  generations: Record<
+    string,
+    { notAfter: string; renewalDue: string; caCertificateSha256: string }
+  >;
 }
 import { meshLabels, STACK_CLAIM_NAME } from "./names";
 import { MeshNetworkPolicies } from "./network-policy";
@@ -249,17 +258,8 @@ export class ServiceMesh extends pulumi.ComponentResource {
     // Checked before any resource is registered: a gateway config too large fails the preview.
     const gatewayEnvoyFiles = model.gateway ? gatewayFiles(model, model.gateway) : undefined;
 
-    const key = model.certificates.key;
-    const ca = new CertificateAuthority(
-      `${name}-ca`,
-      {
-        key,
-        commonName: `${PROJECT} CA (${model.namespace})`,
-        validityHours: model.certificates.caValidityHours,
-        earlyRenewalHours: model.certificates.caEarlyRenewalHours,
-      },
-      { parent: this },
-    );
+    const pki = meshCertificateAuthorities(name, model.namespace, model.certificates, this);
+    const signer: Signer = { ca: pki.ca, trustBundle: pki.trustBundle };
 
     if (model.kubernetesMinor < KUBERNETES_FEATURES.preStopSleep) {
       void pulumi.log.warn(
@@ -272,6 +272,7 @@ export class ServiceMesh extends pulumi.ComponentResource {
       ...model.configWarnings,
       ...trafficWarnings(model),
       ...renewalWarnings(model.certificates),
+      ...caRotationWarnings(model.certificates.ca),
     ])
       void pulumi.log.warn(warning, this);
 
@@ -298,7 +299,7 @@ export class ServiceMesh extends pulumi.ComponentResource {
       const cert = new ServiceCertificate(
         `${name}-${svc.name}`,
         {
-          ca,
+          ...signer,
           ...leafTerms(model.certificates),
           commonName: svc.fqdn,
           dnsNames: svc.dnsNames,
@@ -338,7 +339,7 @@ export class ServiceMesh extends pulumi.ComponentResource {
       const cert = new ClientCertificate(
         `${name}-client-${client.name}`,
         {
-          ca,
+          ...signer,
           ...leafTerms(model.certificates),
           commonName: `${PROJECT} client ${client.name}`,
           uris: [client.spiffeId],
@@ -371,7 +372,7 @@ export class ServiceMesh extends pulumi.ComponentResource {
           model,
           gateway: model.gateway,
           namespace,
-          ca,
+          signer,
           envoyFiles: gatewayEnvoyFiles,
           rolloutAfter: [
             ...this.networkPolicies.selecting(model.gateway.name),
@@ -402,7 +403,7 @@ export class ServiceMesh extends pulumi.ComponentResource {
         : pulumi.output(undefined);
 
     this.namespace = namespace;
-    this.caCertificate = ca.certPem;
+    this.caCertificate = pki.trustBundle;
     for (const { client, cert } of clientCerts) leaves[`client/${client.name}`] = cert;
     const leafValidity = validityOf(leaves);
     this.certificates = pulumi
@@ -411,11 +412,33 @@ export class ServiceMesh extends pulumi.ComponentResource {
         ...own,
         ...Object.fromEntries(Object.entries(gateway).map(([k, v]) => [`gateway/${k}`, v])),
       }));
-    this.trust = pulumi.all([ca.certPem, ca.validity]).apply(([pem, validity]) => ({
-      ...validity,
-      // "unknown" only where no provider gave a certificate (the deploy-install check's mocks).
-      caCertificateSha256: pem ? new crypto.X509Certificate(pem).fingerprint256 : "unknown",
-    }));
+    const generations = model.certificates.ca.trusted;
+    this.trust = pulumi
+      .all([
+        pki.trustBundle,
+        pulumi.all(generations.map((g) => pki.generations[g].certPem)),
+        pulumi.all(generations.map((g) => pki.generations[g].validity)),
+      ])
+      .apply(([bundle, pems, validity]) => ({
+        signing: model.certificates.ca.signing,
+        trusted: [...generations],
+        bundleSha256: crypto
+          .createHash("sha256")
+          .update(bundle ?? "")
+          .digest("hex"),
+        generations: Object.fromEntries(
+          generations.map((g, i) => [
+            g,
+            {
+              ...validity[i],
+              // "unknown" only where no provider gave a certificate (the deploy check's mocks).
+              caCertificateSha256: pems[i]
+                ? new crypto.X509Certificate(pems[i]).fingerprint256
+                : "unknown",
+            },
+          ]),
+        ),
+      }));
     this.endpoints = pulumi.output(endpointsOf(model));
     this.clients = pulumi
       .all(clientCerts.map(({ cert }) => cert.certPem))

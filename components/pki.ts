@@ -5,7 +5,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import * as tls from "@pulumi/tls";
 import { clock } from "./clock";
-import { CertificateSettings, KeySpec } from "./config";
+import { CertificateSettings, DEFAULT_CA_GENERATION, KeySpec, PROJECT } from "./config";
 
 /**
  * When a leaf key is replaced: at the first run of every `periodHours` period (counted from the
@@ -100,6 +100,74 @@ export class CertificateAuthority extends pulumi.ComponentResource {
   }
 }
 
+/** Who signs leaves, and what every workload trusts. */
+export interface Signer {
+  ca: CertificateAuthority;
+  trustBundle: pulumi.Output<string>;
+}
+
+/**
+ * One CertificateAuthority per trusted generation (children of `parent`, named so the first
+ * keeps the resources a stack had before generations), the signing one, and the trust bundle.
+ */
+export function meshCertificateAuthorities(
+  prefix: string,
+  namespace: string,
+  c: CertificateSettings,
+  parent: pulumi.Resource,
+): Signer & { generations: Record<string, CertificateAuthority> } {
+  const generations = Object.fromEntries(
+    c.ca.trusted.map((g) => [
+      g,
+      new CertificateAuthority(
+        caResourceName(prefix, g),
+        {
+          key: c.ca.keys[g],
+          commonName: caCommonName(namespace, g),
+          validityHours: c.caValidityHours,
+          earlyRenewalHours: c.caEarlyRenewalHours,
+        },
+        { parent },
+      ),
+    ]),
+  );
+  return {
+    generations,
+    ca: generations[c.ca.signing],
+    trustBundle: pulumi.all(c.ca.trusted.map((g) => generations[g].certPem)).apply(pemBundle),
+  };
+}
+
+/** The CA resource name of a generation: the first keeps the name a stack deployed before had. */
+export function caResourceName(prefix: string, generation: string): string {
+  return generation === DEFAULT_CA_GENERATION ? `${prefix}-ca` : `${prefix}-ca-${generation}`;
+}
+
+/** Distinct subjects, so a verifier never mistakes one generation's CA for another's. */
+export function caCommonName(namespace: string, generation: string): string {
+  return generation === DEFAULT_CA_GENERATION
+    ? `${PROJECT} CA (${namespace})`
+    : `${PROJECT} CA ${generation} (${namespace})`;
+}
+
+/** One PEM bundle, in trust order; each certificate ends with a newline. */
+export function pemBundle(pems: string[]): string {
+  return pems.map((p) => (p.endsWith("\n") ? p : `${p}\n`)).join("");
+}
+
+/**
+ * What preview says while a CA rotation is under way (more than one trusted generation): what
+ * to wait for before the next step. Secrets reach pods at the kubelet's next sync, so a step is
+ * safe only once every pod has the previous one.
+ */
+export function caRotationWarnings(ca: CertificateSettings["ca"]): string[] {
+  if (ca.trusted.length < 2) return [];
+  const others = ca.trusted.filter((g) => g !== ca.signing);
+  return [
+    `certificates.ca: every sidecar trusts ${ca.trusted.join(", ")} and leaves are signed by ${ca.signing}. Before the next step, wait until every pod has this update (each Secret reaches its pod at the kubelet's next sync, about a minute; the trust output names the bundle): then either sign with another trusted generation, or drop ${others.join(", ")} from trusted once nothing is signed by ${others.length > 1 ? "them" : "it"}`,
+  ];
+}
+
 /**
  * Renewal happens only when `pulumi up` runs: with a stated schedule, each renewal window must
  * see at least two runs (one may fail).
@@ -135,6 +203,8 @@ export function leafTerms(
 export interface ServiceCertificateArgs {
   /** The CA that signs this certificate. */
   ca: CertificateAuthority;
+  /** What the workload trusts: every trusted generation's CA certificate (PEM bundle). */
+  trustBundle: pulumi.Input<string>;
   /** Key algorithm and size. */
   key: KeySpec;
   /** Subject common name (the service FQDN). */
@@ -207,7 +277,7 @@ function issue(
   return {
     certPem: cert.certPem,
     privateKeyPem: pulumi.secret(key.privateKeyPem),
-    caCertPem: args.ca.certPem,
+    caCertPem: pulumi.output(args.trustBundle),
     validity: pulumi
       .all([cert.validityStartTime, cert.validityEndTime, epoch.hex])
       .apply(([notBefore, notAfter, keyEpoch]) => ({
@@ -246,7 +316,7 @@ abstract class IssuedCertificate extends pulumi.ComponentResource {
   public readonly certPem!: pulumi.Output<string>;
   /** Private key PEM, a Pulumi secret. */
   public readonly privateKeyPem!: pulumi.Output<string>;
-  /** The signing CA's certificate PEM. */
+  /** The trusted CA certificates (PEM bundle), for the workload's `ca.crt`. */
   public readonly caCertPem!: pulumi.Output<string>;
   /** Not-before, not-after, renewal time and key epoch. */
   public readonly validity!: pulumi.Output<CertificateValidity>;

@@ -400,6 +400,18 @@ const BAD_CONFIGS: Array<[string, Flat, string, string]> = [
     "must not exceed validityHours (100)",
   ],
   [
+    "a CA key for a generation nobody trusts",
+    flat({ certificates: { ca: { trusted: ["1"], keys: { "2": { algorithm: "RSA" } } } } }),
+    "bookapi-mesh:certificates.ca.keys.2",
+    "is not a trusted generation (1)",
+  ],
+  [
+    "a generation trusted twice",
+    flat({ certificates: { ca: { trusted: ["1", "1"] } } }),
+    "bookapi-mesh:certificates.ca.trusted[1]",
+    'lists "1" twice',
+  ],
+  [
     "a bad log level",
     flat({ envoy: { logLevel: "verbose" } }),
     "bookapi-mesh:envoy.logLevel",

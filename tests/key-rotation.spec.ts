@@ -13,7 +13,9 @@ import { planPkiUpdate, shouldTriggerReplace } from "./harness/pki-update-model"
 import { ProgramRun, runProgram, stackConfig } from "./harness/program";
 import { restartedDeployments } from "./harness/update-model";
 import { loadMeshConfig } from "../components/config";
+import { createHash } from "node:crypto";
 import * as net from "node:net";
+import { TrustState } from "../components/mesh";
 import * as tls from "node:tls";
 import { CA_CERTIFICATE_USES } from "../components/pki";
 import { fakeTlsResource, setFakeTlsClock } from "./harness/fake-tls";
@@ -154,12 +156,16 @@ describe("key rotation", function () {
       assert.match(v.keyEpoch, /^[0-9a-f]{8}$/);
     }
     assert.equal(certificates["service/bookapi"].keyEpoch, epochOf("mesh-bookapi"));
-    const trust = run.outputs.trust as {
-      notAfter: string;
-      renewalDue: string;
-      caCertificateSha256: string;
-    };
-    assert.match(trust.caCertificateSha256, /^([0-9A-F]{2}:){31}[0-9A-F]{2}$/);
+    const trust = run.outputs.trust as TrustState;
+    assert.deepEqual([trust.signing, trust.trusted], ["1", ["1"]]);
+    assert.match(trust.generations["1"].caCertificateSha256, /^([0-9A-F]{2}:){31}[0-9A-F]{2}$/);
+    assert.ok(
+      Date.parse(trust.generations["1"].renewalDue) < Date.parse(trust.generations["1"].notAfter),
+    );
+    assert.equal(
+      trust.bundleSha256,
+      createHash("sha256").update(String(run.outputs.caCertificate)).digest("hex"),
+    );
     assert.ok(!run.secretOutputs.includes("certificates") && !run.secretOutputs.includes("trust"));
     assert.doesNotMatch(JSON.stringify([certificates, trust]), /PRIVATE KEY|BEGIN/);
   });

@@ -14,6 +14,7 @@ import {
   InboundListener,
   InboundOptions,
   issueServiceCertificate,
+  namesOf,
   KeyPair,
   newCertificateAuthority,
   PeerIdentity,
@@ -38,19 +39,6 @@ const UNTRUSTED_CHAIN = [
   "SELF_SIGNED_CERT_IN_CHAIN",
   "CERT_SIGNATURE_FAILURE",
 ];
-
-interface Names {
-  commonName: string;
-  dnsNames: string[];
-  uris: string[];
-}
-
-function namesOf(certPem: string): Names {
-  const cert = new X509Certificate(certPem);
-  const cn = cert.subject.split("\n").find((l) => l.startsWith("CN="));
-  const id = identityOf(cert);
-  return { commonName: cn?.slice(3) ?? "", dnsNames: id.dns, uris: id.uri };
-}
 
 function sameNames(a: PeerIdentity, b: PeerIdentity): void {
   assert.deepEqual([a.dns, a.uri], [b.dns, b.uri]);

@@ -54,6 +54,7 @@ export {
   NetworkSettings,
   KeySpec,
   CertificateSettings,
+  DEFAULT_CA_GENERATION,
   ResourcePair,
 } from "./schema";
 export {

@@ -195,12 +195,26 @@ export interface MeshModel {
 }
 
 export function certificateSettings(raw: RawMesh["certificates"]): CertificateSettings {
-  const { algorithm, ecdsaCurve, rsaBits, keyRotationHours, ...rest } = raw;
-  const key: KeySpec =
-    algorithm === "ECDSA"
-      ? { algorithm, ecdsaCurve: ecdsaCurve ?? "P256" }
-      : { algorithm, rsaBits: rsaBits ?? 2048 };
-  return { ...rest, key, keyRotationHours: keyRotationHours ?? rest.validityHours };
+  const { algorithm, ecdsaCurve, rsaBits, keyRotationHours, ca, ...rest } = raw;
+  const keySpec = (k: {
+    algorithm: "ECDSA" | "RSA";
+    ecdsaCurve?: "P256" | "P384";
+    rsaBits?: 2048 | 3072 | 4096;
+  }): KeySpec =>
+    k.algorithm === "ECDSA"
+      ? { algorithm: "ECDSA", ecdsaCurve: k.ecdsaCurve ?? "P256" }
+      : { algorithm: "RSA", rsaBits: k.rsaBits ?? 2048 };
+  const key = keySpec({ algorithm, ecdsaCurve, rsaBits });
+  return {
+    ...rest,
+    key,
+    keyRotationHours: keyRotationHours ?? rest.validityHours,
+    ca: {
+      signing: ca.signing,
+      trusted: [...ca.trusted],
+      keys: Object.fromEntries(ca.trusted.map((g) => [g, ca.keys[g] ? keySpec(ca.keys[g]) : key])),
+    },
+  };
 }
 
 /** `EGRESS_<NAME>_ADDR`: where the app finds a tcp egress target's local listener. */

@@ -88,17 +88,84 @@ export const envoySchema = z.strictObject({
   egressPortBase: port.default(15100),
 });
 
+/** The generation the mesh CA of a stack deployed before generations existed belongs to. */
+export const DEFAULT_CA_GENERATION = "1";
+
+/** A CA generation's name: part of its resources' names and of its certificate's subject. */
+const caGeneration = z
+  .string({ error: "must be a generation name" })
+  .regex(/^[a-z0-9]([-a-z0-9]{0,18}[a-z0-9])?$/, "must be 1-20 lowercase letters, digits or '-'");
+
+/** A CA generation's own key, when it differs from certificates.algorithm and its size. */
+/** A key's algorithm and its size, as keys in `certificates` and its `ca.keys` take them. */
+const keyFields = {
+  algorithm: z.enum(["ECDSA", "RSA"], { error: "must be ECDSA or RSA" }),
+  /** ECDSA only; P256 unless set. */
+  ecdsaCurve: z.enum(["P256", "P384"], { error: "must be P256 or P384" }).optional(),
+  /** RSA only; 2048 unless set. */
+  rsaBits: z
+    .union([z.literal(2048), z.literal(3072), z.literal(4096)], {
+      error: "must be 2048, 3072 or 4096",
+    })
+    .optional(),
+};
+
+/** A size that does not fit the algorithm is refused where it is written. */
+function keySizeIssues(
+  k: { algorithm: "ECDSA" | "RSA"; ecdsaCurve?: unknown; rsaBits?: unknown },
+  ctx: z.RefinementCtx,
+): void {
+  if (k.algorithm === "ECDSA" && k.rsaBits !== undefined)
+    ctx.addIssue({ code: "custom", path: ["rsaBits"], message: "only applies to algorithm RSA" });
+  if (k.algorithm === "RSA" && k.ecdsaCurve !== undefined)
+    ctx.addIssue({
+      code: "custom",
+      path: ["ecdsaCurve"],
+      message: "only applies to algorithm ECDSA",
+    });
+}
+
+const caKey = z.strictObject(keyFields).superRefine(keySizeIssues);
+
+/**
+ * The mesh CAs: every sidecar trusts each `trusted` generation; leaves are signed by `signing`.
+ * A CA is re-keyed by adding a generation, in three `pulumi up`s (docs/operations.md).
+ */
+const caGenerations = z
+  .strictObject({
+    signing: caGeneration.default(DEFAULT_CA_GENERATION),
+    trusted: z
+      .array(caGeneration, { error: "must be a list of generation names" })
+      .min(1, "must list at least one generation")
+      .default([DEFAULT_CA_GENERATION]),
+    keys: z.record(caGeneration, caKey).default({}),
+  })
+  .superRefine((ca, ctx) => {
+    if (!ca.trusted.includes(ca.signing))
+      ctx.addIssue({
+        code: "custom",
+        path: ["signing"],
+        message: `must be one of trusted (${ca.trusted.join(", ")}): sign only with a generation every sidecar already trusts (add it to trusted, pulumi up, wait for the pods, then sign with it)`,
+      });
+    const seen = new Set<string>();
+    ca.trusted.forEach((g, i) => {
+      if (seen.has(g))
+        ctx.addIssue({ code: "custom", path: ["trusted", i], message: `lists "${g}" twice` });
+      seen.add(g);
+    });
+    for (const g of Object.keys(ca.keys))
+      if (!ca.trusted.includes(g))
+        ctx.addIssue({
+          code: "custom",
+          path: ["keys", g],
+          message: `is not a trusted generation (${ca.trusted.join(", ")})`,
+        });
+  });
+
 export const certificatesSchema = z
   .strictObject({
-    algorithm: z.enum(["ECDSA", "RSA"], { error: "must be ECDSA or RSA" }).default("ECDSA"),
-    /** ECDSA only; P256 unless set. */
-    ecdsaCurve: z.enum(["P256", "P384"], { error: "must be P256 or P384" }).optional(),
-    /** RSA only; 2048 unless set. */
-    rsaBits: z
-      .union([z.literal(2048), z.literal(3072), z.literal(4096)], {
-        error: "must be 2048, 3072 or 4096",
-      })
-      .optional(),
+    ...keyFields,
+    algorithm: keyFields.algorithm.default("ECDSA"),
     caValidityHours: hours.default(87600),
     /** The CA is re-issued this long before it expires (which re-signs every service). */
     caEarlyRenewalHours: z.number().int().nonnegative().default(720),
@@ -124,6 +191,7 @@ export const certificatesSchema = z
      * runs); preview warns when a renewal window gives it fewer than two chances.
      */
     upEveryHours: hours.optional(),
+    ca: caGenerations.prefault({}),
     /** Any text; changing it replaces every leaf key at the next `pulumi up`. */
     keyEpoch: z
       .string({ error: "must be a string" })
@@ -131,14 +199,7 @@ export const certificatesSchema = z
       .default(""),
   })
   .superRefine((c, ctx) => {
-    if (c.algorithm === "ECDSA" && c.rsaBits !== undefined)
-      ctx.addIssue({ code: "custom", path: ["rsaBits"], message: "only applies to algorithm RSA" });
-    if (c.algorithm === "RSA" && c.ecdsaCurve !== undefined)
-      ctx.addIssue({
-        code: "custom",
-        path: ["ecdsaCurve"],
-        message: "only applies to algorithm ECDSA",
-      });
+    keySizeIssues(c, ctx);
     if (c.earlyRenewalHours >= c.validityHours) {
       ctx.addIssue({
         code: "custom",
@@ -854,6 +915,11 @@ export type KeySpec =
 /** Certificate settings, the key as one discriminated union. */
 export type CertificateSettings = Omit<
   RawMesh["certificates"],
-  "algorithm" | "ecdsaCurve" | "rsaBits" | "keyRotationHours"
-> & { key: KeySpec; keyRotationHours: number };
+  "algorithm" | "ecdsaCurve" | "rsaBits" | "keyRotationHours" | "ca"
+> & {
+  key: KeySpec;
+  keyRotationHours: number;
+  /** Generations in trust order; each with its CA's key. */
+  ca: { signing: string; trusted: string[]; keys: Record<string, KeySpec> };
+};
 export type ResourcePair = z.infer<typeof resourcePair>;

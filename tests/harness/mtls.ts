@@ -1035,6 +1035,18 @@ export async function newCertificateAuthority(commonName: string): Promise<KeyPa
 }
 
 /** A service certificate signed by `ca`, built like the mesh's (same uses and key type). */
+/** A certificate's subject CN and SANs, to issue another for the same workload. */
+export function namesOf(certPem: string): {
+  commonName: string;
+  dnsNames: string[];
+  uris: string[];
+} {
+  const cert = new X509Certificate(certPem);
+  const cn = cert.subject.split("\n").find((l) => l.startsWith("CN="));
+  const id = identityOf(cert);
+  return { commonName: cn?.slice(3) ?? "", dnsNames: id.dns, uris: id.uri };
+}
+
 export async function issueServiceCertificate(
   ca: KeyPair,
   names: { commonName: string; dnsNames: string[]; uris: string[] },
