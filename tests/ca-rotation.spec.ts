@@ -33,11 +33,15 @@ const PHASES: Record<string, Phase> = {
   dropOld: { signing: "2", trusted: ["2"] },
 };
 
-async function devWith(ca: Phase): Promise<ProgramRun> {
+/** The dev stack at one step; one run per step, shared by the tests that read it. */
+const runs = new Map<Phase, Promise<ProgramRun>>();
+function devWith(ca: Phase): Promise<ProgramRun> {
   const config = stackConfig("dev");
   const key = "bookapi-mesh:certificates";
   const base = JSON.parse(config[key] ?? "{}") as Record<string, unknown>;
-  return runProgram({ ...config, [key]: JSON.stringify({ ...base, ca }) });
+  const run = runs.get(ca) ?? runProgram({ ...config, [key]: JSON.stringify({ ...base, ca }) });
+  runs.set(ca, run);
+  return run;
 }
 
 /** A workload as one step leaves it: the certificate it presents and the bundle it trusts. */

@@ -25,8 +25,16 @@ const HOUR = 3_600_000;
 const KEY = "tls:index/privateKey:PrivateKey";
 const EPOCH = "random:index/randomId:RandomId";
 
-/** The dev stack (with `certificates` overrides) run at time `at`. */
-async function devAt(at: number, certificates: Record<string, unknown> = {}): Promise<ProgramRun> {
+/** The dev stack (with `certificates` overrides) run at time `at`; each run once. */
+const runs = new Map<string, Promise<ProgramRun>>();
+function devAt(at: number, certificates: Record<string, unknown> = {}): Promise<ProgramRun> {
+  const id = JSON.stringify([at, certificates]);
+  const run = runs.get(id) ?? runDevAt(at, certificates);
+  runs.set(id, run);
+  return run;
+}
+
+async function runDevAt(at: number, certificates: Record<string, unknown>): Promise<ProgramRun> {
   const config = stackConfig("dev");
   const key = "bookapi-mesh:certificates";
   const base = JSON.parse(config[key] ?? "{}") as Record<string, unknown>;

@@ -42,8 +42,15 @@ function gatewayBootstrapOf(model: MeshModel): Bootstrap {
   return JSON.parse(gatewayFiles(model, model.gateway)[ENVOY_FILES.bootstrap]) as Bootstrap;
 }
 
-/** Every Envoy of a shipped stack: each service's sidecar and the gateway. */
+/** Every Envoy of a shipped stack: each service's sidecar and the gateway (built once). */
+const envoys = new Map<string, { name: string; bootstrap: Bootstrap; heap: number }[]>();
 function envoysOf(stack: string): { name: string; bootstrap: Bootstrap; heap: number }[] {
+  const built = envoys.get(stack) ?? buildEnvoys(stack);
+  envoys.set(stack, built);
+  return built;
+}
+
+function buildEnvoys(stack: string): { name: string; bootstrap: Bootstrap; heap: number }[] {
   const model = loadMeshConfig(stackConfig(stack));
   const heapOf = (b: Bootstrap) =>
     (b.overload_manager.resource_monitors[0].typed_config as { max_heap_size_bytes: number })
