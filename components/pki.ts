@@ -46,6 +46,8 @@ function privateKeyArgs(key: KeySpec): tls.PrivateKeyArgs {
 export interface CertificateAuthorityArgs {
   /** Key algorithm and size of the CA key. */
   key: KeySpec;
+  /** Its generation (`certificates.ca`), for the error that refuses a key change. */
+  generation: string;
   /** Subject common name. Defaults to "bookapi-mesh CA". */
   commonName?: string;
   /** Lifetime of the CA certificate in hours. */
@@ -72,11 +74,23 @@ export class CertificateAuthority extends pulumi.ComponentResource {
     opts?: pulumi.ComponentResourceOptions,
   ) {
     super("bookapi-mesh:pki:CertificateAuthority", name, {}, opts);
-    const key = new tls.PrivateKey(`${name}-key`, privateKeyArgs(args.key), { parent: this });
+    // A CA key never changes in place: with its size ignored, the key keeps what it was created
+    // with, and a config that asks for another is refused below, before anything is signed.
+    const key = new tls.PrivateKey(`${name}-key`, privateKeyArgs(args.key), {
+      parent: this,
+      ignoreChanges: ["algorithm", "ecdsaCurve", "rsaBits"],
+    });
+    const checkedKeyPem = pulumi
+      .all([key.algorithm, key.ecdsaCurve, key.rsaBits, key.privateKeyPem])
+      .apply(([algorithm, ecdsaCurve, rsaBits, pem]) => {
+        const problem = caKeyChange(args.generation, { algorithm, ecdsaCurve, rsaBits }, args.key);
+        if (problem) throw new Error(problem);
+        return pem;
+      });
     const cert = new tls.SelfSignedCert(
       `${name}-cert`,
       {
-        privateKeyPem: key.privateKeyPem,
+        privateKeyPem: checkedKeyPem,
         subject: { commonName: args.commonName ?? "bookapi-mesh CA", organization: "bookapi-mesh" },
         isCaCertificate: true,
         setSubjectKeyId: true,
@@ -98,6 +112,34 @@ export class CertificateAuthority extends pulumi.ComponentResource {
       validity: this.validity,
     });
   }
+}
+
+const describeKey = (k: KeySpec) =>
+  k.algorithm === "ECDSA" ? `ECDSA ${k.ecdsaCurve}` : `RSA ${k.rsaBits}`;
+
+/**
+ * Why a CA's existing key (as its state has it) cannot become what the config asks for, or
+ * undefined when they agree. The message carries the procedure: a new generation.
+ */
+export function caKeyChange(
+  generation: string,
+  actual: { algorithm?: string; ecdsaCurve?: string; rsaBits?: number },
+  wanted: KeySpec,
+): string | undefined {
+  // A provider that reports no algorithm (a mock echoing inputs) has nothing to compare.
+  if (actual.algorithm === undefined) return undefined;
+  const same =
+    actual.algorithm === wanted.algorithm &&
+    (wanted.algorithm === "ECDSA"
+      ? actual.ecdsaCurve === wanted.ecdsaCurve
+      : actual.rsaBits === wanted.rsaBits);
+  if (same) return undefined;
+  const has =
+    actual.algorithm === "ECDSA"
+      ? `ECDSA ${actual.ecdsaCurve}`
+      : `${actual.algorithm} ${actual.rsaBits ?? ""}`.trim();
+  const next = /^\d+$/.test(generation) ? String(Number(generation) + 1) : `${generation}-next`;
+  return `bookapi-mesh:certificates: the CA of generation "${generation}" has an ${has} key and the config asks for ${describeKey(wanted)}. A CA key cannot change in place: pods would refuse each other until every one had the new CA. Keep this generation's key (certificates.ca.keys.${generation}: its ${has} key) and re-key by adding a generation: certificates.ca { trusted: ["${generation}", "${next}"], signing: "${generation}", keys: { "${next}": <the new key> } }, then sign with "${next}", then drop "${generation}" (docs/operations.md, "CA renewal and CA key changes")`;
 }
 
 /** Who signs leaves, and what every workload trusts. */
@@ -123,6 +165,7 @@ export function meshCertificateAuthorities(
         caResourceName(prefix, g),
         {
           key: c.ca.keys[g],
+          generation: g,
           commonName: caCommonName(namespace, g),
           validityHours: c.caValidityHours,
           earlyRenewalHours: c.caEarlyRenewalHours,

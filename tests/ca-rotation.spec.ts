@@ -20,7 +20,7 @@ import {
   upstreamCluster,
   UpstreamTls,
 } from "./harness/mtls";
-import { ProgramRun, runProgram, stackConfig } from "./harness/program";
+import { ProgramRun, runProgram, runProgramOutcome, stackConfig } from "./harness/program";
 import { loadMeshConfig } from "../components/config";
 import { pemBundle } from "../components/pki";
 
@@ -176,5 +176,52 @@ describe("a CA re-key in three steps", function () {
       (await devWith(PHASES.before)).warnings.filter((w) => w.startsWith("certificates.ca:")),
       [],
     );
+  });
+
+  it("refuses a CA key change in place at preview, naming the generation and the procedure, and lets the same change through a new generation", async () => {
+    // The CA key keeps its algorithm under ignoreChanges; its state says ECDSA P256.
+    const kept = { "mesh-ca-key": { algorithm: "ECDSA", ecdsaCurve: "P256", rsaBits: 2048 } };
+    const config = stackConfig("dev");
+    const key = "bookapi-mesh:certificates";
+    const base = JSON.parse(config[key] ?? "{}") as Record<string, unknown>;
+    const withCertificates = (c: Record<string, unknown>) => ({
+      ...config,
+      [key]: JSON.stringify({ ...base, ...c }),
+    });
+    const inPlace = await runProgramOutcome(
+      withCertificates({ algorithm: "RSA", rsaBits: 3072, ecdsaCurve: undefined }),
+      "test",
+      kept,
+    );
+    assert.match(
+      String(inPlace.error),
+      /the CA of generation "1" has an ECDSA P256 key and the config asks for RSA 3072\. A CA key cannot change in place/,
+    );
+    assert.match(String(inPlace.error), /keys: \{ "2": <the new key> \}/);
+    const created = (run: ProgramRun, type: string) =>
+      run.resources.filter((r) => r.type === type).map((r) => r.name);
+    assert.ok(
+      !created(inPlace.run, "tls:index/selfSignedCert:SelfSignedCert").includes("mesh-ca-cert"),
+      "nothing is signed with the refused key",
+    );
+    // Leaves move to RSA, generation 1 keeps its key, generation 2 brings the RSA CA.
+    const viaGeneration = await runProgramOutcome(
+      withCertificates({
+        algorithm: "RSA",
+        rsaBits: 3072,
+        ecdsaCurve: undefined,
+        ca: {
+          signing: "1",
+          trusted: ["1", "2"],
+          keys: {
+            "1": { algorithm: "ECDSA", ecdsaCurve: "P256" },
+            "2": { algorithm: "RSA", rsaBits: 3072 },
+          },
+        },
+      }),
+      "test",
+      kept,
+    );
+    assert.equal(viaGeneration.error, undefined, String(viaGeneration.error));
   });
 });

@@ -87,10 +87,15 @@ export async function runProgram(
   return outcome.run;
 }
 
-/** Like runProgram, but a failing program yields its error beside whatever it had registered. */
+/**
+ * Like runProgram, but a failing program yields its error beside whatever it had registered.
+ * `kept`: state fields resources (by name) keep from an earlier deployment, as the engine keeps
+ * inputs under `ignoreChanges`: merged over what the mock provider returns.
+ */
 export async function runProgramOutcome(
   config: Record<string, string>,
   stack = "test",
+  kept: Record<string, Record<string, unknown>> = {},
 ): Promise<{ run: ProgramRun; error?: unknown }> {
   const resources: Registered[] = [];
   const options = new Map<string, RegistrationOptions>();
@@ -106,13 +111,14 @@ export async function runProgramOutcome(
       async newResource(args) {
         try {
           const inputs = unwrapSecrets(args.inputs) as Record<string, unknown>;
-          const state = isFakeTlsType(args.type)
+          const created = isFakeTlsType(args.type)
             ? await fakeTlsResource(args.type, inputs)
             : args.type === RANDOM_ID_TYPE
               ? randomIdState(args.name, inputs)
               : args.type.startsWith("kubernetes:")
                 ? withUid(args.type, args.name, inputs)
                 : { ...inputs };
+          const state = { ...created, ...kept[args.name] };
           const opts = options.get(`${args.type}::${args.name}`);
           if (!opts) throw new Error(`harness: no request seen for ${args.type} ${args.name}`);
           resources.push({
@@ -145,6 +151,13 @@ export async function runProgramOutcome(
   const outputs: Record<string, unknown> = {};
   const secretOutputs: string[] = [];
   const run: ProgramRun = { resources, outputs, secretOutputs, warnings: logged.warnings };
+  // An error thrown inside an apply (e.g. a refused CA key change) rejects the outputs and
+  // registrations that depend on it; the Pulumi runtime fails the program on it, and so do we.
+  const onRejection = (reason: unknown) => {
+    errors.push(reason);
+    fail(reason);
+  };
+  process.on("unhandledRejection", onRejection);
   try {
     const program = require.resolve(PROGRAM);
     delete require.cache[program];
@@ -172,6 +185,7 @@ export async function runProgramOutcome(
     await settleRegistrations(() => resources.length + errors.length);
     return errors.length > 0 ? { run, error: errors[0] } : { run };
   } finally {
+    process.off("unhandledRejection", onRejection);
     logged.restore();
   }
 }
