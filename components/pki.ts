@@ -194,8 +194,12 @@ export function caCommonName(namespace: string, generation: string): string {
 }
 
 /** One PEM bundle, in trust order; each certificate ends with a newline. */
-export function pemBundle(pems: string[]): string {
-  return pems.map((p) => (p.endsWith("\n") ? p : `${p}\n`)).join("");
+export function pemBundle(pems: (string | undefined)[]): string {
+  // undefined only where no provider gave a certificate (the deploy-install check's mocks).
+  return pems
+    .filter((p): p is string => typeof p === "string")
+    .map((p) => (p.endsWith("\n") ? p : `${p}\n`))
+    .join("");
 }
 
 /**
