@@ -11,9 +11,10 @@ import {
   meshProviderArgs,
 } from "./components/provider";
 
-// Key rotation rests on the replacementTrigger option: a CLI before 3.211 ignores it without a
-// word, and before 3.226 a trigger that is an output is recorded as unknown and replaces every
-// key at every run (pulumi/pulumi CHANGELOG 3.226.0, #22119, #22120). Under mocks there is no
+// Key rotation rests on the replacementTrigger option: an engine before 3.208 ignores it without a
+// word, and 3.226 fixed triggers firing on dependency changes and being recorded as unknown
+// (pulumi/pulumi CHANGELOG 3.208.0, 3.226.0: #22119, #22120). Pulumi.yaml states the same range,
+// which CLIs from 3.219 check before running the program. Under mocks there is no
 // engine to ask, and the check passes.
 // The providers wait for the check, so no cluster object is touched by a CLI that fails it.
 const cliChecked = pulumi.output(

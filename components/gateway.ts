@@ -337,7 +337,7 @@ export class MeshGateway extends pulumi.ComponentResource {
   public readonly endpoint: pulumi.Output<string>;
   /** The node port of a NodePort gateway, as Kubernetes set it (fixed or assigned). */
   public readonly nodePort: pulumi.Output<number | undefined>;
-  /** Dates and key epochs of its mesh identity and (selfSigned) public certificate. */
+  /** Dates and keys of its mesh identity and (selfSigned) public certificate. */
   public readonly certificates: pulumi.Output<Record<string, CertificateValidity>>;
 
   constructor(name: string, args: MeshGatewayArgs, opts?: pulumi.ComponentResourceOptions) {

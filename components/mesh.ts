@@ -210,7 +210,7 @@ export class ServiceMesh extends pulumi.ComponentResource {
   public readonly clientKeys: pulumi.Output<Record<string, string>>;
   /**
    * Per leaf certificate (`service/<name>`, `client/<name>`, `gateway/identity`, `gateway/edge`):
-   * not-before, not-after, when renewal is due, key epoch.
+   * not-before, not-after, when renewal is due, key epoch and public key hash.
    */
   public readonly certificates: pulumi.Output<Record<string, CertificateValidity>>;
   /** The mesh CA: when it expires and is re-issued, and its certificate's SHA-256 fingerprint. */

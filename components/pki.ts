@@ -1,8 +1,8 @@
 /**
  * The mesh's PKI: one CA that lives only in Pulumi state, and one certificate per service.
  */
+import * as crypto from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
-import * as random from "@pulumi/random";
 import * as tls from "@pulumi/tls";
 import { clock } from "./clock";
 import { CertificateSettings, DEFAULT_CA_GENERATION, KeySpec, PROJECT } from "./config";
@@ -84,7 +84,8 @@ export class CertificateAuthority extends pulumi.ComponentResource {
       .all([key.algorithm, key.ecdsaCurve, key.rsaBits, key.privateKeyPem])
       .apply(([algorithm, ecdsaCurve, rsaBits, pem]) => {
         const problem = caKeyChange(args.generation, { algorithm, ecdsaCurve, rsaBits }, args.key);
-        if (problem) throw new Error(problem);
+        // Attached to the CA, without a stack trace: preview shows the message as the error.
+        if (problem) throw new pulumi.ResourceError(problem, this, true);
         return pem;
       });
     const cert = new tls.SelfSignedCert(
@@ -268,15 +269,20 @@ export interface ServiceCertificateArgs {
 }
 
 /**
- * Key epoch, key, CSR and certificate signed by the mesh CA; `childOpts` parents them.
- *
- * The key epoch is a random id whose keepers are the rotation period and `keyEpoch`: a new
- * period or epoch replaces it, and its new value, the key's `replacementTrigger`, replaces the
- * key, whose new PEM replaces the CSR and the certificate (every tls input forces a new
- * resource). The engine replaces on a trigger only when the recorded one differs; a key with no
- * trigger recorded (state from before) is not replaced (pulumi/pulumi step_generator.go
- * `shouldTriggerReplace`). `pulumi up --replace <urn of <name>-key-epoch>` re-keys one workload,
- * and its `hex` (an output) tells key generations apart without showing any key.
+ * The key's replacement trigger: its rotation period and `keyEpoch`. A known string, so a preview
+ * shows exactly what the update does: a new period or epoch replaces the key, whose new PEM
+ * replaces the CSR and the certificate (their PEM inputs force a new resource); the same value
+ * replaces nothing; and a key with no trigger recorded (state from before key rotation) is not
+ * replaced when one is first set (pulumi/pulumi step_generator.go `shouldTriggerReplace`: an
+ * unknown trigger would replace, a missing one never does).
+ */
+export function keyTrigger(rotation: KeyRotation): string {
+  return `${rotationPeriod(rotation.periodHours)}:${rotation.epoch}`;
+}
+
+/**
+ * Key, CSR and certificate signed by the mesh CA; `childOpts` parents them. `pulumi up --replace
+ * <urn of the key>` re-keys one workload.
  */
 function issue(
   name: string,
@@ -284,20 +290,10 @@ function issue(
   allowedUses: string[],
   childOpts: (child: string) => pulumi.CustomResourceOptions,
 ) {
-  const epoch = new random.RandomId(
-    `${name}-key-epoch`,
-    {
-      byteLength: 4,
-      keepers: {
-        period: String(rotationPeriod(args.keyRotation.periodHours)),
-        epoch: args.keyRotation.epoch,
-      },
-    },
-    childOpts("key-epoch"),
-  );
+  const keyEpoch = keyTrigger(args.keyRotation);
   const key = new tls.PrivateKey(`${name}-key`, privateKeyArgs(args.key), {
     ...childOpts("key"),
-    replacementTrigger: epoch.hex,
+    replacementTrigger: keyEpoch,
   });
   const csr = new tls.CertRequest(
     `${name}-csr`,
@@ -326,13 +322,14 @@ function issue(
     privateKeyPem: pulumi.secret(key.privateKeyPem),
     caCertPem: pulumi.output(args.trustBundle),
     validity: pulumi
-      .all([cert.validityStartTime, cert.validityEndTime, epoch.hex])
-      .apply(([notBefore, notAfter, keyEpoch]) => ({
+      .all([cert.validityStartTime, cert.validityEndTime, cert.certPem])
+      .apply(([notBefore, notAfter, pem]) => ({
         notBefore,
         notAfter,
         // The tls provider plans the renewal at the first preview or up from then on.
         renewalDue: hoursBefore(notAfter, args.earlyRenewalHours),
         keyEpoch,
+        publicKeySha256: publicKeySha256(pem),
       })),
   };
 }
@@ -353,8 +350,20 @@ export interface CertificateValidity {
   notAfter: string;
   /** From this time the next preview or up renews the certificate. */
   renewalDue: string;
-  /** The key epoch's id: it changes whenever the key is replaced. */
+  /** `<rotation period>:<keyEpoch>`: the key's replacement trigger. */
   keyEpoch: string;
+  /** SHA-256 of the certificate's public key (DER): it changes whenever the key is replaced. */
+  publicKeySha256: string;
+}
+
+/** "unknown" only where no provider gave a certificate (the deploy-install check's mocks). */
+function publicKeySha256(certPem: string | undefined): string {
+  if (!certPem) return "unknown";
+  const spki = new crypto.X509Certificate(certPem).publicKey.export({
+    type: "spki",
+    format: "der",
+  });
+  return crypto.createHash("sha256").update(spki).digest("hex");
 }
 
 /** A component holding one certificate from the mesh CA and its key. */
@@ -365,7 +374,7 @@ abstract class IssuedCertificate extends pulumi.ComponentResource {
   public readonly privateKeyPem!: pulumi.Output<string>;
   /** The trusted CA certificates (PEM bundle), for the workload's `ca.crt`. */
   public readonly caCertPem!: pulumi.Output<string>;
-  /** Not-before, not-after, renewal time and key epoch. */
+  /** Not-before, not-after, renewal time, key epoch and public key hash. */
   public readonly validity!: pulumi.Output<CertificateValidity>;
 
   /** Sets the outputs from what `issue` made, and registers them. */

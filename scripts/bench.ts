@@ -13,7 +13,6 @@ import { ENVOY_FILES } from "../components/envoy/model";
 import { trafficSpec } from "../components/envoy-units";
 import { sidecarSpec } from "../components/mesh";
 import { runProgram } from "../tools/render/engine";
-import { throwawayRandom } from "../tools/render/throwaway-random";
 import { throwawayTls } from "../tools/render/throwaway-tls";
 
 /** Service i calls i+1, i+7 and i+31 (mod N): a sparse graph with cycles and fan-in. */
@@ -75,7 +74,7 @@ async function main(): Promise<void> {
         "bookapi-mesh:services": JSON.stringify(services),
         "bookapi-mesh:kubernetesVersion": "1.30",
       },
-      standIns: { ...throwawayTls(stack), ...throwawayRandom() },
+      standIns: throwawayTls(stack),
     });
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     // Envoy ConfigMaps only (not the stack's claim).

@@ -8,12 +8,12 @@
  */
 import assert from "node:assert/strict";
 import { clock } from "../components/clock";
-import { rotationPeriod } from "../components/pki";
+import { CertificateValidity, rotationPeriod } from "../components/pki";
 import { planPkiUpdate, shouldTriggerReplace } from "./harness/pki-update-model";
 import { ProgramRun, runProgram, stackConfig } from "./harness/program";
 import { restartedDeployments } from "./harness/update-model";
 import { loadMeshConfig } from "../components/config";
-import { createHash } from "node:crypto";
+import { createHash, X509Certificate } from "node:crypto";
 import * as net from "node:net";
 import { TrustState } from "../components/mesh";
 import * as tls from "node:tls";
@@ -23,7 +23,6 @@ import { dial } from "./harness/mtls";
 
 const HOUR = 3_600_000;
 const KEY = "tls:index/privateKey:PrivateKey";
-const EPOCH = "random:index/randomId:RandomId";
 
 /** The dev stack (with `certificates` overrides) run at time `at`; each run once. */
 const runs = new Map<string, Promise<ProgramRun>>();
@@ -76,7 +75,7 @@ describe("key rotation", function () {
     });
   });
 
-  it("crossing a rotation boundary re-keys every leaf: new epoch, key, CSR and certificate, Secrets updated in place, nothing deleted, no pod restarted", async () => {
+  it("crossing a rotation boundary re-keys every leaf: new key, CSR and certificate, Secrets updated in place, no Kubernetes object deleted, no pod restarted", async () => {
     const before = await devAt(boundary - HOUR);
     const after = await devAt(boundary + HOUR);
     const plan = planPkiUpdate(before, after);
@@ -88,7 +87,6 @@ describe("key rotation", function () {
       "mesh-gateway-identity",
     ]);
     const expected = leaves.flatMap((leaf) => [
-      `${EPOCH}::${leaf}-key-epoch`,
       `${KEY}::${leaf}-key`,
       `tls:index/certRequest:CertRequest::${leaf}-csr`,
       `tls:index/locallySignedCert:LocallySignedCert::${leaf}-cert`,
@@ -118,19 +116,24 @@ describe("key rotation", function () {
     assert.deepEqual(planPkiUpdate(rekeyed, again).replaced, []);
   });
 
-  it("replaces no key when upgrading a stack whose state has no key epochs yet", async () => {
+  it("replaces no key when upgrading a stack whose keys have no trigger recorded yet, in the preview as in the update", async () => {
     const current = await devAt(boundary + HOUR);
-    // State from before: no RandomId, and keys recorded without a replacement trigger.
+    // State from before: keys recorded without a replacement trigger.
     const old: ProgramRun = {
       ...current,
-      resources: current.resources
-        .filter((r) => r.type !== EPOCH)
-        .map((r) => ({ ...r, replacementTrigger: undefined })),
+      resources: current.resources.map((r) => ({ ...r, replacementTrigger: undefined })),
     };
-    const plan = planPkiUpdate(old, current);
-    assert.deepEqual(plan.replaced, []);
-    assert.equal(plan.created.length, 4, "the four key epochs are created");
-    assert.deepEqual(plan.objects, []);
+    assert.deepEqual(planPkiUpdate(old, current), {
+      replaced: [],
+      created: [],
+      objects: [],
+      deleted: [],
+    });
+    // Known at preview: a string, not the output of a resource created in the same update.
+    const triggers = current.resources
+      .filter((r) => r.type === KEY && r.name !== "mesh-ca-key")
+      .map((r) => r.replacementTrigger);
+    assert.deepEqual(new Set(triggers), new Set([`${rotationPeriod(period, boundary + HOUR)}:`]));
   });
 
   it("follows the engine: a trigger replaces only against a recorded, different value", () => {
@@ -142,10 +145,7 @@ describe("key rotation", function () {
 
   it("shows each leaf's dates and key epoch in the stack outputs, and the CA's expiry, nothing secret", async () => {
     const run = await devAt(boundary + HOUR);
-    const certificates = run.outputs.certificates as Record<
-      string,
-      { notBefore: string; notAfter: string; renewalDue: string; keyEpoch: string }
-    >;
+    const certificates = run.outputs.certificates as Record<string, CertificateValidity>;
     assert.deepEqual(Object.keys(certificates).sort(), [
       "gateway/edge",
       "gateway/identity",
@@ -153,17 +153,27 @@ describe("key rotation", function () {
       "service/bookapi-mcp-server",
     ]);
     const model = loadMeshConfig(stackConfig("dev"));
-    const epochOf = (name: string) =>
-      run.resources.find((r) => r.type === EPOCH && r.name === `${name}-key-epoch`)?.state.hex;
     for (const [leaf, v] of Object.entries(certificates)) {
       assert.ok(Date.parse(v.notBefore) < Date.parse(v.renewalDue), leaf);
       assert.equal(
         Date.parse(v.notAfter) - Date.parse(v.renewalDue),
         model.certificates.earlyRenewalHours * HOUR,
       );
-      assert.match(v.keyEpoch, /^[0-9a-f]{8}$/);
+      assert.equal(v.keyEpoch, `${rotationPeriod(period, boundary + HOUR)}:`);
+      assert.match(v.publicKeySha256, /^[0-9a-f]{64}$/);
     }
-    assert.equal(certificates["service/bookapi"].keyEpoch, epochOf("mesh-bookapi"));
+    // The public key of the certificate in the Secret, not anything secret.
+    const secretCert = run.resources.find(
+      (r) => r.name === "mesh-bookapi-cert" && r.type.startsWith("tls:"),
+    )?.state.certPem;
+    const spki = new X509Certificate(String(secretCert)).publicKey.export({
+      type: "spki",
+      format: "der",
+    });
+    assert.equal(
+      certificates["service/bookapi"].publicKeySha256,
+      createHash("sha256").update(spki).digest("hex"),
+    );
     const trust = run.outputs.trust as TrustState;
     assert.deepEqual([trust.signing, trust.trusted], ["1", ["1"]]);
     assert.match(trust.generations["1"].caCertificateSha256, /^([0-9A-F]{2}:){31}[0-9A-F]{2}$/);

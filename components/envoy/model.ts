@@ -12,15 +12,15 @@ import { Duration } from "./types";
 export type BindAddress = "::" | "0.0.0.0";
 
 export interface EnvoyPorts {
-  /** mTLS listener other sidecars dial (0.0.0.0). */
+  /** mTLS listener other sidecars dial (bindAddress). */
   inbound: number;
   /** Plain-HTTP listener the local app calls (127.0.0.1). */
   outbound: number;
   /** Envoy admin interface (127.0.0.1 only). */
   admin: number;
-  /** Readiness listener exposing only /healthz/ready (0.0.0.0). */
+  /** Readiness listener exposing only /healthz/ready (bindAddress). */
   health: number;
-  /** Prometheus listener exposing only /stats/prometheus (0.0.0.0). */
+  /** Prometheus listener exposing only /stats/prometheus (bindAddress). */
   metrics: number;
 }
 

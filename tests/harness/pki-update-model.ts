@@ -1,13 +1,15 @@
 /**
- * What `pulumi up` does to the certificates between two runs of the program: the key epochs
- * (RandomId), the tls resources, and the Secrets and Deployments that take their output. It
- * follows:
+ * What `pulumi up` does to the certificates between two runs of the program: the tls resources,
+ * and the Secrets and Deployments that take their output. It follows:
  * - the engine (pulumi/pulumi pkg/resource/deploy/step_generator.go `shouldTriggerReplace`): a
- *   replacementTrigger replaces when it differs from the recorded one, or is unknown; with none
- *   recorded or none set, it replaces nothing;
- * - the random provider: a RandomId whose `keepers` change is replaced (and draws a new id);
- * - the tls provider: every input of PrivateKey, CertRequest, LocallySignedCert and SelfSignedCert
- *   forces a new resource (RequiresReplace in terraform-provider-tls's schemas);
+ *   replacementTrigger replaces when either side is unknown, else when it differs from the
+ *   recorded one; with none recorded or none set, it replaces nothing (the program's triggers
+ *   are known strings, so the unknown case does not arise here);
+ * - the tls provider (terraform-provider-tls schemas): the PEM inputs replace the resource when
+ *   they change (`requireReplaceIfStateContainsPEMString`), as do the key's algorithm and size and
+ *   the request's subject and names and the certificate's uses and validity; `earlyRenewalHours`
+ *   is updated in place (it replaces only once the new window covers now, which the model does
+ *   not play);
  * - a replaced resource has new outputs, so whatever takes an input from it (its
  *   propertyDependencies) sees that input change: a tls resource or key epoch is replaced, a
  *   Kubernetes object is planned by update-model.ts's rules (a Secret updates in place with
@@ -18,8 +20,10 @@
 import { kindOf, metadataName, ProgramRun, Registered } from "./program";
 import { Action, plannedAction, providerSettingsOf } from "./update-model";
 
+/** Inputs a tls resource takes in place. */
+const IN_PLACE = new Set(["earlyRenewalHours"]);
+
 const CERTIFICATE_TYPES = new Set([
-  "random:index/randomId:RandomId",
   "tls:index/privateKey:PrivateKey",
   "tls:index/certRequest:CertRequest",
   "tls:index/locallySignedCert:LocallySignedCert",
@@ -54,10 +58,15 @@ export interface PkiPlan {
   deleted: string[];
 }
 
-/** Inputs not taken from another resource's outputs (those are followed as dependencies). */
+/**
+ * Inputs that replace the resource when they change, not taken from another resource's outputs
+ * (those are followed as dependencies).
+ */
 function ownInputs(r: Registered): Record<string, unknown> {
   return Object.fromEntries(
-    Object.entries(r.inputs).filter(([k]) => (r.propertyDependencies[k] ?? []).length === 0),
+    Object.entries(r.inputs).filter(
+      ([k]) => !IN_PLACE.has(k) && (r.propertyDependencies[k] ?? []).length === 0,
+    ),
   );
 }
 

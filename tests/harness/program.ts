@@ -16,7 +16,6 @@ import {
   settleRegistrations,
   stackConfigFromFile,
 } from "../../tools/render/engine";
-import { RANDOM_ID_TYPE, randomIdState } from "../../tools/render/throwaway-random";
 import { fakeTlsResource, isFakeTlsType } from "./fake-tls";
 import { recordRegistrationOptions, RegistrationOptions, unwrapSecrets } from "./pulumi-internals";
 
@@ -113,11 +112,9 @@ export async function runProgramOutcome(
           const inputs = unwrapSecrets(args.inputs) as Record<string, unknown>;
           const created = isFakeTlsType(args.type)
             ? await fakeTlsResource(args.type, inputs)
-            : args.type === RANDOM_ID_TYPE
-              ? randomIdState(args.name, inputs)
-              : args.type.startsWith("kubernetes:")
-                ? withUid(args.type, args.name, inputs)
-                : { ...inputs };
+            : args.type.startsWith("kubernetes:")
+              ? withUid(args.type, args.name, inputs)
+              : { ...inputs };
           const state = { ...created, ...kept[args.name] };
           const opts = options.get(`${args.type}::${args.name}`);
           if (!opts) throw new Error(`harness: no request seen for ${args.type} ${args.name}`);

@@ -13,7 +13,6 @@ import { stringify } from "yaml";
 import { PROJECT } from "../../components/config";
 import { MESH_VOLUMES } from "../../components/names";
 import { PROJECT_ROOT, ProgramRun, Registered, runProgram, stackConfigFromFile } from "./engine";
-import { throwawayRandom } from "./throwaway-random";
 import { throwawayTls } from "./throwaway-tls";
 
 /** What a private key is replaced with unless the render includes secrets. */
@@ -105,7 +104,7 @@ export function runStack(source: StackSource): Promise<ProgramRun> {
   return runProgram({
     stack: source.stack,
     config: { [renderKey]: "offline-render", ...config },
-    standIns: { ...throwawayTls(source.stack), ...throwawayRandom() },
+    standIns: throwawayTls(source.stack),
   });
 }
 
