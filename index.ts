@@ -5,6 +5,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { loadMeshConfig } from "./components/config";
 import { MINIMUM_PULUMI_CLI, ServiceMesh } from "./components/mesh";
+import { caStepProblem } from "./components/pki";
 import {
   clusterSelectionFromConfig,
   envoyConfigProviderArgs,
@@ -34,14 +35,31 @@ const model = loadMeshConfig();
 // Explicit providers for every stack (cluster or render): their settings decide whether a
 // renewal updates Secrets in place, who wins a field kubectl changed, and whether a rolled-back
 // Envoy config can be created again (components/provider.ts).
+// The last deployment's CA generations, read back from this stack's own `trust` output (a stack
+// may reference itself, pulumi/pulumi#3722): a config that skips a step of a CA re-key is
+// refused before the cluster is touched (components/pki.ts caStepProblem).
+const lastDeployment = new pulumi.StackReference(
+  `${pulumi.getOrganization()}/${pulumi.getProject()}/${pulumi.getStack()}`,
+);
+const stepChecked = lastDeployment.outputs.apply((outputs): pulumi.Resource[] => {
+  const last = (outputs as Record<string, unknown> | undefined)?.trust;
+  const problem = caStepProblem(
+    typeof last === "object" && last !== null ? last : undefined,
+    model.certificates.ca,
+  );
+  if (problem) throw new pulumi.RunError(problem);
+  return [];
+});
+const checked = pulumi.all([cliChecked, stepChecked]).apply((): pulumi.Resource[] => []);
+
 const cluster = clusterSelectionFromConfig();
 const provider = new k8s.Provider("kubernetes", meshProviderArgs(model, cluster), {
-  dependsOn: cliChecked,
+  dependsOn: checked,
 });
 const envoyConfigProvider = new k8s.Provider(
   "kubernetes-envoy-config",
   envoyConfigProviderArgs(model, cluster),
-  { dependsOn: cliChecked },
+  { dependsOn: checked },
 );
 
 const mesh = new ServiceMesh("mesh", { model, envoyConfigProvider }, { providers: [provider] });

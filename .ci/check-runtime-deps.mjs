@@ -89,6 +89,8 @@ await pulumi.runtime.setMocks(
   project,
   stack,
   false,
+  // What a DIY backend calls every stack's organization; the program references its own stack.
+  "organization",
 );
 
 // run.ts's entry point: package.json `main`, run inside the root Stack resource.

@@ -204,6 +204,32 @@ export function pemBundle(pems: (string | undefined)[]): string {
 }
 
 /**
+ * Why going from the last deployment's CA generations to the config's skips a step of a CA
+ * re-key, or undefined. A generation may sign only once the last deployment trusted it (every
+ * pod has it), and may leave `trusted` only once the last deployment no longer signed with it
+ * (every certificate was re-signed). Without a last deployment of generations, nothing to check.
+ */
+export function caStepProblem(
+  previous: { signing?: unknown; trusted?: unknown } | undefined,
+  next: { signing: string; trusted: string[] },
+): string | undefined {
+  if (
+    !previous ||
+    typeof previous.signing !== "string" ||
+    !Array.isArray(previous.trusted) ||
+    !previous.trusted.every((g): g is string => typeof g === "string")
+  )
+    return undefined;
+  const before = { signing: previous.signing, trusted: previous.trusted };
+  if (next.signing !== before.signing && !before.trusted.includes(next.signing))
+    return `bookapi-mesh:certificates.ca.signing: "${next.signing}" would sign certificates that pods which trust only ${before.trusted.join(", ")} (the last deployment) refuse. First add "${next.signing}" to trusted while "${before.signing}" still signs, pulumi up, wait for every pod, then sign with it (docs/operations.md, "CA renewal and CA key changes")`;
+  const dropped = before.trusted.filter((g) => !next.trusted.includes(g));
+  if (dropped.includes(before.signing))
+    return `bookapi-mesh:certificates.ca.trusted: dropping "${before.signing}" while the last deployment's certificates are still signed by it would make pods refuse each other. First sign with "${next.signing}" while "${before.signing}" is still trusted, pulumi up, wait for every pod, then drop it (docs/operations.md, "CA renewal and CA key changes")`;
+  return undefined;
+}
+
+/**
  * What preview says while a CA rotation is under way (more than one trusted generation): what
  * to wait for before the next step. Secrets reach pods at the kubelet's next sync, so a step is
  * safe only once every pod has the previous one.

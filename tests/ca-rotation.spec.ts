@@ -189,13 +189,13 @@ describe("a CA re-key in three steps", function () {
       [key]: JSON.stringify({ ...base, ...c }),
     });
     const inPlace = await runProgramOutcome(
-      withCertificates({ algorithm: "RSA", rsaBits: 3072, ecdsaCurve: undefined }),
+      withCertificates({ algorithm: "RSA", rsaBits: 2048, ecdsaCurve: undefined }),
       "test",
       kept,
     );
     assert.match(
       String(inPlace.error),
-      /the CA of generation "1" has an ECDSA P256 key and the config asks for RSA 3072\. A CA key cannot change in place/,
+      /the CA of generation "1" has an ECDSA P256 key and the config asks for RSA 2048\. A CA key cannot change in place/,
     );
     assert.match(String(inPlace.error), /keys: \{ "2": <the new key> \}/);
     const created = (run: ProgramRun, type: string) =>
@@ -208,14 +208,14 @@ describe("a CA re-key in three steps", function () {
     const viaGeneration = await runProgramOutcome(
       withCertificates({
         algorithm: "RSA",
-        rsaBits: 3072,
+        rsaBits: 2048,
         ecdsaCurve: undefined,
         ca: {
           signing: "1",
           trusted: ["1", "2"],
           keys: {
             "1": { algorithm: "ECDSA", ecdsaCurve: "P256" },
-            "2": { algorithm: "RSA", rsaBits: 3072 },
+            "2": { algorithm: "RSA", rsaBits: 2048 },
           },
         },
       }),
@@ -223,5 +223,45 @@ describe("a CA re-key in three steps", function () {
       kept,
     );
     assert.equal(viaGeneration.error, undefined, String(viaGeneration.error));
+  });
+
+  it("refuses a step skipped across deployments, read from the stack's last trust output, before any cluster object is touched", async () => {
+    const config = stackConfig("dev");
+    const key = "bookapi-mesh:certificates";
+    const base = JSON.parse(config[key] ?? "{}") as Record<string, unknown>;
+    const attempt = (last: Phase, next: Phase) =>
+      runProgramOutcome({ ...config, [key]: JSON.stringify({ ...base, ca: next }) }, "test", {
+        "organization/bookapi-mesh/test": { outputs: { trust: { ...last } } },
+      });
+    const kubernetesObjects = (run: ProgramRun) =>
+      run.resources.filter((r) => r.type.startsWith("kubernetes:"));
+
+    const signEarly = await attempt(PHASES.before, PHASES.signNew);
+    assert.match(
+      String(signEarly.error),
+      /certificates\.ca\.signing: "2" would sign certificates that pods which trust only 1/,
+    );
+    assert.deepEqual(kubernetesObjects(signEarly.run), []);
+
+    const dropEarly = await attempt(PHASES.trustBoth, PHASES.dropOld);
+    assert.match(
+      String(dropEarly.error),
+      /certificates\.ca\.trusted: dropping "1" while the last deployment's certificates are still signed by it/,
+    );
+    assert.deepEqual(kubernetesObjects(dropEarly.run), []);
+
+    for (const [last, next] of [
+      [PHASES.before, PHASES.trustBoth],
+      [PHASES.trustBoth, PHASES.signNew],
+      [PHASES.signNew, PHASES.dropOld],
+      [PHASES.before, PHASES.before],
+    ] as const) {
+      const step = await attempt(last, next);
+      assert.equal(
+        step.error,
+        undefined,
+        `${JSON.stringify(last)} -> ${JSON.stringify(next)}: ${String(step.error)}`,
+      );
+    }
   });
 });

@@ -45,6 +45,25 @@ export interface ProgramRun {
   warnings: string[];
 }
 
+const STACK_REFERENCE = "pulumi:pulumi:StackReference";
+
+/** What a read resource (a stack reference) is registered with: nothing beyond its name. */
+function readOptions(type: string, name: string): RegistrationOptions {
+  return {
+    type,
+    name,
+    parent: "",
+    deleteBeforeReplace: false,
+    retainOnDelete: false,
+    aliasNames: [],
+    provider: "",
+    secretInputs: [],
+    dependencies: [],
+    propertyDependencies: {},
+    customTimeouts: { create: "", update: "", delete: "" },
+  };
+}
+
 /** A Kubernetes object as the API server returns it: its inputs plus a `metadata.uid`. */
 function withUid(type: string, name: string, inputs: Record<string, unknown>) {
   const hex = createHash("sha256").update(`${type}::${name}`).digest("hex");
@@ -114,9 +133,14 @@ export async function runProgramOutcome(
             ? await fakeTlsResource(args.type, inputs)
             : args.type.startsWith("kubernetes:")
               ? withUid(args.type, args.name, inputs)
-              : { ...inputs };
+              : args.type === STACK_REFERENCE
+                ? { ...inputs, outputs: {}, secretOutputNames: [] } // a stack never deployed
+                : { ...inputs };
           const state = { ...created, ...kept[args.name] };
-          const opts = options.get(`${args.type}::${args.name}`);
+          // A stack reference is read, not registered: it has no registration options.
+          const opts =
+            options.get(`${args.type}::${args.name}`) ??
+            (args.type === STACK_REFERENCE ? readOptions(args.type, args.name) : undefined);
           if (!opts) throw new Error(`harness: no request seen for ${args.type} ${args.name}`);
           resources.push({
             ...opts,
@@ -140,6 +164,8 @@ export async function runProgramOutcome(
     PROJECT,
     stack,
     false,
+    // What a DIY backend calls every stack's organization; the program references its own stack.
+    "organization",
   );
 
   recordRegistrationOptions((o) => options.set(`${o.type}::${o.name}`, o));

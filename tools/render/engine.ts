@@ -180,6 +180,8 @@ export async function runProgram(options: RunOptions): Promise<ProgramRun> {
     PROJECT,
     options.stack,
     false,
+    // What a DIY backend calls every stack's organization; the program references its own stack.
+    "organization",
   );
 
   // A failed registration also rejects promises nobody awaits (the runtime does so on purpose, for
