@@ -209,6 +209,8 @@ export function egressCluster(egress: EgressSpec): Cluster {
     cluster_type: dnsClusterType("logical"),
     connect_timeout: EGRESS_CONNECT_TIMEOUT,
     load_assignment: singleEndpoint(name, socketAddress(egress.host, egress.port)),
+    // A database or API connection held open across a NAT or firewall that forgets idle flows.
+    upstream_connection_options: { tcp_keepalive: { ...UPSTREAM_TCP_KEEPALIVE } },
     ...(egress.protocol === "tcp"
       ? {}
       : {
