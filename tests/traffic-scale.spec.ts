@@ -15,12 +15,9 @@ import { Bootstrap } from "../components/envoy";
 import {
   breakerLimits,
   BREAKER_HEAP_SHARE,
-  HTTP2_KEEPALIVE,
   MESH_CONNECTION_BUFFER_BYTES,
   MESH_HTTP2,
   REQUEST_BUFFER_BYTES,
-  TCP_KEEPALIVE,
-  TCP_USER_TIMEOUT_MS,
 } from "../components/envoy/connections";
 import { ERROR_BODIES } from "../components/envoy/listeners";
 import { ENVOY_FILES } from "../components/envoy/model";
@@ -251,17 +248,9 @@ describe("traffic at scale", function () {
   });
 
   describe("keepalives", () => {
-    it("find a vanished peer within 90 s: TCP keepalive on every listener other pods reach and every mesh and egress cluster, HTTP/2 PING on mesh connections and at the edge", () => {
-      const bound =
-        TCP_KEEPALIVE.idleSeconds + TCP_KEEPALIVE.intervalSeconds * TCP_KEEPALIVE.probes;
-      assert.equal(bound, 90);
-      assert.equal(TCP_USER_TIMEOUT_MS, bound * 1000);
-      // The first probe comes before the load balancers' idle timeouts drop the flow.
-      assert.ok(TCP_KEEPALIVE.idleSeconds < 240 && TCP_KEEPALIVE.idleSeconds < 350);
-      // PING every 30 s plus Envoy's 15 % jitter, answered within 10 s.
-      const ping = 30 * 1.15 + 10;
-      assert.equal(HTTP2_KEEPALIVE.interval, "30s");
-      assert.ok(ping < bound);
+    // How long a vanished peer can hold resources follows from these settings (docs/traffic.md,
+    // "Keepalives"); no timing is measured here.
+    it("turns on TCP keepalive on every listener other pods reach and every mesh and egress cluster, and HTTP/2 PING on mesh connections and at the edge", () => {
       for (const stack of STACKS)
         for (const envoy of envoysOf(stack)) {
           const data = podListeners(envoy.bootstrap).filter(
@@ -377,7 +366,7 @@ describe("traffic at scale", function () {
       assert.equal(podDeath(t, { inFlight: 8, otherActive: 0 }).refused, 0);
     });
 
-    it("dials mesh pods with a 1 s connect timeout by default, and the callee's traffic.connectTimeout when set", () => {
+    it("sets the mesh clusters' connect timeout from the callee's traffic.connectTimeout, 1s unless set", () => {
       const c = (traffic: Json) =>
         clusterOf(bootstrapOf(meshWith(traffic), "bookapi-mcp-server"), "upstream_bookapi");
       assert.equal(c({}).connect_timeout, "1s");
