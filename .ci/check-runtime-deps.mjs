@@ -75,14 +75,37 @@ fromPulumi(tsnodeRequire).register({
   },
 });
 
-// Trivial mocks: every resource's state echoes its inputs.
+// Trivial mocks: every resource's state echoes its inputs; a tls resource also answers what the
+// program reads of it, as the provider would: a certificate (one fixed, throwaway, public) and
+// its validity.
+const CERTIFICATE = [
+  "-----BEGIN CERTIFICATE-----",
+  "MIIBhDCCASugAwIBAgIUM+JTGlcTqCuMvwRNfR8LHw2uHNswCgYIKoZIzj0EAwIw",
+  "FzEVMBMGA1UEAwwMZGVwbG95LWNoZWNrMCAXDTI2MTIwNDA3MDAyNFoYDzIxMjYx",
+  "MTEwMDcwMDI0WjAXMRUwEwYDVQQDDAxkZXBsb3ktY2hlY2swWTATBgcqhkjOPQIB",
+  "BggqhkjOPQMBBwNCAASEHnEDw9Er9T5EJOHTkGXo5dMihtzjlcILWi5kfHx3ku8O",
+  "ddQcizXePBq/BUK65cfbW+g7hN/s9Ke8WXL3pRcuo1MwUTAdBgNVHQ4EFgQUdgth",
+  "yk/vqm34jUaZFesCezKQrp4wHwYDVR0jBBgwFoAUdgthyk/vqm34jUaZFesCezKQ",
+  "rp4wDwYDVR0TAQH/BAUwAwEB/zAKBggqhkjOPQQDAgNHADBEAiAsxxErlqjaqWWR",
+  "0xeLO5pN9uK0kpJ2QP+KsMnv0CC5MAIgbYBEep6fHwehbMOc6IQkdLieDqoaYdEc",
+  "OoYigzBxBCY=",
+  "-----END CERTIFICATE-----",
+].join("\n");
+const TLS_OUTPUTS = {
+  privateKeyPem: "deploy check: no key",
+  certRequestPem: "deploy check: no request",
+  certPem: `${CERTIFICATE}\n`,
+  validityStartTime: "2026-01-01T00:00:00Z",
+  validityEndTime: "2126-01-01T00:00:00Z",
+};
 const pulumi = fromRoot("@pulumi/pulumi");
 let registered = 0;
 await pulumi.runtime.setMocks(
   {
     newResource(args) {
       registered++;
-      return { id: `${args.name}-id`, state: args.inputs };
+      const state = args.type.startsWith("tls:") ? { ...TLS_OUTPUTS, ...args.inputs } : args.inputs;
+      return { id: `${args.name}-id`, state };
     },
     call: (args) => args.inputs,
   },

@@ -422,19 +422,13 @@ export class ServiceMesh extends pulumi.ComponentResource {
       .apply(([bundle, pems, validity]) => ({
         signing: model.certificates.ca.signing,
         trusted: [...generations],
-        bundleSha256: crypto
-          .createHash("sha256")
-          .update(bundle ?? "")
-          .digest("hex"),
+        bundleSha256: crypto.createHash("sha256").update(bundle).digest("hex"),
         generations: Object.fromEntries(
           generations.map((g, i) => [
             g,
             {
               ...validity[i],
-              // "unknown" only where no provider gave a certificate (the deploy check's mocks).
-              caCertificateSha256: pems[i]
-                ? new crypto.X509Certificate(pems[i]).fingerprint256
-                : "unknown",
+              caCertificateSha256: new crypto.X509Certificate(pems[i]).fingerprint256,
             },
           ]),
         ),

@@ -16,10 +16,9 @@ export interface KeyRotation {
   epoch: string;
 }
 
-/** An RFC 3339 time `hours` before another; "unknown" without one (a provider that says none). */
-function hoursBefore(time: string | undefined, hours: number): string {
-  const at = time === undefined ? NaN : Date.parse(time);
-  return Number.isFinite(at) ? new Date(at - hours * 3_600_000).toISOString() : "unknown";
+/** An RFC 3339 time `hours` before another. */
+function hoursBefore(time: string, hours: number): string {
+  return new Date(Date.parse(time) - hours * 3_600_000).toISOString();
 }
 
 /** The rotation period a time falls in: its index since the Unix epoch. */
@@ -124,11 +123,9 @@ const describeKey = (k: KeySpec) =>
  */
 export function caKeyChange(
   generation: string,
-  actual: { algorithm?: string; ecdsaCurve?: string; rsaBits?: number },
+  actual: { algorithm: string; ecdsaCurve?: string; rsaBits?: number },
   wanted: KeySpec,
 ): string | undefined {
-  // A provider that reports no algorithm (a mock echoing inputs) has nothing to compare.
-  if (actual.algorithm === undefined) return undefined;
   const same =
     actual.algorithm === wanted.algorithm &&
     (wanted.algorithm === "ECDSA"
@@ -195,12 +192,8 @@ export function caCommonName(namespace: string, generation: string): string {
 }
 
 /** One PEM bundle, in trust order; each certificate ends with a newline. */
-export function pemBundle(pems: (string | undefined)[]): string {
-  // undefined only where no provider gave a certificate (the deploy-install check's mocks).
-  return pems
-    .filter((p): p is string => typeof p === "string")
-    .map((p) => (p.endsWith("\n") ? p : `${p}\n`))
-    .join("");
+export function pemBundle(pems: string[]): string {
+  return pems.map((p) => (p.endsWith("\n") ? p : `${p}\n`)).join("");
 }
 
 /**
@@ -382,9 +375,7 @@ export interface CertificateValidity {
   publicKeySha256: string;
 }
 
-/** "unknown" only where no provider gave a certificate (the deploy-install check's mocks). */
-function publicKeySha256(certPem: string | undefined): string {
-  if (!certPem) return "unknown";
+function publicKeySha256(certPem: string): string {
   const spki = new crypto.X509Certificate(certPem).publicKey.export({
     type: "spki",
     format: "der",

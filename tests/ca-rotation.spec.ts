@@ -20,9 +20,15 @@ import {
   upstreamCluster,
   UpstreamTls,
 } from "./harness/mtls";
-import { ProgramRun, runProgram, runProgramOutcome, stackConfig } from "./harness/program";
+import {
+  ProgramRun,
+  runProgram,
+  runProgramOutcome,
+  stackConfig,
+  stackConfigWithCertificates,
+} from "./harness/program";
 import { loadMeshConfig } from "../components/config";
-import { pemBundle } from "../components/pki";
+import { caResourceName, pemBundle } from "../components/pki";
 
 type Phase = { signing: string; trusted: string[] };
 
@@ -36,10 +42,7 @@ const PHASES: Record<string, Phase> = {
 /** The dev stack at one step; one run per step, shared by the tests that read it. */
 const runs = new Map<Phase, Promise<ProgramRun>>();
 function devWith(ca: Phase): Promise<ProgramRun> {
-  const config = stackConfig("dev");
-  const key = "bookapi-mesh:certificates";
-  const base = JSON.parse(config[key] ?? "{}") as Record<string, unknown>;
-  const run = runs.get(ca) ?? runProgram({ ...config, [key]: JSON.stringify({ ...base, ca }) });
+  const run = runs.get(ca) ?? runProgram(stackConfigWithCertificates("dev", { ca }));
   runs.set(ca, run);
   return run;
 }
@@ -53,7 +56,7 @@ interface Pod {
 
 /** The run's CA of a generation: its certificate and key. */
 function caOf(run: ProgramRun, generation: string): { cert: string; key: string } {
-  const base = generation === "1" ? "mesh-ca" : `mesh-ca-${generation}`;
+  const base = caResourceName("mesh", generation);
   const find = (type: string, name: string) =>
     run.resources.find((r) => r.type === type && r.name === name);
   const cert = find("tls:index/selfSignedCert:SelfSignedCert", `${base}-cert`)?.state.certPem;
@@ -181,13 +184,7 @@ describe("a CA re-key in three steps", function () {
   it("refuses a CA key change in place at preview, naming the generation and the procedure, and lets the same change through a new generation", async () => {
     // The CA key keeps its algorithm under ignoreChanges; its state says ECDSA P256.
     const kept = { "mesh-ca-key": { algorithm: "ECDSA", ecdsaCurve: "P256", rsaBits: 2048 } };
-    const config = stackConfig("dev");
-    const key = "bookapi-mesh:certificates";
-    const base = JSON.parse(config[key] ?? "{}") as Record<string, unknown>;
-    const withCertificates = (c: Record<string, unknown>) => ({
-      ...config,
-      [key]: JSON.stringify({ ...base, ...c }),
-    });
+    const withCertificates = (c: Record<string, unknown>) => stackConfigWithCertificates("dev", c);
     const inPlace = await runProgramOutcome(
       withCertificates({ algorithm: "RSA", rsaBits: 2048, ecdsaCurve: undefined }),
       "test",
@@ -226,11 +223,8 @@ describe("a CA re-key in three steps", function () {
   });
 
   it("refuses a step skipped across deployments, read from the stack's last trust output, before any cluster object is touched", async () => {
-    const config = stackConfig("dev");
-    const key = "bookapi-mesh:certificates";
-    const base = JSON.parse(config[key] ?? "{}") as Record<string, unknown>;
     const attempt = (last: Phase, next: Phase) =>
-      runProgramOutcome({ ...config, [key]: JSON.stringify({ ...base, ca: next }) }, "test", {
+      runProgramOutcome(stackConfigWithCertificates("dev", { ca: next }), "test", {
         "organization/bookapi-mesh/test": { outputs: { trust: { ...last } } },
       });
     const kubernetesObjects = (run: ProgramRun) =>

@@ -10,7 +10,12 @@ import assert from "node:assert/strict";
 import { clock } from "../components/clock";
 import { CertificateValidity, rotationPeriod } from "../components/pki";
 import { planPkiUpdate, shouldTriggerReplace } from "./harness/pki-update-model";
-import { ProgramRun, runProgram, stackConfig } from "./harness/program";
+import {
+  ProgramRun,
+  runProgram,
+  stackConfig,
+  stackConfigWithCertificates,
+} from "./harness/program";
 import { restartedDeployments } from "./harness/update-model";
 import { loadMeshConfig } from "../components/config";
 import { createHash, X509Certificate } from "node:crypto";
@@ -34,13 +39,10 @@ function devAt(at: number, certificates: Record<string, unknown> = {}): Promise<
 }
 
 async function runDevAt(at: number, certificates: Record<string, unknown>): Promise<ProgramRun> {
-  const config = stackConfig("dev");
-  const key = "bookapi-mesh:certificates";
-  const base = JSON.parse(config[key] ?? "{}") as Record<string, unknown>;
   const saved = clock.now;
   clock.now = () => at;
   try {
-    return await runProgram({ ...config, [key]: JSON.stringify({ ...base, ...certificates }) });
+    return await runProgram(stackConfigWithCertificates("dev", certificates));
   } finally {
     clock.now = saved;
   }

@@ -88,6 +88,17 @@ export function stackConfigWithServices(
   return { ...config, [`${PROJECT}:services`]: JSON.stringify(services) };
 }
 
+/** A shipped stack's config with keys of its `certificates` object replaced. */
+export function stackConfigWithCertificates(
+  stack: string,
+  patch: Record<string, unknown>,
+): Record<string, string> {
+  const config = stackConfig(stack);
+  const key = `${PROJECT}:certificates`;
+  const certificates = JSON.parse(config[key] ?? "{}") as Record<string, unknown>;
+  return { ...config, [key]: JSON.stringify({ ...certificates, ...patch }) };
+}
+
 function outputValue<T>(output: pulumi.Output<T>): Promise<T> {
   return new Promise((resolve) => output.apply((v) => resolve(v)));
 }
