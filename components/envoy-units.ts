@@ -56,14 +56,11 @@ export function trafficSpec(t: TrafficPolicy): TrafficSpec {
       backoff: { base: d(t.retries.backoff.base), max: d(t.retries.backoff.max) },
       budget: { ...t.retries.budget },
     },
+    // Unset limits stay unset: the caller's Envoy sizes them (connections.ts breakerLimits).
     circuitBreaker: {
-      ...(t.circuitBreaker.maxConnections !== undefined
-        ? { maxConnections: t.circuitBreaker.maxConnections }
-        : {}),
+      maxConnections: t.circuitBreaker.maxConnections,
       maxPendingRequests: t.circuitBreaker.maxPendingRequests,
-      ...(t.circuitBreaker.maxRequests !== undefined
-        ? { maxRequests: t.circuitBreaker.maxRequests }
-        : {}),
+      maxRequests: t.circuitBreaker.maxRequests,
     },
     outlierDetection: {
       consecutiveGatewayErrors: t.outlierDetection.consecutiveGatewayErrors,

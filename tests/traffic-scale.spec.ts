@@ -27,7 +27,7 @@ import { evaluate, mappedLocalReply } from "./harness/jwt-authn-model";
 import { inboundListener, sidecar, upstreamCluster } from "./harness/mtls";
 import { OutlierModel } from "./harness/outlier-model";
 import { firstRefusal, meshPoolSetups, openStreams, TABLE_HOSTS } from "./harness/pool-model";
-import { devPoolTable } from "./harness/pool-table";
+import { devGatewayBreaker, devPoolTable } from "./harness/pool-table";
 import { runStack, STACKS, stackConfig } from "./harness/program";
 import { bootstrapOf, clusterOf, hcm, listenerOf, meshWith } from "./harness/traffic-fixtures";
 import { podDeath } from "./harness/retry-budget-model";
@@ -202,24 +202,20 @@ describe("traffic at scale", function () {
     });
 
     it("refuses the streams past the breaker at once over HTTP/2, where HTTP/1.1 with the old limits left a thousand waiting with no timeout", () => {
-      const gateway = gatewayBootstrapOf(loadMeshConfig(stackConfig("dev")));
-      const t = clusterOf(gateway, "upstream_bookapi-mcp-server").circuit_breakers?.thresholds[0];
-      assert.ok(t);
-      const breaker = {
-        maxConnections: t.max_connections,
-        maxPendingRequests: t.max_pending_requests,
-        maxRequests: t.max_requests,
-      };
+      const breaker = devGatewayBreaker();
       const [before, http1, h2] = meshPoolSetups(breaker, MESH_HTTP2, MESH_CONNECTION_BUFFER_BYTES);
-      const past = t.max_requests + 500;
+      const past = breaker.maxRequests + 500;
       const old = openStreams("http1", 2000, before.limits, TABLE_HOSTS);
       assert.deepEqual([old.active, old.waiting, old.refused], [1024, 976, 0]);
       const now = openStreams("http2", past, h2.limits, TABLE_HOSTS);
-      assert.deepEqual([now.active, now.waiting, now.refused], [t.max_requests, 0, 500]);
-      assert.equal(now.connections, TABLE_HOSTS * Math.ceil(t.max_requests / TABLE_HOSTS / 100));
+      assert.deepEqual([now.active, now.waiting, now.refused], [breaker.maxRequests, 0, 500]);
+      assert.equal(
+        now.connections,
+        TABLE_HOSTS * Math.ceil(breaker.maxRequests / TABLE_HOSTS / 100),
+      );
       const one = openStreams("http1", past, http1.limits, TABLE_HOSTS);
-      assert.equal(one.waiting, t.max_pending_requests, "http1 still queues, but only 256");
-      assert.equal(firstRefusal("http2", h2.limits, TABLE_HOSTS), t.max_requests + 1);
+      assert.equal(one.waiting, breaker.maxPendingRequests, "http1 still queues, but only 256");
+      assert.equal(firstRefusal("http2", h2.limits, TABLE_HOSTS), breaker.maxRequests + 1);
       assert.ok(now.memoryBytes * 4 < one.memoryBytes, "HTTP/2 holds far fewer TLS connections");
     });
 
