@@ -42,11 +42,9 @@ const lastDeployment = new pulumi.StackReference(
   `${pulumi.getOrganization()}/${pulumi.getProject()}/${pulumi.getStack()}`,
 );
 const stepChecked = lastDeployment.outputs.apply((outputs): pulumi.Resource[] => {
+  // A stack never deployed (or a mock) has no outputs.
   const last = (outputs as Record<string, unknown> | undefined)?.trust;
-  const problem = caStepProblem(
-    typeof last === "object" && last !== null ? last : undefined,
-    model.certificates.ca,
-  );
+  const problem = caStepProblem(last, model.certificates.ca);
   if (problem) throw new pulumi.RunError(problem);
   return [];
 });

@@ -1,7 +1,6 @@
 /**
  * The whole mesh: namespace, CA, and per service a certificate plus its workload.
  */
-import * as crypto from "node:crypto";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import {
@@ -29,27 +28,13 @@ import {
   meshCertificateAuthorities,
   renewalWarnings,
   ServiceCertificate,
-  Signer,
+  TrustState,
   validityOf,
 } from "./pki";
 
 /** The Pulumi CLI the program needs: replacementTrigger as key rotation uses it (index.ts). */
 export const MINIMUM_PULUMI_CLI = ">=3.226.0";
 
-/** The mesh CAs as the stack's outputs show them. */
-export interface TrustState {
-  /** The generation that signs leaves. */
-  signing: string;
-  /** The generations every workload trusts, in order. */
-  trusted: string[];
-  /** SHA-256 of the PEM bundle in every `ca.crt`: equal across pods once all have it. */
-  bundleSha256: string;
-  /** Per trusted generation: its CA certificate's expiry, renewal time and fingerprint. */
-  generations: Record<
-    string,
-    { notAfter: string; renewalDue: string; caCertificateSha256: string }
-  >;
-}
 import { meshLabels, STACK_CLAIM_NAME } from "./names";
 import { MeshNetworkPolicies } from "./network-policy";
 import { RolloutOrder, rolloutOrder } from "./rollout-order";
@@ -259,7 +244,7 @@ export class ServiceMesh extends pulumi.ComponentResource {
     const gatewayEnvoyFiles = model.gateway ? gatewayFiles(model, model.gateway) : undefined;
 
     const pki = meshCertificateAuthorities(name, model.namespace, model.certificates, this);
-    const signer: Signer = { ca: pki.ca, trustBundle: pki.trustBundle };
+    const { signer } = pki;
 
     if (model.kubernetesMinor < KUBERNETES_FEATURES.preStopSleep) {
       void pulumi.log.warn(
@@ -403,7 +388,7 @@ export class ServiceMesh extends pulumi.ComponentResource {
         : pulumi.output(undefined);
 
     this.namespace = namespace;
-    this.caCertificate = pki.trustBundle;
+    this.caCertificate = signer.trustBundle;
     for (const { client, cert } of clientCerts) leaves[`client/${client.name}`] = cert;
     const leafValidity = validityOf(leaves);
     this.certificates = pulumi
@@ -412,27 +397,7 @@ export class ServiceMesh extends pulumi.ComponentResource {
         ...own,
         ...Object.fromEntries(Object.entries(gateway).map(([k, v]) => [`gateway/${k}`, v])),
       }));
-    const generations = model.certificates.ca.trusted;
-    this.trust = pulumi
-      .all([
-        pki.trustBundle,
-        pulumi.all(generations.map((g) => pki.generations[g].certPem)),
-        pulumi.all(generations.map((g) => pki.generations[g].validity)),
-      ])
-      .apply(([bundle, pems, validity]) => ({
-        signing: model.certificates.ca.signing,
-        trusted: [...generations],
-        bundleSha256: crypto.createHash("sha256").update(bundle).digest("hex"),
-        generations: Object.fromEntries(
-          generations.map((g, i) => [
-            g,
-            {
-              ...validity[i],
-              caCertificateSha256: new crypto.X509Certificate(pems[i]).fingerprint256,
-            },
-          ]),
-        ),
-      }));
+    this.trust = pki.trust;
     this.endpoints = pulumi.output(endpointsOf(model));
     this.clients = pulumi
       .all(clientCerts.map(({ cert }) => cert.certPem))

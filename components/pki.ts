@@ -65,7 +65,7 @@ export class CertificateAuthority extends pulumi.ComponentResource {
   /** CA private key PEM, a Pulumi secret. */
   public readonly privateKeyPem: pulumi.Output<string>;
   /** When the CA certificate expires, and from when a preview or up re-issues it. */
-  public readonly validity: pulumi.Output<{ notAfter: string; renewalDue: string }>;
+  public readonly validity: pulumi.Output<CaValidity>;
 
   constructor(
     name: string,
@@ -102,9 +102,10 @@ export class CertificateAuthority extends pulumi.ComponentResource {
     );
     this.certPem = cert.certPem;
     this.privateKeyPem = pulumi.secret(key.privateKeyPem);
-    this.validity = cert.validityEndTime.apply((notAfter) => ({
+    this.validity = pulumi.all([cert.validityEndTime, cert.certPem]).apply(([notAfter, pem]) => ({
       notAfter,
       renewalDue: hoursBefore(notAfter, args.earlyRenewalHours ?? 0),
+      caCertificateSha256: new crypto.X509Certificate(pem).fingerprint256,
     }));
     this.registerOutputs({
       certPem: this.certPem,
@@ -114,8 +115,9 @@ export class CertificateAuthority extends pulumi.ComponentResource {
   }
 }
 
-const describeKey = (k: KeySpec) =>
-  k.algorithm === "ECDSA" ? `ECDSA ${k.ecdsaCurve}` : `RSA ${k.rsaBits}`;
+/** A key as the config or the provider's state describes it: "ECDSA P256", "RSA 2048". */
+const describeKey = (k: { algorithm: string; ecdsaCurve?: string; rsaBits?: number }) =>
+  k.algorithm === "ECDSA" ? `ECDSA ${k.ecdsaCurve}` : `${k.algorithm} ${k.rsaBits}`;
 
 /**
  * Why a CA's existing key (as its state has it) cannot become what the config asks for, or
@@ -132,10 +134,7 @@ export function caKeyChange(
       ? actual.ecdsaCurve === wanted.ecdsaCurve
       : actual.rsaBits === wanted.rsaBits);
   if (same) return undefined;
-  const has =
-    actual.algorithm === "ECDSA"
-      ? `ECDSA ${actual.ecdsaCurve}`
-      : `${actual.algorithm} ${actual.rsaBits ?? ""}`.trim();
+  const has = describeKey(actual);
   const next = /^\d+$/.test(generation) ? String(Number(generation) + 1) : `${generation}-next`;
   return `bookapi-mesh:certificates: the CA of generation "${generation}" has an ${has} key and the config asks for ${describeKey(wanted)}. A CA key cannot change in place: pods would refuse each other until every one had the new CA. Keep this generation's key (certificates.ca.keys.${generation}: its ${has} key) and re-key by adding a generation: certificates.ca { trusted: ["${generation}", "${next}"], signing: "${generation}", keys: { "${next}": <the new key> } }, then sign with "${next}", then drop "${generation}" (docs/operations.md, "CA renewal and CA key changes")`;
 }
@@ -148,14 +147,15 @@ export interface Signer {
 
 /**
  * One CertificateAuthority per trusted generation (children of `parent`, named so the first
- * keeps the resources a stack had before generations), the signing one, and the trust bundle.
+ * keeps the resources a stack had before generations), the signer (the signing one and the trust
+ * bundle), and the trust state the stack outputs.
  */
 export function meshCertificateAuthorities(
   prefix: string,
   namespace: string,
   c: CertificateSettings,
   parent: pulumi.Resource,
-): Signer & { generations: Record<string, CertificateAuthority> } {
+): { signer: Signer; trust: pulumi.Output<TrustState> } {
   const generations = Object.fromEntries(
     c.ca.trusted.map((g) => [
       g,
@@ -172,11 +172,38 @@ export function meshCertificateAuthorities(
       ),
     ]),
   );
+  const trustBundle = pulumi.all(c.ca.trusted.map((g) => generations[g].certPem)).apply(pemBundle);
   return {
-    generations,
-    ca: generations[c.ca.signing],
-    trustBundle: pulumi.all(c.ca.trusted.map((g) => generations[g].certPem)).apply(pemBundle),
+    signer: { ca: generations[c.ca.signing], trustBundle },
+    trust: pulumi
+      .all([trustBundle, pulumi.all(c.ca.trusted.map((g) => generations[g].validity))])
+      .apply(([bundle, validity]) => ({
+        signing: c.ca.signing,
+        trusted: [...c.ca.trusted],
+        bundleSha256: crypto.createHash("sha256").update(bundle).digest("hex"),
+        generations: Object.fromEntries(c.ca.trusted.map((g, i) => [g, validity[i]])),
+      })),
   };
+}
+
+/** A CA certificate's expiry, renewal time and fingerprint. */
+export interface CaValidity {
+  notAfter: string;
+  /** From this time the next preview or up re-issues it. */
+  renewalDue: string;
+  caCertificateSha256: string;
+}
+
+/** The mesh CAs as the stack's outputs show them. */
+export interface TrustState {
+  /** The generation that signs leaves. */
+  signing: string;
+  /** The generations every workload trusts, in order. */
+  trusted: string[];
+  /** SHA-256 of the PEM bundle in every `ca.crt`: equal across pods once all have it. */
+  bundleSha256: string;
+  /** Per trusted generation. */
+  generations: Record<string, CaValidity>;
 }
 
 /** The CA resource name of a generation: the first keeps the name a stack deployed before had. */
@@ -203,11 +230,14 @@ export function pemBundle(pems: string[]): string {
  * (every certificate was re-signed). Without a last deployment of generations, nothing to check.
  */
 export function caStepProblem(
-  previous: { signing?: unknown; trusted?: unknown } | undefined,
+  last: unknown,
   next: { signing: string; trusted: string[] },
 ): string | undefined {
+  const previous = (typeof last === "object" && last !== null ? last : {}) as {
+    signing?: unknown;
+    trusted?: unknown;
+  };
   if (
-    !previous ||
     typeof previous.signing !== "string" ||
     !Array.isArray(previous.trusted) ||
     !previous.trusted.every((g): g is string => typeof g === "string")

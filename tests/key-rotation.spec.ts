@@ -8,7 +8,7 @@
  */
 import assert from "node:assert/strict";
 import { clock } from "../components/clock";
-import { CertificateValidity, rotationPeriod } from "../components/pki";
+import { CertificateValidity, rotationPeriod, TrustState } from "../components/pki";
 import { planPkiUpdate, shouldTriggerReplace } from "./harness/pki-update-model";
 import {
   ProgramRun,
@@ -20,7 +20,6 @@ import { restartedDeployments } from "./harness/update-model";
 import { loadMeshConfig } from "../components/config";
 import { createHash, X509Certificate } from "node:crypto";
 import * as net from "node:net";
-import { TrustState } from "../components/mesh";
 import * as tls from "node:tls";
 import { CA_CERTIFICATE_USES } from "../components/pki";
 import { fakeTlsResource, setFakeTlsClock } from "./harness/fake-tls";

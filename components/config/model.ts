@@ -13,6 +13,7 @@ import {
   EnvoySettings,
   NetworkSettings,
   KeySpec,
+  RawKey,
   CertificateSettings,
   ResourcePair,
 } from "./schema";
@@ -196,11 +197,7 @@ export interface MeshModel {
 
 export function certificateSettings(raw: RawMesh["certificates"]): CertificateSettings {
   const { algorithm, ecdsaCurve, rsaBits, keyRotationHours, ca, ...rest } = raw;
-  const keySpec = (k: {
-    algorithm: "ECDSA" | "RSA";
-    ecdsaCurve?: "P256" | "P384";
-    rsaBits?: 2048 | 3072 | 4096;
-  }): KeySpec =>
+  const keySpec = (k: RawKey): KeySpec =>
     k.algorithm === "ECDSA"
       ? { algorithm: "ECDSA", ecdsaCurve: k.ecdsaCurve ?? "P256" }
       : { algorithm: "RSA", rsaBits: k.rsaBits ?? 2048 };

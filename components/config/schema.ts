@@ -126,6 +126,8 @@ function keySizeIssues(
 }
 
 const caKey = z.strictObject(keyFields).superRefine(keySizeIssues);
+/** A key as written in the config: its size may be left to the default. */
+export type RawKey = z.infer<typeof caKey>;
 
 /**
  * The mesh CAs: every sidecar trusts each `trusted` generation; leaves are signed by `signing`.

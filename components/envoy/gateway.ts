@@ -7,7 +7,7 @@
  */
 import { buildAdmin, buildOverloadManager, toJson } from "./bootstrap";
 import { adminCluster, egressCluster, upstreamCluster } from "./clusters";
-import { HTTP2_KEEPALIVE, keepaliveSocketOptions } from "./connections";
+import { keepaliveSocketOptions, meshHttp2Options } from "./connections";
 import {
   accessLog,
   errorBodyMappers,
@@ -59,15 +59,12 @@ export const EDGE_SECRET = "edge";
 
 /**
  * Edge limits, from Envoy's edge-proxy guidance: 32 KiB buffers per connection (default 1 MiB),
- * 100 concurrent HTTP/2 streams, 64 KiB stream and 1 MiB connection windows, 10 s to receive
- * request headers (default: none), idle client connections closed after an hour, and header
- * names with underscores refused (an upstream may read `x_user` as `x-user`).
+ * 10 s to receive request headers (default: none), idle client connections closed after an hour,
+ * and header names with underscores refused (an upstream may read `x_user` as `x-user`). HTTP/2
+ * takes the same guidance's limits as the mesh does (connections.ts MESH_HTTP2).
  */
 export const EDGE_LIMITS = {
   bufferBytes: 32768,
-  http2MaxConcurrentStreams: 100,
-  http2StreamWindowBytes: 65536,
-  http2ConnectionWindowBytes: 1048576,
   requestHeadersTimeout: "10s",
   downstreamIdleTimeout: "3600s",
 } as const;
@@ -606,12 +603,7 @@ export function gatewayListener(spec: GatewaySpec): Listener {
                 idle_timeout: EDGE_LIMITS.downstreamIdleTimeout,
                 headers_with_underscores_action: "REJECT_REQUEST",
               },
-              http2_protocol_options: {
-                max_concurrent_streams: EDGE_LIMITS.http2MaxConcurrentStreams,
-                initial_stream_window_size: EDGE_LIMITS.http2StreamWindowBytes,
-                initial_connection_window_size: EDGE_LIMITS.http2ConnectionWindowBytes,
-                connection_keepalive: { ...HTTP2_KEEPALIVE },
-              },
+              http2_protocol_options: meshHttp2Options(),
               // No `server: envoy` (and the service's own is removed above).
               server_header_transformation: "PASS_THROUGH",
               // A client-sent x-forwarded-client-cert is dropped: no certificate is asked for here.

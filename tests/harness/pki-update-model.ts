@@ -18,7 +18,7 @@
  * followed along the dependencies rather than compared.
  */
 import { kindOf, metadataName, ProgramRun, Registered } from "./program";
-import { Action, plannedAction, providerSettingsOf } from "./update-model";
+import { Action, plannedAction, providerSettingsOf, same, shortUrn } from "./update-model";
 
 /** Inputs a tls resource takes in place. */
 const IN_PLACE = new Set(["earlyRenewalHours"]);
@@ -29,8 +29,6 @@ const CERTIFICATE_TYPES = new Set([
   "tls:index/locallySignedCert:LocallySignedCert",
   "tls:index/selfSignedCert:SelfSignedCert",
 ]);
-
-const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
 
 /** The trigger's value, without the output wrapper the SDK serializes it in. */
 function triggerValue(trigger: unknown): unknown {
@@ -75,12 +73,7 @@ export function planPkiUpdate(before: ProgramRun, after: ProgramRun): PkiPlan {
   /** `type::name` of the resources replaced so far. */
   const replacedIds = new Set<string>();
   const plan: PkiPlan = { replaced: [], created: [], objects: [], deleted: [] };
-  // Dependencies are full URNs (`...::<parent type>$<type>::<name>`); the harness's are short.
-  const shortUrn = (urn: string) => {
-    const parts = urn.split("::");
-    const qualified = parts[parts.length - 2];
-    return `${qualified.slice(qualified.lastIndexOf("$") + 1)}::${parts[parts.length - 1]}`;
-  };
+  // Dependencies are full URNs; the harness's are short.
   const isReplaced = (urn: string) => replacedIds.has(shortUrn(urn));
   const fedByReplaced = (r: Registered) =>
     Object.values(r.propertyDependencies).some((urns) => urns.some(isReplaced));

@@ -55,7 +55,14 @@ export function providerSettingsOf(run: ProgramRun, object?: Registered): Provid
   };
 }
 
-const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+export const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+
+/** `type::name` of a full URN (`...::<parent type>$<type>::<name>`), as the harness names resources. */
+export function shortUrn(urn: string): string {
+  const parts = urn.split("::");
+  const qualified = parts[parts.length - 2];
+  return `${qualified.slice(qualified.lastIndexOf("$") + 1)}::${parts[parts.length - 1]}`;
+}
 
 const meta = (r: Registered) => r.inputs.metadata as { name?: string; namespace?: string };
 
@@ -135,16 +142,10 @@ export function restartedDeployments(before: ProgramRun, after: ProgramRun): str
  * dependencies, directly or through others. Steps without such a path may run in any order.
  */
 export function runsAfter(run: ProgramRun, later: Registered, earlier: Registered): boolean {
-  // Dependencies are full URNs, `...::<parent type>$<type>::<name>`: match on type and name.
+  // Dependencies are full URNs: match on type and name.
   const id = (r: { type: string; name: string }) => `${r.type}::${r.name}`;
   const byId = new Map(run.resources.map((r) => [id(r), r]));
-  const resourceOf = (urn: string) => {
-    const parts = urn.split("::");
-    const qualified = parts[parts.length - 2];
-    return byId.get(
-      `${qualified.slice(qualified.lastIndexOf("$") + 1)}::${parts[parts.length - 1]}`,
-    );
-  };
+  const resourceOf = (urn: string) => byId.get(shortUrn(urn));
   const seen = new Set<string>();
   const pending = [...later.dependencies];
   while (pending.length > 0) {
