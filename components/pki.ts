@@ -123,7 +123,7 @@ const describeKey = (k: { algorithm: string; ecdsaCurve?: string; rsaBits?: numb
  * Why a CA's existing key (as its state has it) cannot become what the config asks for, or
  * undefined when they agree. The message carries the procedure: a new generation.
  */
-export function caKeyChange(
+function caKeyChange(
   generation: string,
   actual: { algorithm: string; ecdsaCurve?: string; rsaBits?: number },
   wanted: KeySpec,
@@ -212,7 +212,7 @@ export function caResourceName(prefix: string, generation: string): string {
 }
 
 /** Distinct subjects, so a verifier never mistakes one generation's CA for another's. */
-export function caCommonName(namespace: string, generation: string): string {
+function caCommonName(namespace: string, generation: string): string {
   return generation === DEFAULT_CA_GENERATION
     ? `${PROJECT} CA (${namespace})`
     : `${PROJECT} CA ${generation} (${namespace})`;
@@ -325,7 +325,7 @@ export interface ServiceCertificateArgs {
  * replaced when one is first set (pulumi/pulumi step_generator.go `shouldTriggerReplace`: an
  * unknown trigger would replace, a missing one never does).
  */
-export function keyTrigger(rotation: KeyRotation): string {
+function keyTrigger(rotation: KeyRotation): string {
   return `${rotationPeriod(rotation.periodHours)}:${rotation.epoch}`;
 }
 

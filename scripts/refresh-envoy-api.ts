@@ -25,12 +25,17 @@ function protosUnder(dir: string): string[] {
   });
 }
 
-/** Relative paths ("envoy/...") of the root set and its envoy/ import closure. */
-export function closure(apiRoot: string): { files: string[]; external: string[] } {
+/** Relative paths ("envoy/...") of the validator's root set in an API tree. */
+export function rootProtos(apiRoot: string): string[] {
   const rel = (full: string) => path.relative(apiRoot, full).split(path.sep).join("/");
-  const roots = ROOT_FOLDERS.flatMap((f) => protosUnder(path.join(apiRoot, "envoy", f)))
+  return ROOT_FOLDERS.flatMap((f) => protosUnder(path.join(apiRoot, "envoy", f)))
     .map(rel)
     .filter((f) => f.includes("/v3/"));
+}
+
+/** Relative paths ("envoy/...") of the root set and its envoy/ import closure. */
+export function closure(apiRoot: string): { files: string[]; external: string[] } {
+  const roots = rootProtos(apiRoot);
   const seen = new Set<string>();
   const external = new Set<string>();
   const queue = [...roots];

@@ -26,6 +26,7 @@ import {
   runProgramOutcome,
   stackConfig,
   stackConfigWithCertificates,
+  once,
 } from "./harness/program";
 import { loadMeshConfig } from "../components/config";
 import { caResourceName, pemBundle } from "../components/pki";
@@ -40,12 +41,7 @@ const PHASES: Record<string, Phase> = {
 };
 
 /** The dev stack at one step; one run per step, shared by the tests that read it. */
-const runs = new Map<Phase, Promise<ProgramRun>>();
-function devWith(ca: Phase): Promise<ProgramRun> {
-  const run = runs.get(ca) ?? runProgram(stackConfigWithCertificates("dev", { ca }));
-  runs.set(ca, run);
-  return run;
-}
+const devWith = once((ca: Phase) => runProgram(stackConfigWithCertificates("dev", { ca })));
 
 /** A workload as one step leaves it: the certificate it presents and the bundle it trusts. */
 interface Pod {

@@ -13,7 +13,7 @@ import {
   ProgramRun,
   runProgram,
   stackConfig,
-  stackConfigWithServices,
+  runWithServices,
 } from "./harness/program";
 import {
   Cluster,
@@ -28,7 +28,7 @@ type Json = Record<string, unknown>;
 
 /** prod with its services changed in place by `edit`. */
 const prodWith = (edit: (services: Json[]) => unknown): Promise<ProgramRun> =>
-  runProgram(stackConfigWithServices("prod", edit), "prod");
+  runWithServices("prod", edit);
 
 const service = (services: Json[], name: string) => {
   const found = services.find((s) => s.name === name);

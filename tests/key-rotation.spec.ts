@@ -8,13 +8,14 @@
  */
 import assert from "node:assert/strict";
 import { clock } from "../components/clock";
-import { CertificateValidity, rotationPeriod, TrustState } from "../components/pki";
+import { caResourceName, CertificateValidity, rotationPeriod, TrustState } from "../components/pki";
 import { planPkiUpdate, shouldTriggerReplace } from "./harness/pki-update-model";
 import {
   ProgramRun,
   runProgram,
   stackConfig,
   stackConfigWithCertificates,
+  once,
 } from "./harness/program";
 import { restartedDeployments } from "./harness/update-model";
 import { loadMeshConfig } from "../components/config";
@@ -29,13 +30,9 @@ const HOUR = 3_600_000;
 const KEY = "tls:index/privateKey:PrivateKey";
 
 /** The dev stack (with `certificates` overrides) run at time `at`; each run once. */
-const runs = new Map<string, Promise<ProgramRun>>();
-function devAt(at: number, certificates: Record<string, unknown> = {}): Promise<ProgramRun> {
-  const id = JSON.stringify([at, certificates]);
-  const run = runs.get(id) ?? runDevAt(at, certificates);
-  runs.set(id, run);
-  return run;
-}
+const devAt = once((at: number, certificates: Record<string, unknown> = {}): Promise<ProgramRun> =>
+  runDevAt(at, certificates),
+);
 
 async function runDevAt(at: number, certificates: Record<string, unknown>): Promise<ProgramRun> {
   const saved = clock.now;
@@ -47,9 +44,11 @@ async function runDevAt(at: number, certificates: Record<string, unknown>): Prom
   }
 }
 
+/** The leaves' keys: every key but the CA's. */
+const leafKeyResources = (run: ProgramRun) =>
+  run.resources.filter((r) => r.type === KEY && r.name !== `${caResourceName("mesh", "1")}-key`);
 const leafKeys = (run: ProgramRun) =>
-  run.resources
-    .filter((r) => r.type === KEY && r.name !== "mesh-ca-key")
+  leafKeyResources(run)
     .map((r) => r.name)
     .sort();
 
@@ -131,9 +130,7 @@ describe("key rotation", function () {
       deleted: [],
     });
     // Known at preview: a string, not the output of a resource created in the same update.
-    const triggers = current.resources
-      .filter((r) => r.type === KEY && r.name !== "mesh-ca-key")
-      .map((r) => r.replacementTrigger);
+    const triggers = leafKeyResources(current).map((r) => r.replacementTrigger);
     assert.deepEqual(new Set(triggers), new Set([`${rotationPeriod(period, boundary + HOUR)}:`]));
   });
 

@@ -12,10 +12,9 @@ import {
   kubernetesObjects,
   metadataName,
   ProgramRun,
-  runProgram,
   runStack,
   STACKS,
-  stackConfigWithServices,
+  runWithServices,
 } from "./harness/program";
 import { restartedDeployments, runsAfter } from "./harness/update-model";
 
@@ -23,7 +22,7 @@ type Json = Record<string, unknown>;
 
 /** prod with its services changed in place by `edit`. */
 const prodWith = (edit: (services: Json[]) => unknown): Promise<ProgramRun> =>
-  runProgram(stackConfigWithServices("prod", edit), "prod");
+  runWithServices("prod", edit);
 
 /** bookapi calls `ratings`. */
 const bookapiCallsRatings = (services: Json[]) => {

@@ -10,7 +10,7 @@ import * as fs from "node:fs";
 import * as http2 from "node:http2";
 import * as net from "node:net";
 import * as path from "node:path";
-import { loadMeshConfig, MeshModel } from "../components/config";
+import { loadMeshConfig } from "../components/config";
 import { Bootstrap } from "../components/envoy";
 import {
   breakerLimits,
@@ -20,32 +20,27 @@ import {
   REQUEST_BUFFER_BYTES,
 } from "../components/envoy/connections";
 import { ERROR_BODIES } from "../components/envoy/listeners";
-import { ENVOY_FILES } from "../components/envoy/model";
-import { gatewayFiles } from "../components/gateway";
 import { validateBootstrapDetailed, validateBootstrapWith } from "./harness/envoy-schema";
 import { evaluate, mappedLocalReply } from "./harness/jwt-authn-model";
 import { inboundListener, sidecar, upstreamCluster } from "./harness/mtls";
 import { OutlierModel } from "./harness/outlier-model";
 import { firstRefusal, meshPoolSetups, openStreams, TABLE_HOSTS } from "./harness/pool-model";
 import { devGatewayBreaker, devPoolTable } from "./harness/pool-table";
-import { runStack, STACKS, stackConfig } from "./harness/program";
-import { bootstrapOf, clusterOf, hcm, listenerOf, meshWith } from "./harness/traffic-fixtures";
+import { once, runStack, STACKS, stackConfig } from "./harness/program";
+import {
+  bootstrapOf,
+  clusterOf,
+  gatewayBootstrapOf,
+  hcm,
+  listenerOf,
+  meshWith,
+} from "./harness/traffic-fixtures";
 import { podDeath } from "./harness/retry-budget-model";
 
 type Json = Record<string, unknown>;
 
-function gatewayBootstrapOf(model: MeshModel): Bootstrap {
-  assert.ok(model.gateway);
-  return JSON.parse(gatewayFiles(model, model.gateway)[ENVOY_FILES.bootstrap]) as Bootstrap;
-}
-
 /** Every Envoy of a shipped stack: each service's sidecar and the gateway (built once). */
-const envoys = new Map<string, { name: string; bootstrap: Bootstrap; heap: number }[]>();
-function envoysOf(stack: string): { name: string; bootstrap: Bootstrap; heap: number }[] {
-  const built = envoys.get(stack) ?? buildEnvoys(stack);
-  envoys.set(stack, built);
-  return built;
-}
+const envoysOf = once(buildEnvoys);
 
 function buildEnvoys(stack: string): { name: string; bootstrap: Bootstrap; heap: number }[] {
   const model = loadMeshConfig(stackConfig(stack));
@@ -203,7 +198,7 @@ describe("traffic at scale", function () {
 
     it("refuses the streams past the breaker at once over HTTP/2, where HTTP/1.1 with the old limits left a thousand waiting with no timeout", () => {
       const breaker = devGatewayBreaker();
-      const [before, http1, h2] = meshPoolSetups(breaker, MESH_HTTP2, MESH_CONNECTION_BUFFER_BYTES);
+      const [before, http1, h2] = meshPoolSetups(breaker);
       const past = breaker.maxRequests + 500;
       const old = openStreams("http1", 2000, before.limits, TABLE_HOSTS);
       assert.deepEqual([old.active, old.waiting, old.refused], [1024, 976, 0]);

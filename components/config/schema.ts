@@ -96,7 +96,6 @@ const caGeneration = z
   .string({ error: "must be a generation name" })
   .regex(/^[a-z0-9]([-a-z0-9]{0,18}[a-z0-9])?$/, "must be 1-20 lowercase letters, digits or '-'");
 
-/** A CA generation's own key, when it differs from certificates.algorithm and its size. */
 /** A key's algorithm and its size, as keys in `certificates` and its `ca.keys` take them. */
 const keyFields = {
   algorithm: z.enum(["ECDSA", "RSA"], { error: "must be ECDSA or RSA" }),
@@ -125,6 +124,7 @@ function keySizeIssues(
     });
 }
 
+/** A CA generation's own key, when it differs from certificates.algorithm and its size. */
 const caKey = z.strictObject(keyFields).superRefine(keySizeIssues);
 /** A key as written in the config: its size may be left to the default. */
 export type RawKey = z.infer<typeof caKey>;

@@ -31,10 +31,10 @@ export const HTTP2_KEEPALIVE: Http2Keepalive = { interval: "30s", timeout: "10s"
  * timeouts, so the load balancer keeps the flow), then every 10 s, and 3 unanswered probes close
  * the connection: a silent dead peer is found within 90 s. Linux's defaults are 2 h, 75 s, 9.
  */
-export const TCP_KEEPALIVE = { idleSeconds: 60, intervalSeconds: 10, probes: 3 } as const;
+const TCP_KEEPALIVE = { idleSeconds: 60, intervalSeconds: 10, probes: 3 } as const;
 
 /** Longest a dead peer holds a connection that has unacknowledged data (TCP_USER_TIMEOUT). */
-export const TCP_USER_TIMEOUT_MS =
+const TCP_USER_TIMEOUT_MS =
   (TCP_KEEPALIVE.idleSeconds + TCP_KEEPALIVE.intervalSeconds * TCP_KEEPALIVE.probes) * 1000;
 
 /** The same keepalive on a cluster's upstream connections (Cluster.upstream_connection_options). */
@@ -108,7 +108,7 @@ export const REQUEST_BUFFER_BYTES = MESH_HTTP2.streamWindowBytes;
 export const BREAKER_HEAP_SHARE = 0.5;
 
 /** Below this many the breaker would refuse ordinary concurrency however small the sidecar. */
-export const MIN_BREAKER_REQUESTS = 16;
+const MIN_BREAKER_REQUESTS = 16;
 
 /**
  * A dependency's circuit breaker in one caller: limits the traffic policy leaves unset come from

@@ -4,13 +4,13 @@
  */
 import { Duration } from "./types";
 
-/** Envoy's ports inside the pod. */
 /**
  * Address of the listeners other pods and the kubelet reach: `::` (with IPv4 accepted on the same
  * socket) serves IPv4, IPv6 and dual-stack pods; `0.0.0.0` is for nodes without IPv6 at all.
  */
 export type BindAddress = "::" | "0.0.0.0";
 
+/** Envoy's ports inside the pod. */
 export interface EnvoyPorts {
   /** mTLS listener other sidecars dial (bindAddress). */
   inbound: number;

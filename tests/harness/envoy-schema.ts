@@ -13,6 +13,7 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
 import { Enum, Field, MapField, OneOf, ReflectionObject, Root, Type } from "protobufjs";
+import { rootProtos, VENDORED_API } from "../../scripts/refresh-envoy-api";
 
 export const BOOTSTRAP_TYPE = "envoy.config.bootstrap.v3.Bootstrap";
 export const DISCOVERY_RESPONSE_TYPE = "envoy.service.discovery.v3.DiscoveryResponse";
@@ -51,30 +52,17 @@ const BUNDLED_WKT = new Set(
  */
 export type EnvoyApi = "vendored" | "bundled";
 const cache = new Map<EnvoyApi, { root: Root; stats: EnvoyProtoStats }>();
-let activeApi: EnvoyApi = "vendored";
 
 function packageDir(pkg: string): string {
   return path.dirname(require.resolve(`${pkg}/package.json`));
 }
 
-function listProtos(dir: string, base: string, out: string[]): void {
-  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
-    const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) listProtos(full, base, out);
-    // Only v3: the v2/v2alpha files import envoy/api/v2, which the package does not ship.
-    else if (entry.name.endsWith(".proto") && full.includes(`${path.sep}v3${path.sep}`)) {
-      out.push(path.relative(base, full).split(path.sep).join("/"));
-    }
-  }
-}
-
-function loadRoot(api: EnvoyApi = activeApi): { root: Root; stats: EnvoyProtoStats } {
+function loadRoot(api: EnvoyApi = "vendored"): { root: Root; stats: EnvoyProtoStats } {
   const cached = cache.get(api);
   if (cached) return cached;
   const started = performance.now();
   const deps = path.join(packageDir("@grpc/grpc-js-xds"), "deps");
-  const envoyApi =
-    api === "vendored" ? path.join(__dirname, "vendor", "envoy-api") : path.join(deps, "envoy-api");
+  const envoyApi = api === "vendored" ? VENDORED_API : path.join(deps, "envoy-api");
   const includeDirs = [
     envoyApi,
     path.join(deps, "xds"),
@@ -91,10 +79,8 @@ function loadRoot(api: EnvoyApi = activeApi): { root: Root; stats: EnvoyProtoSta
     return null;
   };
 
-  const wanted: string[] = [];
-  for (const sub of ["config", "extensions", "type", "service/discovery"]) {
-    listProtos(path.join(envoyApi, "envoy", sub), envoyApi, wanted);
-  }
+  // The root set the vendoring script copies (with its imports), from either tree.
+  const wanted = rootProtos(envoyApi);
   wanted.push("xds/type/v3/typed_struct.proto", "udpa/type/v1/typed_struct.proto");
 
   // A file loads only if its whole import closure is on disk; otherwise protobufjs fails the
@@ -144,9 +130,9 @@ function stripDot(fullName: string): string {
   return fullName.startsWith(".") ? fullName.slice(1) : fullName;
 }
 
-function lookupMessage(name: string): Type | undefined {
+function lookupMessage(name: string, api: EnvoyApi = "vendored"): Type | undefined {
   try {
-    const found: ReflectionObject | null = loadRoot().root.lookup(name);
+    const found: ReflectionObject | null = loadRoot(api).root.lookup(name);
     return found instanceof Type ? found : undefined;
   } catch {
     return undefined;
@@ -299,6 +285,8 @@ interface Ctx {
   errors: string[];
   warnings: string[];
   visit?: Visitor;
+  /** The API tree `typed_config` types are looked up in. */
+  api: EnvoyApi;
 }
 
 function err(ctx: Ctx, at: string, message: string): void {
@@ -570,7 +558,7 @@ function resolveTypeUrl(
   const name = anyPrefix
     ? typeUrl.slice(typeUrl.lastIndexOf("/") + 1)
     : typeUrl.slice(TYPE_URL_PREFIX.length);
-  const type = name ? lookupMessage(name) : undefined;
+  const type = name ? lookupMessage(name, ctx.api) : undefined;
   if (!type) {
     err(ctx, at, `"${typeUrl}" does not resolve to a message in Envoy's v3 API protos`);
   }
@@ -781,7 +769,7 @@ function parseEnum(e: Enum, v: unknown, at: string, ctx: Ctx): number | undefine
 
 /** A quiet context: values were already type-checked; here they are only parsed again. */
 function quiet(): Ctx {
-  return { errors: [], warnings: [] };
+  return { errors: [], warnings: [], api: "vendored" };
 }
 
 function asList(v: unknown): unknown[] {
@@ -1098,15 +1086,20 @@ function checkBytesRules(r: Dict, b: Buffer, at: string, ctx: Ctx): void {
 // Public validation API
 // ---------------------------------------------------------------------------------------------
 
-function rootType(typeName: string): Type {
-  const type = lookupMessage(typeName);
+function rootType(typeName: string, api: EnvoyApi): Type {
+  const type = lookupMessage(typeName, api);
   if (!type) throw new Error(`envoy-schema: no message type ${typeName} in the loaded protos`);
   return type;
 }
 
-function run(typeName: string, json: unknown, visit?: Visitor): EnvoyValidationResult {
-  const ctx: Ctx = { errors: [], warnings: [], visit };
-  checkMessage(rootType(typeName), json, "", ctx, {});
+function run(
+  typeName: string,
+  json: unknown,
+  visit?: Visitor,
+  api: EnvoyApi = "vendored",
+): EnvoyValidationResult {
+  const ctx: Ctx = { errors: [], warnings: [], visit, api };
+  checkMessage(rootType(typeName, api), json, "", ctx, {});
   return { errors: ctx.errors, warnings: ctx.warnings };
 }
 
@@ -1133,13 +1126,7 @@ export function validateBootstrapDetailed(json: unknown): EnvoyValidationResult 
 
 /** Validates a bootstrap against another API tree (see EnvoyApi). */
 export function validateBootstrapWith(api: EnvoyApi, json: unknown): EnvoyValidationResult {
-  const saved = activeApi;
-  activeApi = api;
-  try {
-    return validateEnvoyMessageDetailed(BOOTSTRAP_TYPE, json);
-  } finally {
-    activeApi = saved;
-  }
+  return run(BOOTSTRAP_TYPE, json, undefined, api);
 }
 
 /**

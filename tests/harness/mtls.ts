@@ -1034,7 +1034,6 @@ export async function newCertificateAuthority(commonName: string): Promise<KeyPa
   return { cert: str(state.certPem, "fake CA certPem"), key };
 }
 
-/** A service certificate signed by `ca`, built like the mesh's (same uses and key type). */
 /** A certificate's subject CN and SANs, to issue another for the same workload. */
 export function namesOf(certPem: string): {
   commonName: string;
@@ -1047,6 +1046,7 @@ export function namesOf(certPem: string): {
   return { commonName: cn?.slice(3) ?? "", dnsNames: id.dns, uris: id.uri };
 }
 
+/** A service certificate signed by `ca`, built like the mesh's (same uses and key type). */
 export async function issueServiceCertificate(
   ca: KeyPair,
   names: { commonName: string; dnsNames: string[]; uris: string[] },

@@ -21,6 +21,12 @@
  * adds every buffer that flow control lets fill. The table is for comparing, not for sizing.
  */
 
+import {
+  breakerLimits,
+  MESH_CONNECTION_BUFFER_BYTES,
+  MESH_HTTP2,
+} from "../../components/envoy/connections";
+
 export const ESTIMATE = {
   /** One TLS connection: two 16 KiB record buffers and connection state. */
   tlsConnectionBytes: 40 * 1024,
@@ -156,11 +162,7 @@ export function poolTable(
 }
 
 /** The breaker of one upstream cluster as the generated config states it. */
-export interface GeneratedBreaker {
-  maxConnections: number;
-  maxPendingRequests: number;
-  maxRequests: number;
-}
+export type GeneratedBreaker = ReturnType<typeof breakerLimits>;
 
 /**
  * The three setups the docs compare, from a generated breaker: HTTP/1.1 with the limits before
@@ -169,12 +171,10 @@ export interface GeneratedBreaker {
  */
 export function meshPoolSetups(
   breaker: GeneratedBreaker,
-  http2: { maxConcurrentStreams: number; streamWindowBytes: number; connectionWindowBytes: number },
-  connectionBufferBytes: number,
 ): { title: string; protocol: "http1" | "http2"; limits: PoolLimits }[] {
   const shared = {
-    maxConcurrentStreams: http2.maxConcurrentStreams,
-    connectionWindowBytes: http2.connectionWindowBytes,
+    maxConcurrentStreams: MESH_HTTP2.maxConcurrentStreams,
+    connectionWindowBytes: MESH_HTTP2.connectionWindowBytes,
   };
   return [
     {
@@ -192,12 +192,12 @@ export function meshPoolSetups(
     {
       title: "HTTP/1.1 (http1)",
       protocol: "http1",
-      limits: { ...shared, ...breaker, bufferBytesPerRequest: connectionBufferBytes },
+      limits: { ...shared, ...breaker, bufferBytesPerRequest: MESH_CONNECTION_BUFFER_BYTES },
     },
     {
       title: "HTTP/2",
       protocol: "http2",
-      limits: { ...shared, ...breaker, bufferBytesPerRequest: http2.streamWindowBytes },
+      limits: { ...shared, ...breaker, bufferBytesPerRequest: MESH_HTTP2.streamWindowBytes },
     },
   ];
 }

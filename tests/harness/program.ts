@@ -82,10 +82,39 @@ export function stackConfigWithServices(
   stack: string,
   edit: (services: Array<Record<string, unknown>>) => unknown,
 ): Record<string, string> {
+  return stackConfigEditing<Array<Record<string, unknown>>>(stack, "services", (services) => {
+    edit(services);
+    return services;
+  });
+}
+
+/** A shipped stack's config with one key's JSON value replaced by `edit`'s. */
+function stackConfigEditing<T>(
+  stack: string,
+  key: string,
+  edit: (value: T) => T,
+): Record<string, string> {
   const config = stackConfig(stack);
-  const services = JSON.parse(config[`${PROJECT}:services`]) as Array<Record<string, unknown>>;
-  edit(services);
-  return { ...config, [`${PROJECT}:services`]: JSON.stringify(services) };
+  const name = `${PROJECT}:${key}`;
+  return { ...config, [name]: JSON.stringify(edit(JSON.parse(config[name] ?? "{}") as T)) };
+}
+
+/** A shipped stack with its services changed in place by `edit`. */
+export function runWithServices(
+  stack: StackName,
+  edit: (services: Array<Record<string, unknown>>) => unknown,
+): Promise<ProgramRun> {
+  return runProgram(stackConfigWithServices(stack, edit), stack);
+}
+
+/** `fn` that runs once per distinct argument list (compared as JSON) and shares the result. */
+export function once<A extends unknown[], R>(fn: (...args: A) => R): (...args: A) => R {
+  const results = new Map<string, R>();
+  return (...args: A) => {
+    const key = JSON.stringify(args);
+    if (!results.has(key)) results.set(key, fn(...args));
+    return results.get(key) as R;
+  };
 }
 
 /** A shipped stack's config with keys of its `certificates` object replaced. */
@@ -93,10 +122,10 @@ export function stackConfigWithCertificates(
   stack: string,
   patch: Record<string, unknown>,
 ): Record<string, string> {
-  const config = stackConfig(stack);
-  const key = `${PROJECT}:certificates`;
-  const certificates = JSON.parse(config[key] ?? "{}") as Record<string, unknown>;
-  return { ...config, [key]: JSON.stringify({ ...certificates, ...patch }) };
+  return stackConfigEditing<Record<string, unknown>>(stack, "certificates", (c) => ({
+    ...c,
+    ...patch,
+  }));
 }
 
 function outputValue<T>(output: pulumi.Output<T>): Promise<T> {

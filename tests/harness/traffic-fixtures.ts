@@ -11,6 +11,8 @@ import {
   HttpConnectionManager,
   Listener,
 } from "../../components/envoy";
+import { ENVOY_FILES } from "../../components/envoy/model";
+import { gatewayFiles } from "../../components/gateway";
 import { sidecarSpec } from "../../components/mesh";
 
 type Json = Record<string, unknown>;
@@ -38,6 +40,12 @@ export function bootstrapOf(model: MeshModel, service: string): Bootstrap {
   const svc = model.services.find((s) => s.name === service);
   assert.ok(svc);
   return buildBootstrap(sidecarSpec(model, svc));
+}
+
+/** The gateway's bootstrap as the program generates it. */
+export function gatewayBootstrapOf(model: MeshModel): Bootstrap {
+  assert.ok(model.gateway, "the stack has a gateway");
+  return JSON.parse(gatewayFiles(model, model.gateway)[ENVOY_FILES.bootstrap]) as Bootstrap;
 }
 
 export function hcm(listener: Listener): HttpConnectionManager {
