@@ -94,7 +94,7 @@ export function topologyProblems(cfg: RawMesh): string[] {
 }
 
 /** A `calls` list's entries naming no known service, repeating one, or (for a service) itself. */
-export function callProblems(
+function callProblems(
   key: string,
   calls: { service: string }[],
   known: Set<string>,
@@ -118,7 +118,7 @@ export function repeats<T>(values: T[]): [T, number][] {
 }
 
 /** Egress entries that clash with each other, the mesh, its ports or the app's env. */
-export function egressProblems(
+function egressProblems(
   cfg: RawMesh,
   svc: RawService,
   key: string,
@@ -158,7 +158,7 @@ export function egressProblems(
 }
 
 /** Shutdown timing, replica ownership, and app settings that collide with what the mesh owns. */
-export function appSettingProblems(cfg: RawMesh, svc: RawService, key: string): string[] {
+function appSettingProblems(cfg: RawMesh, svc: RawService, key: string): string[] {
   const problems: string[] = [];
   if (svc.replicas !== undefined && svc.autoscaling !== undefined)
     problems.push(`${key}.replicas: not with autoscaling, which owns the replica count`);

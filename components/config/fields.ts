@@ -13,7 +13,7 @@ export const DNS_1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 export const DNS_1123_SUBDOMAIN =
   /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 /** Kubernetes resource quantities as used for cpu and memory (e.g. 50m, 0.5, 64Mi, 1G). */
-export const QUANTITY = /^([0-9]+(\.[0-9]+)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$/;
+const QUANTITY = /^([0-9]+(\.[0-9]+)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$/;
 
 /** The oldest Kubernetes minor this program supports (PDB unhealthyPodEvictionPolicy, matchLabelKeys). */
 export const MIN_KUBERNETES_MINOR = 27;
@@ -83,7 +83,7 @@ export function isPinnedImage(ref: string): boolean {
   return /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(tag) && tag !== "latest";
 }
 
-export const QUANTITY_FACTOR: Record<string, number> = {
+const QUANTITY_FACTOR: Record<string, number> = {
   "": 1,
   m: 1e-3,
   k: 1e3,
@@ -142,7 +142,7 @@ export type PeerSelector = z.infer<typeof peerSelector>;
 
 /** A duration in Envoy's form: a number and a unit, e.g. "250ms", "7s", "5m", "1h". */
 export const DURATION = /^([0-9]+(\.[0-9]+)?)(ms|s|m|h)$/;
-export const UNIT_SECONDS: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600 };
+const UNIT_SECONDS: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600 };
 
 /** Seconds in a duration the schema has accepted. */
 export function durationSeconds(value: string): number {
@@ -182,7 +182,7 @@ export function exactlyOne<T extends object>(keys: (keyof T & string)[]) {
   };
 }
 
-export const keyRef = z.strictObject({
+const keyRef = z.strictObject({
   name: objectName,
   key: z.string().min(1, "is required"),
   optional: z.boolean().optional(),
@@ -201,7 +201,7 @@ export const envVar = z
   })
   .superRefine(exactlyOne(["value", "valueFrom"]));
 
-export const objectRef = z.strictObject({ name: objectName, optional: z.boolean().optional() });
+const objectRef = z.strictObject({ name: objectName, optional: z.boolean().optional() });
 export const envFromSource = z
   .strictObject({
     secretRef: objectRef.optional(),
@@ -217,7 +217,7 @@ export const seconds = (min: number) =>
     .min(min, `must be at least ${min}`);
 
 /** A probe port: a number, or the app container's port name `http`. */
-export const probePort = z.union([port, z.literal("http")], {
+const probePort = z.union([port, z.literal("http")], {
   error: 'must be a port number or "http" (the app port)',
 });
 export const probe = z
@@ -243,7 +243,7 @@ export const probe = z
   .superRefine(exactlyOne(["httpGet", "tcpSocket", "exec"]));
 export type ProbeSettings = z.infer<typeof probe>;
 
-export const keyToPath = z.array(
+const keyToPath = z.array(
   z.strictObject({
     key: z.string().min(1),
     path: z
@@ -290,11 +290,11 @@ export const appVolume = z
 export type AppVolume = z.infer<typeof appVolume>;
 
 /** A label key: optional DNS prefix, then a name of at most 63 characters. */
-export const LABEL_KEY =
+const LABEL_KEY =
   /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
-export const LABEL_VALUE = /^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
+const LABEL_VALUE = /^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
 /** A qualified name, as label and annotation keys are: `[prefix/]name`. */
-export const qualifiedName = z
+const qualifiedName = z
   .string()
   .regex(LABEL_KEY, "keys must be [prefix/]name, name at most 63 characters")
   .refine((k) => k.indexOf("/") <= 253, "key prefixes must be at most 253 characters");

@@ -38,7 +38,7 @@ export function gatewayPaths(routes: RawGateway["routes"], service: string): str
 }
 
 /** An https URL's host (an IPv6 literal comes bracketed in a URL, never in an address) and port. */
-export function urlServer(uri: string): { host: string; port: number } {
+function urlServer(uri: string): { host: string; port: number } {
   const url = new URL(uri);
   return {
     host: url.hostname.replace(/^\[(.*)\]$/, "$1"),
@@ -47,7 +47,7 @@ export function urlServer(uri: string): { host: string; port: number } {
 }
 
 /** The JWT provider guarding route `i`: its own, none when public, else the gateway's. */
-export function routeJwt(gw: RawGateway, i: number): JwtModel | undefined {
+function routeJwt(gw: RawGateway, i: number): JwtModel | undefined {
   const route = gw.routes[i];
   if (route.public) return undefined;
   const [provider, jwt] = route.auth
@@ -72,7 +72,7 @@ export function routeJwt(gw: RawGateway, i: number): JwtModel | undefined {
  * The port clients dial: `publicPort`, else the published port (the node port for NodePort,
  * unknown until Kubernetes assigns one), else 443.
  */
-export function gatewayPublicPort(gw: RawGateway): number | undefined {
+function gatewayPublicPort(gw: RawGateway): number | undefined {
   if (gw.publicPort !== undefined) return gw.publicPort;
   if (gw.service.type === "NodePort") return gw.service.port;
   return gw.service.type === "LoadBalancer"

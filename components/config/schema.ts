@@ -35,7 +35,7 @@ import {
   cidr,
 } from "./fields";
 
-export const envoySchema = z.strictObject({
+const envoySchema = z.strictObject({
   /** Envoy image, pinned. */
   image: image.default("envoyproxy/envoy:v1.36.2"),
   /** Envoy's --log-level. */
@@ -164,7 +164,7 @@ const caGenerations = z
         });
   });
 
-export const certificatesSchema = z
+const certificatesSchema = z
   .strictObject({
     ...keyFields,
     algorithm: keyFields.algorithm.default("ECDSA"),
@@ -243,10 +243,10 @@ export const serviceName = z
     "must be a DNS label: lowercase letters, digits and '-', starting with a letter",
   );
 
-export const HTTP_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] as const;
+const HTTP_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] as const;
 
 /** A call with L7 limits: only these methods and paths (`/a` exact, `/a/*` prefix). */
-export const callSchema = z.strictObject({
+const callSchema = z.strictObject({
   service: z.string({ error: "must name a service" }),
   methods: z
     .array(z.enum(HTTP_METHODS, { error: `must be one of ${HTTP_METHODS.join(", ")}` }))
@@ -270,7 +270,7 @@ export const STREAMING_IDLE_TIMEOUT = "1h";
  * Envoy's retry_on conditions (x-envoy-retry-on and x-envoy-retry-grpc-on in Envoy's router
  * docs). Envoy drops an unknown one silently, which would turn retries off without a word.
  */
-export const RETRY_ON = [
+const RETRY_ON = [
   "5xx",
   "gateway-error",
   "reset",
@@ -290,7 +290,7 @@ export const RETRY_ON = [
 ];
 
 /** Headers the stateful-session filter must not rewrite: HTTP's own. */
-export const PROTOCOL_HEADERS = [
+const PROTOCOL_HEADERS = [
   "host",
   "content-type",
   "content-length",
@@ -307,7 +307,7 @@ export const PROTOCOL_HEADERS = [
  * How callers reach a service and how it takes requests (docs/traffic.md has each default and
  * why). Applied to every caller's outbound route and cluster, and to the service's inbound side.
  */
-export const trafficSchema = z
+const trafficSchema = z
   .strictObject({
     /** Whole-request timeout of plain (non-streaming) routes. */
     timeout: duration.optional(),
@@ -448,7 +448,7 @@ export type TrafficPolicy = z.infer<typeof trafficSchema>;
 export const DEFAULT_TRAFFIC_POLICY: TrafficPolicy = trafficSchema.parse({});
 
 /** A host name (DNS) or an IP address, as an egress target. */
-export const egressHost = z
+const egressHost = z
   .string({ error: "is required (a DNS name or IP address)" })
   .max(253)
   .refine(
@@ -458,7 +458,7 @@ export const egressHost = z
   );
 
 /** A destination outside the mesh. */
-export const egressSchema = z.strictObject({
+const egressSchema = z.strictObject({
   name: z
     .string({ error: "is required" })
     .max(40, "must be at most 40 characters")
@@ -475,13 +475,13 @@ export const egressSchema = z.strictObject({
 export type EgressTarget = z.infer<typeof egressSchema>;
 
 /** `calls: [bookapi]` is shorthand for `calls: [{ service: bookapi }]`. */
-export const callsSchema = z.array(
+const callsSchema = z.array(
   z.preprocess((call) => (typeof call === "string" ? { service: call } : call), callSchema),
   { error: "must be a list of service names" },
 );
 
 /** Who may reach a Service published outside the cluster, and its annotations (cloud LB settings). */
-export const publishedServiceFields = {
+const publishedServiceFields = {
   /** Who may connect (NetworkPolicy ipBlocks, and the load balancer where it supports it). */
   sourceRanges: z
     .array(cidr, { error: "must be a list of CIDRs" })
@@ -507,7 +507,7 @@ export const publishedServiceFields = {
  * Publishes a service's mTLS port outside the cluster through a Service of its own, so the in-mesh
  * Service is untouched. Callers still need a mesh certificate on the allow-list (`clients`).
  */
-export const exposeSchema = z.strictObject({
+const exposeSchema = z.strictObject({
   type: z.enum(["LoadBalancer", "NodePort"], { error: "must be LoadBalancer or NodePort" }),
   /** The published port (LoadBalancer) or node port (NodePort); the mTLS port when unset. */
   port: port.optional(),
@@ -521,7 +521,7 @@ export function exposedSourceRanges(expose: ExposeSettings): string[] {
 }
 
 /** A caller outside the mesh that holds a mesh certificate (a CLI, an agent, a job). */
-export const clientSchema = z.strictObject({
+const clientSchema = z.strictObject({
   name: z
     .string({ error: "is required" })
     .max(63, "must be at most 63 characters")
@@ -540,7 +540,7 @@ export const clientSchema = z.strictObject({
 });
 
 /** An https URL (the JWKS endpoint): Envoy fetches it over TLS, verifying the server. */
-export const httpsUrl = z.string({ error: "must be an https:// URL" }).refine((value) => {
+const httpsUrl = z.string({ error: "must be an https:// URL" }).refine((value) => {
   try {
     const url = new URL(value);
     return url.protocol === "https:" && url.hostname !== "" && url.username === "";
@@ -550,14 +550,14 @@ export const httpsUrl = z.string({ error: "must be an https:// URL" }).refine((v
 }, "must be an https:// URL");
 
 /** The public members of each key type Envoy verifies with (RFC 7518 6.2, 6.3; RFC 8037 2). */
-export const JWK_MEMBERS: Record<string, string[]> = {
+const JWK_MEMBERS: Record<string, string[]> = {
   RSA: ["n", "e"],
   EC: ["crv", "x", "y"],
   OKP: ["crv", "x"],
 };
 
 /** A JSON Web Key Set, as an object or its JSON text; public keys only, so a ConfigMap may hold it. */
-export const jwksDocument = z
+const jwksDocument = z
   .union([z.string(), z.record(z.string(), z.unknown())], {
     error: "must be a JWKS: an object with keys, or its JSON text",
   })
@@ -605,7 +605,7 @@ export const scope = z
   .regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, "must be an OAuth scope token");
 
 /** Bearer-token validation at the gateway (Envoy JWT authn). */
-export const jwtSchema = z
+const jwtSchema = z
   .strictObject({
     /**
      * The `iss` every token must carry; also the authorization server the metadata names, whose
@@ -640,7 +640,7 @@ export const jwtSchema = z
   });
 export type JwtSettings = z.infer<typeof jwtSchema>;
 
-export const authSchema = z.strictObject({ jwt: jwtSchema });
+const authSchema = z.strictObject({ jwt: jwtSchema });
 
 /** A path prefix: `/`, or segments without a trailing slash (it matches `/p` and `/p/...`). */
 export const pathPrefix = z
@@ -650,7 +650,7 @@ export const pathPrefix = z
     "must be / or a path such as /mcp (no trailing slash, query or wildcard)",
   );
 
-export const gatewayRouteSchema = z.strictObject({
+const gatewayRouteSchema = z.strictObject({
   /** Host this route answers for; any host when omitted. */
   host: z
     .string()
@@ -668,7 +668,7 @@ export const gatewayRouteSchema = z.strictObject({
 });
 
 /** The gateway's Service: how clients outside the cluster reach it. */
-export const gatewayServiceSchema = z.strictObject({
+const gatewayServiceSchema = z.strictObject({
   type: z
     .enum(["LoadBalancer", "NodePort", "ClusterIP"], {
       error: "must be LoadBalancer, NodePort or ClusterIP",
@@ -684,7 +684,7 @@ export const gatewayServiceSchema = z.strictObject({
   from: z.array(peerSelector, { error: "must be a list of selectors" }).optional(),
 });
 
-export const gatewayTlsSchema = z
+const gatewayTlsSchema = z
   .strictObject({
     /** A kubernetes.io/tls Secret in the mesh namespace (cert-manager, or your own). */
     secretName: objectName.optional(),
@@ -702,7 +702,7 @@ export const gatewayTlsSchema = z
   .superRefine(exactlyOne(["secretName", "selfSigned"]));
 
 /** Browsers may call the gateway from these origins (CORS). */
-export const corsSchema = z.strictObject({
+const corsSchema = z.strictObject({
   allowOrigins: z
     .array(
       z
@@ -715,7 +715,7 @@ export const corsSchema = z.strictObject({
 });
 
 /** The ingress gateway: a standalone Envoy at the edge with its own mesh identity. */
-export const gatewaySchema = z.strictObject({
+const gatewaySchema = z.strictObject({
   name: z
     .string()
     .max(40, "must be at most 40 characters")
@@ -752,7 +752,7 @@ export const gatewaySchema = z.strictObject({
   cors: corsSchema.optional(),
 });
 
-export const serviceSchema = z.strictObject({
+const serviceSchema = z.strictObject({
   name: serviceName,
   image,
   port,
@@ -818,7 +818,7 @@ export const serviceSchema = z.strictObject({
 });
 
 /** A NetworkPolicy peer: pods/namespaces by label, or an address block (e.g. NodeLocal DNSCache). */
-export const networkPeer = z
+const networkPeer = z
   .strictObject({
     namespaceSelector: labelSelector.optional(),
     podSelector: labelSelector.optional(),
@@ -847,7 +847,7 @@ export const DEFAULT_DNS_PORTS: { protocol: "UDP" | "TCP"; port: number }[] = [
   { protocol: "TCP", port: 53 },
 ];
 
-export const networkSchema = z.strictObject({
+const networkSchema = z.strictObject({
   dns: z
     .strictObject({
       peers: z
