@@ -24,7 +24,15 @@ import {
   MESH_VOLUMES,
   selectorLabels,
 } from "./names";
-import { CertificateValidity, leafTerms, ServiceCertificate, Signer, validityOf } from "./pki";
+import { CertManagerIssuer } from "./cert-manager";
+import {
+  CertificateIssuer,
+  CertManagerCertificate,
+  LeafCertificateState,
+  tlsSecret,
+  workloadIdentity,
+} from "./identity";
+import { leafTerms, ServiceCertificate, Signer, validityOf } from "./pki";
 import { MIN_STOP_WINDOW_SECONDS, ShutdownPlan } from "./shutdown";
 import {
   ENVOY_UID,
@@ -33,7 +41,6 @@ import {
   meshPodSpec,
   podDisruptionBudgetSpec,
   publishedServiceWait,
-  tlsSecret,
   versionedConfigMap,
 } from "./workload";
 
@@ -192,6 +199,7 @@ export function gatewayPodTemplate(
   envoy: EnvoySettings,
   configMapName: string,
   imagePullSecrets: string[],
+  issuer: CertificateIssuer = "pulumi",
 ): k8s.types.input.core.v1.PodTemplateSpec {
   const stop = gatewayShutdown(gateway, envoy);
   const base = envoyContainerOf(gateway.name, envoy, stop, GATEWAY_PATHS, {
@@ -213,6 +221,7 @@ export function gatewayPodTemplate(
     imagePullSecrets,
     replicated: gateway.replicas > 1,
     configMapName,
+    issuer,
   });
   return {
     metadata: { labels: { ...commonLabels(gateway.name), ...COMPONENT_LABEL } },
@@ -243,6 +252,7 @@ export function gatewayDeploymentSpec(
   envoy: EnvoySettings,
   configMapName: string,
   imagePullSecrets: string[],
+  issuer: CertificateIssuer = "pulumi",
 ): k8s.types.input.apps.v1.DeploymentSpec {
   return {
     replicas: gateway.replicas,
@@ -250,7 +260,7 @@ export function gatewayDeploymentSpec(
     minReadySeconds: gateway.minReadySeconds,
     selector: { matchLabels: selectorLabels(gateway.name) },
     strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
-    template: gatewayPodTemplate(gateway, envoy, configMapName, imagePullSecrets),
+    template: gatewayPodTemplate(gateway, envoy, configMapName, imagePullSecrets, issuer),
   };
 }
 
@@ -287,6 +297,8 @@ export interface MeshGatewayArgs {
   namespace: pulumi.Input<string>;
   /** Who signs its certificates, and what it trusts. */
   signer: Signer;
+  /** In cert-manager mode, the Issuer of its mesh identity. */
+  certManager?: CertManagerIssuer;
   /** ConfigMap data: the gateway's Envoy files (`gatewayFiles`). */
   envoyFiles: Record<string, string>;
   /**
@@ -327,7 +339,10 @@ export function gatewayFiles(model: MeshModel, gateway: GatewayModel): Record<st
  */
 export class MeshGateway extends pulumi.ComponentResource {
   public readonly serviceAccount: k8s.core.v1.ServiceAccount;
-  public readonly secret: k8s.core.v1.Secret;
+  /** Its mesh identity Secret, when the program writes it (`certificates.issuer: pulumi`). */
+  public readonly secret?: k8s.core.v1.Secret;
+  /** Its mesh identity's cert-manager Certificate (`certificates.issuer: cert-manager`). */
+  public readonly certificate?: CertManagerCertificate;
   public readonly edgeSecret?: k8s.core.v1.Secret;
   public readonly configMap: k8s.core.v1.ConfigMap;
   public readonly deployment: k8s.apps.v1.Deployment;
@@ -338,7 +353,7 @@ export class MeshGateway extends pulumi.ComponentResource {
   /** The node port of a NodePort gateway, as Kubernetes set it (fixed or assigned). */
   public readonly nodePort: pulumi.Output<number | undefined>;
   /** Dates and keys of its mesh identity and (selfSigned) public certificate. */
-  public readonly certificates: pulumi.Output<Record<string, CertificateValidity>>;
+  public readonly certificates: pulumi.Output<Record<string, LeafCertificateState>>;
 
   constructor(name: string, args: MeshGatewayArgs, opts?: pulumi.ComponentResourceOptions) {
     super("bookapi-mesh:gateway:MeshGateway", name, {}, opts);
@@ -350,25 +365,41 @@ export class MeshGateway extends pulumi.ComponentResource {
     const childOpts = { parent: this, deleteBeforeReplace: true, dependsOn: after };
     const certificates = model.certificates;
 
-    const identity = new ServiceCertificate(
-      `${name}-identity`,
-      {
-        ...args.signer,
-        ...leafTerms(certificates),
-        commonName: gateway.fqdn,
-        dnsNames: gateway.dnsNames,
-        uris: [gateway.spiffeId],
-      },
-      { parent: this },
-    );
+    const identityNames = {
+      commonName: gateway.fqdn,
+      dnsNames: gateway.dnsNames,
+      uris: [gateway.spiffeId],
+    };
+    // In cert-manager mode the mesh identity is cert-manager's; the public one stays the program's.
+    const ownIdentity = args.certManager
+      ? undefined
+      : new ServiceCertificate(
+          `${name}-identity`,
+          { ...args.signer, ...leafTerms(certificates), ...identityNames },
+          { parent: this },
+        );
     this.serviceAccount = new k8s.core.v1.ServiceAccount(
       `${name}-sa`,
       { metadata: meta(names.serviceAccount), automountServiceAccountToken: false },
       childOpts,
     );
-    this.secret = tlsSecret(`${name}-tls`, meta(names.secret), identity, childOpts);
+    const identity = workloadIdentity(
+      name,
+      gateway.name,
+      meta,
+      ownIdentity
+        ? { issuer: "pulumi", tls: ownIdentity }
+        : (args.certManager as CertManagerIssuer).identity(gateway.name, identityNames, labels),
+      childOpts,
+    );
+    this.secret = identity.secret;
+    this.certificate = identity.certificate;
     const selfSigned = "selfSigned" in gateway.tls ? gateway.tls.selfSigned : undefined;
-    const issued: Record<string, ServiceCertificate> = { identity };
+    const issued: Record<string, pulumi.Output<LeafCertificateState>> = {
+      identity: ownIdentity
+        ? ownIdentity.validity
+        : (identity.certificate as CertManagerCertificate).state(model.namespace),
+    };
     if (selfSigned) {
       const edge = new ServiceCertificate(
         `${name}-edge`,
@@ -381,7 +412,7 @@ export class MeshGateway extends pulumi.ComponentResource {
         { parent: this },
       );
       this.edgeSecret = tlsSecret(`${name}-edge-tls`, meta(names.edgeSecret), edge, childOpts);
-      issued.edge = edge;
+      issued.edge = edge.validity;
     }
     this.certificates = validityOf(issued);
     const files = args.envoyFiles;
@@ -399,14 +430,20 @@ export class MeshGateway extends pulumi.ComponentResource {
       `${name}-deployment`,
       {
         metadata: meta(names.deployment),
-        spec: gatewayDeploymentSpec(gateway, model.envoy, configMapName, model.imagePullSecrets),
+        spec: gatewayDeploymentSpec(
+          gateway,
+          model.envoy,
+          configMapName,
+          model.imagePullSecrets,
+          certificates.issuer,
+        ),
       },
       {
         ...childOpts,
         dependsOn: [
           ...after,
           this.serviceAccount,
-          this.secret,
+          ...identity.podsNeed,
           this.configMap,
           ...(this.edgeSecret ? [this.edgeSecret] : []),
           ...(args.rolloutAfter ?? []),

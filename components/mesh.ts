@@ -20,9 +20,10 @@ import {
   gatewayWarnings,
   MeshGateway,
 } from "./gateway";
+import { CertManagerIssuer } from "./cert-manager";
+import { CertManagerCertificate, LeafCertificateState, tlsSecret } from "./identity";
 import {
   caRotationWarnings,
-  CertificateValidity,
   ClientCertificate,
   leafTerms,
   meshCertificateAuthorities,
@@ -35,10 +36,10 @@ import {
 /** The Pulumi CLI the program needs: replacementTrigger as key rotation uses it (index.ts). */
 export const MINIMUM_PULUMI_CLI = ">=3.226.0";
 
-import { meshLabels, STACK_CLAIM_NAME } from "./names";
+import { commonLabels, meshLabels, STACK_CLAIM_NAME } from "./names";
 import { MeshNetworkPolicies } from "./network-policy";
 import { RolloutOrder, rolloutOrder } from "./rollout-order";
-import { MeshService, outboundUrl, tlsSecret } from "./workload";
+import { MeshService, outboundUrl } from "./workload";
 
 /** Where and how clients outside the cluster reach the ingress gateway. */
 export interface GatewayEndpoint {
@@ -195,9 +196,12 @@ export class ServiceMesh extends pulumi.ComponentResource {
   public readonly clientKeys: pulumi.Output<Record<string, string>>;
   /**
    * Per leaf certificate (`service/<name>`, `client/<name>`, `gateway/identity`, `gateway/edge`):
-   * not-before, not-after, when renewal is due, key epoch and public key hash.
+   * not-before, not-after, when renewal is due, key epoch and public key hash; for a workload
+   * whose certificate cert-manager issues, its Certificate and status.
    */
-  public readonly certificates: pulumi.Output<Record<string, CertificateValidity>>;
+  public readonly certificates: pulumi.Output<Record<string, LeafCertificateState>>;
+  /** In cert-manager mode: the Issuer, its intermediate CA Secret and the trust ConfigMap. */
+  public readonly certManager?: CertManagerIssuer;
   /** The mesh CA: when it expires and is re-issued, and its certificate's SHA-256 fingerprint. */
   public readonly trust: pulumi.Output<TrustState>;
   /** Per exposed service: `<address>:<port>` once the load balancer has one. */
@@ -245,6 +249,20 @@ export class ServiceMesh extends pulumi.ComponentResource {
 
     const pki = meshCertificateAuthorities(name, model.namespace, model.certificates, this);
     const { signer } = pki;
+    if (model.certificates.issuer === "cert-manager")
+      this.certManager = new CertManagerIssuer(
+        `${name}-cert-manager`,
+        {
+          signer,
+          certificates: model.certificates,
+          namespace,
+          namespaceName: model.namespace,
+          labels: meshLabels(),
+          after,
+        },
+        { parent: this },
+      );
+    const certManager = this.certManager;
 
     if (model.kubernetesMinor < KUBERNETES_FEATURES.preStopSleep) {
       void pulumi.log.warn(
@@ -273,7 +291,7 @@ export class ServiceMesh extends pulumi.ComponentResource {
     for (const warning of cycleWarnings(order)) void pulumi.log.warn(warning, this);
     const byName = new Map(model.services.map((s) => [s.name, s]));
     this.services = {};
-    const leaves: Record<string, ServiceCertificate | ClientCertificate> = {};
+    const leaves: Record<string, pulumi.Output<LeafCertificateState>> = {};
     for (const svc of order.order.map((n) => byName.get(n) as ServiceModel)) {
       if (svc.exposeDirectPort && svc.directPortAllowedFrom.length === 0) {
         void pulumi.log.warn(
@@ -281,18 +299,18 @@ export class ServiceMesh extends pulumi.ComponentResource {
           this,
         );
       }
-      const cert = new ServiceCertificate(
-        `${name}-${svc.name}`,
-        {
-          ...signer,
-          ...leafTerms(model.certificates),
-          commonName: svc.fqdn,
-          dnsNames: svc.dnsNames,
-          uris: [svc.spiffeId],
-        },
-        { parent: this },
-      );
-      leaves[`service/${svc.name}`] = cert;
+      const identityNames = {
+        commonName: svc.fqdn,
+        dnsNames: svc.dnsNames,
+        uris: [svc.spiffeId],
+      };
+      const cert = certManager
+        ? undefined
+        : new ServiceCertificate(
+            `${name}-${svc.name}`,
+            { ...signer, ...leafTerms(model.certificates), ...identityNames },
+            { parent: this },
+          );
       this.services[svc.name] = new MeshService(
         `${name}-${svc.name}`,
         {
@@ -302,11 +320,13 @@ export class ServiceMesh extends pulumi.ComponentResource {
           kubernetesMinor: model.kubernetesMinor,
           rendered: model.renderYamlToDirectory !== undefined,
           envoyFiles: buildEnvoyFiles(sidecarSpec(model, svc)),
-          tls: {
-            certPem: cert.certPem,
-            privateKeyPem: cert.privateKeyPem,
-            caCertPem: cert.caCertPem,
-          },
+          identity: cert
+            ? { issuer: "pulumi", tls: cert }
+            : (certManager as CertManagerIssuer).identity(
+                svc.name,
+                identityNames,
+                commonLabels(svc.name),
+              ),
           envoyConfigProvider: args.envoyConfigProvider,
           after,
           rolloutAfter: [
@@ -318,6 +338,9 @@ export class ServiceMesh extends pulumi.ComponentResource {
         },
         { parent: this },
       );
+      leaves[`service/${svc.name}`] = cert
+        ? cert.validity
+        : (this.services[svc.name].certificate as CertManagerCertificate).state(model.namespace);
     }
 
     const clientCerts = model.clients.map((client) => {
@@ -358,6 +381,7 @@ export class ServiceMesh extends pulumi.ComponentResource {
           gateway: model.gateway,
           namespace,
           signer,
+          certManager,
           envoyFiles: gatewayEnvoyFiles,
           rolloutAfter: [
             ...this.networkPolicies.selecting(model.gateway.name),
@@ -389,7 +413,7 @@ export class ServiceMesh extends pulumi.ComponentResource {
 
     this.namespace = namespace;
     this.caCertificate = signer.trustBundle;
-    for (const { client, cert } of clientCerts) leaves[`client/${client.name}`] = cert;
+    for (const { client, cert } of clientCerts) leaves[`client/${client.name}`] = cert.validity;
     const leafValidity = validityOf(leaves);
     this.certificates = pulumi
       .all([leafValidity, this.gateway?.certificates ?? {}])

@@ -21,6 +21,9 @@ export function objectNames(service: string) {
   return {
     serviceAccount: service,
     secret: `${service}-tls`,
+    /** With certificates.issuer cert-manager, the Secret its Certificate (named `service`) writes. */
+    certManagerSecret: `${service}-cert`,
+    certificate: service,
     configMapPrefix: `${service}-envoy-`,
     deployment: service,
     service,
@@ -40,6 +43,16 @@ export function gatewayObjectNames(gateway: string) {
 export function defaultClientSecretName(client: string): string {
   return `${client}-mesh-client`;
 }
+
+/**
+ * cert-manager mode: the ConfigMap with the trust bundle (every trusted CA generation; public),
+ * and per signing generation the Issuer and the Secret with its intermediate CA.
+ */
+export const CERT_MANAGER_NAMES = {
+  trustConfigMap: `${PROJECT}-trust`,
+  issuer: (generation: string) => `${PROJECT}-ca-${generation}`,
+  issuerSecret: (generation: string) => `${PROJECT}-ca-${generation}-issuer`,
+} as const;
 
 /** A Service's fully qualified name in cluster DNS. */
 export function serviceFqdn(name: string, namespace: string, clusterDomain: string): string {

@@ -338,6 +338,7 @@ function issue(
   args: ServiceCertificateArgs,
   allowedUses: string[],
   childOpts: (child: string) => pulumi.CustomResourceOptions,
+  isCaCertificate = false,
 ) {
   const keyEpoch = keyTrigger(args.keyRotation);
   const key = new tls.PrivateKey(`${name}-key`, privateKeyArgs(args.key), {
@@ -363,6 +364,7 @@ function issue(
       allowedUses,
       validityPeriodHours: args.validityHours,
       earlyRenewalHours: args.earlyRenewalHours,
+      ...(isCaCertificate ? { isCaCertificate, setSubjectKeyId: true } : {}),
     },
     childOpts("cert"),
   );
@@ -383,14 +385,14 @@ function issue(
   };
 }
 
-/** Each named certificate's dates and key epoch, as one output. */
-export function validityOf(
-  certs: Record<string, { validity: pulumi.Output<CertificateValidity> }>,
-): pulumi.Output<Record<string, CertificateValidity>> {
-  const names = Object.keys(certs).sort();
+/** Each named certificate's state (dates, key epoch or issuer), as one output. */
+export function validityOf<T>(
+  states: Record<string, pulumi.Output<T>>,
+): pulumi.Output<Record<string, T>> {
+  const names = Object.keys(states).sort();
   return pulumi
-    .all(names.map((n) => certs[n].validity))
-    .apply((vs) => Object.fromEntries(names.map((n, i) => [n, vs[i]])));
+    .all(names.map((n) => states[n]))
+    .apply((vs) => Object.fromEntries(names.map((n, i) => [n, vs[i] as T])));
 }
 
 /** A leaf certificate's dates and key generation, for the stack's outputs (nothing secret). */
@@ -481,6 +483,23 @@ export class ClientCertificate extends IssuedCertificate {
       issue(name, { ...args, dnsNames: [] }, clientCertificateUses(args.key), () => ({
         parent: this,
       })),
+    );
+  }
+}
+
+/**
+ * cert-manager mode: the intermediate CA its Issuer signs with, from the signing generation.
+ * Its key is in Pulumi state and in the Issuer's Secret (docs/security.md says who can read it).
+ */
+export class IntermediateCertificate extends IssuedCertificate {
+  constructor(
+    name: string,
+    args: Omit<ServiceCertificateArgs, "dnsNames">,
+    opts?: pulumi.ComponentResourceOptions,
+  ) {
+    super("bookapi-mesh:pki:IntermediateCertificate", name, {}, opts);
+    this.publish(
+      issue(name, { ...args, dnsNames: [] }, CA_CERTIFICATE_USES, () => ({ parent: this }), true),
     );
   }
 }

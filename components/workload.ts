@@ -12,7 +12,6 @@ import { EnvoySettings, quantityValue, ServiceModel } from "./config";
 import { bootstrapPath, hasOutboundListener, SidecarPaths } from "./envoy";
 import {
   APP_TMP_PATH,
-  CERT_FILES,
   commonLabels,
   DEFAULT_CONTAINER_ANNOTATION,
   EXPOSED_PATHS,
@@ -23,6 +22,13 @@ import {
   SCRAPE_ANNOTATION_PREFIX,
   SIDECAR_PATHS,
 } from "./names";
+import {
+  CertManagerCertificate,
+  CertificateIssuer,
+  IdentitySource,
+  identityVolume,
+  workloadIdentity,
+} from "./identity";
 import { appPreStop, envoyPreStop, ShutdownPlan, shutdownPlan } from "./shutdown";
 
 /** UID/GID of the `envoy` user in the official Envoy image. */
@@ -250,9 +256,11 @@ export function topologySpread(
   }));
 }
 
-/** Where a pod's Envoy files come from: the versioned ConfigMap. */
+/** Where a pod's Envoy files come from: the versioned ConfigMap, and who writes its identity. */
 export interface EnvoyConfigSource {
   configMapName: string;
+  /** Who writes the identity Secret (`certificates.issuer`); the program unless set. */
+  issuer?: CertificateIssuer;
 }
 
 /** What every mesh pod's spec has, and the volumes it starts with. */
@@ -265,6 +273,7 @@ export interface MeshPodSpecArgs {
   imagePullSecrets: string[];
   replicated: boolean;
   configMapName: string;
+  issuer?: CertificateIssuer;
 }
 
 /**
@@ -293,7 +302,7 @@ export function meshPodSpec(args: MeshPodSpecArgs): k8s.types.input.core.v1.PodS
     containers: [],
     volumes: [
       { name: MESH_VOLUMES.config, configMap: { name: args.configMapName, defaultMode: 0o444 } },
-      { name: MESH_VOLUMES.certs, secret: { secretName: names.secret, defaultMode: 0o440 } },
+      identityVolume(args.workload, args.issuer ?? "pulumi"),
     ],
   };
 }
@@ -333,6 +342,7 @@ export function podTemplate(
     imagePullSecrets: service.imagePullSecrets,
     replicated: isReplicated(service),
     configMapName: config.configMapName,
+    issuer: config.issuer,
   });
   return {
     metadata: {
@@ -521,23 +531,6 @@ export function autoscalerSpec(
   };
 }
 
-/** Key material for one service's Secret. */
-export interface ServiceTlsMaterial {
-  certPem: pulumi.Input<string>;
-  /** Must be a Pulumi secret. */
-  privateKeyPem: pulumi.Input<string>;
-  caCertPem: pulumi.Input<string>;
-}
-
-/** A kubernetes.io/tls Secret's data, under the file names the sidecar reads. */
-export function tlsSecretData(tls: ServiceTlsMaterial): Record<string, pulumi.Input<string>> {
-  return {
-    [CERT_FILES.certificate]: tls.certPem,
-    [CERT_FILES.privateKey]: pulumi.secret(tls.privateKeyPem),
-    [CERT_FILES.ca]: tls.caCertPem,
-  };
-}
-
 /**
  * One Envoy config version as an immutable ConfigMap. A new name per version, so a replacement is
  * create-before-delete (no deleteBeforeReplace). Pulumi never deletes a version (retainOnDelete):
@@ -581,23 +574,6 @@ export function versionedConfigMap(
   );
 }
 
-/**
- * A kubernetes.io/tls Secret of key material from the mesh CA. Updated in place on renewal (the
- * provider's enableSecretMutable): never deleted under the pods that mount it.
- */
-export function tlsSecret(
-  resourceName: string,
-  metadata: k8s.types.input.meta.v1.ObjectMeta,
-  tls: ServiceTlsMaterial,
-  opts: pulumi.CustomResourceOptions,
-): k8s.core.v1.Secret {
-  return new k8s.core.v1.Secret(
-    resourceName,
-    { metadata, type: "kubernetes.io/tls", stringData: tlsSecretData(tls) },
-    opts,
-  );
-}
-
 export interface MeshServiceArgs {
   /** The service, from the validated mesh model. */
   service: ServiceModel;
@@ -609,8 +585,8 @@ export interface MeshServiceArgs {
   kubernetesMinor: number;
   /** ConfigMap data: the Envoy files from the pure builders (no secrets). */
   envoyFiles: Record<string, string>;
-  /** The service's certificate, key and the CA certificate. */
-  tls: ServiceTlsMaterial;
+  /** Its certificate, key and trust bundle: a Secret from the program, or a cert-manager Certificate. */
+  identity: IdentitySource;
   /** Objects are rendered to YAML, not created: there are no UIDs to refer to. */
   rendered?: boolean;
   /** Provider of the Envoy ConfigMap versions (provider.ts: it upserts, for rollbacks). */
@@ -626,8 +602,8 @@ export interface MeshServiceArgs {
 }
 
 /**
- * A mesh service: ServiceAccount, TLS Secret, Envoy ConfigMap, Deployment and Service, plus a
- * PodDisruptionBudget when replicated and an HPA when autoscaled.
+ * A mesh service: ServiceAccount, TLS Secret (or cert-manager Certificate), Envoy ConfigMap,
+ * Deployment and Service, plus a PodDisruptionBudget when replicated and an HPA when autoscaled.
  *
  * What a change does on a live cluster (docs/operations.md has the table): a certificate renewal
  * updates the Secret in place (the provider needs `enableSecretMutable`, see provider.ts) and
@@ -636,7 +612,10 @@ export interface MeshServiceArgs {
  */
 export class MeshService extends pulumi.ComponentResource {
   public readonly serviceAccount: k8s.core.v1.ServiceAccount;
-  public readonly secret: k8s.core.v1.Secret;
+  /** Its identity Secret, when the program writes it (`certificates.issuer: pulumi`). */
+  public readonly secret?: k8s.core.v1.Secret;
+  /** Its cert-manager Certificate (`certificates.issuer: cert-manager`). */
+  public readonly certificate?: CertManagerCertificate;
   public readonly configMap: k8s.core.v1.ConfigMap;
   public readonly deployment: k8s.apps.v1.Deployment;
   public readonly service: k8s.core.v1.Service;
@@ -666,7 +645,9 @@ export class MeshService extends pulumi.ComponentResource {
       { metadata: meta(names.serviceAccount), automountServiceAccountToken: false },
       childOpts,
     );
-    this.secret = tlsSecret(`${name}-tls`, meta(names.secret), args.tls, childOpts);
+    const identity = workloadIdentity(name, svc.name, meta, args.identity, childOpts);
+    this.secret = identity.secret;
+    this.certificate = identity.certificate;
     const configMapName = envoyConfigMapName(svc.name, args.envoyFiles);
     this.configMap = versionedConfigMap(
       `${name}-envoy`,
@@ -681,14 +662,19 @@ export class MeshService extends pulumi.ComponentResource {
       `${name}-deployment`,
       {
         metadata: meta(names.deployment),
-        spec: deploymentSpec(svc, args.envoy, { configMapName }, args.kubernetesMinor),
+        spec: deploymentSpec(
+          svc,
+          args.envoy,
+          { configMapName, issuer: args.identity.issuer },
+          args.kubernetesMinor,
+        ),
       },
       {
         ...childOpts,
         dependsOn: [
           ...after,
           this.serviceAccount,
-          this.secret,
+          ...identity.podsNeed,
           this.configMap,
           ...(args.rolloutAfter ?? []),
         ],

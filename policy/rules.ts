@@ -49,6 +49,8 @@ export const MESH = {
   /** Envoy ConfigMaps are versions named `<name>-envoy-<content hash>`. */
   configMapInfix: "-envoy-",
   secretSuffix: "-tls",
+  /** cert-manager mode: the Secret the workload's Certificate writes, mounted projected. */
+  certManagerSecretSuffix: "-cert",
   bootstrapKey: "envoy.json",
   inboundListener: "inbound",
   mtlsPortName: "mtls",
@@ -220,6 +222,7 @@ export function checkEnvoySidecar(resource: PolicyResource, ctx: MeshContext): s
   }
   const configMapPrefix = `${name}${MESH.configMapInfix}`;
   const secret = `${name}${MESH.secretSuffix}`;
+  const certManagerSecret = `${name}${MESH.certManagerSecretSuffix}`;
   if (
     !configMaps.some(
       (cm) =>
@@ -230,8 +233,10 @@ export function checkEnvoySidecar(resource: PolicyResource, ctx: MeshContext): s
       `${what}: the Envoy sidecar does not mount a ConfigMap "${configMapPrefix}<hash>"`,
     );
   }
-  if (!secrets.includes(secret)) {
-    problems.push(`${what}: the Envoy sidecar does not mount Secret "${secret}"`);
+  if (!secrets.includes(secret) && !secrets.includes(certManagerSecret)) {
+    problems.push(
+      `${what}: the Envoy sidecar does not mount Secret "${secret}" (or "${certManagerSecret}", its cert-manager Certificate's)`,
+    );
   }
   return problems;
 }

@@ -38,6 +38,7 @@ import {
   runStack,
   STACKS,
   stackConfig,
+  stackConfigWithCertificates,
   StackName,
 } from "./harness/program";
 
@@ -173,6 +174,7 @@ function onlyViolation(
 describe("policy pack: the rules on the shipped stacks", function () {
   const runs = new Map<StackName, ProgramRun>();
   let containerMode: ProgramRun;
+  let certManagerMode: ProgramRun;
 
   before(async function () {
     this.timeout(120_000);
@@ -182,6 +184,10 @@ describe("policy pack: the rules on the shipped stacks", function () {
     const envoy = JSON.parse(dev[`${PROJECT}:envoy`]) as Obj;
     containerMode = await runProgram(
       { ...dev, [`${PROJECT}:envoy`]: JSON.stringify({ ...envoy, sidecarMode: "container" }) },
+      "dev",
+    );
+    certManagerMode = await runProgram(
+      stackConfigWithCertificates("dev", { issuer: "cert-manager" }),
       "dev",
     );
   });
@@ -198,6 +204,10 @@ describe("policy pack: the rules on the shipped stacks", function () {
     assert.equal(MESH.mtlsPortName, PORT_NAMES.inbound);
     assert.equal(`bookapi${MESH.configMapInfix}`, objectNames("bookapi").configMapPrefix);
     assert.equal(`bookapi${MESH.secretSuffix}`, objectNames("bookapi").secret);
+    assert.equal(
+      `bookapi${MESH.certManagerSecretSuffix}`,
+      objectNames("bookapi").certManagerSecret,
+    );
     assert.equal(MESH.gatewayTargetPort, GATEWAY_LISTEN_PORT);
     assert.equal(MESH.gatewayPortName, GATEWAY_PORT_NAME);
     assert.deepEqual({ [MESH.componentLabel]: MESH.gatewayComponent }, { ...COMPONENT_LABEL });
@@ -223,6 +233,12 @@ describe("policy pack: the rules on the shipped stacks", function () {
     const resources = policyResources(containerMode);
     const deployment = find(resources, "Deployment", "bookapi");
     assert.ok(podSpecOf(deployment).containers.some((c) => c.name === "envoy"));
+    assert.deepEqual(allViolations(resources, contextOf("dev")), []);
+  });
+
+  it("finds no violation when cert-manager issues the identities (the sidecar mounts its Certificate's Secret, projected)", function () {
+    const resources = policyResources(certManagerMode);
+    assert.ok(resources.some((r) => r.label === "Certificate bookapi"));
     assert.deepEqual(allViolations(resources, contextOf("dev")), []);
   });
 

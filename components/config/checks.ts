@@ -13,6 +13,7 @@ import {
   defaultClientSecretName,
   EXTERNAL_SERVICE_SUFFIX,
   PODS_SERVICE_SUFFIX,
+  serviceFqdn,
   serviceHostnames,
 } from "../names";
 import { KUBERNETES_FEATURES, kubernetesMinor } from "./fields";
@@ -90,7 +91,30 @@ export function topologyProblems(cfg: RawMesh): string[] {
       );
     problems.push(...callProblems(key, svc.calls, known, svc.name));
   });
+  if (cfg.certificates.issuer === "cert-manager") problems.push(...commonNameProblems(cfg));
   return problems;
+}
+
+/** X.509's upper bound on a common name (RFC 5280 ub-common-name), which cert-manager enforces. */
+const MAX_COMMON_NAME = 64;
+
+/**
+ * A workload's certificate names its FQDN as common name; cert-manager refuses a Certificate whose
+ * common name is longer than 64 characters (internal/apis/certmanager/validation/certificate.go).
+ */
+function commonNameProblems(cfg: RawMesh): string[] {
+  const workloads: [string, string][] = [
+    ...cfg.services.map((s, i): [string, string] => [`services[${i}].name`, s.name]),
+    ...(cfg.gateway ? [["gateway.name", cfg.gateway.name] as [string, string]] : []),
+  ];
+  return workloads.flatMap(([key, name]) => {
+    const fqdn = serviceFqdn(name, cfg.namespace, cfg.clusterDomain);
+    return fqdn.length > MAX_COMMON_NAME
+      ? [
+          `${PROJECT}:${key}: with certificates.issuer cert-manager its certificate's common name "${fqdn}" has ${fqdn.length} characters; cert-manager refuses more than ${MAX_COMMON_NAME} (shorten the name, the namespace or clusterDomain)`,
+        ]
+      : [];
+  });
 }
 
 /** A `calls` list's entries naming no known service, repeating one, or (for a service) itself. */

@@ -2,7 +2,13 @@
  * The ingress gateway's part of the config: its fixed ports, how routes resolve to services and
  * token checks (the gateway model), and the problems only the gateway can have.
  */
-import { PROJECT, gatewayObjectNames, objectNames, RESOURCE_METADATA_PATH } from "../names";
+import {
+  CERT_MANAGER_NAMES,
+  PROJECT,
+  gatewayObjectNames,
+  objectNames,
+  RESOURCE_METADATA_PATH,
+} from "../names";
 
 import { RawMesh, RawGateway } from "./schema";
 import { PeerIdentity, UpstreamModel, JwtModel, GatewayRouteModel, GatewayModel } from "./model";
@@ -135,8 +141,14 @@ export function gatewayModel(
 export function meshSecretNames(cfg: RawMesh): string[] {
   const gateway = cfg.gateway ? gatewayObjectNames(cfg.gateway.name) : undefined;
   return [
-    ...cfg.services.map((s) => objectNames(s.name).secret),
-    ...(gateway ? [gateway.secret, gateway.edgeSecret] : []),
+    ...cfg.services.flatMap((s) => [
+      objectNames(s.name).secret,
+      objectNames(s.name).certManagerSecret,
+    ]),
+    ...(gateway ? [gateway.secret, gateway.certManagerSecret, gateway.edgeSecret] : []),
+    ...(cfg.certificates.issuer === "cert-manager"
+      ? [CERT_MANAGER_NAMES.issuerSecret(cfg.certificates.ca.signing)]
+      : []),
   ];
 }
 

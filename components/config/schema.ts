@@ -194,6 +194,20 @@ const certificatesSchema = z
      */
     upEveryHours: hours.optional(),
     ca: caGenerations.prefault({}),
+    /**
+     * Who signs the mesh identities of the workloads (services and the gateway): the program
+     * (`pulumi`, renewed when `pulumi up` runs) or cert-manager (one Certificate per workload, from
+     * an intermediate CA the program signs; docs/operations.md, "cert-manager mode").
+     */
+    issuer: z
+      .enum(["pulumi", "cert-manager"], { error: "must be pulumi or cert-manager" })
+      .default("pulumi"),
+    /**
+     * cert-manager mode: lifetime of the intermediate CA its Issuer signs with. It is re-signed
+     * validityHours + earlyRenewalHours before it expires, because cert-manager's CA issuer does
+     * not cap a certificate at its issuer's expiry.
+     */
+    intermediateValidityHours: hours.default(8760),
     /** Any text; changing it replaces every leaf key at the next `pulumi up`. */
     keyEpoch: z
       .string({ error: "must be a string" })
@@ -230,7 +244,46 @@ const certificatesSchema = z
         message: `must be less than caValidityHours (${c.caValidityHours})`,
       });
     }
+    if (c.issuer === "cert-manager") certManagerIssues(c, ctx);
   });
+
+/**
+ * cert-manager's admission rules for a Certificate's duration and renewBefore
+ * (internal/apis/certmanager/validation/certificate.go ValidateDuration: duration at least 1 h,
+ * renewBefore at least 5 min and less than duration), as config errors; and an intermediate that
+ * outlives every certificate it signs.
+ */
+function certManagerIssues(
+  c: {
+    validityHours: number;
+    earlyRenewalHours: number;
+    intermediateValidityHours: number;
+    caValidityHours: number;
+  },
+  ctx: z.RefinementCtx,
+): void {
+  // validityHours is whole positive hours, so duration is at least cert-manager's 1 h minimum.
+  if (c.earlyRenewalHours < 1)
+    ctx.addIssue({
+      code: "custom",
+      path: ["earlyRenewalHours"],
+      message:
+        "must be at least 1 with issuer cert-manager: it is the Certificates' renewBefore, which cert-manager refuses under 5 minutes",
+    });
+  const lead = c.validityHours + c.earlyRenewalHours;
+  if (c.intermediateValidityHours <= lead)
+    ctx.addIssue({
+      code: "custom",
+      path: ["intermediateValidityHours"],
+      message: `must be more than validityHours + earlyRenewalHours (${lead}): the intermediate is re-signed that long before it expires, so every certificate it signs expires first`,
+    });
+  if (c.intermediateValidityHours > c.caValidityHours)
+    ctx.addIssue({
+      code: "custom",
+      path: ["intermediateValidityHours"],
+      message: `must not exceed caValidityHours (${c.caValidityHours}): the intermediate cannot outlive the CA that signs it`,
+    });
+}
 
 export const serviceName = z
   .string({ error: "is required" })

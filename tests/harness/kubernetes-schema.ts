@@ -27,13 +27,20 @@ export interface KubeObject {
   [field: string]: unknown;
 }
 
-const SCHEMAS_DIR = path.join(
-  path.dirname(require.resolve("kubernetes-models/package.json")),
-  "_schemas",
-);
+const schemasOf = (pkg: string) =>
+  path.join(path.dirname(require.resolve(`${pkg}/package.json`)), "_schemas");
+const SCHEMAS_DIR = schemasOf("kubernetes-models");
+/**
+ * cert-manager's custom resources, as @kubernetes-models/cert-manager 6 compiles them from
+ * cert-manager v1.20's API types (the package's go.mod pins the release).
+ */
+const CERT_MANAGER_SCHEMAS_DIR = schemasOf("@kubernetes-models/cert-manager");
+const CERT_MANAGER_SCHEMA_PREFIX = "ComGithubCertManagerCertManagerPkgApis";
 
 /** Schema names of the kinds we emit. A kind not listed fails: nothing passes unchecked. */
 const SCHEMA_OF: Record<string, string> = {
+  "cert-manager.io/v1/Certificate": `${CERT_MANAGER_SCHEMA_PREFIX}CertmanagerV1Certificate`,
+  "cert-manager.io/v1/Issuer": `${CERT_MANAGER_SCHEMA_PREFIX}CertmanagerV1Issuer`,
   "v1/Namespace": "IoK8sApiCoreV1Namespace",
   "v1/ServiceAccount": "IoK8sApiCoreV1ServiceAccount",
   "v1/Secret": "IoK8sApiCoreV1Secret",
@@ -54,7 +61,10 @@ const validators = new Map<string, CompiledValidator>();
 export async function loadKubernetesSchemas(): Promise<void> {
   for (const schema of Object.values(SCHEMA_OF)) {
     if (validators.has(schema)) continue;
-    const mod = (await import(pathToFileURL(path.join(SCHEMAS_DIR, `${schema}.js`)).href)) as {
+    const dir = schema.startsWith(CERT_MANAGER_SCHEMA_PREFIX)
+      ? CERT_MANAGER_SCHEMAS_DIR
+      : SCHEMAS_DIR;
+    const mod = (await import(pathToFileURL(path.join(dir, `${schema}.js`)).href)) as {
       validate: CompiledValidator;
     };
     validators.set(schema, mod.validate);
@@ -156,12 +166,6 @@ export function targetPortResolves(pod: PodSpec, target: string | number, minor:
   return portOpened([...(pod.containers ?? []), ...(minor >= 32 ? sidecars : [])], target);
 }
 
-/**
- * References between objects: selectors select pods, Service targetPorts resolve on the oldest
- * Kubernetes minor the stack targets and hit ports a container opens, probes hit ports their
- * container opens, volumes and service accounts name objects the program creates in the same
- * namespace, each mount names a volume of its pod.
- */
 /** An object the stack names that others create (the gateway's certificate from cert-manager). */
 export interface ProvidedObject {
   kind: string;
@@ -175,16 +179,33 @@ export function providedObjects(model: MeshModel): ProvidedObject[] {
   return secret ? [{ kind: "Secret", name: secret, namespace: model.namespace }] : [];
 }
 
+/**
+ * References between objects: selectors select pods, Service targetPorts resolve on the oldest
+ * Kubernetes minor the stack targets and hit ports a container opens, probes hit ports their
+ * container opens, volumes and service accounts name objects the program creates in the same
+ * namespace (a Secret also when a cert-manager Certificate there writes it; a projected volume's
+ * sources each), each mount names a volume of its pod.
+ */
 export function checkKubernetesReferences(
   objects: KubeObject[],
   kubernetesMinor: number,
   provided: ProvidedObject[] = [],
 ): string[] {
   const problems: string[] = [];
+  // cert-manager writes each Certificate's Secret (spec.secretName) in its namespace.
+  const certificateSecrets = objects
+    .filter((o) => o.kind === "Certificate")
+    .map((o) => ({
+      kind: "Secret",
+      name: (o.spec as { secretName: string }).secretName,
+      namespace: o.metadata.namespace,
+    }));
   const exists = (kind: string, name: string, ns: string | undefined) =>
-    [...objects.map((o) => ({ kind: o.kind, ...o.metadata })), ...provided].some(
-      (o) => o.kind === kind && o.name === name && o.namespace === ns,
-    );
+    [
+      ...objects.map((o) => ({ kind: o.kind, ...o.metadata })),
+      ...certificateSecrets,
+      ...provided,
+    ].some((o) => o.kind === kind && o.name === name && o.namespace === ns);
   const workloads = objects.filter((o) => podSpecOf(o));
 
   for (const w of workloads) {
@@ -209,6 +230,16 @@ export function checkKubernetesReferences(
         problems.push(
           `${id}: volume ${v.name}: Secret "${v.secret.secretName}" is not created in ${ns}`,
         );
+      for (const source of v.projected?.sources ?? []) {
+        if (source.configMap && !exists("ConfigMap", source.configMap.name, ns))
+          problems.push(
+            `${id}: volume ${v.name}: ConfigMap "${source.configMap.name}" is not created in ${ns}`,
+          );
+        if (source.secret && !exists("Secret", source.secret.name, ns))
+          problems.push(
+            `${id}: volume ${v.name}: Secret "${source.secret.name}" is not created in ${ns}`,
+          );
+      }
     }
     const containers = [...(pod.initContainers ?? []), ...(pod.containers ?? [])];
     for (const c of containers) {

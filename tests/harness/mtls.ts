@@ -136,25 +136,42 @@ export function sidecar(run: ProgramRun, service: string): Sidecar {
       const item = objs(source.items, `${at} items`).find((i) => i.path === rel);
       return str(item?.key, `${at} (items has no path ${rel})`);
     };
-    if (volume.configMap !== undefined) {
-      const source = obj(volume.configMap, at);
+    const fromConfigMap = (source: Json, key: string) => {
       const cm = findObject(run, "ConfigMap", str(source.name, at));
       const data = obj(cm.inputs.data, `${at} ConfigMap data`);
-      return str(
-        data[keyFor(source)],
-        `${at} ConfigMap ${show(source.name)} key ${keyFor(source)}`,
-      );
-    }
-    if (volume.secret !== undefined) {
-      const source = obj(volume.secret, at);
-      const secret = findObject(run, "Secret", str(source.secretName, at));
-      const key = keyFor(source);
+      return str(data[key], `${at} ConfigMap ${show(source.name)} key ${key}`);
+    };
+    const fromSecret = (name: string, key: string) => {
+      const secret = findObject(run, "Secret", name);
       const stringData = secret.inputs.stringData as Json | undefined;
       if (stringData?.[key] !== undefined) return str(stringData[key], `${at} Secret key ${key}`);
       const data = obj(secret.inputs.data ?? {}, `${at} Secret data`);
       return Buffer.from(str(data[key], `${at} Secret key ${key}`), "base64").toString("utf8");
+    };
+    if (volume.configMap !== undefined) {
+      const source = obj(volume.configMap, at);
+      return fromConfigMap(source, keyFor(source));
     }
-    return fail(at, `volume ${show(m.name)} is neither a ConfigMap nor a Secret`);
+    if (volume.secret !== undefined) {
+      const source = obj(volume.secret, at);
+      return fromSecret(str(source.secretName, at), keyFor(source));
+    }
+    if (volume.projected !== undefined) {
+      // Each source puts its items (or, without items, every key) at the volume's root.
+      const sources = objs(obj(volume.projected, at).sources, `${at} projected sources`);
+      const holding = sources.filter((s) => {
+        const source = obj(s.secret ?? s.configMap, `${at} projected source (secret or configMap)`);
+        return source.items === undefined || objs(source.items, at).some((i) => i.path === rel);
+      });
+      const source = exactlyOne(holding, at, `projected source with path ${rel}`);
+      if (source.configMap !== undefined) {
+        const cm = obj(source.configMap, at);
+        return fromConfigMap(cm, keyFor(cm));
+      }
+      const secret = obj(source.secret, at);
+      return fromSecret(str(secret.name, at), keyFor(secret));
+    }
+    return fail(at, `volume ${show(m.name)} is neither a ConfigMap, a Secret nor projected`);
   }
 
   const text = readFile(configPath);

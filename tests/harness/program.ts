@@ -47,8 +47,11 @@ export interface ProgramRun {
 
 const STACK_REFERENCE = "pulumi:pulumi:StackReference";
 
-/** What a read resource (a stack reference) is registered with: nothing beyond its name. */
-function readOptions(type: string, name: string): RegistrationOptions {
+/**
+ * What a resource the program does not register (a stack reference it reads, an object another
+ * controller writes) comes with: nothing beyond its name.
+ */
+export function readOptions(type: string, name: string): RegistrationOptions {
   return {
     type,
     name,

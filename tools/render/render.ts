@@ -33,7 +33,10 @@ export const KIND_ORDER = [
   "Service",
   "Deployment",
   "PodDisruptionBudget",
+  // Kinds kustomize does not know come next, sorted by name (api/resid/gvk.go IsLessThan).
+  "Certificate",
   "HorizontalPodAutoscaler",
+  "Issuer",
   "NetworkPolicy",
 ] as const;
 
@@ -124,6 +127,12 @@ interface Volume {
   name: string;
   configMap?: { name: string; items?: KeyItems };
   secret?: { secretName: string; items?: KeyItems };
+  projected?: {
+    sources: Array<{
+      configMap?: { name: string; items?: KeyItems };
+      secret?: { name: string; items?: KeyItems };
+    }>;
+  };
 }
 interface Container {
   name: string;
@@ -219,19 +228,27 @@ export function renderFiles(run: ProgramRun, opts: { includeSecrets: boolean }):
     for (const mount of envoy.volumeMounts ?? []) {
       const volume = pod.volumes?.find((v) => v.name === mount.name);
       const ns = obj.metadata.namespace ?? "";
-      const data = volume?.configMap
-        ? configMaps.get(`${ns}/${volume.configMap.name}`)
+      const project = (data: Record<string, string> | undefined, items?: KeyItems) =>
+        items
+          ? Object.fromEntries(
+              items.flatMap((i) => (data?.[i.key] === undefined ? [] : [[i.path, data[i.key]]])),
+            )
+          : (data ?? {});
+      // A projected volume's Secret from cert-manager is not in the render: cert-manager writes it.
+      const source = volume?.configMap
+        ? project(configMaps.get(`${ns}/${volume.configMap.name}`), volume.configMap.items)
         : volume?.secret
-          ? secrets.get(`${ns}/${volume.secret.secretName}`)
-          : undefined;
-      const items = volume?.configMap?.items ?? volume?.secret?.items;
-      const source = items
-        ? Object.fromEntries(
-            items.flatMap((i) => (data?.[i.key] === undefined ? [] : [[i.path, data[i.key]]])),
-          )
-        : data;
-      for (const [file, content] of Object.entries(source ?? {}).sort(([a], [b]) =>
-        a < b ? -1 : 1,
+          ? project(secrets.get(`${ns}/${volume.secret.secretName}`), volume.secret.items)
+          : Object.assign(
+              {},
+              ...(volume?.projected?.sources ?? []).map((s) =>
+                s.configMap
+                  ? project(configMaps.get(`${ns}/${s.configMap.name}`), s.configMap.items)
+                  : project(s.secret && secrets.get(`${ns}/${s.secret.name}`), s.secret?.items),
+              ),
+            );
+      for (const [file, content] of Object.entries(source as Record<string, string>).sort(
+        ([a], [b]) => (a < b ? -1 : 1),
       )) {
         files.push({
           path: path.posix.join("envoy", obj.metadata.name, mount.mountPath, file),
