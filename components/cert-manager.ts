@@ -50,11 +50,13 @@ export class CertManagerIssuer extends pulumi.ComponentResource {
   /** `ca.crt`: every trusted generation's CA certificate (public, so a ConfigMap). */
   public readonly trustBundle: k8s.core.v1.ConfigMap;
   private readonly certificates: CertificateSettings;
+  private readonly namespaceName: string;
 
   constructor(name: string, args: CertManagerIssuerArgs, opts?: pulumi.ComponentResourceOptions) {
     super("bookapi-mesh:pki:CertManagerIssuer", name, {}, opts);
     const c = args.certificates;
     this.certificates = c;
+    this.namespaceName = args.namespaceName;
     const generation = c.ca.signing;
     const terms = leafTerms(c);
     const meta = (objectName: string) => ({
@@ -139,10 +141,12 @@ export class CertManagerIssuer extends pulumi.ComponentResource {
         c,
         this.issuerName,
         objectNames(workload).certManagerSecret,
-        labels,
+        // cert-manager writes and keeps that Secret; Pulumi never sees it.
+        { ...labels, "app.kubernetes.io/managed-by": "cert-manager" },
       ),
       trustBundle: this.trustBundle,
       issuerObject: this.issuer,
+      namespaceName: this.namespaceName,
     };
   }
 }

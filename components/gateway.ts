@@ -387,18 +387,19 @@ export class MeshGateway extends pulumi.ComponentResource {
       name,
       gateway.name,
       meta,
-      ownIdentity
-        ? { issuer: "pulumi", tls: ownIdentity }
-        : (args.certManager as CertManagerIssuer).identity(gateway.name, identityNames, labels),
+      args.certManager
+        ? args.certManager.identity(gateway.name, identityNames, labels)
+        : { issuer: "pulumi", tls: ownIdentity as ServiceCertificate },
       childOpts,
     );
-    this.secret = identity.secret;
-    this.certificate = identity.certificate;
+    if (identity.issuer === "pulumi") this.secret = identity.secret;
+    else this.certificate = identity.certificate;
     const selfSigned = "selfSigned" in gateway.tls ? gateway.tls.selfSigned : undefined;
     const issued: Record<string, pulumi.Output<LeafCertificateState>> = {
-      identity: ownIdentity
-        ? ownIdentity.validity
-        : (identity.certificate as CertManagerCertificate).state(model.namespace),
+      identity:
+        identity.issuer === "pulumi"
+          ? (ownIdentity as ServiceCertificate).validity
+          : pulumi.output(identity.certificate.state),
     };
     if (selfSigned) {
       const edge = new ServiceCertificate(
@@ -435,7 +436,7 @@ export class MeshGateway extends pulumi.ComponentResource {
           model.envoy,
           configMapName,
           model.imagePullSecrets,
-          certificates.issuer,
+          identity.issuer,
         ),
       },
       {

@@ -114,25 +114,18 @@ export interface CertificateSpec {
   revisionHistoryLimit: number;
 }
 
-/** What a Certificate's status says about the certificate in its Secret. */
-export interface CertificateStatus {
-  notBefore?: string;
-  notAfter?: string;
-  renewalTime?: string;
-  revision?: number;
-}
-
-/** A workload's certificate as the stack outputs show it in cert-manager mode. */
+/**
+ * A workload's certificate as the stack outputs show it in cert-manager mode: which Certificate,
+ * and its lifetime terms. Not its dates: cert-manager renews between runs, so any date the
+ * program read at its last `pulumi up` would go stale (`kubectl get certificate` shows them live,
+ * and the MeshCertificateExpiring alert watches what Envoy holds).
+ */
 export interface ManagedCertificateState {
   issuer: "cert-manager";
-  /** `<namespace>/<name>` of the Certificate; `kubectl describe certificate` shows the rest. */
+  /** `<namespace>/<name>` of the Certificate. */
   certificate: string;
-  /** From its status at the end of the last `pulumi up` (unset until cert-manager issued it). */
-  notBefore?: string;
-  notAfter?: string;
-  /** When cert-manager renews it, with a new key (rotationPolicy Always). */
-  renewalDue?: string;
-  revision?: number;
+  duration: string;
+  renewBefore: string;
 }
 
 /** A leaf certificate in the stack's `certificates` output: the program's, or cert-manager's. */
@@ -195,16 +188,21 @@ export function certificateSpec(
   };
 }
 
-/**
- * A cert-manager `Certificate`. `status` is declared as an output (an input key left unset, as
- * crd2pulumi's generated classes do), so the stack can show what cert-manager issued.
- */
+/** A cert-manager `Certificate`, waited for until Ready. */
 export class CertManagerCertificate extends k8s.apiextensions.CustomResource {
-  declare public readonly status: pulumi.Output<CertificateStatus | undefined>;
+  /** What the stack outputs for it. */
+  public readonly state: ManagedCertificateState;
 
   constructor(
     name: string,
-    args: { metadata: k8s.types.input.meta.v1.ObjectMeta; spec: CertificateSpec },
+    args: {
+      metadata: {
+        name: string;
+        namespace: pulumi.Input<string>;
+      } & k8s.types.input.meta.v1.ObjectMeta;
+      spec: CertificateSpec;
+    },
+    namespaceName: string,
     opts?: pulumi.CustomResourceOptions,
   ) {
     super(
@@ -212,27 +210,17 @@ export class CertManagerCertificate extends k8s.apiextensions.CustomResource {
       {
         apiVersion: CERT_MANAGER_API_VERSION,
         kind: "Certificate",
-        metadata: {
-          ...args.metadata,
-          annotations: { ...WAIT_FOR_READY },
-        },
+        metadata: { ...args.metadata, annotations: { ...WAIT_FOR_READY } },
         spec: args.spec,
-        status: undefined,
       },
       opts,
     );
-  }
-
-  /** What the stack outputs for it: its status at the end of the last `pulumi up`. */
-  state(namespace: string): pulumi.Output<ManagedCertificateState> {
-    return pulumi.all([this.metadata, this.status]).apply(([meta, status]) => ({
-      issuer: "cert-manager" as const,
-      certificate: `${namespace}/${meta.name}`,
-      ...(status?.notBefore ? { notBefore: status.notBefore } : {}),
-      ...(status?.notAfter ? { notAfter: status.notAfter } : {}),
-      ...(status?.renewalTime ? { renewalDue: status.renewalTime } : {}),
-      ...(status?.revision !== undefined ? { revision: status.revision } : {}),
-    }));
+    this.state = {
+      issuer: "cert-manager",
+      certificate: `${namespaceName}/${args.metadata.name}`,
+      duration: args.spec.duration,
+      renewBefore: args.spec.renewBefore,
+    };
   }
 }
 
@@ -245,15 +233,18 @@ export type IdentitySource =
       /** The trust ConfigMap and the Issuer: the pod needs the first, the Certificate the second. */
       trustBundle: pulumi.Resource;
       issuerObject: pulumi.Resource;
+      /** The mesh namespace's name, for the stack output. */
+      namespaceName: string;
     };
 
 /** What a workload's identity created, and what its Deployment must wait for. */
-export interface WorkloadIdentityObjects {
-  secret?: k8s.core.v1.Secret;
-  certificate?: CertManagerCertificate;
+export type WorkloadIdentityObjects = (
+  | { issuer: "pulumi"; secret: k8s.core.v1.Secret }
+  | { issuer: "cert-manager"; certificate: CertManagerCertificate }
+) & {
   /** The Deployment's pods start only once these exist (and a Certificate is Ready). */
   podsNeed: pulumi.Resource[];
-}
+};
 
 /**
  * The Secret (`<workload>-tls`) or the Certificate (`<workload>`, writing `<workload>-cert`) of a
@@ -264,19 +255,20 @@ export interface WorkloadIdentityObjects {
 export function workloadIdentity(
   resourceName: string,
   workload: string,
-  metadata: (objectName: string) => k8s.types.input.meta.v1.ObjectMeta,
+  metadata: (objectName: string) => { name: string; namespace: pulumi.Input<string> },
   source: IdentitySource,
   opts: pulumi.CustomResourceOptions & { dependsOn: pulumi.Resource[] },
 ): WorkloadIdentityObjects {
   const names = objectNames(workload);
   if (source.issuer === "pulumi") {
     const secret = tlsSecret(`${resourceName}-tls`, metadata(names.secret), source.tls, opts);
-    return { secret, podsNeed: [secret] };
+    return { issuer: "pulumi", secret, podsNeed: [secret] };
   }
   const certificate = new CertManagerCertificate(
     `${resourceName}-certificate`,
     { metadata: metadata(names.certificate), spec: source.spec },
+    source.namespaceName,
     { ...opts, dependsOn: [...opts.dependsOn, source.issuerObject] },
   );
-  return { certificate, podsNeed: [certificate, source.trustBundle] };
+  return { issuer: "cert-manager", certificate, podsNeed: [certificate, source.trustBundle] };
 }

@@ -21,7 +21,8 @@ import {
   MeshGateway,
 } from "./gateway";
 import { CertManagerIssuer } from "./cert-manager";
-import { CertManagerCertificate, LeafCertificateState, tlsSecret } from "./identity";
+import { MeshMonitoring } from "./observability";
+import { LeafCertificateState, tlsSecret } from "./identity";
 import {
   caRotationWarnings,
   ClientCertificate,
@@ -202,6 +203,8 @@ export class ServiceMesh extends pulumi.ComponentResource {
   public readonly certificates: pulumi.Output<Record<string, LeafCertificateState>>;
   /** In cert-manager mode: the Issuer, its intermediate CA Secret and the trust ConfigMap. */
   public readonly certManager?: CertManagerIssuer;
+  /** The PodMonitor and PrometheusRule, where observability asks for them. */
+  public readonly monitoring?: MeshMonitoring;
   /** The mesh CA: when it expires and is re-issued, and its certificate's SHA-256 fingerprint. */
   public readonly trust: pulumi.Output<TrustState>;
   /** Per exposed service: `<address>:<port>` once the load balancer has one. */
@@ -286,6 +289,14 @@ export class ServiceMesh extends pulumi.ComponentResource {
       { parent: this },
     );
 
+    const o = model.observability;
+    if (o.metrics.discovery === "podMonitor" || o.alerts.enabled)
+      this.monitoring = new MeshMonitoring(
+        `${name}-monitoring`,
+        { model, after },
+        { parent: this },
+      );
+
     // Callees first, so each caller's Deployment can wait for theirs.
     const order = rolloutOrder(callGraph(model));
     for (const warning of cycleWarnings(order)) void pulumi.log.warn(warning, this);
@@ -319,14 +330,11 @@ export class ServiceMesh extends pulumi.ComponentResource {
           envoy: model.envoy,
           kubernetesMinor: model.kubernetesMinor,
           rendered: model.renderYamlToDirectory !== undefined,
+          scrapeAnnotations: model.observability.metrics.discovery === "annotations",
           envoyFiles: buildEnvoyFiles(sidecarSpec(model, svc)),
-          identity: cert
-            ? { issuer: "pulumi", tls: cert }
-            : (certManager as CertManagerIssuer).identity(
-                svc.name,
-                identityNames,
-                commonLabels(svc.name),
-              ),
+          identity: certManager
+            ? certManager.identity(svc.name, identityNames, commonLabels(svc.name))
+            : { issuer: "pulumi", tls: cert as ServiceCertificate },
           envoyConfigProvider: args.envoyConfigProvider,
           after,
           rolloutAfter: [
@@ -338,9 +346,10 @@ export class ServiceMesh extends pulumi.ComponentResource {
         },
         { parent: this },
       );
-      leaves[`service/${svc.name}`] = cert
-        ? cert.validity
-        : (this.services[svc.name].certificate as CertManagerCertificate).state(model.namespace);
+      const managed = this.services[svc.name].certificate;
+      leaves[`service/${svc.name}`] = managed
+        ? pulumi.output(managed.state)
+        : (cert as ServiceCertificate).validity;
     }
 
     const clientCerts = model.clients.map((client) => {
@@ -421,7 +430,16 @@ export class ServiceMesh extends pulumi.ComponentResource {
         ...own,
         ...Object.fromEntries(Object.entries(gateway).map(([k, v]) => [`gateway/${k}`, v])),
       }));
-    this.trust = pki.trust;
+    this.trust = certManager
+      ? pulumi.all([pki.trust, certManager.intermediate.validity]).apply(([trust, v]) => ({
+          ...trust,
+          intermediate: {
+            generation: model.certificates.ca.signing,
+            notAfter: v.notAfter,
+            renewalDue: v.renewalDue,
+          },
+        }))
+      : pki.trust;
     this.endpoints = pulumi.output(endpointsOf(model));
     this.clients = pulumi
       .all(clientCerts.map(({ cert }) => cert.certPem))

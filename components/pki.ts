@@ -204,6 +204,8 @@ export interface TrustState {
   bundleSha256: string;
   /** Per trusted generation. */
   generations: Record<string, CaValidity>;
+  /** cert-manager mode: the Issuer's intermediate CA, re-signed by the first up from renewalDue. */
+  intermediate?: { generation: string; notAfter: string; renewalDue: string };
 }
 
 /** The CA resource name of a generation: the first keeps the name a stack deployed before had. */
@@ -276,6 +278,16 @@ export function renewalWarnings(c: CertificateSettings): string[] {
     [
       ["earlyRenewalHours", c.earlyRenewalHours, "a service certificate"],
       ["caEarlyRenewalHours", c.caEarlyRenewalHours, "the CA"],
+      // Re-signed validityHours + earlyRenewalHours before it expires (cert-manager.ts).
+      ...(c.issuer === "cert-manager"
+        ? [
+            [
+              "validityHours + earlyRenewalHours",
+              c.validityHours + c.earlyRenewalHours,
+              "the cert-manager Issuer's intermediate CA (and with it every workload's chain)",
+            ] as const,
+          ]
+        : []),
     ] as const
   )
     .filter(([, hours]) => hours < 2 * every)

@@ -256,11 +256,16 @@ export function topologySpread(
   }));
 }
 
-/** Where a pod's Envoy files come from: the versioned ConfigMap, and who writes its identity. */
+/**
+ * What a pod takes from the mesh besides the service: its Envoy files' ConfigMap, who writes its
+ * identity, and whether it advertises scraping.
+ */
 export interface EnvoyConfigSource {
   configMapName: string;
   /** Who writes the identity Secret (`certificates.issuer`); the program unless set. */
   issuer?: CertificateIssuer;
+  /** `prometheus.io/*` annotations (observability.metrics.discovery `annotations`). */
+  scrapeAnnotations?: boolean;
 }
 
 /** What every mesh pod's spec has, and the volumes it starts with. */
@@ -351,8 +356,8 @@ export function podTemplate(
         ...service.podAnnotations,
         [SAFE_TO_EVICT_LOCAL_VOLUMES]: localVolumesSafeToEvict(service),
         [DEFAULT_CONTAINER_ANNOTATION]: "app",
-        // Advertise scraping only where a NetworkPolicy lets a scraper in.
-        ...(envoy.scrapeFrom.length > 0
+        // Discovery by annotations; the config requires envoy.scrapeFrom, which lets a scraper in.
+        ...(config.scrapeAnnotations
           ? {
               [`${SCRAPE_ANNOTATION_PREFIX}scrape`]: "true",
               [`${SCRAPE_ANNOTATION_PREFIX}port`]: String(envoy.ports.metrics),
@@ -589,6 +594,8 @@ export interface MeshServiceArgs {
   identity: IdentitySource;
   /** Objects are rendered to YAML, not created: there are no UIDs to refer to. */
   rendered?: boolean;
+  /** Its pods advertise scraping with `prometheus.io/*` annotations. */
+  scrapeAnnotations: boolean;
   /** Provider of the Envoy ConfigMap versions (provider.ts: it upserts, for rollbacks). */
   envoyConfigProvider?: pulumi.ProviderResource;
   /** What every object is created after (the stack's claim on the namespace). */
@@ -646,8 +653,8 @@ export class MeshService extends pulumi.ComponentResource {
       childOpts,
     );
     const identity = workloadIdentity(name, svc.name, meta, args.identity, childOpts);
-    this.secret = identity.secret;
-    this.certificate = identity.certificate;
+    if (identity.issuer === "pulumi") this.secret = identity.secret;
+    else this.certificate = identity.certificate;
     const configMapName = envoyConfigMapName(svc.name, args.envoyFiles);
     this.configMap = versionedConfigMap(
       `${name}-envoy`,
@@ -665,7 +672,11 @@ export class MeshService extends pulumi.ComponentResource {
         spec: deploymentSpec(
           svc,
           args.envoy,
-          { configMapName, issuer: args.identity.issuer },
+          {
+            configMapName,
+            issuer: args.identity.issuer,
+            scrapeAnnotations: args.scrapeAnnotations,
+          },
           args.kubernetesMinor,
         ),
       },

@@ -381,18 +381,48 @@ describe("cert-manager mode (certificates.issuer cert-manager)", function () {
     });
   });
 
-  it("shows each workload's Certificate in the certificates output, and the program's own certificates as before", async () => {
+  it("shows each workload's Certificate and its terms in the certificates output (no dates that would go stale), and the intermediate's expiry in the trust output", async () => {
     const run = await devIn("cert-manager");
+    const c = loadMeshConfig(devConfig("cert-manager")).certificates;
     const certificates = run.outputs.certificates as Record<string, Record<string, unknown>>;
+    const terms = { duration: `${c.validityHours}h`, renewBefore: `${c.earlyRenewalHours}h` };
     assert.deepEqual(certificates["service/bookapi"], {
       issuer: "cert-manager",
       certificate: "default/bookapi",
+      ...terms,
     });
     assert.deepEqual(certificates["gateway/identity"], {
       issuer: "cert-manager",
       certificate: "default/mesh-gateway",
+      ...terms,
     });
     assert.equal(typeof certificates["gateway/edge"].notAfter, "string");
+    const trust = run.outputs.trust as { intermediate: Record<string, string> };
+    const intermediate = new X509Certificate(
+      (
+        findObject(run, "Secret", CERT_MANAGER_NAMES.issuerSecret("1")).inputs.stringData as Record<
+          string,
+          string
+        >
+      )[CERT_FILES.certificate],
+    );
+    assert.equal(trust.intermediate.generation, "1");
+    // A certificate's times have whole seconds.
+    const seconds = (t: string) => Math.floor(Date.parse(t) / 1000);
+    assert.equal(seconds(trust.intermediate.notAfter), seconds(intermediate.validTo));
+    assert.equal(
+      Date.parse(trust.intermediate.notAfter) - Date.parse(trust.intermediate.renewalDue),
+      (c.validityHours + c.earlyRenewalHours) * 3_600_000,
+    );
+  });
+
+  it("refuses, like cert-manager, an issuer Secret whose ca.crt is not the intermediate's issuer", async () => {
+    // The cert-manager run with the pulumi run's CA (another key) as the issuer's root.
+    const run = structuredClone(await devIn("cert-manager"));
+    const data = findObject(run, "Secret", CERT_MANAGER_NAMES.issuerSecret("1")).inputs
+      .stringData as Record<string, string>;
+    data[CERT_FILES.ca] = (await devIn("pulumi")).outputs.caCertificate as string;
+    await assert.rejects(issueAllCertificates(run), /chain is broken/);
   });
 
   describe("config errors at preview, naming the key", () => {

@@ -110,15 +110,22 @@ describe("the mesh program, per shipped stack", () => {
           ...(gw.tls.selfSigned ? [`Secret/${gw.name}-edge-tls`] : []),
           ...(gw.replicas > 1 ? [`PodDisruptionBudget/${gw.name}`] : []),
         );
+        // The prometheus-operator objects live where its Prometheus looks for them.
+        const o = model.observability;
+        const monitoring = o.prometheus.namespace ?? model.namespace;
+        if (o.metrics.discovery === "podMonitor")
+          expected.push(`PodMonitor/bookapi-mesh-${model.namespace}`);
+        if (o.alerts.enabled) expected.push(`PrometheusRule/bookapi-mesh-${model.namespace}`);
         const actual = kubernetesObjects(run).map((r) =>
           `${kindOf(r.type)}/${metadataName(r)}`.replace(/-envoy-[0-9a-f]{10}$/, "-envoy-<hash>"),
         );
         assert.deepEqual(actual.sort(), expected.sort());
         for (const r of kubernetesObjects(run)) {
           if (kindOf(r.type) === "Namespace") continue;
+          const kind = kindOf(r.type);
           assert.equal(
             (r.inputs.metadata as { namespace: string }).namespace,
-            model.namespace,
+            kind === "PodMonitor" || kind === "PrometheusRule" ? monitoring : model.namespace,
             `${r.name}`,
           );
         }

@@ -192,9 +192,11 @@ describe("pod termination (a model of the kubelet over the generated pods)", () 
   });
 
   it("shows why a plain-container Envoy is held to the end of the grace period: held only for the drain, it leaves before a slow app", () => {
+    const prod = stackConfig("prod");
+    const prodEnvoy = JSON.parse(prod["bookapi-mesh:envoy"]) as Record<string, unknown>;
     const config = {
-      ...stackConfig("prod"),
-      "bookapi-mesh:envoy": JSON.stringify({ sidecarMode: "container" }),
+      ...prod,
+      "bookapi-mesh:envoy": JSON.stringify({ ...prodEnvoy, sidecarMode: "container" }),
     };
     const model = loadMeshConfig(config);
     const svc = model.services[0];

@@ -121,11 +121,16 @@ describe("updates on a live cluster (a model of the provider's replacement rules
         [],
       ],
       [
-        "envoy.scrapeFrom rolls the services (their scrape annotations)",
+        "envoy.scrapeFrom rolls nothing (the NetworkPolicies change)",
         top("envoy", {
           ...envoy,
           scrapeFrom: [{ namespaceSelector: { matchLabels: { team: "monitoring" } } }],
         }),
+        [],
+      ],
+      [
+        "observability.metrics.discovery rolls the services (their scrape annotations)",
+        top("observability", { metrics: { discovery: "annotations" } }),
         ["bookapi", "bookapi-mcp-server"],
       ],
       ["replicas rolls nothing", services((s) => (s[0].replicas = 4)), []],

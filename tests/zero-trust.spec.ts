@@ -288,7 +288,7 @@ describe("direct ports and scraping in the shipped stacks", () => {
     );
   });
 
-  it("advertises Prometheus scraping on pods only where envoy.scrapeFrom lets a scraper in", async () => {
+  it("advertises Prometheus scraping on pods only where discovery is by annotations (dev), not where a PodMonitor finds them (prod)", async () => {
     const annotationsOf = (run: ProgramRun) =>
       (
         findObject(run, "Deployment", "bookapi").inputs.spec as {
@@ -296,15 +296,9 @@ describe("direct ports and scraping in the shipped stacks", () => {
         }
       ).template.metadata.annotations;
     assert.equal(annotationsOf(await runStack("prod"))["prometheus.io/scrape"], undefined);
-    const config = stackConfig("prod");
-    const envoy = JSON.parse(config["bookapi-mesh:envoy"]) as Json;
-    const scrapeFrom = [
-      { namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } } },
-    ];
-    const run = await runProgram({
-      ...config,
-      "bookapi-mesh:envoy": JSON.stringify({ ...envoy, scrapeFrom }),
-    });
-    assert.equal(annotationsOf(run)["prometheus.io/scrape"], "true");
+    const dev = annotationsOf(await runStack("dev"));
+    assert.equal(dev["prometheus.io/scrape"], "true");
+    assert.equal(dev["prometheus.io/port"], "15090");
+    assert.equal(dev["prometheus.io/path"], "/stats/prometheus");
   });
 });

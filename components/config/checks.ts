@@ -92,6 +92,33 @@ export function topologyProblems(cfg: RawMesh): string[] {
     problems.push(...callProblems(key, svc.calls, known, svc.name));
   });
   if (cfg.certificates.issuer === "cert-manager") problems.push(...commonNameProblems(cfg));
+  problems.push(...observabilityProblems(cfg));
+  return problems;
+}
+
+/** observability.metrics.discovery, or its default: annotations where a scraper is let in. */
+export function metricsDiscovery(cfg: RawMesh): "podMonitor" | "annotations" | "none" {
+  return (
+    cfg.observability.metrics.discovery ??
+    (cfg.envoy.scrapeFrom.length > 0 ? "annotations" : "none")
+  );
+}
+
+/** Discovery that no NetworkPolicy lets through, and alerts without the PodMonitor they read. */
+function observabilityProblems(cfg: RawMesh): string[] {
+  const problems: string[] = [];
+  const { discovery } = cfg.observability.metrics;
+  if (
+    (discovery === "podMonitor" || discovery === "annotations") &&
+    cfg.envoy.scrapeFrom.length === 0
+  )
+    problems.push(
+      `${PROJECT}:observability.metrics.discovery: ${discovery} needs envoy.scrapeFrom (the Prometheus pods): without it the NetworkPolicies let no scraper reach the metrics port`,
+    );
+  if (cfg.observability.alerts.enabled && discovery !== "podMonitor")
+    problems.push(
+      `${PROJECT}:observability.alerts.enabled: the alerts read the series of the mesh's PodMonitor (its job and the sidecars' up); set observability.metrics.discovery to podMonitor`,
+    );
   return problems;
 }
 
@@ -227,9 +254,9 @@ function appSettingProblems(cfg: RawMesh, svc: RawService, key: string): string[
   for (const annotation of Object.keys(svc.podAnnotations)) {
     if (annotation === DEFAULT_CONTAINER_ANNOTATION)
       problems.push(`${key}.podAnnotations: "${annotation}" is set by the mesh`);
-    if (cfg.envoy.scrapeFrom.length > 0 && annotation.startsWith(SCRAPE_ANNOTATION_PREFIX))
+    if (metricsDiscovery(cfg) === "annotations" && annotation.startsWith(SCRAPE_ANNOTATION_PREFIX))
       problems.push(
-        `${key}.podAnnotations: "${annotation}" is set by the mesh while envoy.scrapeFrom is set`,
+        `${key}.podAnnotations: "${annotation}" is set by the mesh while observability.metrics.discovery is annotations`,
       );
   }
   return problems;

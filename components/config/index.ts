@@ -25,7 +25,7 @@ import {
   resolveEgress,
 } from "./model";
 import { gatewayPaths, gatewayModel } from "./gateway";
-import { topologyProblems } from "./checks";
+import { metricsDiscovery, topologyProblems } from "./checks";
 
 export {
   MIN_KUBERNETES_MINOR,
@@ -54,6 +54,7 @@ export {
   NetworkSettings,
   KeySpec,
   CertificateSettings,
+  ObservabilitySettings,
   DEFAULT_CA_GENERATION,
   ResourcePair,
 } from "./schema";
@@ -91,6 +92,7 @@ const STRUCTURED_KEYS = new Set([
   "gateway",
   "envoy",
   "certificates",
+  "observability",
   "services",
   "network",
   "imagePullSecrets",
@@ -278,6 +280,13 @@ export function parseMeshConfig(raw: Record<string, unknown>): MeshModel {
         (minor >= KUBERNETES_FEATURES.nativeSidecars ? "native" : "container"),
     },
     certificates: certificateSettings(cfg.certificates),
+    observability: {
+      ...cfg.observability,
+      metrics: {
+        ...cfg.observability.metrics,
+        discovery: metricsDiscovery(cfg),
+      },
+    },
     network: cfg.network,
     ...(gateway ? { gateway } : {}),
     imagePullSecrets: [...cfg.imagePullSecrets],

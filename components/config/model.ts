@@ -15,6 +15,7 @@ import {
   KeySpec,
   RawKey,
   CertificateSettings,
+  ObservabilitySettings,
   ResourcePair,
 } from "./schema";
 
@@ -179,6 +180,7 @@ export interface MeshModel {
   kubernetesMinor: number;
   envoy: EnvoySettings;
   certificates: CertificateSettings;
+  observability: ObservabilitySettings;
   network: NetworkSettings;
   /** Clients outside the mesh, sorted by name. */
   clients: ClientModel[];

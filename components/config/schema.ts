@@ -285,6 +285,65 @@ function certManagerIssues(
     });
 }
 
+/** Where the Prometheus operator looks for the PodMonitor and the PrometheusRule. */
+const prometheusSchema = z
+  .strictObject({
+    /** Their namespace; the mesh namespace when unset. */
+    namespace: z
+      .string()
+      .max(63, "must be at most 63 characters")
+      .regex(DNS_1123_LABEL, "must be a DNS-1123 label (lowercase letters, digits, '-')")
+      .optional(),
+    /** Labels the operator selects them by (kube-prometheus-stack: `release: <its release>`). */
+    labels: labelMap.default({}),
+  })
+  .prefault({});
+
+/** Metrics, alerts: docs/observability.md. */
+const observabilitySchema = z
+  .strictObject({
+    prometheus: prometheusSchema,
+    metrics: z
+      .strictObject({
+        /**
+         * How Prometheus finds the sidecars: a prometheus-operator PodMonitor, the
+         * `prometheus.io/*` pod annotations, or not at all. `annotations` when envoy.scrapeFrom
+         * is set, `none` otherwise.
+         */
+        discovery: z
+          .enum(["podMonitor", "annotations", "none"], {
+            error: "must be podMonitor, annotations or none",
+          })
+          .optional(),
+        /** The PodMonitor's scrape interval. */
+        interval: duration.default("30s"),
+      })
+      .prefault({}),
+    /** A PrometheusRule with the mesh's alerts (needs discovery podMonitor). */
+    alerts: z
+      .strictObject({
+        enabled: z.boolean({ error: "must be true or false" }).default(false),
+        /** Share of an edge's requests answered 5xx that fires MeshEdgeErrors. */
+        edgeErrorRatio: z
+          .number({ error: "must be a number" })
+          .gt(0, "must be more than 0")
+          .lt(1, "must be less than 1")
+          .default(0.05),
+        /** p99 of a non-streaming edge, in milliseconds, that fires MeshEdgeLatency. */
+        edgeP99Milliseconds: z
+          .number({ error: "must be a number of milliseconds" })
+          .int("must be whole milliseconds")
+          .positive("must be positive")
+          .default(1000),
+        /** A certificate with less than this left fires MeshCertificateExpiring. */
+        certificateExpiryHours: hours.default(72),
+        /** How long a condition must hold before its alert fires. */
+        for: duration.default("5m"),
+      })
+      .prefault({}),
+  })
+  .prefault({});
+
 export const serviceName = z
   .string({ error: "is required" })
   .max(
@@ -941,6 +1000,7 @@ export const rawMeshSchema = z.strictObject({
     .default("cluster.local"),
   envoy: envoySchema.prefault({}),
   certificates: certificatesSchema.prefault({}),
+  observability: observabilitySchema,
   /** An ingress gateway in front of the mesh. */
   gateway: gatewaySchema.optional(),
   services: z
@@ -963,6 +1023,12 @@ export type EnvoySettings = Omit<RawMesh["envoy"], "sidecarMode"> & {
   sidecarMode: "native" | "container";
 };
 export type NetworkSettings = RawMesh["network"];
+/** Observability settings, with the metrics discovery resolved. */
+export type ObservabilitySettings = Omit<RawMesh["observability"], "metrics"> & {
+  metrics: Omit<RawMesh["observability"]["metrics"], "discovery"> & {
+    discovery: "podMonitor" | "annotations" | "none";
+  };
+};
 /** Key algorithm and size of every key of the mesh, as the tls provider takes them. */
 export type KeySpec =
   | { algorithm: "ECDSA"; ecdsaCurve: "P256" | "P384" }

@@ -62,11 +62,23 @@ export function buildOverloadManager(spec: Pick<SidecarSpec, "overload">): Overl
   };
 }
 
+/** The Prometheus label every stat of an Envoy carries: the workload it runs in. */
+export const MESH_SERVICE_TAG = "mesh_service";
+
+/**
+ * Every stat of this Envoy tagged with its workload (StatsConfig.stats_tags, a `fixed_value` tag):
+ * a series names its source without relabelling, and an edge is this tag plus a cluster's name.
+ */
+export function buildStatsConfig(workload: string): Bootstrap["stats_config"] {
+  return { stats_tags: [{ tag_name: MESH_SERVICE_TAG, fixed_value: workload }] };
+}
+
 /** The static bootstrap of one sidecar. */
 export function buildBootstrap(spec: SidecarSpec): Bootstrap {
   return {
     node: { id: spec.service, cluster: spec.service },
     admin: buildAdmin(spec),
+    stats_config: buildStatsConfig(spec.service),
     static_resources: {
       listeners: buildListeners(spec),
       clusters: buildClusters(spec),

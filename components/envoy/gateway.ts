@@ -5,7 +5,7 @@
  * CORS for browser clients. Envoy's edge-proxy guidance (docs: configuration/best_practices/edge)
  * sets the buffer, header and HTTP/2 limits below.
  */
-import { buildAdmin, buildOverloadManager, toJson } from "./bootstrap";
+import { buildAdmin, buildOverloadManager, buildStatsConfig, toJson } from "./bootstrap";
 import { adminCluster, egressCluster, upstreamCluster } from "./clusters";
 import { keepaliveSocketOptions, meshHttp2Options } from "./connections";
 import {
@@ -645,6 +645,7 @@ export function buildGatewayBootstrap(spec: GatewaySpec): Bootstrap {
   return {
     node: { id: spec.name, cluster: spec.name },
     admin: buildAdmin(spec),
+    stats_config: buildStatsConfig(spec.name),
     static_resources: {
       listeners: [gatewayListener(spec), healthListener(spec), metricsListener(spec)],
       clusters: gatewayClusters(spec),

@@ -709,9 +709,17 @@ export interface OverloadManager {
   actions: OverloadAction[];
 }
 
+/** A tag on every stat of this Envoy (a Prometheus label), from config.bootstrap.v3.StatsConfig. */
+export interface FixedStatsTag {
+  tag_name: string;
+  fixed_value: string;
+}
+
 export interface Bootstrap {
   node: Node;
   admin: Admin;
+  /** Envoy's default tag extraction stays on (use_all_default_tags defaults to true). */
+  stats_config: { stats_tags: FixedStatsTag[] };
   static_resources: {
     listeners: Listener[];
     clusters: Cluster[];

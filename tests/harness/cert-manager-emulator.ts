@@ -93,6 +93,15 @@ export async function issueCertificate(run: ProgramRun, name: string): Promise<v
     ...pemBlocks(secretValue(issuerSecret, CERT_FILES.certificate)),
     ...pemBlocks(secretValue(issuerSecret, CERT_FILES.ca)),
   ];
+  // cert-manager refuses a chain that does not link up ("certificate chain is malformed or
+  // broken", parse_certificate_chain.go): each certificate must be signed by the next.
+  chain.slice(0, -1).forEach((pem, i) => {
+    const [cert, parent] = [new X509Certificate(pem), new X509Certificate(chain[i + 1])];
+    if (!cert.checkIssued(parent) || !cert.verify(parent.publicKey))
+      throw new Error(
+        `cert-manager emulation: the issuer Secret's chain is broken at ${cert.subject}`,
+      );
+  });
   const { privateKey } = spec;
   const key = await fakeTlsResource(
     TLS.key,

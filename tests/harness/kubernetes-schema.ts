@@ -29,18 +29,28 @@ export interface KubeObject {
 
 const schemasOf = (pkg: string) =>
   path.join(path.dirname(require.resolve(`${pkg}/package.json`)), "_schemas");
-const SCHEMAS_DIR = schemasOf("kubernetes-models");
 /**
- * cert-manager's custom resources, as @kubernetes-models/cert-manager 6 compiles them from
- * cert-manager v1.20's API types (the package's go.mod pins the release).
+ * Custom resources, as the kubernetes-models packages compile them from each project's API types:
+ * cert-manager v1.20 (@kubernetes-models/cert-manager 6) and prometheus-operator's
+ * monitoring.coreos.com/v1 (@kubernetes-models/prometheus-operator 6). Each package's go.mod pins
+ * the release.
  */
-const CERT_MANAGER_SCHEMAS_DIR = schemasOf("@kubernetes-models/cert-manager");
+const CUSTOM_SCHEMA_DIRS: Record<string, string> = {
+  ComGithubCertManagerCertManagerPkgApis: schemasOf("@kubernetes-models/cert-manager"),
+  ComGithubPrometheusOperatorPrometheusOperatorPkgApis: schemasOf(
+    "@kubernetes-models/prometheus-operator",
+  ),
+};
+const SCHEMAS_DIR = schemasOf("kubernetes-models");
 const CERT_MANAGER_SCHEMA_PREFIX = "ComGithubCertManagerCertManagerPkgApis";
+const PROMETHEUS_OPERATOR_SCHEMA_PREFIX = "ComGithubPrometheusOperatorPrometheusOperatorPkgApis";
 
 /** Schema names of the kinds we emit. A kind not listed fails: nothing passes unchecked. */
 const SCHEMA_OF: Record<string, string> = {
   "cert-manager.io/v1/Certificate": `${CERT_MANAGER_SCHEMA_PREFIX}CertmanagerV1Certificate`,
   "cert-manager.io/v1/Issuer": `${CERT_MANAGER_SCHEMA_PREFIX}CertmanagerV1Issuer`,
+  "monitoring.coreos.com/v1/PodMonitor": `${PROMETHEUS_OPERATOR_SCHEMA_PREFIX}MonitoringV1PodMonitor`,
+  "monitoring.coreos.com/v1/PrometheusRule": `${PROMETHEUS_OPERATOR_SCHEMA_PREFIX}MonitoringV1PrometheusRule`,
   "v1/Namespace": "IoK8sApiCoreV1Namespace",
   "v1/ServiceAccount": "IoK8sApiCoreV1ServiceAccount",
   "v1/Secret": "IoK8sApiCoreV1Secret",
@@ -61,9 +71,8 @@ const validators = new Map<string, CompiledValidator>();
 export async function loadKubernetesSchemas(): Promise<void> {
   for (const schema of Object.values(SCHEMA_OF)) {
     if (validators.has(schema)) continue;
-    const dir = schema.startsWith(CERT_MANAGER_SCHEMA_PREFIX)
-      ? CERT_MANAGER_SCHEMAS_DIR
-      : SCHEMAS_DIR;
+    const custom = Object.keys(CUSTOM_SCHEMA_DIRS).find((prefix) => schema.startsWith(prefix));
+    const dir = custom ? CUSTOM_SCHEMA_DIRS[custom] : SCHEMAS_DIR;
     const mod = (await import(pathToFileURL(path.join(dir, `${schema}.js`)).href)) as {
       validate: CompiledValidator;
     };

@@ -33,10 +33,13 @@ export const KIND_ORDER = [
   "Service",
   "Deployment",
   "PodDisruptionBudget",
-  // Kinds kustomize does not know come next, sorted by name (api/resid/gvk.go IsLessThan).
-  "Certificate",
+  // Kinds kustomize does not order come next, sorted by group (api/resid/gvk.go IsLessThan):
+  // autoscaling, cert-manager.io, monitoring.coreos.com, networking.k8s.io.
   "HorizontalPodAutoscaler",
+  "Certificate",
   "Issuer",
+  "PodMonitor",
+  "PrometheusRule",
   "NetworkPolicy",
 ] as const;
 

@@ -1,0 +1,267 @@
+/**
+ * Observability (docs/observability.md): the series each stack's Envoys expose, derived by a model
+ * of Envoy's tag extraction checked against Envoy's own test vectors; the PodMonitor and the
+ * NetworkPolicy that lets its scraper in; the alerts, every expression checked against the series
+ * and unit-tested with Prometheus' own promtool.
+ */
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import vectors from "./harness/vendor/envoy-stats/tag-vectors.json";
+import { loadMeshConfig, MeshModel } from "../components/config";
+import { ENVOY_FILES } from "../components/envoy";
+import {
+  alertRules,
+  meshSelector,
+  monitoringName,
+  podMonitorSpec,
+} from "../components/observability";
+import { checkExpression } from "./harness/promql-check";
+import {
+  alertCases,
+  findPromtool,
+  promtool,
+  promtoolDir,
+  writePromtoolFiles,
+} from "./harness/promtool";
+import {
+  envoyConfigMapOf,
+  findObject,
+  ProgramRun,
+  runStack,
+  once,
+  stackConfig,
+  StackName,
+} from "./harness/program";
+import { extractTags, LabelValue, Series, seriesOf, targetLabels } from "./harness/stats-model";
+import { PROJECT } from "../components/names";
+
+const runOf = once((stack: StackName) => runStack(stack));
+const WORKLOADS = ["bookapi", "bookapi-mcp-server", "mesh-gateway"];
+
+/** Every series of a stack's Envoys, as its PodMonitor's targets store them. */
+function meshSeries(run: ProgramRun, model: MeshModel): Series[] {
+  const target = targetLabels(PROJECT, model.namespace);
+  return WORKLOADS.flatMap((w) =>
+    seriesOf(
+      JSON.parse(
+        (envoyConfigMapOf(run, w).inputs.data as Record<string, string>)[ENVOY_FILES.bootstrap],
+      ) as Record<string, unknown>,
+      target,
+    ),
+  );
+}
+
+const has = (series: Series[], name: string, labels: Record<string, string>) =>
+  series.some(
+    (s) =>
+      s.name === name &&
+      Object.entries(labels).every(([k, v]) => {
+        const l: LabelValue | undefined = s.labels[k];
+        return typeof l === "string" ? l === v : l?.test(v) === true;
+      }),
+  );
+
+describe("the stats model (Envoy's tag extraction and Prometheus naming)", () => {
+  it("extracts names and tags exactly as Envoy's own test vectors say, for every default tag", () => {
+    for (const v of vectors as {
+      stat: string;
+      extracted: string;
+      tags: Record<string, string>;
+    }[]) {
+      const got = extractTags(v.stat);
+      assert.equal(got.name, v.extracted, v.stat);
+      assert.deepEqual(Object.fromEntries(got.tags), v.tags, v.stat);
+    }
+    assert.ok(vectors.length >= 50);
+  });
+
+  it("names each caller-to-callee edge by the caller's mesh_service tag and the callee's cluster, with status classes and latency", async () => {
+    const model = loadMeshConfig(stackConfig("prod"));
+    const series = meshSeries(await runOf("prod"), model);
+    const edge = { mesh_service: "bookapi-mcp-server", envoy_cluster_name: "upstream_bookapi" };
+    assert.ok(has(series, "envoy_cluster_upstream_rq_total", edge));
+    assert.ok(
+      has(series, "envoy_cluster_upstream_rq_xx", { ...edge, envoy_response_code_class: "5" }),
+    );
+    assert.ok(has(series, "envoy_cluster_upstream_rq_time_bucket", { ...edge, le: "1000" }));
+    // The gateway's routes are edges too, and every stat names its Envoy.
+    assert.ok(
+      has(series, "envoy_cluster_upstream_rq_total", {
+        mesh_service: "mesh-gateway",
+        envoy_cluster_name: "upstream_bookapi-mcp-server",
+      }),
+    );
+    assert.ok(series.every((s) => typeof s.labels.mesh_service === "string"));
+    // An edge that does not exist has no series.
+    assert.ok(
+      !has(series, "envoy_cluster_upstream_rq_total", {
+        mesh_service: "bookapi",
+        envoy_cluster_name: "upstream_bookapi-mcp-server",
+      }),
+    );
+  });
+});
+
+describe("metrics discovery", () => {
+  it("gives staging and prod a PodMonitor where kube-prometheus-stack looks, selecting every mesh pod on the Envoy metrics port", async () => {
+    for (const stack of ["staging", "prod"] as const) {
+      const model = loadMeshConfig(stackConfig(stack));
+      const pm = findObject(await runOf(stack), "PodMonitor", monitoringName(model));
+      const metadata = pm.inputs.metadata as { namespace: string; labels: Record<string, string> };
+      assert.equal(metadata.namespace, "monitoring");
+      assert.equal(metadata.labels.release, "kube-prometheus-stack");
+      assert.deepEqual(pm.inputs.spec, podMonitorSpec(model));
+      assert.deepEqual(podMonitorSpec(model).namespaceSelector, { matchNames: [model.namespace] });
+      // Every Deployment's pods carry the selected label and name the metrics port so.
+      for (const w of WORKLOADS) {
+        const template = (
+          findObject(await runOf(stack), "Deployment", w).inputs.spec as {
+            template: {
+              metadata: { labels: Record<string, string> };
+              spec: {
+                containers: { name: string; ports?: { name: string; containerPort: number }[] }[];
+                initContainers?: {
+                  name: string;
+                  ports?: { name: string; containerPort: number }[];
+                }[];
+              };
+            };
+          }
+        ).template;
+        for (const [k, v] of Object.entries(podMonitorSpec(model).selector.matchLabels))
+          assert.equal(template.metadata.labels[k], v, `${stack} ${w}`);
+        const ports = [...(template.spec.initContainers ?? []), ...template.spec.containers]
+          .filter((c) => c.name === "envoy")
+          .flatMap((c) => c.ports ?? []);
+        assert.ok(
+          ports.some(
+            (p) =>
+              p.name === podMonitorSpec(model).podMetricsEndpoints[0].port &&
+              p.containerPort === model.envoy.ports.metrics,
+          ),
+          `${stack} ${w}: ${JSON.stringify(ports)}`,
+        );
+      }
+    }
+  });
+
+  it("refuses a discovery no NetworkPolicy lets through, and alerts without the PodMonitor they read, naming the key", () => {
+    const prod = stackConfig("prod");
+    const envoy = JSON.parse(prod["bookapi-mesh:envoy"]) as Record<string, unknown>;
+    assert.throws(
+      () =>
+        loadMeshConfig({
+          ...prod,
+          "bookapi-mesh:envoy": JSON.stringify({ ...envoy, scrapeFrom: [] }),
+        }),
+      /bookapi-mesh:observability\.metrics\.discovery: podMonitor needs envoy\.scrapeFrom/,
+    );
+    assert.throws(
+      () =>
+        loadMeshConfig({
+          ...prod,
+          "bookapi-mesh:observability": JSON.stringify({
+            metrics: { discovery: "annotations" },
+            alerts: { enabled: true },
+          }),
+        }),
+      /bookapi-mesh:observability\.alerts\.enabled: the alerts read the series of the mesh's PodMonitor/,
+    );
+  });
+});
+
+describe("the mesh's alerts", () => {
+  for (const stack of ["staging", "prod"] as const) {
+    it(`parse, and read only series and labels the stats model derives for ${stack}`, async () => {
+      const model = loadMeshConfig(stackConfig(stack));
+      const series = meshSeries(await runOf(stack), model);
+      const target = targetLabels(PROJECT, model.namespace);
+      const run = await runOf(stack);
+      const rule = findObject(run, "PrometheusRule", monitoringName(model));
+      const groups = (rule.inputs.spec as { groups: ReturnType<typeof alertRules> }).groups;
+      assert.deepEqual(groups, alertRules(model));
+      const alerts = groups.flatMap((g) => g.rules);
+      assert.ok(alerts.length >= 8, alerts.map((a) => a.alert).join());
+      for (const a of alerts)
+        assert.deepEqual(checkExpression(a.expr, series, target), [], `${a.alert}: ${a.expr}`);
+    });
+  }
+
+  it("catches an expression that would select nothing: a renamed cluster, a missing tag, a typo, a bad parse", async () => {
+    const model = loadMeshConfig(stackConfig("prod"));
+    const series = meshSeries(await runOf("prod"), model);
+    const target = targetLabels(PROJECT, model.namespace);
+    const sel = meshSelector(model);
+    const problems = (expr: string) => checkExpression(expr, series, target).join("\n");
+    assert.match(
+      problems(`envoy_cluster_upstream_rq_total{${sel}, envoy_cluster_name="upstream_ratings"}`),
+      /select no series/,
+    );
+    assert.match(
+      problems(`sum by (source_workload) (envoy_cluster_upstream_rq_total{${sel}})`),
+      /by \(source_workload\)/,
+    );
+    assert.match(problems(`envoy_cluster_upstream_rq_totl{${sel}}`), /no such series/);
+    assert.match(problems(`sum by (mesh_service (envoy_cluster_upstream_rq_total)`), /parse/);
+    assert.match(problems(`up{job="bookapi-mesh", namespace="elsewhere"}`), /select no series/);
+  });
+
+  describe("with promtool (Prometheus' own rule checker and unit tester)", function () {
+    const binary = findPromtool();
+    before(function () {
+      if (binary) return;
+      // CI installs promtool (.ci/run); elsewhere set PROMTOOL to run these.
+      if (process.env.CI) throw new Error("promtool is missing: .ci/run installs it");
+      this.skip();
+    });
+
+    /** A stack's rules and, for each, cases on bookapi-mcp-server's edge to bookapi. */
+    async function rulesAndCases(stack: StackName) {
+      const model = loadMeshConfig(stackConfig(stack));
+      const series = meshSeries(await runOf(stack), model);
+      const caller = {
+        workload: "bookapi-mcp-server",
+        series: series.filter((s) => s.labels.mesh_service === "bookapi-mcp-server"),
+      };
+      const groups = alertRules(model);
+      const target = targetLabels(PROJECT, model.namespace);
+      return { groups, cases: alertCases(groups, caller, "upstream_bookapi", target) };
+    }
+
+    for (const stack of ["staging", "prod"] as const) {
+      it(`checks ${stack}'s rules and fires each alert on its firing case and never on its quiet one`, async () => {
+        const { groups, cases } = await rulesAndCases(stack);
+        const dir = promtoolDir();
+        try {
+          writePromtoolFiles(dir, groups, cases);
+          const check = promtool(binary as string, dir, ["check", "rules", "rules.yaml"]);
+          assert.equal(check.status, 0, check.output);
+          const test = promtool(binary as string, dir, ["test", "rules", "tests.yaml"]);
+          assert.equal(test.status, 0, test.output);
+        } finally {
+          fs.rmSync(dir, { recursive: true, force: true });
+        }
+      });
+    }
+
+    it("fails a case whose expectation is wrong, so the cases above can fail", async () => {
+      const { groups, cases } = await rulesAndCases("prod");
+      // The quiet inputs under the firing expectation.
+      const swapped = cases.map((c) => ({
+        ...c,
+        fires: c.quiet,
+      }));
+      const dir = promtoolDir();
+      try {
+        writePromtoolFiles(dir, groups, swapped);
+        const test = promtool(binary as string, dir, ["test", "rules", "tests.yaml"]);
+        assert.notEqual(test.status, 0);
+        assert.match(test.output, /FAILED/);
+        assert.ok(fs.existsSync(path.join(dir, "rules.yaml")));
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  });
+});
