@@ -82,3 +82,8 @@ export const gateway = mesh.gatewayEndpoint;
 export const certificates = mesh.certificates;
 /** The mesh CA's expiry, renewal time and fingerprint. */
 export const trust = mesh.trust;
+/**
+ * Who may call whom: every allowed edge as one line, sorted, so `pulumi preview --diff` shows who
+ * gains or loses access (docs/security.md, "Allowed traffic").
+ */
+export const access = mesh.access;

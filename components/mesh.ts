@@ -20,6 +20,7 @@ import {
   gatewayWarnings,
   MeshGateway,
 } from "./gateway";
+import { accessLines } from "./access";
 import { CertManagerIssuer } from "./cert-manager";
 import { MeshMonitoring } from "./observability";
 import { LeafCertificateState, tlsSecret } from "./identity";
@@ -203,6 +204,8 @@ export class ServiceMesh extends pulumi.ComponentResource {
   public readonly certificates: pulumi.Output<Record<string, LeafCertificateState>>;
   /** In cert-manager mode: the Issuer, its intermediate CA Secret and the trust ConfigMap. */
   public readonly certManager?: CertManagerIssuer;
+  /** Every allowed edge, one readable line each, sorted: who may call whom (access.ts). */
+  public readonly access: pulumi.Output<string[]>;
   /** The PodMonitor and PrometheusRule, where observability asks for them. */
   public readonly monitoring?: MeshMonitoring;
   /** The mesh CA: when it expires and is re-issued, and its certificate's SHA-256 fingerprint. */
@@ -441,6 +444,7 @@ export class ServiceMesh extends pulumi.ComponentResource {
         }))
       : pki.trust;
     this.endpoints = pulumi.output(endpointsOf(model));
+    this.access = pulumi.output(accessLines(model));
     this.clients = pulumi
       .all(clientCerts.map(({ cert }) => cert.certPem))
       .apply((pems) =>
@@ -494,6 +498,7 @@ export class ServiceMesh extends pulumi.ComponentResource {
       clientKeys: this.clientKeys,
       certificates: this.certificates,
       trust: this.trust,
+      access: this.access,
       exposed: this.exposed,
       gateway: this.gatewayEndpoint,
     });

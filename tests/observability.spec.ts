@@ -16,6 +16,7 @@ import {
   monitoringName,
   podMonitorSpec,
 } from "../components/observability";
+import { accessLines } from "../components/access";
 import { checkExpression } from "./harness/promql-check";
 import {
   alertCases,
@@ -31,6 +32,7 @@ import {
   runStack,
   once,
   stackConfig,
+  stackConfigWithServices,
   StackName,
 } from "./harness/program";
 import { extractTags, LabelValue, Series, seriesOf, targetLabels } from "./harness/stats-model";
@@ -229,39 +231,104 @@ describe("the mesh's alerts", () => {
       return { groups, cases: alertCases(groups, caller, "upstream_bookapi", target) };
     }
 
-    for (const stack of ["staging", "prod"] as const) {
-      it(`checks ${stack}'s rules and fires each alert on its firing case and never on its quiet one`, async () => {
-        const { groups, cases } = await rulesAndCases(stack);
-        const dir = promtoolDir();
-        try {
-          writePromtoolFiles(dir, groups, cases);
-          const check = promtool(binary as string, dir, ["check", "rules", "rules.yaml"]);
-          assert.equal(check.status, 0, check.output);
-          const test = promtool(binary as string, dir, ["test", "rules", "tests.yaml"]);
-          assert.equal(test.status, 0, test.output);
-        } finally {
-          fs.rmSync(dir, { recursive: true, force: true });
-        }
-      });
-    }
-
-    it("fails a case whose expectation is wrong, so the cases above can fail", async () => {
-      const { groups, cases } = await rulesAndCases("prod");
-      // The quiet inputs under the firing expectation.
-      const swapped = cases.map((c) => ({
-        ...c,
-        fires: c.quiet,
-      }));
+    it("checks staging's and prod's rules and fires each alert on its firing case and never on its quiet one", async () => {
       const dir = promtoolDir();
       try {
-        writePromtoolFiles(dir, groups, swapped);
-        const test = promtool(binary as string, dir, ["test", "rules", "tests.yaml"]);
-        assert.notEqual(test.status, 0);
-        assert.match(test.output, /FAILED/);
-        assert.ok(fs.existsSync(path.join(dir, "rules.yaml")));
+        const files = [];
+        for (const stack of ["staging", "prod"] as const) {
+          const { groups, cases } = await rulesAndCases(stack);
+          files.push(writePromtoolFiles(dir, stack, groups, cases));
+        }
+        const check = promtool(binary as string, dir, [
+          "check",
+          "rules",
+          ...files.map((f) => f.rules),
+        ]);
+        assert.equal(check.status, 0, check.output);
+        const test = promtool(binary as string, dir, [
+          "test",
+          "rules",
+          ...files.map((f) => f.tests),
+        ]);
+        assert.equal(test.status, 0, test.output);
+        // Every alert ran twice per stack.
+        assert.equal(
+          (fs.readFileSync(path.join(dir, files[1].tests), "utf8").match(/alertname:/g) ?? [])
+            .length,
+          2 * (await rulesAndCases("prod")).cases.length,
+        );
       } finally {
         fs.rmSync(dir, { recursive: true, force: true });
       }
     });
+
+    it("fails a case whose expectation is wrong, so the case above can fail", async () => {
+      const { groups, cases } = await rulesAndCases("prod");
+      // The quiet inputs under the firing expectation, for one alert.
+      const swapped = cases
+        .filter((c) => c.alert === "MeshEdgeErrors")
+        .map((c) => ({ ...c, fires: c.quiet }));
+      const dir = promtoolDir();
+      try {
+        const files = writePromtoolFiles(dir, "prod", groups, swapped);
+        const test = promtool(binary as string, dir, ["test", "rules", files.tests]);
+        assert.notEqual(test.status, 0);
+        assert.match(test.output, /FAILED/);
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
+  });
+});
+
+describe("who may call whom (the access output)", () => {
+  it("lists every allowed edge of prod as one sorted line, with its limits, as the stack output", async () => {
+    const run = await runOf("prod");
+    assert.deepEqual(run.outputs.access, [
+      "bookapi-mcp-server -> bookapi :15001 any request",
+      "internet -> mesh-gateway :443 mcp.example.com/mcp -> bookapi-mcp-server (token)",
+      "mesh-gateway -> bookapi-mcp-server :15001 /mcp,/mcp/*",
+      "pods{app.kubernetes.io/name=prometheus} in namespaces{kubernetes.io/metadata.name=monitoring} -> every mesh pod :15090,15021 (metrics, health)",
+    ]);
+    assert.deepEqual(run.outputs.access, accessLines(loadMeshConfig(stackConfig("prod"))));
+  });
+
+  it("has a mesh line for exactly the pairs whose caller's Envoy has a cluster to the callee", async () => {
+    const model = loadMeshConfig(stackConfig("prod"));
+    const series = meshSeries(await runOf("prod"), model);
+    const clusters = new Set(
+      series
+        .filter((s) => s.name === "envoy_cluster_upstream_rq_total")
+        .map((s) => `${String(s.labels.mesh_service)} -> ${String(s.labels.envoy_cluster_name)}`)
+        .filter((e) => e.includes("-> upstream_"))
+        .map((e) => e.replace("-> upstream_", "-> ")),
+    );
+    const meshLines = accessLines(model)
+      .filter((l) => / :15001 /.test(l) && !l.startsWith("client/"))
+      .map((l) => l.slice(0, l.indexOf(" :")));
+    assert.deepEqual(meshLines.sort(), [...clusters].sort());
+  });
+
+  it("shows a narrowed call as one line changed, so preview --diff shows who lost what", () => {
+    const before = accessLines(loadMeshConfig(stackConfig("prod")));
+    const after = accessLines(
+      loadMeshConfig(
+        stackConfigWithServices("prod", (services) => {
+          const mcp = services.find((s) => s.name === "bookapi-mcp-server") as Record<
+            string,
+            unknown
+          >;
+          mcp.calls = [{ service: "bookapi", methods: ["GET"], paths: ["/books/*"] }];
+        }),
+      ),
+    );
+    assert.deepEqual(
+      before.filter((l) => !after.includes(l)),
+      ["bookapi-mcp-server -> bookapi :15001 any request"],
+    );
+    assert.deepEqual(
+      after.filter((l) => !before.includes(l)),
+      ["bookapi-mcp-server -> bookapi :15001 GET /books/*"],
+    );
   });
 });

@@ -23,7 +23,14 @@ import {
   validateBootstrapDetailed,
 } from "./harness/envoy-schema";
 import { findObject, runProgram, STACKS, stackConfig } from "./harness/program";
-import { bootstrapOf, clusterOf, hcm, listenerOf, meshWith } from "./harness/traffic-fixtures";
+import {
+  bootstrapOf,
+  clusterOf,
+  gatewayBootstrapOf,
+  hcm,
+  listenerOf,
+  meshWith,
+} from "./harness/traffic-fixtures";
 import { acceptsConnectionsUnderPressure, servedUnderPressure } from "./harness/overload-model";
 import { ResponseTimeline, routeOutcome } from "./harness/route-timeout-model";
 
@@ -298,6 +305,47 @@ describe("traffic policies round-trip to Envoy's fields", () => {
       assert.ok(key in format(listenerOf(on, "inbound")), key);
     const off = bootstrapOf(meshWith({}, {}, { accessLog: false }), "bookapi-mcp-server");
     assert.ok(off.static_resources.listeners.every((l) => hcm(l).access_log === undefined));
+  });
+
+  it("logs what on-call needs per request (time to first byte, attempts, the upstream's transport failure, termination, trace id) and one line per mTLS connection with the handshake's failure reason", () => {
+    const on = bootstrapOf(meshWith({}), "bookapi-mcp-server");
+    const format = (l: Listener) =>
+      hcm(l).access_log?.[0].typed_config.log_format.json_format ?? {};
+    for (const l of ["inbound", "outbound"])
+      assert.deepEqual(
+        {
+          ttfb: format(listenerOf(on, l)).ttfb_ms,
+          attempts: format(listenerOf(on, l)).attempts,
+          upstream: format(listenerOf(on, l)).upstream_failure,
+          termination: format(listenerOf(on, l)).termination,
+          trace: format(listenerOf(on, l)).trace_id,
+        },
+        {
+          ttfb: "%RESPONSE_DURATION%",
+          attempts: "%UPSTREAM_REQUEST_ATTEMPT_COUNT%",
+          upstream: "%UPSTREAM_TRANSPORT_FAILURE_REASON%",
+          termination: "%CONNECTION_TERMINATION_DETAILS%",
+          trace: "%TRACE_ID%",
+        },
+        l,
+      );
+    const connections = (l: Listener) => l.access_log?.[0].typed_config.log_format.json_format;
+    assert.equal(
+      connections(listenerOf(on, "inbound"))?.tls_failure,
+      "%DOWNSTREAM_TRANSPORT_FAILURE_REASON%",
+    );
+    assert.equal(
+      connections(listenerOf(on, "outbound")),
+      undefined,
+      "plain loopback: no handshake",
+    );
+    const gateway = gatewayBootstrapOf(loadMeshConfig(stackConfig("dev")));
+    assert.equal(
+      connections(listenerOf(gateway, "gateway"))?.tls_failure,
+      "%DOWNSTREAM_TRANSPORT_FAILURE_REASON%",
+    );
+    const off = bootstrapOf(meshWith({}, {}, { accessLog: false }), "bookapi-mcp-server");
+    assert.ok(off.static_resources.listeners.every((l) => l.access_log === undefined));
   });
 
   it("sizes the overload manager and worker threads from the sidecar's limits", () => {

@@ -10,6 +10,7 @@ import { adminCluster, egressCluster, upstreamCluster } from "./clusters";
 import { keepaliveSocketOptions, meshHttp2Options } from "./connections";
 import {
   accessLog,
+  connectionLog,
   errorBodyMappers,
   healthListener,
   httpConnectionManager,
@@ -576,6 +577,7 @@ export function gatewayListener(spec: GatewaySpec): Listener {
     per_connection_buffer_limit_bytes: EDGE_LIMITS.bufferBytes,
     // A client behind a load balancer that drops idle flows silently (AWS NLB 350 s, Azure 240 s).
     socket_options: keepaliveSocketOptions(),
+    ...(spec.accessLog ? { access_log: [connectionLog(name)] } : {}),
     filter_chains: [
       {
         transport_socket: tlsTransportSocket(edgeTlsContext(spec)),

@@ -114,34 +114,64 @@ export function accessLog(
   direction: "inbound" | "outbound",
   opts: { client?: boolean } = {},
 ): AccessLog {
+  return stdoutJsonLog({
+    start_time: "%START_TIME%",
+    direction,
+    method: "%REQ(:METHOD)%",
+    path: "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%",
+    authority: "%REQ(:AUTHORITY)%",
+    status: "%RESPONSE_CODE%",
+    response_flags: "%RESPONSE_FLAGS%",
+    response_code_details: "%RESPONSE_CODE_DETAILS%",
+    duration_ms: "%DURATION%",
+    bytes_received: "%BYTES_RECEIVED%",
+    bytes_sent: "%BYTES_SENT%",
+    // Time to the first byte from upstream: the one latency that means anything for SSE.
+    ttfb_ms: "%RESPONSE_DURATION%",
+    attempts: "%UPSTREAM_REQUEST_ATTEMPT_COUNT%",
+    upstream_host: "%UPSTREAM_HOST%",
+    upstream_cluster: "%UPSTREAM_CLUSTER%",
+    // Why the upstream connection failed (e.g. a TLS verification error), when it did.
+    upstream_failure: "%UPSTREAM_TRANSPORT_FAILURE_REASON%",
+    termination: "%CONNECTION_TERMINATION_DETAILS%",
+    trace_id: "%TRACE_ID%",
+    peer: direction === "inbound" ? "%DOWNSTREAM_PEER_URI_SAN%" : "%UPSTREAM_PEER_URI_SAN%",
+    request_id: "%REQ(X-REQUEST-ID)%",
+    // At the edge: the client's address (the connection's peer, use_remote_address).
+    ...(opts.client ? { client: "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%" } : {}),
+  });
+}
+
+/** A JSON line on stdout with these fields, empty ones left out. */
+function stdoutJsonLog(fields: Record<string, string>): AccessLog {
   return {
     name: EXTENSION_NAMES.stdoutAccessLog,
     typed_config: {
       "@type": TYPE_URLS.stdoutAccessLog,
-      log_format: {
-        json_format: {
-          start_time: "%START_TIME%",
-          direction,
-          method: "%REQ(:METHOD)%",
-          path: "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%",
-          authority: "%REQ(:AUTHORITY)%",
-          status: "%RESPONSE_CODE%",
-          response_flags: "%RESPONSE_FLAGS%",
-          response_code_details: "%RESPONSE_CODE_DETAILS%",
-          duration_ms: "%DURATION%",
-          bytes_received: "%BYTES_RECEIVED%",
-          bytes_sent: "%BYTES_SENT%",
-          upstream_host: "%UPSTREAM_HOST%",
-          upstream_cluster: "%UPSTREAM_CLUSTER%",
-          peer: direction === "inbound" ? "%DOWNSTREAM_PEER_URI_SAN%" : "%UPSTREAM_PEER_URI_SAN%",
-          request_id: "%REQ(X-REQUEST-ID)%",
-          // At the edge: the client's address (the connection's peer, use_remote_address).
-          ...(opts.client ? { client: "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%" } : {}),
-        },
-        omit_empty_values: true,
-      },
+      log_format: { json_format: fields, omit_empty_values: true },
     },
   };
+}
+
+/**
+ * One line per downstream connection of a TLS listener, written when it closes: a refused
+ * handshake never reaches the HTTP log, and this line carries Envoy's reason
+ * (`%DOWNSTREAM_TRANSPORT_FAILURE_REASON%`, e.g. PEER_DID_NOT_RETURN_A_CERTIFICATE or a
+ * CERTIFICATE_VERIFY_FAILED; Envoy's integration tests assert it on listener access logs).
+ */
+export function connectionLog(listener: string): AccessLog {
+  return stdoutJsonLog({
+    start_time: "%START_TIME%",
+    connection: listener,
+    client: "%DOWNSTREAM_REMOTE_ADDRESS%",
+    peer: "%DOWNSTREAM_PEER_URI_SAN%",
+    tls_version: "%DOWNSTREAM_TLS_VERSION%",
+    tls_failure: "%DOWNSTREAM_TRANSPORT_FAILURE_REASON%",
+    termination: "%CONNECTION_TERMINATION_DETAILS%",
+    duration_ms: "%DURATION%",
+    bytes_received: "%BYTES_RECEIVED%",
+    bytes_sent: "%BYTES_SENT%",
+  });
 }
 
 /** The parts every HCM shares; callers add the direction-specific fields. */
@@ -321,6 +351,7 @@ export function inboundListener(spec: SidecarSpec): Listener {
     address: podAddress(spec.bindAddress, spec.ports.inbound),
     traffic_direction: "INBOUND",
     socket_options: keepaliveSocketOptions(),
+    ...(spec.accessLog ? { access_log: [connectionLog(name)] } : {}),
     filter_chains: [
       {
         transport_socket: tlsTransportSocket(inboundTlsContext(spec)),

@@ -595,6 +595,8 @@ export interface Listener {
   /** Read/write buffer per connection; Envoy's default is 1 MiB. */
   per_connection_buffer_limit_bytes?: number;
   socket_options?: SocketOption[];
+  /** Listener-level logs: one line per downstream connection, refused handshakes included. */
+  access_log?: AccessLog[];
   filter_chains: FilterChain[];
 }
 

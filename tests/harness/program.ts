@@ -256,9 +256,20 @@ export async function runProgramOutcome(
   }
 }
 
-/** Runs one shipped stack. */
-export function runStack(stack: StackName): Promise<ProgramRun> {
-  return runProgram(stackConfig(stack), stack);
+const stackRuns = new Map<StackName, Promise<ProgramRun>>();
+
+/**
+ * Runs one shipped stack, once per process (worker): each call gets its own copy, so a test may
+ * change what it gets. The keys are the same in every copy; a test that needs a fresh run (new
+ * keys, a renewal) calls runProgram.
+ */
+export async function runStack(stack: StackName): Promise<ProgramRun> {
+  let run = stackRuns.get(stack);
+  if (!run) {
+    run = runProgram(stackConfig(stack), stack);
+    stackRuns.set(stack, run);
+  }
+  return structuredClone(await run);
 }
 
 /** Kubernetes objects of a run, with helpers to find them by kind and `metadata.name`. */

@@ -201,9 +201,18 @@ export function alertCases(
     });
 }
 
-/** The rule file and the promtool test file for `groups` and `cases`, written into `dir`. */
-export function writePromtoolFiles(dir: string, groups: RuleGroup[], cases: AlertCase[]): void {
-  fs.writeFileSync(path.join(dir, "rules.yaml"), stringify({ groups }));
+/**
+ * The rule file `<name>-rules.yaml` and the promtool test file `<name>-tests.yaml` for `groups`
+ * and `cases`, written into `dir`; returns their names.
+ */
+export function writePromtoolFiles(
+  dir: string,
+  name: string,
+  groups: RuleGroup[],
+  cases: AlertCase[],
+): { rules: string; tests: string } {
+  const files = { rules: `${name}-rules.yaml`, tests: `${name}-tests.yaml` };
+  fs.writeFileSync(path.join(dir, files.rules), stringify({ groups }));
   const rules = new Map(groups.flatMap((g) => g.rules).map((r) => [r.alert, r]));
   const tests = cases.flatMap((c) => {
     const rule = rules.get(c.alert) as AlertRule;
@@ -233,9 +242,10 @@ export function writePromtoolFiles(dir: string, groups: RuleGroup[], cases: Aler
     ];
   });
   fs.writeFileSync(
-    path.join(dir, "tests.yaml"),
-    stringify({ rule_files: ["rules.yaml"], evaluation_interval: "1m", tests }),
+    path.join(dir, files.tests),
+    stringify({ rule_files: [files.rules], evaluation_interval: "1m", tests }),
   );
+  return files;
 }
 
 /** A fresh folder for promtool's files. */
