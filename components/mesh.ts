@@ -293,7 +293,7 @@ export class ServiceMesh extends pulumi.ComponentResource {
     );
 
     const o = model.observability;
-    if (o.metrics.discovery === "podMonitor" || o.alerts.enabled)
+    if (o.metrics.discovery === "podMonitor" || o.alerts.enabled || o.dashboard.enabled)
       this.monitoring = new MeshMonitoring(
         `${name}-monitoring`,
         { model, after },

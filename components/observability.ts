@@ -9,6 +9,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { MeshModel, PROJECT } from "./config";
 import { EXTENSION_NAMES, upstreamClusterName } from "./envoy";
 import { MESH_SERVICE_TAG } from "./envoy/bootstrap";
+import { meshDashboard } from "./dashboard";
 import { EXPOSED_PATHS, meshLabels } from "./names";
 import { PORT_NAMES } from "./workload";
 
@@ -212,10 +213,14 @@ export interface MeshMonitoringArgs {
   after: pulumi.Resource[];
 }
 
-/** The PodMonitor (observability.metrics.discovery podMonitor) and the PrometheusRule (alerts). */
+/**
+ * The PodMonitor (observability.metrics.discovery podMonitor), the PrometheusRule (alerts) and the
+ * dashboard's ConfigMap (observability.dashboard).
+ */
 export class MeshMonitoring extends pulumi.ComponentResource {
   public readonly podMonitor?: k8s.apiextensions.CustomResource;
   public readonly prometheusRule?: k8s.apiextensions.CustomResource;
+  public readonly dashboard?: k8s.core.v1.ConfigMap;
 
   constructor(name: string, args: MeshMonitoringArgs, opts?: pulumi.ComponentResourceOptions) {
     super("bookapi-mesh:observability:MeshMonitoring", name, {}, opts);
@@ -249,6 +254,24 @@ export class MeshMonitoring extends pulumi.ComponentResource {
         },
         childOpts,
       );
+    if (o.dashboard.enabled)
+      this.dashboard = new k8s.core.v1.ConfigMap(
+        `${name}-dashboard`,
+        {
+          metadata: {
+            name: `${monitoringName(model)}-dashboard`,
+            namespace: o.dashboard.namespace ?? model.namespace,
+            labels: { ...meshLabels(), ...o.dashboard.labels },
+          },
+          data: { [dashboardFile(model)]: `${JSON.stringify(meshDashboard(model), null, 2)}\n` },
+        },
+        childOpts,
+      );
     this.registerOutputs({});
   }
+}
+
+/** The dashboard's file name in its ConfigMap (the Grafana sidecar writes it under that name). */
+export function dashboardFile(model: MeshModel): string {
+  return `${monitoringName(model)}.json`;
 }

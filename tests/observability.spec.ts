@@ -10,8 +10,10 @@ import * as path from "node:path";
 import vectors from "./harness/vendor/envoy-stats/tag-vectors.json";
 import { loadMeshConfig, MeshModel } from "../components/config";
 import { ENVOY_FILES } from "../components/envoy";
+import { dashboardExpressions, dashboardQueries, meshDashboard } from "../components/dashboard";
 import {
   alertRules,
+  dashboardFile,
   meshSelector,
   monitoringName,
   podMonitorSpec,
@@ -21,8 +23,10 @@ import { checkExpression } from "./harness/promql-check";
 import {
   alertCases,
   findPromtool,
+  inputOf,
   promtool,
   promtoolDir,
+  writeExprTests,
   writePromtoolFiles,
 } from "./harness/promtool";
 import {
@@ -330,5 +334,105 @@ describe("who may call whom (the access output)", () => {
       after.filter((l) => !before.includes(l)),
       ["bookapi-mcp-server -> bookapi :15001 GET /books/*"],
     );
+  });
+});
+
+describe("the dashboard", () => {
+  for (const stack of ["staging", "prod"] as const) {
+    it(`queries only series and labels the stats model derives for ${stack}, every expression parsed by Prometheus' grammar`, async () => {
+      const model = loadMeshConfig(stackConfig(stack));
+      const series = meshSeries(await runOf(stack), model);
+      const target = targetLabels(PROJECT, model.namespace);
+      const dashboard = meshDashboard(model);
+      const exprs = dashboardExpressions(dashboard);
+      assert.ok(exprs.length >= 18, String(exprs.length));
+      for (const expr of exprs) assert.deepEqual(checkExpression(expr, series, target), [], expr);
+      assert.ok((dashboard.panels ?? []).some((p) => p.type === "nodeGraph"));
+    });
+  }
+
+  it("is a ConfigMap the Grafana sidecar loads (grafana_dashboard: 1, where the stack says), holding the typed dashboard", async () => {
+    const model = loadMeshConfig(stackConfig("prod"));
+    const cm = findObject(await runOf("prod"), "ConfigMap", `${monitoringName(model)}-dashboard`);
+    const metadata = cm.inputs.metadata as { namespace: string; labels: Record<string, string> };
+    assert.equal(metadata.namespace, "monitoring");
+    assert.equal(metadata.labels.grafana_dashboard, "1");
+    const data = cm.inputs.data as Record<string, string>;
+    assert.deepEqual(Object.keys(data), [dashboardFile(model)]);
+    assert.deepEqual(
+      JSON.parse(data[dashboardFile(model)]),
+      JSON.parse(JSON.stringify(meshDashboard(model))),
+    );
+  });
+
+  it("shapes the mesh graph as Grafana's node graph wants it (edges: id, source, target; nodes: id, title), evaluated by promtool", async function () {
+    const binary = findPromtool();
+    if (!binary) {
+      if (process.env.CI) throw new Error("promtool is missing: .ci/run installs it");
+      this.skip();
+    }
+    const model = loadMeshConfig(stackConfig("prod"));
+    const series = meshSeries(await runOf("prod"), model);
+    const of = (workload: string) => series.filter((s) => s.labels.mesh_service === workload);
+    const q = dashboardQueries(model);
+    const perSecond = "0+60x10";
+    const dir = promtoolDir();
+    try {
+      const file = writeExprTests(dir, "graph", [
+        {
+          expr: q.graph.edges,
+          evalTime: "5m",
+          input: [
+            inputOf(
+              of("bookapi"),
+              "http.inbound.rbac.policy.caller-bookapi-mcp-server.allowed",
+              perSecond,
+              "bookapi-1",
+            ),
+            inputOf(
+              of("bookapi-mcp-server"),
+              "http.inbound.rbac.policy.gateway-mesh-gateway.allowed",
+              perSecond,
+              "bookapi-mcp-server-1",
+            ),
+            inputOf(
+              of("mesh-gateway"),
+              "http.gateway.downstream_rq_total",
+              "0+120x10",
+              "mesh-gateway-1",
+            ),
+          ],
+          samples: [
+            {
+              labels: `{envoy_rbac_policy_name="caller-bookapi-mcp-server", id="bookapi-mcp-server->bookapi", mesh_service="bookapi", source="bookapi-mcp-server", target="bookapi"}`,
+              value: 1,
+            },
+            {
+              labels: `{envoy_rbac_policy_name="gateway-mesh-gateway", id="mesh-gateway->bookapi-mcp-server", mesh_service="bookapi-mcp-server", source="mesh-gateway", target="bookapi-mcp-server"}`,
+              value: 1,
+            },
+            {
+              labels: `{id="internet->mesh-gateway", mesh_service="mesh-gateway", source="internet", target="mesh-gateway"}`,
+              value: 2,
+            },
+          ],
+        },
+        {
+          expr: q.graph.nodes,
+          evalTime: "5m",
+          input: [
+            inputOf(of("bookapi"), "http.inbound.downstream_rq_total", perSecond, "bookapi-1"),
+          ],
+          samples: [
+            { labels: `{id="bookapi", mesh_service="bookapi", title="bookapi"}`, value: 1 },
+            { labels: `{id="internet", title="internet"}`, value: 0 },
+          ],
+        },
+      ]);
+      const test = promtool(binary as string, dir, ["test", "rules", file]);
+      assert.equal(test.status, 0, test.output);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

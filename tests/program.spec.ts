@@ -3,6 +3,7 @@ import * as k8s from "@pulumi/kubernetes";
 import { X509Certificate } from "node:crypto";
 import { loadMeshConfig, MeshModel } from "../components/config";
 import { STACK_CLAIM_NAME } from "../components/names";
+import { monitoringName } from "../components/observability";
 import { envoyConfigMapName } from "../components/workload";
 import {
   envoyConfigMapOf,
@@ -116,6 +117,8 @@ describe("the mesh program, per shipped stack", () => {
         if (o.metrics.discovery === "podMonitor")
           expected.push(`PodMonitor/bookapi-mesh-${model.namespace}`);
         if (o.alerts.enabled) expected.push(`PrometheusRule/bookapi-mesh-${model.namespace}`);
+        if (o.dashboard.enabled)
+          expected.push(`ConfigMap/bookapi-mesh-${model.namespace}-dashboard`);
         const actual = kubernetesObjects(run).map((r) =>
           `${kindOf(r.type)}/${metadataName(r)}`.replace(/-envoy-[0-9a-f]{10}$/, "-envoy-<hash>"),
         );
@@ -125,7 +128,11 @@ describe("the mesh program, per shipped stack", () => {
           const kind = kindOf(r.type);
           assert.equal(
             (r.inputs.metadata as { namespace: string }).namespace,
-            kind === "PodMonitor" || kind === "PrometheusRule" ? monitoring : model.namespace,
+            kind === "PodMonitor" || kind === "PrometheusRule"
+              ? monitoring
+              : metadataName(r).endsWith("-dashboard")
+                ? (o.dashboard.namespace ?? model.namespace)
+                : model.namespace,
             `${r.name}`,
           );
         }
@@ -135,7 +142,12 @@ describe("the mesh program, per shipped stack", () => {
         const run = runOf(stack);
         for (const r of kubernetesObjects(run)) {
           const kind = kindOf(r.type);
-          if (kind === "ConfigMap" && metadataName(r) !== STACK_CLAIM_NAME) {
+          // Updated in place: the namespace claim and the dashboard (nothing running reads them).
+          const inPlace = [
+            STACK_CLAIM_NAME,
+            `${monitoringName(loadMeshConfig(stackConfig(stack)))}-dashboard`,
+          ];
+          if (kind === "ConfigMap" && !inPlace.includes(metadataName(r))) {
             assert.equal(r.deleteBeforeReplace, false, r.name);
             assert.equal(r.inputs.immutable, true, r.name);
             // Versions outlive their place in state; Kubernetes collects them with their owner.

@@ -319,6 +319,20 @@ const observabilitySchema = z
         interval: duration.default("30s"),
       })
       .prefault({}),
+    /** The mesh's Grafana dashboard, as a ConfigMap the Grafana sidecar loads. */
+    dashboard: z
+      .strictObject({
+        enabled: z.boolean({ error: "must be true or false" }).default(false),
+        /** Where the Grafana sidecar looks; the mesh namespace when unset. */
+        namespace: z
+          .string()
+          .max(63, "must be at most 63 characters")
+          .regex(DNS_1123_LABEL, "must be a DNS-1123 label (lowercase letters, digits, '-')")
+          .optional(),
+        /** The label the sidecar selects dashboards by (its `label`/`labelValue` settings). */
+        labels: labelMap.default({ grafana_dashboard: "1" }),
+      })
+      .prefault({}),
     /** A PrometheusRule with the mesh's alerts (needs discovery podMonitor). */
     alerts: z
       .strictObject({

@@ -97,6 +97,12 @@ export function networkRbacFilter(statPrefix: string, callers: Peer[]): NetworkF
 export function httpRbacFilter(callers: Peer[]): HttpFilter {
   return {
     name: EXTENSION_NAMES.httpRbac,
-    typed_config: { "@type": TYPE_URLS.httpRbac, rules: requestRules(callers) },
+    typed_config: {
+      "@type": TYPE_URLS.httpRbac,
+      rules: requestRules(callers),
+      // Who called, per caller: the mesh graph's edges, clients included (their own sidecars
+      // count nothing). Envoy 1.30+ (envoyproxy/envoy#32313).
+      track_per_rule_stats: true,
+    },
   };
 }

@@ -305,6 +305,8 @@ export interface HttpRbac {
   "@type": typeof TYPE_URLS.httpRbac;
   /** Absent: the filter enforces nothing unless a route sets rules (RBACPerRoute). */
   rules?: RbacRules;
+  /** Counters per policy (per caller): `rbac.policy.<name>.allowed` and `.denied` (Envoy 1.30+). */
+  track_per_rule_stats?: boolean;
 }
 
 export interface HttpRbacPerRoute {

@@ -252,3 +252,47 @@ export function writePromtoolFiles(
 export function promtoolDir(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), "bookapi-mesh-promtool-"));
 }
+
+/** A PromQL expression evaluated by promtool on input series, and the samples it must give. */
+export interface ExprTest {
+  expr: string;
+  evalTime: string;
+  input: InputSeries[];
+  samples: { labels: string; value: number }[];
+}
+
+/** A promtool test file of expression tests (no rules), written into `dir`; returns its name. */
+export function writeExprTests(dir: string, name: string, tests: ExprTest[]): string {
+  const file = `${name}-tests.yaml`;
+  fs.writeFileSync(
+    path.join(dir, file),
+    stringify({
+      rule_files: [],
+      evaluation_interval: "1m",
+      tests: tests.map((t) => ({
+        interval: "1m",
+        input_series: t.input,
+        promql_expr_test: [
+          {
+            expr: t.expr,
+            eval_time: t.evalTime,
+            exp_samples: t.samples.map((s) => ({ labels: s.labels, value: s.value })),
+          },
+        ],
+      })),
+    }),
+  );
+  return file;
+}
+
+/** An input series for a stat of `series` (the stats model's), with example target labels. */
+export function inputOf(
+  series: Series[],
+  stat: string,
+  values: string,
+  pod: string,
+  suffix = "",
+): InputSeries {
+  const s = seriesOfStat(series, stat, suffix);
+  return { series: seriesText(s.name, concrete(s.labels, pod)), values };
+}

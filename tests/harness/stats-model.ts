@@ -258,6 +258,11 @@ export function statsOf(bootstrap: Json): [string, StatKind][] {
             const p = typeof f.rules_stat_prefix === "string" ? `${f.rules_stat_prefix}.` : "";
             stats.push([`http.${hcm}.rbac.${p}allowed`, "counter"]);
             stats.push([`http.${hcm}.rbac.${p}denied`, "counter"]);
+            // Per policy (envoyproxy/envoy#32313): `<prefix>policy.<name>.allowed|denied`.
+            if (f.track_per_rule_stats === true)
+              for (const policy of Object.keys(((f.rules ?? {}) as Json).policies ?? {}))
+                for (const s of ["allowed", "denied"])
+                  stats.push([`http.${hcm}.rbac.${p}policy.${policy}.${s}`, "counter"]);
           }
           if (typeIs(f, ".LocalRateLimit") && typeof f.stat_prefix === "string")
             for (const s of ["enabled", "enforced", "ok", "rate_limited"])

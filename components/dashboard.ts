@@ -1,0 +1,351 @@
+/**
+ * The mesh's Grafana dashboard (docs/observability.md, "Dashboard"), as typed objects from
+ * Grafana's own schema package (@grafana/schema: the classic dashboard JSON the Grafana sidecar
+ * loads from a ConfigMap). Every query is PromQL over the series the mesh's Envoys expose;
+ * tests/observability.spec.ts checks each against the stats model.
+ */
+import type { Dashboard, DataQuery, DataTransformerConfig, Panel, RowPanel } from "@grafana/schema";
+import type { Options as NodeGraphOptions } from "@grafana/schema/dist/esm/raw/composable/nodegraph/panelcfg/x/NodeGraphPanelCfg_types.gen";
+import { MeshModel, PROJECT } from "./config";
+import { MESH_SERVICE_TAG } from "./envoy/bootstrap";
+import { meshSelector } from "./observability";
+
+/**
+ * A Prometheus query as Grafana's Prometheus data source stores it: the schema's DataQuery fields
+ * and the data source's own (a mapped type, so it fits the schema's `Record<string, unknown>`).
+ */
+export type PrometheusQuery = Pick<DataQuery, "refId" | "datasource"> & {
+  expr: string;
+  legendFormat?: string;
+  /** One value per series (tables, the node graph) instead of a range. */
+  instant?: boolean;
+  range?: boolean;
+  format?: "time_series" | "table";
+};
+
+/** The data source every panel uses: the dashboard's `datasource` variable. */
+const DATASOURCE = { type: "prometheus", uid: "${datasource}" };
+
+const RATE = "5m";
+
+/** Grid layout: 24 columns; panels placed left to right, top to bottom. */
+class Grid {
+  private x = 0;
+  private y = 0;
+  private rowHeight = 0;
+  next(w: number, h: number): { x: number; y: number; w: number; h: number } {
+    if (this.x + w > 24) {
+      this.x = 0;
+      this.y += this.rowHeight;
+      this.rowHeight = 0;
+    }
+    const pos = { x: this.x, y: this.y, w, h };
+    this.x += w;
+    this.rowHeight = Math.max(this.rowHeight, h);
+    return pos;
+  }
+  row(): { x: number; y: number; w: number; h: number } {
+    if (this.x > 0) {
+      this.y += this.rowHeight;
+      this.x = 0;
+      this.rowHeight = 0;
+    }
+    const pos = { x: 0, y: this.y, w: 24, h: 1 };
+    this.y += 1;
+    return pos;
+  }
+}
+
+/** The queries of the dashboard, by what they show; each is checked against the stats model. */
+export function dashboardQueries(model: MeshModel) {
+  const sel = meshSelector(model);
+  const s = (more = "") => `{${sel}${more ? `, ${more}` : ""}}`;
+  const gateway = model.gateway?.name;
+  const inboundHcm = `envoy_http_conn_manager_prefix=~"inbound|gateway"`;
+  // The callee's view of each caller (its RBAC policy per caller, clients included): source and
+  // target as labels, and an id, as the node graph wants its edges.
+  const callerEdges = `label_join(label_replace(label_replace(label_replace(sum by (${MESH_SERVICE_TAG}, envoy_rbac_policy_name) (rate(envoy_http_rbac_policy_allowed${s(`envoy_http_conn_manager_prefix="inbound"`)}[${RATE}])), "source", "$2", "envoy_rbac_policy_name", "(caller|gateway)-(.+)"), "source", "client/$1", "envoy_rbac_policy_name", "client-(.+)"), "target", "$1", "${MESH_SERVICE_TAG}", "(.+)"), "id", "->", "source", "target")`;
+  const internetEdge = gateway
+    ? `label_join(label_replace(label_replace(sum by (${MESH_SERVICE_TAG}) (rate(envoy_http_downstream_rq_total${s(`${MESH_SERVICE_TAG}="${gateway}", envoy_http_conn_manager_prefix="gateway"`)}[${RATE}])), "source", "internet", "", ""), "target", "$1", "${MESH_SERVICE_TAG}", "(.+)"), "id", "->", "source", "target")`
+    : undefined;
+  const egressEdges = `label_join(label_replace(label_replace(sum by (${MESH_SERVICE_TAG}, envoy_cluster_name) (rate(envoy_cluster_upstream_rq_total${s(`envoy_cluster_name=~"egress_.+"`)}[${RATE}])), "source", "$1", "${MESH_SERVICE_TAG}", "(.+)"), "target", "$1", "envoy_cluster_name", "egress_(.+)"), "id", "->", "source", "target")`;
+  // The caller's view of its 5xx share per edge (clients have no sidecar: none for theirs).
+  const edgeErrors = `label_join(label_replace(label_replace(sum by (${MESH_SERVICE_TAG}, envoy_cluster_name) (rate(envoy_cluster_upstream_rq_xx${s(`envoy_cluster_name=~"upstream_.+|egress_.+", envoy_response_code_class="5"`)}[${RATE}])) / sum by (${MESH_SERVICE_TAG}, envoy_cluster_name) (rate(envoy_cluster_upstream_rq_total${s(`envoy_cluster_name=~"upstream_.+|egress_.+"`)}[${RATE}])), "source", "$1", "${MESH_SERVICE_TAG}", "(.+)"), "target", "$2", "envoy_cluster_name", "(upstream|egress)_(.+)"), "id", "->", "source", "target")`;
+  // Nodes: every service and the gateway with requests/s in; the internet, each client and each
+  // egress target as fixed nodes (0), so every edge has both ends.
+  const titled = (expr: string) => `label_replace(${expr}, "title", "$1", "id", "(.+)")`;
+  const fixedNode = (id: string) => titled(`label_replace(vector(0), "id", "${id}", "", "")`);
+  const nodes = [
+    titled(
+      `label_replace(sum by (${MESH_SERVICE_TAG}) (rate(envoy_http_downstream_rq_total${s(inboundHcm)}[${RATE}])), "id", "$1", "${MESH_SERVICE_TAG}", "(.+)")`,
+    ),
+    ...(gateway ? [fixedNode("internet")] : []),
+    ...model.clients.map((c) => fixedNode(`client/${c.name}`)),
+    ...[...new Set(model.services.flatMap((x) => x.egress.map((e) => e.name)))].map(fixedNode),
+  ].join(" or ");
+  const byService = (expr: string) => `sum by (${MESH_SERVICE_TAG}) (${expr})`;
+  const inboundRate = (more = "") =>
+    `rate(envoy_http_downstream_rq_xx${s(`${inboundHcm}${more ? `, ${more}` : ""}`)}[${RATE}])`;
+  const latency = (q: number, by: string, metric: string, more: string) =>
+    `histogram_quantile(${q}, sum by (le, ${by}) (rate(${metric}${s(more)}[${RATE}])))`;
+  const edge = `envoy_cluster_name=~"upstream_.+"`;
+  const byEdge = `${MESH_SERVICE_TAG}, envoy_cluster_name`;
+  return {
+    graph: {
+      nodes,
+      // Each part only where the stack has such edges: a query for a series that cannot exist is
+      // refused by the checks.
+      edges: [
+        callerEdges,
+        ...(internetEdge ? [internetEdge] : []),
+        ...(model.services.some((x) => x.egress.length > 0) ? [egressEdges] : []),
+      ].join(" or "),
+      edgeErrors,
+    },
+    service: {
+      requests: byService(`rate(envoy_http_downstream_rq_total${s(inboundHcm)}[${RATE}])`),
+      success: `1 - (${byService(inboundRate(`envoy_response_code_class="5"`))} / ${byService(inboundRate())})`,
+      p50: latency(0.5, MESH_SERVICE_TAG, "envoy_http_downstream_rq_time_bucket", inboundHcm),
+      p95: latency(0.95, MESH_SERVICE_TAG, "envoy_http_downstream_rq_time_bucket", inboundHcm),
+      p99: latency(0.99, MESH_SERVICE_TAG, "envoy_http_downstream_rq_time_bucket", inboundHcm),
+      rbacDenied: byService(
+        `rate(envoy_http_rbac_denied${s(`envoy_http_conn_manager_prefix="inbound"`)}[${RATE}])`,
+      ),
+      connectionsDenied: byService(`rate(envoy_rbac_denied${s()}[${RATE}])`),
+      rateLimited: byService(`rate(envoy_http_local_rate_limit_rate_limited${s()}[${RATE}])`),
+      refusedHandshakes: byService(
+        ["fail_verify_no_cert", "fail_verify_error", "fail_verify_san", "connection_error"]
+          .map(
+            (m) =>
+              `rate(envoy_listener_ssl_${m}${s(`envoy_listener_address=~"inbound|gateway"`)}[${RATE}])`,
+          )
+          .join(" + "),
+      ),
+      certificateDays: `min by (${MESH_SERVICE_TAG}) (envoy_server_days_until_first_cert_expiring${s()})`,
+    },
+    edge: {
+      errors: `sum by (${byEdge}) (rate(envoy_cluster_upstream_rq_xx${s(`${edge}, envoy_response_code_class="5"`)}[${RATE}])) / sum by (${byEdge}) (rate(envoy_cluster_upstream_rq_total${s(edge)}[${RATE}]))`,
+      p99: latency(0.99, byEdge, "envoy_cluster_upstream_rq_time_bucket", edge),
+      retries: `sum by (${byEdge}) (rate(envoy_cluster_upstream_rq_retry${s(edge)}[${RATE}]))`,
+      breakers: ["cx", "rq", "rq_pending"]
+        .map(
+          (k) => `sum by (${byEdge}) (envoy_cluster_circuit_breakers_default_${k}_open${s(edge)})`,
+        )
+        .join(" + "),
+      ejections: `sum by (${byEdge}) (increase(envoy_cluster_outlier_detection_ejections_enforced_total${s(edge)}[${RATE}]))`,
+      http1: `sum by (${byEdge}) (rate(envoy_cluster_upstream_cx_http1_total${s(edge)}[${RATE}]))`,
+      http2: `sum by (${byEdge}) (rate(envoy_cluster_upstream_cx_http2_total${s(edge)}[${RATE}]))`,
+    },
+  };
+}
+
+/** Every PromQL expression of the dashboard, for the checks. */
+export function dashboardExpressions(dashboard: Dashboard): string[] {
+  return (dashboard.panels ?? []).flatMap((p) =>
+    ((p as Panel).targets ?? []).map((t) => String(t.expr)),
+  );
+}
+
+function query(refId: string, expr: string, extra: Partial<PrometheusQuery> = {}): PrometheusQuery {
+  return { refId, datasource: DATASOURCE, expr, ...extra };
+}
+
+/** A node graph frame from an instant table query: its labels and value renamed to the fields. */
+function asFrame(refId: string, rename: Record<string, string>): DataTransformerConfig {
+  return {
+    id: "organize",
+    filter: { id: "byRefId", options: refId },
+    options: { renameByName: rename, excludeByName: { Time: true, [MESH_SERVICE_TAG]: true } },
+  };
+}
+
+function timeseries(
+  grid: Grid,
+  title: string,
+  description: string,
+  targets: PrometheusQuery[],
+  unit: string,
+  w = 8,
+): Panel {
+  return {
+    type: "timeseries",
+    title,
+    description,
+    datasource: DATASOURCE,
+    gridPos: grid.next(w, 8),
+    targets,
+    fieldConfig: { defaults: { unit }, overrides: [] },
+    options: {},
+  };
+}
+
+/** The mesh's dashboard for one stack. */
+export function meshDashboard(model: MeshModel): Dashboard {
+  const q = dashboardQueries(model);
+  const grid = new Grid();
+  const svc = `{{${MESH_SERVICE_TAG}}}`;
+  const edge = `{{${MESH_SERVICE_TAG}}} → {{envoy_cluster_name}}`;
+  // Ids are set in order below: Grafana keys panel state by them.
+  const row = (title: string): RowPanel => ({
+    id: 0,
+    type: "row",
+    title,
+    collapsed: false,
+    gridPos: grid.row(),
+    panels: [],
+  });
+  // The node graph's own options type (its panelcfg schema), spread into the panel's options.
+  const graphOptions: NodeGraphOptions = {
+    nodes: { mainStatUnit: "reqps" },
+    edges: { mainStatUnit: "reqps", secondaryStatUnit: "percentunit" },
+  };
+  const panels: Array<Panel | RowPanel> = [
+    row("Mesh"),
+    {
+      type: "nodeGraph",
+      title: "Who calls whom",
+      description:
+        "Nodes: every service, the gateway, the internet, clients and egress hosts, with requests/s in. Edges: requests/s (as the callee counts them per caller) and the share of 5xx (as the caller counts them).",
+      datasource: DATASOURCE,
+      gridPos: grid.next(24, 14),
+      targets: [
+        query("nodes", q.graph.nodes, { instant: true, range: false, format: "table" }),
+        query("edges", q.graph.edges, { instant: true, range: false, format: "table" }),
+        query("edgeErrors", q.graph.edgeErrors, { instant: true, range: false, format: "table" }),
+      ],
+      transformations: [
+        asFrame("nodes", { Value: "mainstat" }),
+        asFrame("edges", { Value: "mainstat" }),
+        asFrame("edgeErrors", { Value: "secondarystat" }),
+        {
+          id: "joinByField",
+          filter: { id: "byRefId", options: "/^edges|edgeErrors$/" },
+          options: { byField: "id", mode: "outer" },
+        },
+      ],
+      options: { ...graphOptions },
+    },
+    row("Per service"),
+    timeseries(
+      grid,
+      "Requests/s",
+      "Requests each service (and the gateway) received.",
+      [query("A", q.service.requests, { legendFormat: svc })],
+      "reqps",
+    ),
+    timeseries(
+      grid,
+      "Success rate",
+      "Share of requests answered with anything but 5xx.",
+      [query("A", q.service.success, { legendFormat: svc })],
+      "percentunit",
+    ),
+    timeseries(
+      grid,
+      "Latency p50 / p95 / p99",
+      "Whole-request time as each service's Envoy saw it (for a streaming service: the stream's length).",
+      [
+        query("p50", q.service.p50, { legendFormat: `${svc} p50` }),
+        query("p95", q.service.p95, { legendFormat: `${svc} p95` }),
+        query("p99", q.service.p99, { legendFormat: `${svc} p99` }),
+      ],
+      "ms",
+    ),
+    timeseries(
+      grid,
+      "RBAC denials/s",
+      "Requests refused with 403 (method or path not allowed for the caller), and connections refused (caller not allowed at all).",
+      [
+        query("requests", q.service.rbacDenied, { legendFormat: `${svc} requests` }),
+        query("connections", q.service.connectionsDenied, { legendFormat: `${svc} connections` }),
+      ],
+      "reqps",
+    ),
+    // Only where a service has a rate limit: elsewhere the series does not exist.
+    ...(model.services.some((x) => x.traffic.rateLimit)
+      ? [
+          timeseries(
+            grid,
+            "Rate-limited/s",
+            "Requests answered 429 by a service's rate limit.",
+            [query("A", q.service.rateLimited, { legendFormat: svc })],
+            "reqps",
+          ),
+        ]
+      : []),
+    timeseries(
+      grid,
+      "Refused handshakes/s",
+      "TLS handshakes refused: no certificate, an untrusted CA, a name not on the allow-list, or another TLS error (the connection log says which).",
+      [query("A", q.service.refusedHandshakes, { legendFormat: svc })],
+      "cps",
+    ),
+    timeseries(
+      grid,
+      "Days to certificate expiry",
+      "The soonest expiry of any certificate each Envoy holds, the CA bundle included.",
+      [query("A", q.service.certificateDays, { legendFormat: svc })],
+      "d",
+    ),
+    row("Per edge (caller → callee)"),
+    timeseries(
+      grid,
+      "Error rate",
+      "Share of 5xx per edge, as the caller saw it.",
+      [query("A", q.edge.errors, { legendFormat: edge })],
+      "percentunit",
+    ),
+    timeseries(
+      grid,
+      "Latency p99",
+      "Per edge, as the caller saw it.",
+      [query("A", q.edge.p99, { legendFormat: edge })],
+      "ms",
+    ),
+    timeseries(
+      grid,
+      "Retries/s",
+      "Retries per edge (bounded by the retry budget).",
+      [query("A", q.edge.retries, { legendFormat: edge })],
+      "reqps",
+    ),
+    timeseries(
+      grid,
+      "Circuit breakers open",
+      "Connection, request and pending-queue breakers open per edge (1 each).",
+      [query("A", q.edge.breakers, { legendFormat: edge })],
+      "short",
+    ),
+    timeseries(
+      grid,
+      "Outlier ejections",
+      "Pods ejected per edge in the last 5 minutes.",
+      [query("A", q.edge.ejections, { legendFormat: edge })],
+      "short",
+    ),
+    timeseries(
+      grid,
+      "New connections/s by protocol",
+      "HTTP/1.1 and HTTP/2 connections opened per edge (HTTP/2 once both sides offer it).",
+      [
+        query("http1", q.edge.http1, { legendFormat: `${edge} HTTP/1.1` }),
+        query("http2", q.edge.http2, { legendFormat: `${edge} HTTP/2` }),
+      ],
+      "cps",
+    ),
+  ];
+  panels.forEach((p, i) => (p.id = i + 1));
+  return {
+    uid: `${PROJECT}-${model.namespace}`.slice(0, 40),
+    title: `${PROJECT} (${model.namespace})`,
+    tags: [PROJECT],
+    editable: false,
+    schemaVersion: 41,
+    time: { from: "now-1h", to: "now" },
+    refresh: "30s",
+    templating: {
+      list: [{ name: "datasource", label: "Prometheus", type: "datasource", query: "prometheus" }],
+    },
+    panels,
+  };
+}
