@@ -68,9 +68,8 @@ export function dashboardQueries(model: MeshModel) {
   const internetEdge = gateway
     ? `label_join(label_replace(label_replace(sum by (${MESH_SERVICE_TAG}) (rate(envoy_http_downstream_rq_total${s(`${MESH_SERVICE_TAG}="${gateway}", envoy_http_conn_manager_prefix="gateway"`)}[${RATE}])), "source", "internet", "", ""), "target", "$1", "${MESH_SERVICE_TAG}", "(.+)"), "id", "->", "source", "target")`
     : undefined;
-  const egressEdges = `label_join(label_replace(label_replace(sum by (${MESH_SERVICE_TAG}, envoy_cluster_name) (rate(envoy_cluster_upstream_rq_total${s(`envoy_cluster_name=~"egress_.+"`)}[${RATE}])), "source", "$1", "${MESH_SERVICE_TAG}", "(.+)"), "target", "$1", "envoy_cluster_name", "egress_(.+)"), "id", "->", "source", "target")`;
-  // The caller's view of its 5xx share per edge (clients have no sidecar: none for theirs).
-  const edgeErrors = `label_join(label_replace(label_replace(sum by (${MESH_SERVICE_TAG}, envoy_cluster_name) (rate(envoy_cluster_upstream_rq_xx${s(`envoy_cluster_name=~"upstream_.+|egress_.+", envoy_response_code_class="5"`)}[${RATE}])) / sum by (${MESH_SERVICE_TAG}, envoy_cluster_name) (rate(envoy_cluster_upstream_rq_total${s(`envoy_cluster_name=~"upstream_.+|egress_.+"`)}[${RATE}])), "source", "$1", "${MESH_SERVICE_TAG}", "(.+)"), "target", "$2", "envoy_cluster_name", "(upstream|egress)_(.+)"), "id", "->", "source", "target")`;
+  // The services' egress only: the gateway's (its JWKS fetches) has no node.
+  const egressEdges = `label_join(label_replace(label_replace(sum by (${MESH_SERVICE_TAG}, envoy_cluster_name) (rate(envoy_cluster_upstream_rq_total${s(`envoy_cluster_name=~"egress_.+"${gateway ? `, ${MESH_SERVICE_TAG}!="${gateway}"` : ""}`)}[${RATE}])), "source", "$1", "${MESH_SERVICE_TAG}", "(.+)"), "target", "$1", "envoy_cluster_name", "egress_(.+)"), "id", "->", "source", "target")`;
   // Nodes: every service and the gateway with requests/s in; the internet, each client and each
   // egress target as fixed nodes (0), so every edge has both ends.
   const titled = (expr: string) => `label_replace(${expr}, "title", "$1", "id", "(.+)")`;
@@ -100,7 +99,6 @@ export function dashboardQueries(model: MeshModel) {
         ...(internetEdge ? [internetEdge] : []),
         ...(model.services.some((x) => x.egress.length > 0) ? [egressEdges] : []),
       ].join(" or "),
-      edgeErrors,
     },
     service: {
       requests: byService(`rate(envoy_http_downstream_rq_total${s(inboundHcm)}[${RATE}])`),
@@ -150,13 +148,31 @@ function query(refId: string, expr: string, extra: Partial<PrometheusQuery> = {}
   return { refId, datasource: DATASOURCE, expr, ...extra };
 }
 
-/** A node graph frame from an instant table query: its labels and value renamed to the fields. */
-function asFrame(refId: string, rename: Record<string, string>): DataTransformerConfig {
-  return {
-    id: "organize",
-    filter: { id: "byRefId", options: refId },
-    options: { renameByName: rename, excludeByName: { Time: true, [MESH_SERVICE_TAG]: true } },
-  };
+/**
+ * A node graph frame from an instant table query. The node graph finds its fields by name
+ * (`mainstat`, nodeGraph/utils.ts), while a rename only sets a display name, and with several
+ * table queries the value column is `Value #<refId>` (grafana-prometheus result_transformer.ts):
+ * so the value is copied into a field really named `mainstat`, and the original dropped.
+ */
+function asFrame(refId: string): DataTransformerConfig[] {
+  const value = `Value #${refId}`;
+  const filter = { id: "byRefId", options: refId };
+  return [
+    {
+      id: "calculateField",
+      filter,
+      options: {
+        mode: "reduceRow",
+        reduce: { reducer: "sum", include: [value] },
+        alias: "mainstat",
+      },
+    },
+    {
+      id: "organize",
+      filter,
+      options: { excludeByName: { Time: true, [value]: true, [MESH_SERVICE_TAG]: true } },
+    },
+  ];
 }
 
 function timeseries(
@@ -197,7 +213,7 @@ export function meshDashboard(model: MeshModel): Dashboard {
   // The node graph's own options type (its panelcfg schema), spread into the panel's options.
   const graphOptions: NodeGraphOptions = {
     nodes: { mainStatUnit: "reqps" },
-    edges: { mainStatUnit: "reqps", secondaryStatUnit: "percentunit" },
+    edges: { mainStatUnit: "reqps" },
   };
   const panels: Array<Panel | RowPanel> = [
     row("Mesh"),
@@ -205,24 +221,14 @@ export function meshDashboard(model: MeshModel): Dashboard {
       type: "nodeGraph",
       title: "Who calls whom",
       description:
-        "Nodes: every service, the gateway, the internet, clients and egress hosts, with requests/s in. Edges: requests/s (as the callee counts them per caller) and the share of 5xx (as the caller counts them).",
+        "Nodes: every service, the gateway, the internet, clients and egress hosts, with requests/s in. Edges: requests/s, as the callee counts them per caller. Error rates per edge: the panels below.",
       datasource: DATASOURCE,
       gridPos: grid.next(24, 14),
       targets: [
         query("nodes", q.graph.nodes, { instant: true, range: false, format: "table" }),
         query("edges", q.graph.edges, { instant: true, range: false, format: "table" }),
-        query("edgeErrors", q.graph.edgeErrors, { instant: true, range: false, format: "table" }),
       ],
-      transformations: [
-        asFrame("nodes", { Value: "mainstat" }),
-        asFrame("edges", { Value: "mainstat" }),
-        asFrame("edgeErrors", { Value: "secondarystat" }),
-        {
-          id: "joinByField",
-          filter: { id: "byRefId", options: "/^edges|edgeErrors$/" },
-          options: { byField: "id", mode: "outer" },
-        },
-      ],
+      transformations: [...asFrame("nodes"), ...asFrame("edges")],
       options: { ...graphOptions },
     },
     row("Per service"),
@@ -340,7 +346,8 @@ export function meshDashboard(model: MeshModel): Dashboard {
     title: `${PROJECT} (${model.namespace})`,
     tags: [PROJECT],
     editable: false,
-    schemaVersion: 41,
+    // @grafana/schema 13's own default dashboard is at 42.
+    schemaVersion: 42,
     time: { from: "now-1h", to: "now" },
     refresh: "30s",
     templating: {

@@ -6,11 +6,12 @@ import {
   durationSeconds,
   EnvoySettings,
   quantityValue,
+  MeshModel,
   STREAMING_IDLE_TIMEOUT,
   TrafficPolicy,
   UpstreamModel,
 } from "./config";
-import { TrafficSpec, Upstream } from "./envoy/model";
+import { TracingSpec, TrafficSpec, Upstream } from "./envoy/model";
 import { envoyDuration } from "./envoy/spec";
 
 /**
@@ -81,4 +82,12 @@ export function trafficSpec(t: TrafficPolicy): TrafficSpec {
       : {}),
     ...(t.sessionAffinity ? { sessionAffinity: { header: t.sessionAffinity.header } } : {}),
   };
+}
+
+/** The Envoy builders' tracing settings, where observability.tracing is set. */
+export function tracingSpec(model: MeshModel): { tracing?: TracingSpec } {
+  const t = model.observability.tracing;
+  if (!t) return {};
+  const { host, port, protocol } = t.collector;
+  return { tracing: { collector: { host, port, protocol }, samplingPercent: t.samplingPercent } };
 }

@@ -16,7 +16,7 @@ import {
 } from "./config";
 import { buildGatewayFiles, GatewaySpec, JwtSpec } from "./envoy";
 import { envoyDuration } from "./envoy/spec";
-import { overloadSpec, upstreamSpec } from "./envoy-units";
+import { overloadSpec, tracingSpec, upstreamSpec } from "./envoy-units";
 import {
   commonLabels,
   GATEWAY_PATHS,
@@ -98,6 +98,7 @@ export function gatewaySpec(model: MeshModel, gateway: GatewayModel): GatewaySpe
         }
       : {}),
     accessLog: model.envoy.accessLog,
+    ...tracingSpec(model),
     overload: overloadSpec(model.envoy),
     bindAddress: model.envoy.bindAddress,
     paths: GATEWAY_PATHS,

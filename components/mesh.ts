@@ -12,7 +12,7 @@ import {
 } from "./config";
 import { buildEnvoyFiles } from "./envoy";
 import { SIDECAR_PATHS, SidecarSpec } from "./envoy/model";
-import { overloadSpec, trafficSpec, upstreamSpec } from "./envoy-units";
+import { overloadSpec, tracingSpec, trafficSpec, upstreamSpec } from "./envoy-units";
 import {
   addressWaitWarnings,
   gatewayFiles,
@@ -92,6 +92,7 @@ export function sidecarSpec(model: MeshModel, service: ServiceModel): SidecarSpe
       ...(e.local ? { localPort: e.local.port } : {}),
     })),
     accessLog: model.envoy.accessLog,
+    ...tracingSpec(model),
     overload: overloadSpec(model.envoy),
     bindAddress: model.envoy.bindAddress,
     paths: SIDECAR_PATHS,

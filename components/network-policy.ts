@@ -105,8 +105,14 @@ function servicePolicy(model: MeshModel, svc: ServiceModel): NamedNetworkPolicyS
       ports: [tcp(e.port)],
     });
   }
-  egress.push(dnsEgress(model));
+  egress.push(dnsEgress(model), ...collectorEgress(model));
   return workloadPolicy(svc.name, ingress, egress);
+}
+
+/** Spans to the OpenTelemetry collector's pods, where tracing is on. */
+function collectorEgress(model: MeshModel): EgressRule[] {
+  const collector = model.observability.tracing?.collector;
+  return collector ? [{ to: [peerOf(collector.pods)], ports: [tcp(collector.port)] }] : [];
 }
 
 /** Scrapers on the health and metrics ports, where `envoy.scrapeFrom` names them. */
@@ -175,6 +181,7 @@ function gatewayPolicy(model: MeshModel, gateway: GatewayModel): NamedNetworkPol
     { to: routed.map(servicePeer), ports: [tcp(ports.inbound)] },
     ...jwks.values(),
     dnsEgress(model),
+    ...collectorEgress(model),
   ];
   return workloadPolicy(gateway.name, ingress, egress);
 }

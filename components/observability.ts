@@ -41,8 +41,9 @@ export interface PodMonitorSpec {
 
 /**
  * Every mesh pod (the services' and the gateway's: all carry the `part-of` label) on the Envoy
- * metrics port. Pod discovery, not endpoints: endpoints discovery misses ports that only a native
- * sidecar (an init container) declares (prometheus/prometheus#14927).
+ * metrics port. Pod discovery, not endpoints: before prometheus/prometheus#14929 endpoints
+ * discovery missed ports that only a native sidecar (an init container) declares (#14927); pod
+ * discovery lists init containers' ports.
  */
 export function podMonitorSpec(model: MeshModel): PodMonitorSpec {
   return {
@@ -96,6 +97,8 @@ export function alertRules(model: MeshModel): RuleGroup[] {
   const plain = model.services
     .filter((s) => !s.traffic.streaming)
     .map((s) => upstreamClusterName(s));
+  // Envoy's gauge counts whole days left (floor): half the renewal window, in those days. The
+  // config keeps certificateExpiryHours below it, so the warning comes before the critical alert.
   const renewalDays = Math.max(1, Math.floor(model.certificates.earlyRenewalHours / 2 / 24));
   const overload = [
     EXTENSION_NAMES.stopAcceptingRequests,
@@ -183,7 +186,10 @@ export function alertRules(model: MeshModel): RuleGroup[] {
     },
     {
       alert: "MeshOverloaded",
-      expr: `max by (${MESH_SERVICE_TAG}) (${overloadSeries.join(" or ")}) > 0`,
+      // Each action compared on its own: `a or b` would drop b wherever a has the same labels.
+      expr: overloadSeries
+        .map((series) => `(max by (${MESH_SERVICE_TAG}) (${series}) > 0)`)
+        .join(" or "),
       for: "1m",
       labels: { severity: "critical" },
       annotations: {

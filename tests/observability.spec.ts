@@ -19,6 +19,9 @@ import {
   podMonitorSpec,
 } from "../components/observability";
 import { accessLines } from "../components/access";
+import { Bootstrap, HttpConnectionManager } from "../components/envoy/types";
+import { validateBootstrap } from "./harness/envoy-schema";
+import { Cluster, egressAllowed, Pod, Policy, PolicySpec } from "./harness/network-policy-model";
 import { checkExpression } from "./harness/promql-check";
 import {
   alertCases,
@@ -32,7 +35,11 @@ import {
 import {
   envoyConfigMapOf,
   findObject,
+  kindOf,
+  kubernetesObjects,
+  metadataName,
   ProgramRun,
+  runProgram,
   runStack,
   once,
   stackConfig,
@@ -174,6 +181,20 @@ describe("metrics discovery", () => {
         }),
       /bookapi-mesh:observability\.alerts\.enabled: the alerts read the series of the mesh's PodMonitor/,
     );
+    // prod renews 120 h before expiry: the warning comes at 48 h left (whole days).
+    const o = JSON.parse(prod["bookapi-mesh:observability"]) as Record<string, unknown>;
+    const expiry = (hours: number) => ({
+      ...prod,
+      "bookapi-mesh:observability": JSON.stringify({
+        ...o,
+        alerts: { enabled: true, certificateExpiryHours: hours },
+      }),
+    });
+    assert.throws(
+      () => loadMeshConfig(expiry(48)),
+      /bookapi-mesh:observability\.alerts\.certificateExpiryHours: 48 h would fire the critical MeshCertificateExpiring no later than the MeshCertificateRenewalMissed warning \(at 48 h left/,
+    );
+    assert.doesNotThrow(() => loadMeshConfig(expiry(47)));
   });
 });
 
@@ -434,5 +455,153 @@ describe("the dashboard", () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("tracing (observability.tracing)", () => {
+  const collector = {
+    host: "otel-collector.monitoring.svc.cluster.local",
+    port: 4317,
+    protocol: "grpc",
+    pods: {
+      namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } },
+      podSelector: { matchLabels: { "app.kubernetes.io/name": "otel-collector" } },
+    },
+  };
+  const traced = once(() => {
+    const prod = stackConfig("prod");
+    const o = JSON.parse(prod["bookapi-mesh:observability"]) as Record<string, unknown>;
+    return runProgram(
+      {
+        ...prod,
+        "bookapi-mesh:observability": JSON.stringify({
+          ...o,
+          tracing: { collector, samplingPercent: 5 },
+        }),
+      },
+      "prod",
+    );
+  });
+  const bootstrapOfRun = (run: ProgramRun, w: string) =>
+    JSON.parse(
+      (envoyConfigMapOf(run, w).inputs.data as Record<string, string>)[ENVOY_FILES.bootstrap],
+    ) as Bootstrap;
+  const hcms = (b: Bootstrap) =>
+    b.static_resources.listeners.flatMap((l) =>
+      l.filter_chains.flatMap((fc) =>
+        fc.filters.flatMap((f) =>
+          f.name === "envoy.filters.network.http_connection_manager"
+            ? [{ listener: l.name, hcm: f.typed_config as HttpConnectionManager }]
+            : [],
+        ),
+      ),
+    );
+
+  it("is off by default: no tracer and no collector in any Envoy", async () => {
+    const run = await runOf("prod");
+    for (const w of WORKLOADS) {
+      const b = bootstrapOfRun(run, w);
+      assert.ok(
+        hcms(b).every(({ hcm }) => hcm.tracing === undefined),
+        w,
+      );
+      assert.ok(!b.static_resources.clusters.some((c) => c.name === "opentelemetry_collector"));
+    }
+  });
+
+  it("sends every Envoy's spans to the collector over OTLP/gRPC, starts traces only at the gateway, and passes Envoy's protos", async () => {
+    const run = await traced();
+    for (const w of WORKLOADS) {
+      const b = bootstrapOfRun(run, w);
+      assert.deepEqual(validateBootstrap(b), [], w);
+      const cluster = b.static_resources.clusters.find((c) => c.name === "opentelemetry_collector");
+      assert.ok(cluster, w);
+      assert.match(JSON.stringify(cluster), /http2_protocol_options/);
+      assert.match(JSON.stringify(cluster), /otel-collector\.monitoring\.svc\.cluster\.local/);
+      for (const { listener, hcm } of hcms(b).filter(
+        ({ listener }) => listener !== "health" && listener !== "metrics",
+      )) {
+        const t = hcm.tracing;
+        assert.ok(t, `${w} ${listener}`);
+        assert.equal(t.provider.typed_config.service_name, w);
+        assert.deepEqual(t.provider.typed_config.grpc_service?.envoy_grpc, {
+          cluster_name: "opentelemetry_collector",
+        });
+        assert.equal(t.random_sampling.value, w === "mesh-gateway" ? 5 : 0, `${w} ${listener}`);
+        assert.equal(t.client_sampling.value, 0);
+      }
+    }
+  });
+
+  it("follows a trace the gateway sampled through every sidecar, and starts none inside the mesh (a model of Envoy's OpenTelemetry tracer)", async () => {
+    const run = await traced();
+    const sampling = (w: string, listener: string) =>
+      (hcms(bootstrapOfRun(run, w)).find((h) => h.listener === listener)?.hcm.tracing
+        ?.random_sampling.value ?? 0) / 100;
+    // tracer.cc startSpan: a span with a parent context takes the parent's sampled flag; one
+    // without takes the connection manager's decision (random_sampling, here a draw r in [0,1)).
+    const span = (parent: boolean | undefined, randomSampling: number, r: number) =>
+      parent !== undefined ? parent : r < randomSampling;
+    // A new request from the internet, drawn inside the 5 %: sampled at the gateway, and the
+    // sidecars on its way keep it (the apps forward traceparent).
+    const atGateway = span(undefined, sampling("mesh-gateway", "gateway"), 0.01);
+    assert.equal(atGateway, true);
+    const inMcp = span(atGateway, sampling("bookapi-mcp-server", "inbound"), 0.99);
+    const outMcp = span(inMcp, sampling("bookapi-mcp-server", "outbound"), 0.99);
+    const inBookapi = span(outMcp, sampling("bookapi", "inbound"), 0.99);
+    assert.deepEqual([inMcp, outMcp, inBookapi], [true, true, true]);
+    // Drawn outside the 5 %: nobody on its way records it.
+    assert.equal(span(undefined, sampling("mesh-gateway", "gateway"), 0.5), false);
+    // A call an app starts without a trace context: its sidecar starts no trace, whatever the draw.
+    assert.equal(span(undefined, sampling("bookapi-mcp-server", "outbound"), 0), false);
+  });
+
+  it("lets every mesh pod reach the collector's pods on its port, and nothing else of theirs", async () => {
+    const run = await traced();
+    const policies: Policy[] = kubernetesObjects(run)
+      .filter((r) => kindOf(r.type) === "NetworkPolicy")
+      .map((r) => ({
+        name: metadataName(r),
+        namespace: String((r.inputs.metadata as { namespace: string }).namespace),
+        spec: JSON.parse(JSON.stringify(r.inputs.spec)) as PolicySpec,
+      }));
+    const ns = (name: string) => ({ "kubernetes.io/metadata.name": name });
+    const cluster: Cluster = {
+      namespaces: { bookapi: ns("bookapi"), monitoring: ns("monitoring") },
+      policies,
+    };
+    const otel: Pod = {
+      name: "otel",
+      namespace: "monitoring",
+      labels: { "app.kubernetes.io/name": "otel-collector" },
+    };
+    for (const w of WORKLOADS) {
+      const labels = (
+        findObject(run, "Deployment", w).inputs.spec as {
+          template: { metadata: { labels: Record<string, string> } };
+        }
+      ).template.metadata.labels;
+      const pod: Pod = { name: w, namespace: "bookapi", labels };
+      assert.equal(egressAllowed(cluster, pod, otel, 4317, "TCP"), true, w);
+      assert.equal(egressAllowed(cluster, pod, otel, 4318, "TCP"), false, w);
+    }
+    assert.equal(
+      egressAllowed(
+        cluster,
+        {
+          name: "x",
+          namespace: "bookapi",
+          labels: {
+            "app.kubernetes.io/part-of": "bookapi-mesh",
+            "app.kubernetes.io/name": "bookapi",
+          },
+        },
+        { ...otel, labels: {} },
+        4317,
+        "TCP",
+      ),
+      false,
+      "only the collector's pods",
+    );
   });
 });

@@ -11,6 +11,7 @@ import {
   runProgram,
   stackConfig,
   stackConfigWithServices,
+  runStack,
 } from "./harness/program";
 import { planUpdate, restartedDeployments, Step } from "./harness/update-model";
 
@@ -32,8 +33,9 @@ describe("updates on a live cluster (a model of the provider's replacement rules
   let first: ProgramRun;
   let renewed: ProgramRun;
   before(async () => {
-    first = await runProgram(stackConfig("prod"));
-    renewed = await runProgram(stackConfig("prod"));
+    // The worker's run of prod, and a fresh one (new keys: a renewal).
+    first = await runStack("prod");
+    renewed = await runProgram(stackConfig("prod"), "prod");
   });
 
   it("renews certificates by updating the Secrets in place, deleting nothing and restarting no pod", () => {
@@ -63,10 +65,10 @@ describe("updates on a live cluster (a model of the provider's replacement rules
     const mcp = services.find((s) => s.name === "bookapi-mcp-server");
     assert.ok(mcp);
     mcp.calls = [{ service: "bookapi", methods: ["GET"] }];
-    const changed = await runProgram({
-      ...config,
-      "bookapi-mesh:services": JSON.stringify(services),
-    });
+    const changed = await runProgram(
+      { ...config, "bookapi-mesh:services": JSON.stringify(services) },
+      "prod",
+    );
     const steps = planUpdate(renewed, changed);
     const oldName = metadataName(envoyConfigMapOf(renewed, "bookapi"));
     const newName = metadataName(envoyConfigMapOf(changed, "bookapi"));
@@ -153,7 +155,7 @@ describe("updates on a live cluster (a model of the provider's replacement rules
     let shipped: ProgramRun | undefined;
     for (const [what, after, rolled, before] of rows) {
       it(what, async () => {
-        shipped ??= await runProgram(base, "prod");
+        shipped ??= await runStack("prod");
         const from = before ? await runProgram(before, "prod") : shipped;
         const to = await runProgram(after, "prod");
         assert.deepEqual(restartedDeployments(from, to), rolled);

@@ -115,6 +115,12 @@ function observabilityProblems(cfg: RawMesh): string[] {
     problems.push(
       `${PROJECT}:observability.metrics.discovery: ${discovery} needs envoy.scrapeFrom (the Prometheus pods): without it the NetworkPolicies let no scraper reach the metrics port`,
     );
+  const { alerts } = cfg.observability;
+  const renewalWarning = 24 * Math.max(1, Math.floor(cfg.certificates.earlyRenewalHours / 48));
+  if (alerts.enabled && alerts.certificateExpiryHours >= renewalWarning)
+    problems.push(
+      `${PROJECT}:observability.alerts.certificateExpiryHours: ${alerts.certificateExpiryHours} h would fire the critical MeshCertificateExpiring no later than the MeshCertificateRenewalMissed warning (at ${renewalWarning} h left: half of certificates.earlyRenewalHours, in the whole days Envoy counts); set it below ${renewalWarning}`,
+    );
   if (cfg.observability.alerts.enabled && discovery !== "podMonitor")
     problems.push(
       `${PROJECT}:observability.alerts.enabled: the alerts read the series of the mesh's PodMonitor (its job and the sidecars' up); set observability.metrics.discovery to podMonitor`,

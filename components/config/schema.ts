@@ -333,6 +333,29 @@ const observabilitySchema = z
         labels: labelMap.default({ grafana_dashboard: "1" }),
       })
       .prefault({}),
+    /** OpenTelemetry tracing from every Envoy to a collector (off unless set). */
+    tracing: z
+      .strictObject({
+        collector: z.strictObject({
+          /** The collector's address, e.g. its Service's DNS name. */
+          host: z
+            .string({ error: "must be a DNS name" })
+            .max(253)
+            .regex(DNS_1123_SUBDOMAIN, "must be a DNS name such as otel-collector.monitoring.svc"),
+          port,
+          /** OTLP over gRPC (4317 by convention) or over HTTP (4318). */
+          protocol: z.enum(["grpc", "http"], { error: "must be grpc or http" }).default("grpc"),
+          /** The collector's pods: the NetworkPolicies let every mesh pod send spans to them. */
+          pods: peerSelector,
+        }),
+        /** Share of new requests (without a trace context) the gateway starts a trace for. */
+        samplingPercent: z
+          .number({ error: "must be a number" })
+          .min(0, "must be between 0 and 100")
+          .max(100, "must be between 0 and 100")
+          .default(1),
+      })
+      .optional(),
     /** A PrometheusRule with the mesh's alerts (needs discovery podMonitor). */
     alerts: z
       .strictObject({
@@ -350,7 +373,7 @@ const observabilitySchema = z
           .positive("must be positive")
           .default(1000),
         /** A certificate with less than this left fires MeshCertificateExpiring. */
-        certificateExpiryHours: hours.default(72),
+        certificateExpiryHours: hours.default(24),
         /** How long a condition must hold before its alert fires. */
         for: duration.default("5m"),
       })

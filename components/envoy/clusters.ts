@@ -8,9 +8,10 @@ import {
   MESH_CONNECTION_BUFFER_BYTES,
   UPSTREAM_TCP_KEEPALIVE,
 } from "./connections";
-import { EgressSpec, SidecarSpec, Upstream } from "./model";
+import { EgressSpec, SidecarSpec, TracingSpec, Upstream } from "./model";
 import { CLUSTER_NAMES, egressName, upstreamClusterName } from "./spec";
 import { externalTlsContext, tlsTransportSocket, upstreamTlsContext } from "./tls";
+import { COLLECTOR_CLUSTER } from "./tracing";
 import {
   Address,
   Cluster,
@@ -62,7 +63,7 @@ function singleEndpoint(clusterName: string, address: Address): ClusterLoadAssig
  * callee keeps working.
  */
 function httpProtocolOptions(
-  protocol: "http1" | "auto",
+  protocol: "http1" | "http2" | "auto",
   idleTimeout: Duration,
   maxConnectionDuration?: Duration,
 ): NonNullable<Cluster["typed_extension_protocol_options"]> {
@@ -80,7 +81,10 @@ function httpProtocolOptions(
       : {
           "@type": TYPE_URLS.httpProtocolOptions,
           common_http_protocol_options: common,
-          explicit_http_config: { http_protocol_options: {} },
+          explicit_http_config:
+            protocol === "http2"
+              ? { http2_protocol_options: meshHttp2Options() }
+              : { http_protocol_options: {} },
         };
   return { [EXTENSION_NAMES.httpProtocolOptions]: options };
 }
@@ -222,6 +226,21 @@ export function egressCluster(egress: EgressSpec): Cluster {
   };
 }
 
+/** The OpenTelemetry collector: OTLP over HTTP/2 (gRPC) or HTTP/1.1, plain text in the cluster. */
+export function collectorCluster(tracing: TracingSpec): Cluster {
+  const { host, port, protocol } = tracing.collector;
+  return {
+    name: COLLECTOR_CLUSTER,
+    cluster_type: dnsClusterType("logical"),
+    connect_timeout: EGRESS_CONNECT_TIMEOUT,
+    load_assignment: singleEndpoint(COLLECTOR_CLUSTER, socketAddress(host, port)),
+    typed_extension_protocol_options: httpProtocolOptions(
+      protocol === "grpc" ? "http2" : "http1",
+      POOL.upstreamIdleTimeout,
+    ),
+  };
+}
+
 /** Every cluster of the sidecar; upstreams and egress in the (sorted) order of the canonical spec. */
 export function buildClusters(spec: SidecarSpec): Cluster[] {
   return [
@@ -229,5 +248,6 @@ export function buildClusters(spec: SidecarSpec): Cluster[] {
     adminCluster(spec),
     ...spec.upstreams.map((u) => upstreamCluster(spec, u)),
     ...spec.egress.map(egressCluster),
+    ...(spec.tracing ? [collectorCluster(spec.tracing)] : []),
   ];
 }

@@ -5,8 +5,9 @@
  * CORS for browser clients. Envoy's edge-proxy guidance (docs: configuration/best_practices/edge)
  * sets the buffer, header and HTTP/2 limits below.
  */
+import { hcmTracing } from "./tracing";
 import { buildAdmin, buildOverloadManager, buildStatsConfig, toJson } from "./bootstrap";
-import { adminCluster, egressCluster, upstreamCluster } from "./clusters";
+import { adminCluster, collectorCluster, egressCluster, upstreamCluster } from "./clusters";
 import { keepaliveSocketOptions, meshHttp2Options } from "./connections";
 import {
   accessLog,
@@ -612,6 +613,8 @@ export function gatewayListener(spec: GatewaySpec): Listener {
               forward_client_cert_details: "SANITIZE",
               local_reply_config: { mappers: [...mappers, ...errorBodyMappers()] },
               ...(spec.accessLog ? { access_log: [accessLog("inbound", { client: true })] } : {}),
+              // The edge decides: a trace starts here for samplingPercent of new requests.
+              ...(spec.tracing ? { tracing: hcmTracing(spec.tracing, spec.name, true) } : {}),
             },
           ),
         ],
@@ -640,6 +643,7 @@ export function gatewayClusters(spec: GatewaySpec): Cluster[] {
         }),
       ).values(),
     ].map(egressCluster),
+    ...(spec.tracing ? [collectorCluster(spec.tracing)] : []),
   ];
 }
 

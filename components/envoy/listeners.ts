@@ -3,6 +3,7 @@
  * egress target, and two single-path listeners that expose readiness and Prometheus stats from
  * the loopback-only admin API.
  */
+import { hcmTracing } from "./tracing";
 import { EgressSpec, SidecarSpec, TrafficSpec, Upstream } from "./model";
 import { httpRbacFilter, networkRbacFilter } from "./rbac";
 import {
@@ -392,6 +393,7 @@ export function inboundListener(spec: SidecarSpec): Listener {
               set_current_client_cert_details: { uri: true, dns: true },
               local_reply_config: { mappers: errorBodyMappers() },
               ...(spec.accessLog ? { access_log: [accessLog("inbound")] } : {}),
+              ...(spec.tracing ? { tracing: hcmTracing(spec.tracing, spec.service, false) } : {}),
             },
           ),
         ],
@@ -494,7 +496,10 @@ export function outboundListener(spec: SidecarSpec): Listener {
                   },
                 ]
               : [],
-            spec.accessLog ? { access_log: [accessLog("outbound")] } : {},
+            {
+              ...(spec.accessLog ? { access_log: [accessLog("outbound")] } : {}),
+              ...(spec.tracing ? { tracing: hcmTracing(spec.tracing, spec.service, false) } : {}),
+            },
           ),
         ],
       },

@@ -110,6 +110,13 @@ export interface SidecarPaths {
   certDir: string;
 }
 
+/** Where an Envoy sends its spans, and how often it starts a trace itself. */
+export interface TracingSpec {
+  collector: { host: string; port: number; protocol: "grpc" | "http" };
+  /** Share of requests without a trace context this Envoy starts a trace for (0-100). */
+  samplingPercent: number;
+}
+
 /** Everything the Envoy builders need for one service's sidecar. */
 export interface SidecarSpec {
   /** This service's name. */
@@ -128,6 +135,8 @@ export interface SidecarSpec {
   egress: EgressSpec[];
   /** JSON access logs on stdout. */
   accessLog: boolean;
+  /** OpenTelemetry tracing, when the stack turns it on. */
+  tracing?: TracingSpec;
   /** Overload manager: heap ceiling and connection cap. */
   overload: { maxHeapBytes: number; maxConnections: number };
   bindAddress: BindAddress;
@@ -175,6 +184,7 @@ export interface GatewaySpec {
   routes: GatewayRouteSpec[];
   cors?: { allowOrigins: string[]; maxAge: Duration };
   accessLog: boolean;
+  tracing?: TracingSpec;
   overload: { maxHeapBytes: number; maxConnections: number };
   bindAddress: BindAddress;
   paths: GatewayPaths;

@@ -16,6 +16,7 @@ export const TYPE_URLS = {
   httpConnectionManager: `${TYPE_URL}envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager`,
   networkRbac: `${TYPE_URL}envoy.extensions.filters.network.rbac.v3.RBAC`,
   httpRbac: `${TYPE_URL}envoy.extensions.filters.http.rbac.v3.RBAC`,
+  openTelemetryConfig: `${TYPE_URL}envoy.config.trace.v3.OpenTelemetryConfig`,
   router: `${TYPE_URL}envoy.extensions.filters.http.router.v3.Router`,
   localRateLimit: `${TYPE_URL}envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit`,
   statefulSession: `${TYPE_URL}envoy.extensions.filters.http.stateful_session.v3.StatefulSession`,
@@ -41,6 +42,7 @@ export const EXTENSION_NAMES = {
   httpConnectionManager: "envoy.filters.network.http_connection_manager",
   networkRbac: "envoy.filters.network.rbac",
   httpRbac: "envoy.filters.http.rbac",
+  openTelemetry: "envoy.tracers.opentelemetry",
   router: "envoy.filters.http.router",
   localRateLimit: "envoy.filters.http.local_ratelimit",
   statefulSession: "envoy.filters.http.stateful_session",
@@ -543,6 +545,7 @@ export interface HttpConnectionManager {
   path_with_escaped_slashes_action?: "REJECT_REQUEST";
   /** At the edge: the client's address is the peer's, X-Forwarded-For is not trusted. */
   use_remote_address?: boolean;
+  tracing?: HcmTracing;
   /** Which peers count as internal (their x-envoy-* headers are trusted); unset: RFC 1918. */
   internal_address_config?: { cidr_ranges: { address_prefix: string; prefix_len: number }[] };
   request_headers_timeout?: Duration;
@@ -615,7 +618,11 @@ export type HttpProtocolOptions = {
   "@type": typeof TYPE_URLS.httpProtocolOptions;
   common_http_protocol_options: { idle_timeout: Duration; max_connection_duration?: Duration };
 } & (
-  | { explicit_http_config: { http_protocol_options: Record<string, never> } }
+  | {
+      explicit_http_config:
+        | { http_protocol_options: Record<string, never> }
+        | { http2_protocol_options: Http2ProtocolOptions };
+    }
   /** HTTP/2 when ALPN says the server speaks it, HTTP/1.1 otherwise. */
   | {
       auto_config: {
@@ -711,6 +718,21 @@ export interface OverloadManager {
   refresh_interval: Duration;
   resource_monitors: ResourceMonitor[];
   actions: OverloadAction[];
+}
+
+/** envoy.config.trace.v3.OpenTelemetryConfig: where spans go, and this Envoy's service name. */
+export interface OpenTelemetryConfig {
+  "@type": typeof TYPE_URLS.openTelemetryConfig;
+  service_name: string;
+  grpc_service?: { envoy_grpc: { cluster_name: string }; timeout: Duration };
+  http_service?: { http_uri: { uri: string; cluster: string; timeout: Duration } };
+}
+
+/** The HTTP connection manager's tracing: its provider and sampling (each 100 % unless set). */
+export interface HcmTracing {
+  provider: { name: typeof EXTENSION_NAMES.openTelemetry; typed_config: OpenTelemetryConfig };
+  random_sampling: { value: number };
+  client_sampling: { value: number };
 }
 
 /** A tag on every stat of this Envoy (a Prometheus label), from config.bootstrap.v3.StatsConfig. */

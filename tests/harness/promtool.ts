@@ -148,7 +148,7 @@ export function alertCases(
       labels: { mesh_service: caller.workload },
     },
     MeshCertificateExpiring: {
-      fires: [input("server.days_until_first_cert_expiring", "1x20")],
+      fires: [input("server.days_until_first_cert_expiring", "0x20")],
       quiet: [input("server.days_until_first_cert_expiring", "30x20")],
       at: "10m",
       labels: { mesh_service: caller.workload },
@@ -174,9 +174,10 @@ export function alertCases(
       labels: edgeLabels,
     },
     MeshOverloaded: {
+      // The second action alone must fire too.
       fires: [
-        input("overload.envoy.overload_actions.stop_accepting_requests.active", "1x20"),
-        input("overload.envoy.overload_actions.reject_incoming_connections.active", "0x20"),
+        input("overload.envoy.overload_actions.stop_accepting_requests.active", "0x20"),
+        input("overload.envoy.overload_actions.reject_incoming_connections.active", "1x20"),
       ],
       quiet: [
         input("overload.envoy.overload_actions.stop_accepting_requests.active", "0x20"),

@@ -15,7 +15,8 @@
  * - Prometheus naming (source/server/admin/prometheus_stats.cc): `envoy_` + the extracted name
  *   with every character outside [a-zA-Z0-9_] turned into `_`; tag names sanitized the same way;
  *   no `_total` added to counters; a histogram is `_bucket` (with `le`), `_sum` and `_count`.
- *   Stats never used are emitted too (`usedonly` is off by default).
+ *   Stats Envoy creates up front are emitted before any use (`usedonly` is off by default);
+ *   response-code and per-policy RBAC counters appear once something is counted.
  * - Which stats exist: the per-object stats in Envoy's docs (configuration/upstream/
  *   cluster_manager/cluster_stats, http_conn_man/stats, listeners/stats, observability/statistics
  *   server stats, operations/overload_manager), for the objects the bootstrap declares. Response
@@ -161,6 +162,10 @@ const CLUSTER_STATS: [string, StatKind][] = [
   ["circuit_breakers.default.rq_open", "gauge"],
   ["circuit_breakers.default.rq_pending_open", "gauge"],
   ["circuit_breakers.default.rq_retry_open", "gauge"],
+];
+
+/** Per cluster with outlier detection configured. */
+const OUTLIER_STATS: [string, StatKind][] = [
   ["outlier_detection.ejections_enforced_total", "counter"],
   ["outlier_detection.ejections_active", "gauge"],
 ];
@@ -235,6 +240,8 @@ export function statsOf(bootstrap: Json): [string, StatKind][] {
   for (const c of objects(sr.clusters)) {
     const name = String(c.name);
     for (const [s, k] of CLUSTER_STATS) stats.push([`cluster.${name}.${s}`, k]);
+    if (c.outlier_detection !== undefined)
+      for (const [s, k] of OUTLIER_STATS) stats.push([`cluster.${name}.${s}`, k]);
     // Dynamic: per response code class and code, once one is counted.
     for (const cls of ["1", "2", "3", "4", "5"])
       stats.push([`cluster.${name}.upstream_rq_${cls}xx`, "counter"]);
