@@ -33,42 +33,78 @@ function limits(methods: string[], paths: string[]): string {
   return [m, p].filter((x) => x !== "").join(" ") || "any request";
 }
 
+/** One allowed edge: who, to what, on which port(s), and what it may do there. */
+export interface AccessEdge {
+  from: string;
+  to: string;
+  /** The port(s) on `to`, when `to` is not already `host:port`. */
+  port?: string;
+  detail: string;
+}
+
 /**
- * Every allowed edge of the mesh, one line each, sorted: calls between services and from clients
- * and the gateway (with their method and path limits), the gateway's routes from outside, services
- * published by `expose`, direct app ports, egress, and the metrics scrapers.
+ * Every allowed edge of the mesh: calls between services and from clients and the gateway (with
+ * their method and path limits), the gateway's routes from outside, services published by
+ * `expose`, direct app ports, egress, and the metrics scrapers.
  */
-export function accessLines(model: MeshModel): string[] {
-  const inbound = model.envoy.ports.inbound;
-  const lines: string[] = [];
+export function accessEdges(model: MeshModel): AccessEdge[] {
+  const inbound = String(model.envoy.ports.inbound);
+  const edges: AccessEdge[] = [];
   for (const svc of model.services) {
     for (const c of svc.callers) {
-      const who = c.kind === "client" ? `client/${c.name}` : c.name;
-      lines.push(`${who} -> ${svc.name} :${inbound} ${limits(c.methods, c.paths)}`);
+      const from = c.kind === "client" ? `client/${c.name}` : c.name;
+      edges.push({ from, to: svc.name, port: inbound, detail: limits(c.methods, c.paths) });
     }
     if (svc.expose)
       for (const range of exposedSourceRanges(svc.expose))
-        lines.push(`${range} -> ${svc.name} :${svc.expose.port ?? inbound} (expose, mTLS)`);
+        edges.push({
+          from: range,
+          to: svc.name,
+          port: String(svc.expose.port ?? inbound),
+          detail: "(expose, mTLS)",
+        });
     if (svc.exposeDirectPort)
       for (const peer of svc.directPortAllowedFrom)
-        lines.push(`${describePeer(peer)} -> ${svc.name} :${svc.port} (direct, plain HTTP)`);
-    for (const e of svc.egress) lines.push(`${svc.name} -> ${e.host}:${e.port} (egress)`);
+        edges.push({
+          from: describePeer(peer),
+          to: svc.name,
+          port: String(svc.port),
+          detail: "(direct, plain HTTP)",
+        });
+    for (const e of svc.egress)
+      edges.push({ from: svc.name, to: `${e.host}:${e.port}`, detail: "(egress)" });
   }
   const gw = model.gateway;
   if (gw) {
-    const port = gw.service.port ?? GATEWAY_DEFAULT_PORT;
+    const port = String(gw.service.port ?? GATEWAY_DEFAULT_PORT);
     const from = gw.service.from
       ? gw.service.from.map(describePeer)
       : (gw.service.sourceRanges ?? ["internet"]);
     for (const r of gw.routes)
       for (const who of from)
-        lines.push(
-          `${who} -> ${gw.name} :${port} ${r.host ?? gw.hostname ?? "*"}${r.pathPrefix} -> ${r.upstream.name} (${r.public ? "public" : r.jwt ? "token" : "no token"})`,
-        );
+        edges.push({
+          from: who,
+          to: gw.name,
+          port,
+          detail: `${r.host ?? gw.hostname ?? "*"}${r.pathPrefix} -> ${r.upstream.name} (${r.public ? "public" : r.jwt ? "token" : "no token"})`,
+        });
   }
   for (const peer of model.envoy.scrapeFrom)
-    lines.push(
-      `${describePeer(peer)} -> every mesh pod :${model.envoy.ports.metrics},${model.envoy.ports.health} (metrics, health)`,
-    );
-  return [...new Set(lines)].sort();
+    edges.push({
+      from: describePeer(peer),
+      to: "every mesh pod",
+      port: `${model.envoy.ports.metrics},${model.envoy.ports.health}`,
+      detail: "(metrics, health)",
+    });
+  return edges;
+}
+
+/** An edge as one readable line: `from -> to :port detail`. */
+export function accessLine(e: AccessEdge): string {
+  return `${e.from} -> ${e.to}${e.port ? ` :${e.port}` : ""} ${e.detail}`;
+}
+
+/** Every allowed edge as one line, sorted and without repeats: the stack output `access`. */
+export function accessLines(model: MeshModel): string[] {
+  return [...new Set(accessEdges(model).map(accessLine))].sort();
 }

@@ -14,11 +14,19 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { parse, parseAllDocuments } from "yaml";
 import { main } from "../tools/render/cli";
-import { PROJECT_ROOT, ProgramRun } from "../tools/render/engine";
+import { PROJECT_ROOT } from "../tools/render/engine";
 import { GOLDEN_STACKS, goldenFolder } from "../tools/render/golden";
 import { MARKER, writeOutput } from "../tools/render/output";
-import { OutputFile, REDACTED, renderFiles, resolveStack, runStack } from "../tools/render/render";
+import {
+  OutputFile,
+  REDACTED,
+  RenderRun,
+  renderFiles,
+  resolveStack,
+  runStack,
+} from "../tools/render/render";
 import { THROWAWAY_OU } from "../tools/render/throwaway-tls";
+import { domAfterScripts, findChromium } from "./harness/chromium";
 
 /** Every file under dir, relative, sorted. */
 function listFiles(dir: string): string[] {
@@ -54,7 +62,7 @@ const fileOf = (files: OutputFile[], p: string): string => {
 };
 
 describe("the offline render", () => {
-  const runs = new Map<string, ProgramRun>();
+  const runs = new Map<string, RenderRun>();
   let tmp: string;
 
   before(async () => {
@@ -259,6 +267,58 @@ describe("the offline render", () => {
       const text = fs.readFileSync(path.join(PROJECT_ROOT, f), "utf8");
       // Static imports, require() and dynamic import().
       assert.doesNotMatch(text, /(from\s+|require\(\s*|import\(\s*)["'][./]*tests\//, f);
+    }
+  });
+  it("draws the access graph in a real browser (headless Chromium): every endpoint as a box holding its name and every allowed edge as a line between two drawn boxes, for each golden stack", async function () {
+    const binary = findChromium();
+    if (!binary) {
+      if (process.env.CI) throw new Error("chromium is missing: .ci/run installs it");
+      this.skip();
+    }
+    this.timeout(60_000);
+    for (const stack of GOLDEN_STACKS) {
+      const run = runs.get(stack) as RenderRun;
+      const svg = renderFiles(run, { includeSecrets: false }).find((f) => f.path === "access.svg");
+      assert.ok(svg, stack);
+      // Measured in the page: each node's box and text, each edge's path and its ends.
+      const page = `<!doctype html><html><body>${svg.content}<pre id="out"></pre><script>
+        const root = document.querySelector("svg");
+        const view = root.viewBox.baseVal;
+        const within = (b) => b.x >= view.x - 1 && b.y >= view.y - 1 &&
+          b.x + b.width <= view.x + view.width + 1 && b.y + b.height <= view.y + view.height + 1;
+        const inside = (b) => b.width > 0 && b.height > 0 && within(b);
+        const boxes = {};
+        const nodes = [...document.querySelectorAll("g.node")].map((g) => {
+          const rect = g.querySelector("rect").getBBox();
+          const text = g.querySelector("text").getBBox();
+          boxes[g.dataset.node] = rect;
+          return { name: g.dataset.node, drawn: inside(rect), textFits: text.width > 0 && text.width <= rect.width + 0.5 };
+        });
+        const near = (p, b) => p.x >= b.x - 12 && p.x <= b.x + b.width + 12 && p.y >= b.y - 12 && p.y <= b.y + b.height + 12;
+        const edges = [...document.querySelectorAll("g.edge")].map((g) => {
+          const path = g.querySelector("path");
+          const length = path.getTotalLength();
+          const start = path.getPointAtLength(0), end = path.getPointAtLength(length);
+          const from = boxes[g.dataset.from], to = boxes[g.dataset.to];
+          // A straight horizontal line has a box of height 0: its length says it is drawn.
+          return { from: g.dataset.from, to: g.dataset.to, drawn: length > 0 && within(path.getBBox()),
+            joins: !!from && !!to && near(start, from) && near(end, to) };
+        });
+        document.getElementById("out").textContent = JSON.stringify({ nodes, edges });
+      </script></body></html>`;
+      const dom = domAfterScripts(binary as string, page);
+      const out = /<pre id="out">([^<]*)<\/pre>/.exec(dom)?.[1];
+      assert.ok(out, `${stack}: the page's script wrote nothing`);
+      const result = JSON.parse(out.replace(/&quot;/g, '"').replace(/&amp;/g, "&")) as {
+        nodes: { name: string; drawn: boolean; textFits: boolean }[];
+        edges: { from: string; to: string; drawn: boolean; joins: boolean }[];
+      };
+      const expected = [...new Set(run.access.flatMap((e) => [e.from, e.to]))].sort();
+      assert.deepEqual(result.nodes.map((n) => n.name).sort(), expected, stack);
+      for (const n of result.nodes)
+        assert.ok(n.drawn && n.textFits, `${stack}: ${JSON.stringify(n)}`);
+      assert.equal(result.edges.length, run.access.length, stack);
+      for (const e of result.edges) assert.ok(e.drawn && e.joins, `${stack}: ${JSON.stringify(e)}`);
     }
   });
 });

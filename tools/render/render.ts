@@ -10,9 +10,11 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { stringify } from "yaml";
-import { PROJECT } from "../../components/config";
+import { AccessEdge, accessEdges } from "../../components/access";
+import { loadMeshConfig, PROJECT } from "../../components/config";
 import { MESH_VOLUMES } from "../../components/names";
 import { PROJECT_ROOT, ProgramRun, Registered, runProgram, stackConfigFromFile } from "./engine";
+import { accessGraphSvg } from "./graph";
 import { throwawayTls } from "./throwaway-tls";
 
 /** What a private key is replaced with unless the render includes secrets. */
@@ -104,15 +106,20 @@ export function resolveStack(arg: string, cwd = process.cwd()): StackSource {
  * the program's own mode for YAML that is written rather than deployed: objects then refer to no
  * UIDs (no ownerReferences), which a `kubectl apply` of a mock's UID would get garbage-collected.
  */
-export function runStack(source: StackSource): Promise<ProgramRun> {
+export async function runStack(source: StackSource): Promise<RenderRun> {
   const config = stackConfigFromFile(source.file);
   const renderKey = `${PROJECT}:renderYamlToDirectory`;
-  return runProgram({
+  const run = await runProgram({
     stack: source.stack,
     config: { [renderKey]: "offline-render", ...config },
     standIns: throwawayTls(source.stack),
   });
+  // The program ran, so the config is valid: the same model gives the access graph.
+  return { ...run, access: accessEdges(loadMeshConfig(config)) };
 }
+
+/** A program run, and who may call whom in it (the `access` output's edges). */
+export type RenderRun = ProgramRun & { access: AccessEdge[] };
 
 interface KubeObject {
   apiVersion: string;
@@ -156,7 +163,7 @@ function isPrivateKeyEntry(key: string, value: string): boolean {
 }
 
 /** Lays out a program run as files. */
-export function renderFiles(run: ProgramRun, opts: { includeSecrets: boolean }): OutputFile[] {
+export function renderFiles(run: RenderRun, opts: { includeSecrets: boolean }): OutputFile[] {
   const objects = run.resources
     .filter(isObject)
     .map((r) => ({ r, obj: JSON.parse(JSON.stringify(r.inputs)) as KubeObject }));
@@ -261,5 +268,11 @@ export function renderFiles(run: ProgramRun, opts: { includeSecrets: boolean }):
       }
     }
   }
+  // Who may call whom, as a picture (the access output, laid out).
+  files.push({
+    path: "access.svg",
+    content: accessGraphSvg(run.access, `bookapi-mesh ${run.stack}: who may call whom`),
+    secret: false,
+  });
   return files;
 }
