@@ -57,7 +57,7 @@ export type CertificateIssuer = CertificateSettings["issuer"];
 export function identityVolume(
   workload: string,
   issuer: CertificateIssuer,
-): k8s.types.input.core.v1.Volume {
+): pulumi.Unwrap<k8s.types.input.core.v1.Volume> {
   const names = objectNames(workload);
   if (issuer === "pulumi")
     return { name: MESH_VOLUMES.certs, secret: { secretName: names.secret, defaultMode: 0o440 } };

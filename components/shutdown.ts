@@ -30,6 +30,7 @@
  *   propagation), so it serves while callers move away; then the app gets SIGTERM.
  */
 import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
 import { EnvoySettings, KUBERNETES_FEATURES, ServiceModel } from "./config";
 
 /** The admin call that starts Envoy's graceful drain of inbound listeners only. */
@@ -79,7 +80,7 @@ export function shutdownPlan(service: ServiceModel, envoy: EnvoySettings): Shutd
 export function appPreStop(
   plan: ShutdownPlan,
   kubernetesMinor: number,
-): k8s.types.input.core.v1.LifecycleHandler {
+): pulumi.Unwrap<k8s.types.input.core.v1.LifecycleHandler> {
   return kubernetesMinor >= KUBERNETES_FEATURES.preStopSleep
     ? { sleep: { seconds: plan.appPreStopSeconds } }
     : { exec: { command: ["sleep", String(plan.appPreStopSeconds)] } };
@@ -100,6 +101,8 @@ export function envoyStopScript(plan: EnvoyStopPlan): string {
   ].join("\n");
 }
 
-export function envoyPreStop(plan: ShutdownPlan): k8s.types.input.core.v1.LifecycleHandler {
+export function envoyPreStop(
+  plan: ShutdownPlan,
+): pulumi.Unwrap<k8s.types.input.core.v1.LifecycleHandler> {
   return { exec: { command: ["/bin/bash", "-c", envoyStopScript(plan.envoy)] } };
 }

@@ -72,7 +72,9 @@ export function outboundUrl(envoy: EnvoySettings): string {
   return `http://127.0.0.1:${envoy.ports.outbound}`;
 }
 
-export function hardenedContainer(uid: number): k8s.types.input.core.v1.SecurityContext {
+export function hardenedContainer(
+  uid: number,
+): pulumi.Unwrap<k8s.types.input.core.v1.SecurityContext> {
   return {
     runAsNonRoot: true,
     runAsUser: uid,
@@ -86,10 +88,7 @@ export function hardenedContainer(uid: number): k8s.types.input.core.v1.Security
 }
 
 /** The Envoy sidecar container. */
-export function envoyContainer(
-  service: ServiceModel,
-  envoy: EnvoySettings,
-): k8s.types.input.core.v1.Container {
+export function envoyContainer(service: ServiceModel, envoy: EnvoySettings): PlainContainer {
   return envoyContainerOf(service.name, envoy, shutdownPlan(service, envoy), SIDECAR_PATHS, {
     name: PORT_NAMES.inbound,
     containerPort: envoy.ports.inbound,
@@ -106,9 +105,9 @@ export function envoyContainerOf(
   stop: ShutdownPlan,
   paths: SidecarPaths,
   listener: { name: string; containerPort: number },
-): k8s.types.input.core.v1.Container & { volumeMounts: k8s.types.input.core.v1.VolumeMount[] } {
+): PlainContainer & { volumeMounts: pulumi.Unwrap<k8s.types.input.core.v1.VolumeMount>[] } {
   return {
-    name: "envoy",
+    name: SIDECAR_CONTAINER,
     image: envoy.image,
     // Bypass the image's entrypoint script, which only matters when starting as root.
     command: ["envoy"],
@@ -158,9 +157,7 @@ export function envoyContainerOf(
  * Envoy as a native sidecar (Kubernetes >= 1.29): an init container that keeps running. Its
  * startup probe holds back the app until Envoy is ready, and it is stopped after the app.
  */
-export function nativeSidecar(
-  container: k8s.types.input.core.v1.Container,
-): k8s.types.input.core.v1.Container {
+export function nativeSidecar(container: PlainContainer): PlainContainer {
   return {
     ...container,
     restartPolicy: "Always",
@@ -175,25 +172,32 @@ export function nativeSidecar(
 /** A probe from the stack config, in the Kubernetes shape it already has. */
 function probeOf(
   probe: ServiceModel["probes"]["readiness"],
-): k8s.types.input.core.v1.Probe | undefined {
+): pulumi.Unwrap<k8s.types.input.core.v1.Probe> | undefined {
   return probe ? structuredClone(probe) : undefined;
 }
 
-/** The application container. */
-export function appContainer(
+/** What the mesh tells an app: where its outbound listener and tcp egress listeners are. */
+export function meshEnv(
   service: ServiceModel,
   envoy: EnvoySettings,
-  kubernetesMinor: number,
-): k8s.types.input.core.v1.Container {
-  const env: k8s.types.input.core.v1.EnvVar[] = [
+): { name: string; value: string }[] {
+  return [
     ...(hasOutboundListener(service)
       ? [{ name: OUTBOUND_URL_ENV, value: outboundUrl(envoy) }]
       : []),
     ...service.egress.flatMap((e) =>
       e.local ? [{ name: e.local.env, value: `127.0.0.1:${e.local.port}` }] : [],
     ),
-    ...structuredClone(service.env),
   ];
+}
+
+/** The application container as the mesh builds it for a service it owns (without mesh env). */
+export function appContainer(
+  service: ServiceModel,
+  envoy: EnvoySettings,
+  kubernetesMinor: number,
+): PlainContainer {
+  const env = structuredClone(service.env);
   return {
     name: "app",
     image: service.image,
@@ -227,7 +231,7 @@ export function appContainer(
 }
 
 /** The pod volume of an app volume from the stack config. */
-function appVolumeSource(v: ServiceModel["volumes"][number]): k8s.types.input.core.v1.Volume {
+function appVolumeSource(v: ServiceModel["volumes"][number]): PlainVolume {
   if (v.emptyDir) return { name: v.name, emptyDir: { ...v.emptyDir } };
   if (v.secret) return { name: v.name, secret: structuredClone(v.secret) };
   // The config schema guarantees exactly one source.
@@ -246,7 +250,7 @@ export function isReplicated(service: ServiceModel): boolean {
  */
 export function topologySpread(
   service: string,
-): k8s.types.input.core.v1.TopologySpreadConstraint[] {
+): pulumi.Unwrap<k8s.types.input.core.v1.TopologySpreadConstraint>[] {
   return ["kubernetes.io/hostname", "topology.kubernetes.io/zone"].map((topologyKey) => ({
     maxSkew: 1,
     topologyKey,
@@ -286,8 +290,10 @@ export interface MeshPodSpecArgs {
  * environment variables, non-root with seccomp, spread when replicated, and the Envoy ConfigMap
  * and identity Secret volumes.
  */
-export function meshPodSpec(args: MeshPodSpecArgs): k8s.types.input.core.v1.PodSpec & {
-  volumes: k8s.types.input.core.v1.Volume[];
+export function meshPodSpec(
+  args: MeshPodSpecArgs,
+): pulumi.Unwrap<k8s.types.input.core.v1.PodSpec> & {
+  volumes: PlainVolume[];
 } {
   const names = objectNames(args.workload);
   return {
@@ -330,14 +336,127 @@ function localVolumesSafeToEvict(service: ServiceModel): string {
   return [...new Set([MESH_VOLUMES.tmp, ...listed])].join(",");
 }
 
-/** Pod template of a service: app + Envoy, no API token, hardened. */
-export function podTemplate(
+/**
+ * The pod template the mesh writes for a service it builds, as an owner would declare it without
+ * the mesh: the app container, its scratch and stack volumes, labels, annotations, scheduling.
+ */
+export function appPodTemplate(
   service: ServiceModel,
   envoy: EnvoySettings,
-  config: EnvoyConfigSource,
   kubernetesMinor: number,
-): k8s.types.input.core.v1.PodTemplateSpec {
-  const app = appContainer(service, envoy, kubernetesMinor);
+): PodTemplate {
+  return {
+    metadata: {
+      labels: { ...service.podLabels },
+      annotations: {
+        ...service.podAnnotations,
+        [SAFE_TO_EVICT_LOCAL_VOLUMES]: localVolumesSafeToEvict(service),
+        [DEFAULT_CONTAINER_ANNOTATION]: "app",
+      },
+    },
+    spec: {
+      ...(Object.keys(service.nodeSelector).length > 0
+        ? { nodeSelector: { ...service.nodeSelector } }
+        : {}),
+      ...(service.tolerations.length > 0
+        ? { tolerations: structuredClone(service.tolerations) }
+        : {}),
+      containers: [appContainer(service, envoy, kubernetesMinor)],
+      volumes: [
+        { name: MESH_VOLUMES.tmp, emptyDir: { sizeLimit: "64Mi" } },
+        ...service.volumes.map(appVolumeSource),
+      ],
+    },
+  };
+}
+
+/** A pod template as plain data (Kubernetes' input shape with every Input resolved). */
+export type PodTemplate = pulumi.Unwrap<k8s.types.input.core.v1.PodTemplateSpec>;
+export type PlainContainer = pulumi.Unwrap<k8s.types.input.core.v1.Container>;
+type PlainVolume = pulumi.Unwrap<k8s.types.input.core.v1.Volume>;
+
+/** The sidecar's container name (policy/rules.ts MESH.sidecarName checks it too). */
+export const SIDECAR_CONTAINER = "envoy";
+
+/** What the mesh adds to a workload's pods, and from which settings. */
+export interface MeshInjection {
+  /** The mesh service the pods serve: its identity, ports, callers, traffic, termination. */
+  service: ServiceModel;
+  envoy: EnvoySettings;
+  config: EnvoyConfigSource;
+}
+
+/** Thrown when a pod template cannot take the mesh; the message names the workload. */
+export class InjectionError extends Error {
+  constructor(workload: string, problems: string[]) {
+    super(`cannot add the mesh to ${workload}'s pods:\n  - ${problems.join("\n  - ")}`);
+    this.name = "InjectionError";
+  }
+}
+
+/** Ports the sidecar holds in the pod's network namespace, which no container may open. */
+function meshPorts(service: ServiceModel, envoy: EnvoySettings): Map<number, string> {
+  const ports = new Map<number, string>(
+    Object.entries(envoy.ports).map(([role, port]) => [port, `Envoy's ${role} port`]),
+  );
+  for (const e of service.egress)
+    if (e.local) ports.set(e.local.port, `Envoy's egress listener for ${e.name}`);
+  return ports;
+}
+
+/** Why `template` cannot take the mesh as `service`, or nothing. */
+function injectionProblems(
+  template: PodTemplate,
+  service: ServiceModel,
+  envoy: EnvoySettings,
+): string[] {
+  const problems: string[] = [];
+  const spec = template.spec ?? { containers: [] };
+  const containers = [...(spec.initContainers ?? []), ...spec.containers];
+  const ports = meshPorts(service, envoy);
+  for (const c of containers) {
+    if (c.name === SIDECAR_CONTAINER)
+      problems.push(`a container is already named "${SIDECAR_CONTAINER}", the sidecar's name`);
+    for (const p of c.ports ?? []) {
+      const taken = ports.get(p.containerPort);
+      if (taken) problems.push(`container "${c.name}" opens port ${p.containerPort}, ${taken}`);
+    }
+  }
+  const meshVolumes: string[] = [MESH_VOLUMES.config, MESH_VOLUMES.certs];
+  for (const v of spec.volumes ?? [])
+    if (meshVolumes.includes(v.name))
+      problems.push(`volume "${v.name}" is a name the mesh's volumes use`);
+  const labels = template.metadata?.labels ?? {};
+  for (const [key, value] of Object.entries(commonLabels(service.name)))
+    if (labels[key] !== undefined && labels[key] !== value)
+      problems.push(`label ${key}="${labels[key]}" conflicts with the mesh's "${value}"`);
+  const account = spec.serviceAccountName;
+  if (account !== undefined && account !== objectNames(service.name).serviceAccount)
+    problems.push(
+      `serviceAccountName "${account}": the mesh identity is the ServiceAccount "${objectNames(service.name).serviceAccount}"`,
+    );
+  return problems;
+}
+
+/**
+ * Adds the mesh to a pod template: the Envoy sidecar (native or a plain container), its config
+ * and identity volumes, the mesh's labels (selectors and NetworkPolicies use them), its
+ * ServiceAccount without an API token, the pod security context, the termination timeline
+ * (grace period; Envoy's preStop drain), spreading when replicated, scrape annotations, and
+ * the outbound listener's address in every container's env. The same function builds the mesh's
+ * own workloads (podTemplate) and adds the mesh to another's; a workload's selector is never
+ * touched. Refuses a template that collides with the sidecar, naming the workload.
+ */
+export function injectMesh(template: PodTemplate, injection: MeshInjection): PodTemplate {
+  const { service, envoy, config } = injection;
+  const problems = injectionProblems(template, service, envoy);
+  if (problems.length > 0) throw new InjectionError(service.name, problems);
+  const {
+    containers,
+    initContainers = [],
+    volumes = [],
+    ...rest
+  } = template.spec ?? { containers: [] };
   const sidecar = envoyContainer(service, envoy);
   const base = meshPodSpec({
     workload: service.name,
@@ -349,13 +468,15 @@ export function podTemplate(
     configMapName: config.configMapName,
     issuer: config.issuer,
   });
+  const env = meshEnv(service, envoy);
+  const apps = containers.map((c): PlainContainer => ({ ...c, env: [...env, ...(c.env ?? [])] }));
+  const inits: PlainContainer[] = initContainers;
   return {
     metadata: {
-      labels: { ...service.podLabels, ...commonLabels(service.name) },
+      ...template.metadata,
+      labels: { ...(template.metadata?.labels ?? {}), ...commonLabels(service.name) },
       annotations: {
-        ...service.podAnnotations,
-        [SAFE_TO_EVICT_LOCAL_VOLUMES]: localVolumesSafeToEvict(service),
-        [DEFAULT_CONTAINER_ANNOTATION]: "app",
+        ...(template.metadata?.annotations ?? {}),
         // Discovery by annotations; the config requires envoy.scrapeFrom, which lets a scraper in.
         ...(config.scrapeAnnotations
           ? {
@@ -368,22 +489,32 @@ export function podTemplate(
     },
     spec: {
       ...base,
-      ...(Object.keys(service.nodeSelector).length > 0
-        ? { nodeSelector: { ...service.nodeSelector } }
-        : {}),
-      ...(service.tolerations.length > 0
-        ? { tolerations: structuredClone(service.tolerations) }
-        : {}),
+      ...rest,
+      // A native sidecar goes after the template's own init containers: they run to completion
+      // first, then Envoy starts and must be ready before the app containers.
       ...(envoy.sidecarMode === "native"
-        ? { initContainers: [nativeSidecar(sidecar)], containers: [app] }
-        : { containers: [app, sidecar] }),
-      volumes: [
-        ...base.volumes,
-        { name: MESH_VOLUMES.tmp, emptyDir: { sizeLimit: "64Mi" } },
-        ...service.volumes.map(appVolumeSource),
-      ],
+        ? { initContainers: [...inits, nativeSidecar(sidecar)], containers: apps }
+        : {
+            ...(inits.length > 0 ? { initContainers: inits } : {}),
+            containers: [...apps, sidecar],
+          }),
+      volumes: [...base.volumes, ...volumes],
     },
   };
+}
+
+/** Pod template of a service the mesh builds: its app pod template with the mesh injected. */
+export function podTemplate(
+  service: ServiceModel,
+  envoy: EnvoySettings,
+  config: EnvoyConfigSource,
+  kubernetesMinor: number,
+): k8s.types.input.core.v1.PodTemplateSpec {
+  return injectMesh(appPodTemplate(service, envoy, kubernetesMinor), {
+    service,
+    envoy,
+    config,
+  });
 }
 
 /** Deployment spec of a service; without `replicas` when an HPA owns the count. */

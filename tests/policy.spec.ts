@@ -21,7 +21,7 @@ import { Struct } from "google-protobuf/google/protobuf/struct_pb";
 import { PROJECT } from "../components/config";
 import { ENVOY_FILES } from "../components/envoy/model";
 import { objectNames } from "../components/names";
-import { PORT_NAMES } from "../components/workload";
+import { PORT_NAMES, SIDECAR_CONTAINER } from "../components/workload";
 import { COMPONENT_LABEL, GATEWAY_PORT_NAME } from "../components/gateway";
 import { PUBLIC_ROUTE_METADATA } from "../components/envoy/gateway";
 import { EXTENSION_NAMES } from "../components/envoy/types";
@@ -202,6 +202,7 @@ describe("policy pack: the rules on the shipped stacks", function () {
     assert.equal(MESH.project, PROJECT);
     assert.equal(MESH.bootstrapKey, ENVOY_FILES.bootstrap);
     assert.equal(MESH.mtlsPortName, PORT_NAMES.inbound);
+    assert.equal(MESH.sidecarName, SIDECAR_CONTAINER);
     assert.equal(`bookapi${MESH.configMapInfix}`, objectNames("bookapi").configMapPrefix);
     assert.equal(`bookapi${MESH.secretSuffix}`, objectNames("bookapi").secret);
     assert.equal(
