@@ -170,7 +170,9 @@ function asFrame(refId: string): DataTransformerConfig[] {
     {
       id: "organize",
       filter,
-      options: { excludeByName: { Time: true, [value]: true, [MESH_SERVICE_TAG]: true } },
+      options: {
+        excludeByName: { Time: true, [value]: true, Value: true, [MESH_SERVICE_TAG]: true },
+      },
     },
   ];
 }

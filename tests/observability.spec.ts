@@ -181,7 +181,8 @@ describe("metrics discovery", () => {
         }),
       /bookapi-mesh:observability\.alerts\.enabled: the alerts read the series of the mesh's PodMonitor/,
     );
-    // prod renews 120 h before expiry: the warning comes at 48 h left (whole days).
+    // prod renews 120 h before expiry: the warning fires below 2 whole days left, the critical
+    // alert must wait for the last day.
     const o = JSON.parse(prod["bookapi-mesh:observability"]) as Record<string, unknown>;
     const expiry = (hours: number) => ({
       ...prod,
@@ -191,10 +192,10 @@ describe("metrics discovery", () => {
       }),
     });
     assert.throws(
-      () => loadMeshConfig(expiry(48)),
-      /bookapi-mesh:observability\.alerts\.certificateExpiryHours: 48 h would fire the critical MeshCertificateExpiring no later than the MeshCertificateRenewalMissed warning \(at 48 h left/,
+      () => loadMeshConfig(expiry(25)),
+      /bookapi-mesh:observability\.alerts\.certificateExpiryHours: 25 h would fire the critical MeshCertificateExpiring no later than the MeshCertificateRenewalMissed warning \(below 2 days left.*set it to 24 or less/,
     );
-    assert.doesNotThrow(() => loadMeshConfig(expiry(47)));
+    assert.doesNotThrow(() => loadMeshConfig(expiry(24)));
   });
 });
 
@@ -533,6 +534,34 @@ describe("tracing (observability.tracing)", () => {
     }
   });
 
+  it("exports over OTLP/HTTP too: an HTTP/1.1 cluster and the collector's /v1/traces, passing Envoy's protos", async () => {
+    const prod = stackConfig("prod");
+    const o = JSON.parse(prod["bookapi-mesh:observability"]) as Record<string, unknown>;
+    const run = await runProgram(
+      {
+        ...prod,
+        "bookapi-mesh:observability": JSON.stringify({
+          ...o,
+          tracing: { collector: { ...collector, port: 4318, protocol: "http" } },
+        }),
+      },
+      "prod",
+    );
+    for (const w of WORKLOADS) {
+      const b = bootstrapOfRun(run, w);
+      assert.deepEqual(validateBootstrap(b), [], w);
+      const cluster = JSON.stringify(
+        b.static_resources.clusters.find((c) => c.name === "opentelemetry_collector"),
+      );
+      assert.match(cluster, /"http_protocol_options"/);
+      const tracing = hcms(b).find(({ hcm }) => hcm.tracing)?.hcm.tracing;
+      assert.equal(
+        tracing?.provider.typed_config.http_service?.http_uri.uri,
+        "http://otel-collector.monitoring.svc.cluster.local:4318/v1/traces",
+      );
+    }
+  });
+
   it("follows a trace the gateway sampled through every sidecar, and starts none inside the mesh (a model of Envoy's OpenTelemetry tracer)", async () => {
     const run = await traced();
     const sampling = (w: string, listener: string) =>
@@ -552,7 +581,8 @@ describe("tracing (observability.tracing)", () => {
     assert.deepEqual([inMcp, outMcp, inBookapi], [true, true, true]);
     // Drawn outside the 5 %: nobody on its way records it.
     assert.equal(span(undefined, sampling("mesh-gateway", "gateway"), 0.5), false);
-    // A call an app starts without a trace context: its sidecar starts no trace, whatever the draw.
+    // A call an app starts with no trace context at all (no traceparent, no x-request-id trace
+    // bit, no x-envoy-force-trace): its sidecar starts no trace, whatever the draw.
     assert.equal(span(undefined, sampling("bookapi-mcp-server", "outbound"), 0), false);
   });
 

@@ -116,10 +116,15 @@ function observabilityProblems(cfg: RawMesh): string[] {
       `${PROJECT}:observability.metrics.discovery: ${discovery} needs envoy.scrapeFrom (the Prometheus pods): without it the NetworkPolicies let no scraper reach the metrics port`,
     );
   const { alerts } = cfg.observability;
-  const renewalWarning = 24 * Math.max(1, Math.floor(cfg.certificates.earlyRenewalHours / 48));
-  if (alerts.enabled && alerts.certificateExpiryHours >= renewalWarning)
+  // Envoy's gauge counts whole days: the warning fires below R days, the critical alert below
+  // ceil(H / 24) days, so the warning comes first only when H <= 24 * (R - 1).
+  const warnDays = Math.max(1, Math.floor(cfg.certificates.earlyRenewalHours / 48));
+  const latest = 24 * (warnDays - 1);
+  if (alerts.enabled && alerts.certificateExpiryHours > latest)
     problems.push(
-      `${PROJECT}:observability.alerts.certificateExpiryHours: ${alerts.certificateExpiryHours} h would fire the critical MeshCertificateExpiring no later than the MeshCertificateRenewalMissed warning (at ${renewalWarning} h left: half of certificates.earlyRenewalHours, in the whole days Envoy counts); set it below ${renewalWarning}`,
+      latest === 0
+        ? `${PROJECT}:observability.alerts.certificateExpiryHours: with certificates.earlyRenewalHours ${cfg.certificates.earlyRenewalHours} the MeshCertificateRenewalMissed warning fires at 1 day left (half the window, in the whole days Envoy counts), leaving no earlier day for the critical MeshCertificateExpiring; lengthen earlyRenewalHours to 96 or more`
+        : `${PROJECT}:observability.alerts.certificateExpiryHours: ${alerts.certificateExpiryHours} h would fire the critical MeshCertificateExpiring no later than the MeshCertificateRenewalMissed warning (below ${warnDays} days left: half of certificates.earlyRenewalHours, in the whole days Envoy counts); set it to ${latest} or less`,
     );
   if (cfg.observability.alerts.enabled && discovery !== "podMonitor")
     problems.push(

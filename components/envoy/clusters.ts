@@ -234,9 +234,12 @@ export function collectorCluster(tracing: TracingSpec): Cluster {
     cluster_type: dnsClusterType("logical"),
     connect_timeout: EGRESS_CONNECT_TIMEOUT,
     load_assignment: singleEndpoint(COLLECTOR_CLUSTER, socketAddress(host, port)),
+    // Through a ClusterIP one HTTP/2 connection would stick to one collector pod: renewed every
+    // 5 minutes, spans spread over the replicas.
     typed_extension_protocol_options: httpProtocolOptions(
       protocol === "grpc" ? "http2" : "http1",
       POOL.upstreamIdleTimeout,
+      "300s",
     ),
   };
 }

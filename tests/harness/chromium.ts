@@ -27,6 +27,7 @@ export function domAfterScripts(binary: string, html: string): string {
       [
         "--headless",
         "--disable-gpu",
+        "--disable-dev-shm-usage",
         "--no-sandbox",
         `--user-data-dir=${path.join(dir, "profile")}`,
         "--virtual-time-budget=2000",
@@ -35,7 +36,8 @@ export function domAfterScripts(binary: string, html: string): string {
       ],
       { encoding: "utf8", timeout: 20_000 },
     );
-    if (run.status !== 0) throw new Error(`chromium failed: ${run.stderr}`);
+    if (run.error) throw new Error(`chromium did not finish: ${run.error.message}`);
+    if (run.status !== 0) throw new Error(`chromium failed (${String(run.status)}): ${run.stderr}`);
     return run.stdout;
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });

@@ -10,7 +10,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { stringify } from "yaml";
-import { AccessEdge, accessEdges } from "../../components/access";
+import { AccessEdge, accessEdges, accessLine } from "../../components/access";
 import { loadMeshConfig, PROJECT } from "../../components/config";
 import { MESH_VOLUMES } from "../../components/names";
 import { PROJECT_ROOT, ProgramRun, Registered, runProgram, stackConfigFromFile } from "./engine";
@@ -271,7 +271,11 @@ export function renderFiles(run: RenderRun, opts: { includeSecrets: boolean }): 
   // Who may call whom, as a picture (the access output, laid out).
   files.push({
     path: "access.svg",
-    content: accessGraphSvg(run.access, `bookapi-mesh ${run.stack}: who may call whom`),
+    // The output's lines, each once: a repeated edge is drawn once too.
+    content: accessGraphSvg(
+      [...new Map(run.access.map((e) => [accessLine(e), e])).values()],
+      `bookapi-mesh ${run.stack}: who may call whom`,
+    ),
     secret: false,
   });
   return files;
