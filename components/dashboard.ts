@@ -71,17 +71,22 @@ export function dashboardQueries(model: MeshModel) {
   // The services' egress only: the gateway's (its JWKS fetches) has no node.
   const egressEdges = `label_join(label_replace(label_replace(sum by (${MESH_SERVICE_TAG}, envoy_cluster_name) (rate(envoy_cluster_upstream_rq_total${s(`envoy_cluster_name=~"egress_.+"${gateway ? `, ${MESH_SERVICE_TAG}!="${gateway}"` : ""}`)}[${RATE}])), "source", "$1", "${MESH_SERVICE_TAG}", "(.+)"), "target", "$1", "envoy_cluster_name", "egress_(.+)"), "id", "->", "source", "target")`;
   // Nodes: every service and the gateway with requests/s in; the internet, each client and each
-  // egress target as fixed nodes (0), so every edge has both ends.
+  // egress target. Every node is there even when nothing is scraped from it (a 0 taken by
+  // `max`), so no edge ever lacks an end (the node graph cannot draw one that does).
   const titled = (expr: string) => `label_replace(${expr}, "title", "$1", "id", "(.+)")`;
   const fixedNode = (id: string) => titled(`label_replace(vector(0), "id", "${id}", "", "")`);
-  const nodes = [
+  const nodeIds = [
+    ...model.services.map((x) => x.name),
+    ...(gateway ? [gateway, "internet"] : []),
+    ...model.clients.map((c) => `client/${c.name}`),
+    ...new Set(model.services.flatMap((x) => x.egress.map((e) => e.name))),
+  ];
+  const nodes = `max by (id, title) (${[
     titled(
       `label_replace(sum by (${MESH_SERVICE_TAG}) (rate(envoy_http_downstream_rq_total${s(inboundHcm)}[${RATE}])), "id", "$1", "${MESH_SERVICE_TAG}", "(.+)")`,
     ),
-    ...(gateway ? [fixedNode("internet")] : []),
-    ...model.clients.map((c) => fixedNode(`client/${c.name}`)),
-    ...[...new Set(model.services.flatMap((x) => x.egress.map((e) => e.name)))].map(fixedNode),
-  ].join(" or ");
+    ...nodeIds.map(fixedNode),
+  ].join(" or ")})`;
   const byService = (expr: string) => `sum by (${MESH_SERVICE_TAG}) (${expr})`;
   const inboundRate = (more = "") =>
     `rate(envoy_http_downstream_rq_xx${s(`${inboundHcm}${more ? `, ${more}` : ""}`)}[${RATE}])`;

@@ -445,9 +445,12 @@ describe("the dashboard", () => {
           input: [
             inputOf(of("bookapi"), "http.inbound.downstream_rq_total", perSecond, "bookapi-1"),
           ],
+          // Every node, scraped or not, once.
           samples: [
-            { labels: `{id="bookapi", mesh_service="bookapi", title="bookapi"}`, value: 1 },
+            { labels: `{id="bookapi", title="bookapi"}`, value: 1 },
+            { labels: `{id="bookapi-mcp-server", title="bookapi-mcp-server"}`, value: 0 },
             { labels: `{id="internet", title="internet"}`, value: 0 },
+            { labels: `{id="mesh-gateway", title="mesh-gateway"}`, value: 0 },
           ],
         },
       ]);

@@ -110,6 +110,25 @@ export function checkExpression(
     };
   };
 
+  /** Labels label_replace/label_join write below a node (their second argument). */
+  const written = (node: SyntaxNode): string[] => {
+    const out: string[] = [];
+    const visit = (n: SyntaxNode) => {
+      if (n.name === "FunctionCall") {
+        const id = child(n, "FunctionIdentifier");
+        const name = id ? expr.slice(id.from, id.to) : "";
+        const body = child(n, "FunctionCallBody");
+        // The arguments are the body's children: the vector, then the destination label.
+        const first = body ? child(body, "StringLiteral") : undefined;
+        if ((name === "label_replace" || name === "label_join") && first)
+          out.push(unquote(expr.slice(first.from, first.to)));
+      }
+      for (let c = n.firstChild; c; c = c.nextSibling) visit(c);
+    };
+    visit(node);
+    return out;
+  };
+
   const walk = (node: SyntaxNode) => {
     if (node.name === "VectorSelector") {
       const sel = selectorOf(node);
@@ -126,8 +145,13 @@ export function checkExpression(
         ? children(grouping, "LabelName").map((l) => expr.slice(l.from, l.to))
         : [];
       const under = below(node);
+      const made = written(node);
       for (const label of labels)
-        if (label !== "le" && !under.some((s) => s.labels[label] !== undefined))
+        if (
+          label !== "le" &&
+          !made.includes(label) &&
+          !under.some((s) => s.labels[label] !== undefined)
+        )
           problems.push(`by (${label}): no series it aggregates carries that label`);
       if (labels.includes("le") && !under.some((s) => s.labels.le !== undefined))
         problems.push(`by (le): no histogram bucket under it`);
