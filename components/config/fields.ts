@@ -379,3 +379,26 @@ export const cidr = z
       Number(length) <= (family === 4 ? 32 : 128)
     );
   }, "must be a CIDR such as 169.254.20.10/32");
+
+/** Who may reach a Service published outside the cluster, and its annotations (cloud LB settings). */
+export const publishedServiceFields = {
+  /** Who may connect (NetworkPolicy ipBlocks, and the load balancer where it supports it). */
+  sourceRanges: z
+    .array(cidr, { error: "must be a list of CIDRs" })
+    .min(1, "must list at least one CIDR (omit it to admit every address)")
+    .optional(),
+  annotations: z
+    .record(
+      z.string().min(1),
+      z.string({ error: "values must be strings (quote numbers and booleans)" }),
+    )
+    .optional(),
+  /**
+   * How long `pulumi up` waits for the Service (a LoadBalancer's address among it): true, the
+   * provider's 10 minutes; a duration; or false, not at all (a cluster without a load-balancer
+   * controller never gives one). Preview says so when it is not true.
+   */
+  waitForAddress: z
+    .union([z.boolean(), duration], { error: "must be true, false or a duration such as 5m" })
+    .default(true),
+};
