@@ -18,7 +18,7 @@ function describeSelector(s: Selector): string {
 }
 
 /** A NetworkPolicy peer in words: `pods{app=x} in namespaces{team=y}`. */
-export function describePeer(p: PeerSelector): string {
+function describePeer(p: PeerSelector): string {
   const pods = p.podSelector ? `pods{${describeSelector(p.podSelector)}}` : "";
   const namespaces = p.namespaceSelector
     ? `namespaces{${describeSelector(p.namespaceSelector)}}`

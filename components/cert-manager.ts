@@ -9,7 +9,6 @@
  * pkg/util/pki/parse_certificate_chain.go picks as the self-signed root), which during a CA
  * rotation is not everything the pods must trust.
  */
-import * as crypto from "node:crypto";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { CertificateSettings, PROJECT } from "./config";
@@ -115,11 +114,8 @@ export class CertManagerIssuer extends pulumi.ComponentResource {
       childOpts,
     );
     this.registerOutputs({
-      intermediate: this.intermediate.validity,
       issuerName: this.issuerName,
-      trustBundleSha256: args.signer.trustBundle.apply((b) =>
-        crypto.createHash("sha256").update(b).digest("hex"),
-      ),
+      intermediate: this.intermediate.validity,
     });
   }
 

@@ -8,13 +8,13 @@ import type { Dashboard, DataQuery, DataTransformerConfig, Panel, RowPanel } fro
 import type { Options as NodeGraphOptions } from "@grafana/schema/dist/esm/raw/composable/nodegraph/panelcfg/x/NodeGraphPanelCfg_types.gen";
 import { MeshModel, PROJECT } from "./config";
 import { MESH_SERVICE_TAG } from "./envoy/bootstrap";
-import { meshSelector } from "./observability";
+import { BY_EDGE, EDGE_CLUSTERS, meshMatchers } from "./observability";
 
 /**
  * A Prometheus query as Grafana's Prometheus data source stores it: the schema's DataQuery fields
  * and the data source's own (a mapped type, so it fits the schema's `Record<string, unknown>`).
  */
-export type PrometheusQuery = Pick<DataQuery, "refId" | "datasource"> & {
+type PrometheusQuery = Pick<DataQuery, "refId" | "datasource"> & {
   expr: string;
   legendFormat?: string;
   /** One value per series (tables, the node graph) instead of a range. */
@@ -58,8 +58,7 @@ class Grid {
 
 /** The queries of the dashboard, by what they show; each is checked against the stats model. */
 export function dashboardQueries(model: MeshModel) {
-  const sel = meshSelector(model);
-  const s = (more = "") => `{${sel}${more ? `, ${more}` : ""}}`;
+  const s = (more = "") => meshMatchers(model, more);
   const gateway = model.gateway?.name;
   const inboundHcm = `envoy_http_conn_manager_prefix=~"inbound|gateway"`;
   // The callee's view of each caller (its RBAC policy per caller, clients included): source and
@@ -92,8 +91,8 @@ export function dashboardQueries(model: MeshModel) {
     `rate(envoy_http_downstream_rq_xx${s(`${inboundHcm}${more ? `, ${more}` : ""}`)}[${RATE}])`;
   const latency = (q: number, by: string, metric: string, more: string) =>
     `histogram_quantile(${q}, sum by (le, ${by}) (rate(${metric}${s(more)}[${RATE}])))`;
-  const edge = `envoy_cluster_name=~"upstream_.+"`;
-  const byEdge = `${MESH_SERVICE_TAG}, envoy_cluster_name`;
+  const edge = EDGE_CLUSTERS;
+  const byEdge = BY_EDGE;
   return {
     graph: {
       nodes,

@@ -371,14 +371,6 @@ export class MeshGateway extends pulumi.ComponentResource {
       dnsNames: gateway.dnsNames,
       uris: [gateway.spiffeId],
     };
-    // In cert-manager mode the mesh identity is cert-manager's; the public one stays the program's.
-    const ownIdentity = args.certManager
-      ? undefined
-      : new ServiceCertificate(
-          `${name}-identity`,
-          { ...args.signer, ...leafTerms(certificates), ...identityNames },
-          { parent: this },
-        );
     this.serviceAccount = new k8s.core.v1.ServiceAccount(
       `${name}-sa`,
       { metadata: meta(names.serviceAccount), automountServiceAccountToken: false },
@@ -388,19 +380,24 @@ export class MeshGateway extends pulumi.ComponentResource {
       name,
       gateway.name,
       meta,
+      // In cert-manager mode the mesh identity is cert-manager's; the public one stays the program's.
       args.certManager
         ? args.certManager.identity(gateway.name, identityNames, labels)
-        : { issuer: "pulumi", tls: ownIdentity as ServiceCertificate },
+        : {
+            issuer: "pulumi",
+            tls: new ServiceCertificate(
+              `${name}-identity`,
+              { ...args.signer, ...leafTerms(certificates), ...identityNames },
+              { parent: this },
+            ),
+          },
       childOpts,
     );
     if (identity.issuer === "pulumi") this.secret = identity.secret;
     else this.certificate = identity.certificate;
     const selfSigned = "selfSigned" in gateway.tls ? gateway.tls.selfSigned : undefined;
     const issued: Record<string, pulumi.Output<LeafCertificateState>> = {
-      identity:
-        identity.issuer === "pulumi"
-          ? (ownIdentity as ServiceCertificate).validity
-          : pulumi.output(identity.certificate.state),
+      identity: identity.state,
     };
     if (selfSigned) {
       const edge = new ServiceCertificate(

@@ -19,7 +19,7 @@ export interface ServiceTlsMaterial {
 }
 
 /** A kubernetes.io/tls Secret's data, under the file names the sidecar reads. */
-export function tlsSecretData(tls: ServiceTlsMaterial): Record<string, pulumi.Input<string>> {
+function tlsSecretData(tls: ServiceTlsMaterial): Record<string, pulumi.Input<string>> {
   return {
     [CERT_FILES.certificate]: tls.certPem,
     [CERT_FILES.privateKey]: pulumi.secret(tls.privateKeyPem),
@@ -140,7 +140,7 @@ const KEY_USAGES: Record<string, string> = {
 };
 
 /** A tls provider use list in cert-manager's names; a use it has no name for throws. */
-export function certManagerUsages(uses: string[]): string[] {
+function certManagerUsages(uses: string[]): string[] {
   return uses.map((u) => {
     const name = KEY_USAGES[u];
     if (!name) throw new Error(`no cert-manager key usage for "${u}"`);
@@ -226,7 +226,11 @@ export class CertManagerCertificate extends k8s.apiextensions.CustomResource {
 
 /** A workload's identity as its pod gets it. */
 export type IdentitySource =
-  | { issuer: "pulumi"; tls: ServiceTlsMaterial }
+  | {
+      issuer: "pulumi";
+      /** The program's certificate, with its dates for the stack output. */
+      tls: ServiceTlsMaterial & { validity: pulumi.Output<CertificateValidity> };
+    }
   | {
       issuer: "cert-manager";
       spec: CertificateSpec;
@@ -244,6 +248,8 @@ export type WorkloadIdentityObjects = (
 ) & {
   /** The Deployment's pods start only once these exist (and a Certificate is Ready). */
   podsNeed: pulumi.Resource[];
+  /** What the stack's `certificates` output shows for it. */
+  state: pulumi.Output<LeafCertificateState>;
 };
 
 /**
@@ -262,7 +268,7 @@ export function workloadIdentity(
   const names = objectNames(workload);
   if (source.issuer === "pulumi") {
     const secret = tlsSecret(`${resourceName}-tls`, metadata(names.secret), source.tls, opts);
-    return { issuer: "pulumi", secret, podsNeed: [secret] };
+    return { issuer: "pulumi", secret, podsNeed: [secret], state: source.tls.validity };
   }
   const certificate = new CertManagerCertificate(
     `${resourceName}-certificate`,
@@ -270,5 +276,10 @@ export function workloadIdentity(
     source.namespaceName,
     { ...opts, dependsOn: [...opts.dependsOn, source.issuerObject] },
   );
-  return { issuer: "cert-manager", certificate, podsNeed: [certificate, source.trustBundle] };
+  return {
+    issuer: "cert-manager",
+    certificate,
+    podsNeed: [certificate, source.trustBundle],
+    state: pulumi.output(certificate.state),
+  };
 }

@@ -319,13 +319,6 @@ export class ServiceMesh extends pulumi.ComponentResource {
         dnsNames: svc.dnsNames,
         uris: [svc.spiffeId],
       };
-      const cert = certManager
-        ? undefined
-        : new ServiceCertificate(
-            `${name}-${svc.name}`,
-            { ...signer, ...leafTerms(model.certificates), ...identityNames },
-            { parent: this },
-          );
       this.services[svc.name] = new MeshService(
         `${name}-${svc.name}`,
         {
@@ -338,7 +331,14 @@ export class ServiceMesh extends pulumi.ComponentResource {
           envoyFiles: buildEnvoyFiles(sidecarSpec(model, svc)),
           identity: certManager
             ? certManager.identity(svc.name, identityNames, commonLabels(svc.name))
-            : { issuer: "pulumi", tls: cert as ServiceCertificate },
+            : {
+                issuer: "pulumi",
+                tls: new ServiceCertificate(
+                  `${name}-${svc.name}`,
+                  { ...signer, ...leafTerms(model.certificates), ...identityNames },
+                  { parent: this },
+                ),
+              },
           envoyConfigProvider: args.envoyConfigProvider,
           after,
           rolloutAfter: [
@@ -350,10 +350,7 @@ export class ServiceMesh extends pulumi.ComponentResource {
         },
         { parent: this },
       );
-      const managed = this.services[svc.name].certificate;
-      leaves[`service/${svc.name}`] = managed
-        ? pulumi.output(managed.state)
-        : (cert as ServiceCertificate).validity;
+      leaves[`service/${svc.name}`] = this.services[svc.name].certificateState;
     }
 
     const clientCerts = model.clients.map((client) => {

@@ -76,8 +76,8 @@ export interface RuleGroup {
 
 const RUNBOOK = "docs/observability.md#alerts";
 
-/** `{<selector>, <more>}` of this mesh. */
-function sel(model: MeshModel, more = ""): string {
+/** `{<selector>, <more>}`: a series matcher scoped to this mesh. */
+export function meshMatchers(model: MeshModel, more = ""): string {
   return `{${meshSelector(model)}${more ? `, ${more}` : ""}}`;
 }
 
@@ -85,14 +85,19 @@ function sel(model: MeshModel, more = ""): string {
 const anyOf = (names: string[]) =>
   names.map((n) => n.replace(/[.\\+*?[^\]$(){}=!<>|:-]/g, "\\$&")).join("|");
 
+/** The clusters that are mesh edges (a caller's upstream per callee), as a label matcher. */
+export const EDGE_CLUSTERS = `envoy_cluster_name=~"upstream_.+"`;
+/** An edge's labels: the caller's Envoy and the callee's cluster. */
+export const BY_EDGE = `${MESH_SERVICE_TAG}, envoy_cluster_name`;
+
 /**
  * The mesh's alerts. An edge is a caller's sidecar (`mesh_service`) and one of its upstream
  * clusters (`envoy_cluster_name` = `upstream_<callee>`): the caller's view of the callee.
  */
 export function alertRules(model: MeshModel): RuleGroup[] {
   const a = model.observability.alerts;
-  const edge = `envoy_cluster_name=~"upstream_.+"`;
-  const byEdge = `${MESH_SERVICE_TAG}, envoy_cluster_name`;
+  const edge = EDGE_CLUSTERS;
+  const byEdge = BY_EDGE;
   // p99 only where a response is not a stream: SSE and other long responses make it meaningless.
   const plain = model.services
     .filter((s) => !s.traffic.streaming)
@@ -105,12 +110,12 @@ export function alertRules(model: MeshModel): RuleGroup[] {
     EXTENSION_NAMES.rejectIncomingConnections,
   ];
   const overloadSeries = overload.map(
-    (action) => `envoy_overload_${action.replace(/\./g, "_")}_active${sel(model)}`,
+    (action) => `envoy_overload_${action.replace(/\./g, "_")}_active${meshMatchers(model)}`,
   );
   const rules: AlertRule[] = [
     {
       alert: "MeshEdgeErrors",
-      expr: `sum by (${byEdge}) (rate(envoy_cluster_upstream_rq_xx${sel(model, `${edge}, envoy_response_code_class="5"`)}[5m])) / sum by (${byEdge}) (rate(envoy_cluster_upstream_rq_total${sel(model, edge)}[5m])) > ${a.edgeErrorRatio}`,
+      expr: `sum by (${byEdge}) (rate(envoy_cluster_upstream_rq_xx${meshMatchers(model, `${edge}, envoy_response_code_class="5"`)}[5m])) / sum by (${byEdge}) (rate(envoy_cluster_upstream_rq_total${meshMatchers(model, edge)}[5m])) > ${a.edgeErrorRatio}`,
       for: a.for,
       labels: { severity: "warning" },
       annotations: {
@@ -123,7 +128,7 @@ export function alertRules(model: MeshModel): RuleGroup[] {
       ? [
           {
             alert: "MeshEdgeLatency",
-            expr: `histogram_quantile(0.99, sum by (le, ${byEdge}) (rate(envoy_cluster_upstream_rq_time_bucket${sel(model, `envoy_cluster_name=~"${anyOf(plain)}"`)}[5m]))) > ${a.edgeP99Milliseconds}`,
+            expr: `histogram_quantile(0.99, sum by (le, ${byEdge}) (rate(envoy_cluster_upstream_rq_time_bucket${meshMatchers(model, `envoy_cluster_name=~"${anyOf(plain)}"`)}[5m]))) > ${a.edgeP99Milliseconds}`,
             for: a.for,
             labels: { severity: "warning" as const },
             annotations: {
@@ -136,7 +141,7 @@ export function alertRules(model: MeshModel): RuleGroup[] {
       : []),
     {
       alert: "MeshCertificateRenewalMissed",
-      expr: `min by (${MESH_SERVICE_TAG}) (envoy_server_days_until_first_cert_expiring${sel(model)}) < ${renewalDays}`,
+      expr: `min by (${MESH_SERVICE_TAG}) (envoy_server_days_until_first_cert_expiring${meshMatchers(model)}) < ${renewalDays}`,
       for: "1h",
       labels: { severity: "warning" },
       annotations: {
@@ -147,7 +152,7 @@ export function alertRules(model: MeshModel): RuleGroup[] {
     },
     {
       alert: "MeshCertificateExpiring",
-      expr: `min by (${MESH_SERVICE_TAG}) (envoy_server_days_until_first_cert_expiring${sel(model)}) * 24 < ${a.certificateExpiryHours}`,
+      expr: `min by (${MESH_SERVICE_TAG}) (envoy_server_days_until_first_cert_expiring${meshMatchers(model)}) * 24 < ${a.certificateExpiryHours}`,
       for: "5m",
       labels: { severity: "critical" },
       annotations: {
@@ -161,7 +166,7 @@ export function alertRules(model: MeshModel): RuleGroup[] {
       expr: ["rq", "rq_pending", "cx"]
         .map(
           (kind) =>
-            `sum by (${byEdge}) (envoy_cluster_circuit_breakers_default_${kind}_open${sel(model, edge)})`,
+            `sum by (${byEdge}) (envoy_cluster_circuit_breakers_default_${kind}_open${meshMatchers(model, edge)})`,
         )
         .join(" + ")
         .concat(" > 0"),
@@ -175,7 +180,7 @@ export function alertRules(model: MeshModel): RuleGroup[] {
     },
     {
       alert: "MeshOutlierEjections",
-      expr: `sum by (${byEdge}) (increase(envoy_cluster_outlier_detection_ejections_enforced_total${sel(model, edge)}[10m])) > 0`,
+      expr: `sum by (${byEdge}) (increase(envoy_cluster_outlier_detection_ejections_enforced_total${meshMatchers(model, edge)}[10m])) > 0`,
       for: "0m",
       labels: { severity: "warning" },
       annotations: {
@@ -200,7 +205,7 @@ export function alertRules(model: MeshModel): RuleGroup[] {
     },
     {
       alert: "MeshSidecarDown",
-      expr: `up${sel(model)} == 0`,
+      expr: `up${meshMatchers(model)} == 0`,
       for: a.for,
       labels: { severity: "critical" },
       annotations: {

@@ -27,6 +27,7 @@ import {
   CertificateIssuer,
   IdentitySource,
   identityVolume,
+  LeafCertificateState,
   workloadIdentity,
 } from "./identity";
 import { appPreStop, envoyPreStop, ShutdownPlan, shutdownPlan } from "./shutdown";
@@ -177,10 +178,7 @@ function probeOf(
 }
 
 /** What the mesh tells an app: where its outbound listener and tcp egress listeners are. */
-export function meshEnv(
-  service: ServiceModel,
-  envoy: EnvoySettings,
-): { name: string; value: string }[] {
+function meshEnv(service: ServiceModel, envoy: EnvoySettings): { name: string; value: string }[] {
   return [
     ...(hasOutboundListener(service)
       ? [{ name: OUTBOUND_URL_ENV, value: outboundUrl(envoy) }]
@@ -754,6 +752,8 @@ export class MeshService extends pulumi.ComponentResource {
   public readonly secret?: k8s.core.v1.Secret;
   /** Its cert-manager Certificate (`certificates.issuer: cert-manager`). */
   public readonly certificate?: CertManagerCertificate;
+  /** Its certificate as the stack's `certificates` output shows it. */
+  public readonly certificateState: pulumi.Output<LeafCertificateState>;
   public readonly configMap: k8s.core.v1.ConfigMap;
   public readonly deployment: k8s.apps.v1.Deployment;
   public readonly service: k8s.core.v1.Service;
@@ -786,6 +786,7 @@ export class MeshService extends pulumi.ComponentResource {
     const identity = workloadIdentity(name, svc.name, meta, args.identity, childOpts);
     if (identity.issuer === "pulumi") this.secret = identity.secret;
     else this.certificate = identity.certificate;
+    this.certificateState = identity.state;
     const configMapName = envoyConfigMapName(svc.name, args.envoyFiles);
     this.configMap = versionedConfigMap(
       `${name}-envoy`,

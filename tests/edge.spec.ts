@@ -19,7 +19,12 @@ import {
   upstreamCaller,
   upstreamCluster,
 } from "./harness/mtls";
-import { Cluster, connectionAllowed, Pod, PolicySpec } from "./harness/network-policy-model";
+import {
+  Cluster,
+  connectionAllowed,
+  Pod,
+  registeredPolicies,
+} from "./harness/network-policy-model";
 import {
   KubeObject,
   loadKubernetesSchemas,
@@ -365,13 +370,7 @@ describe("who reaches an exposed service (a model of NetworkPolicy semantics ove
   const pods: Record<string, Pod> = {};
   before(async () => {
     const run = await runProgram(edgeConfig());
-    const policies = kubernetesObjects(run)
-      .filter((r) => r.type === "kubernetes:networking.k8s.io/v1:NetworkPolicy")
-      .map((r) => ({
-        name: String((r.inputs.metadata as Json).name),
-        namespace: String((r.inputs.metadata as Json).namespace),
-        spec: JSON.parse(JSON.stringify(r.inputs.spec)) as PolicySpec,
-      }));
+    const policies = registeredPolicies(run);
     const ns = (name: string) => ({ "kubernetes.io/metadata.name": name });
     cluster = { namespaces: { default: ns("default"), tools: ns("tools") }, policies };
     for (const [i, service] of ["bookapi", "bookapi-mcp-server"].entries()) {

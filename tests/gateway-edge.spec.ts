@@ -35,12 +35,11 @@ import {
   Pod,
   Policy,
   PolicySpec,
+  registeredPolicies,
 } from "./harness/network-policy-model";
 import {
   envoyConfigMapOf,
   findObject,
-  kindOf,
-  kubernetesObjects,
   metadataName,
   ProgramRun,
   runProgram,
@@ -579,17 +578,6 @@ describe("the ingress gateway's edge, with the certificates the program issued (
 
 // ---------------------------------------------------------------------------------------------
 // NetworkPolicy
-
-/** The NetworkPolicies a run registered, as the model reads them. */
-function registeredPolicies(run: ProgramRun): Policy[] {
-  return kubernetesObjects(run)
-    .filter((r) => kindOf(r.type) === "NetworkPolicy")
-    .map((r) => ({
-      name: metadataName(r),
-      namespace: String((r.inputs.metadata as Json).namespace),
-      spec: JSON.parse(JSON.stringify(r.inputs.spec)) as PolicySpec,
-    }));
-}
 
 /** The mesh's pods with the labels of their Deployments' templates, and a few outside addresses. */
 function podsOf(run: ProgramRun): Record<string, Pod> {

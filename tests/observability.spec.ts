@@ -19,9 +19,10 @@ import {
   podMonitorSpec,
 } from "../components/observability";
 import { accessLines } from "../components/access";
-import { Bootstrap, HttpConnectionManager } from "../components/envoy/types";
+import { Bootstrap } from "../components/envoy/types";
+import { hcm } from "./harness/traffic-fixtures";
 import { validateBootstrap } from "./harness/envoy-schema";
-import { Cluster, egressAllowed, Pod, Policy, PolicySpec } from "./harness/network-policy-model";
+import { Cluster, egressAllowed, Pod, registeredPolicies } from "./harness/network-policy-model";
 import { checkExpression } from "./harness/promql-check";
 import {
   alertCases,
@@ -35,34 +36,30 @@ import {
 import {
   envoyConfigMapOf,
   findObject,
-  kindOf,
-  kubernetesObjects,
-  metadataName,
   ProgramRun,
   runProgram,
   runStack,
   once,
   stackConfig,
+  stackConfigWithObservability,
   stackConfigWithServices,
   StackName,
 } from "./harness/program";
 import { extractTags, LabelValue, Series, seriesOf, targetLabels } from "./harness/stats-model";
 import { PROJECT } from "../components/names";
 
-const runOf = once((stack: StackName) => runStack(stack));
 const WORKLOADS = ["bookapi", "bookapi-mcp-server", "mesh-gateway"];
 
 /** Every series of a stack's Envoys, as its PodMonitor's targets store them. */
+/** A workload's Envoy bootstrap, as its ConfigMap carries it. */
+const bootstrapOfRun = (run: ProgramRun, w: string) =>
+  JSON.parse(
+    (envoyConfigMapOf(run, w).inputs.data as Record<string, string>)[ENVOY_FILES.bootstrap],
+  ) as Bootstrap;
+
 function meshSeries(run: ProgramRun, model: MeshModel): Series[] {
   const target = targetLabels(PROJECT, model.namespace);
-  return WORKLOADS.flatMap((w) =>
-    seriesOf(
-      JSON.parse(
-        (envoyConfigMapOf(run, w).inputs.data as Record<string, string>)[ENVOY_FILES.bootstrap],
-      ) as Record<string, unknown>,
-      target,
-    ),
-  );
+  return WORKLOADS.flatMap((w) => seriesOf(bootstrapOfRun(run, w), target));
 }
 
 const has = (series: Series[], name: string, labels: Record<string, string>) =>
@@ -91,7 +88,7 @@ describe("the stats model (Envoy's tag extraction and Prometheus naming)", () =>
 
   it("names each caller-to-callee edge by the caller's mesh_service tag and the callee's cluster, with status classes and latency", async () => {
     const model = loadMeshConfig(stackConfig("prod"));
-    const series = meshSeries(await runOf("prod"), model);
+    const series = meshSeries(await runStack("prod"), model);
     const edge = { mesh_service: "bookapi-mcp-server", envoy_cluster_name: "upstream_bookapi" };
     assert.ok(has(series, "envoy_cluster_upstream_rq_total", edge));
     assert.ok(
@@ -120,7 +117,7 @@ describe("metrics discovery", () => {
   it("gives staging and prod a PodMonitor where kube-prometheus-stack looks, selecting every mesh pod on the Envoy metrics port", async () => {
     for (const stack of ["staging", "prod"] as const) {
       const model = loadMeshConfig(stackConfig(stack));
-      const pm = findObject(await runOf(stack), "PodMonitor", monitoringName(model));
+      const pm = findObject(await runStack(stack), "PodMonitor", monitoringName(model));
       const metadata = pm.inputs.metadata as { namespace: string; labels: Record<string, string> };
       assert.equal(metadata.namespace, "monitoring");
       assert.equal(metadata.labels.release, "kube-prometheus-stack");
@@ -129,7 +126,7 @@ describe("metrics discovery", () => {
       // Every Deployment's pods carry the selected label and name the metrics port so.
       for (const w of WORKLOADS) {
         const template = (
-          findObject(await runOf(stack), "Deployment", w).inputs.spec as {
+          findObject(await runStack(stack), "Deployment", w).inputs.spec as {
             template: {
               metadata: { labels: Record<string, string> };
               spec: {
@@ -183,14 +180,10 @@ describe("metrics discovery", () => {
     );
     // prod renews 120 h before expiry: the warning fires below 2 whole days left, the critical
     // alert must wait for the last day.
-    const o = JSON.parse(prod["bookapi-mesh:observability"]) as Record<string, unknown>;
-    const expiry = (hours: number) => ({
-      ...prod,
-      "bookapi-mesh:observability": JSON.stringify({
-        ...o,
+    const expiry = (hours: number) =>
+      stackConfigWithObservability("prod", {
         alerts: { enabled: true, certificateExpiryHours: hours },
-      }),
-    });
+      });
     assert.throws(
       () => loadMeshConfig(expiry(25)),
       /bookapi-mesh:observability\.alerts\.certificateExpiryHours: 25 h would fire the critical MeshCertificateExpiring no later than the MeshCertificateRenewalMissed warning \(below 2 days left.*set it to 24 or less/,
@@ -203,9 +196,9 @@ describe("the mesh's alerts", () => {
   for (const stack of ["staging", "prod"] as const) {
     it(`parse, and read only series and labels the stats model derives for ${stack}`, async () => {
       const model = loadMeshConfig(stackConfig(stack));
-      const series = meshSeries(await runOf(stack), model);
+      const series = meshSeries(await runStack(stack), model);
       const target = targetLabels(PROJECT, model.namespace);
-      const run = await runOf(stack);
+      const run = await runStack(stack);
       const rule = findObject(run, "PrometheusRule", monitoringName(model));
       const groups = (rule.inputs.spec as { groups: ReturnType<typeof alertRules> }).groups;
       assert.deepEqual(groups, alertRules(model));
@@ -218,7 +211,7 @@ describe("the mesh's alerts", () => {
 
   it("catches an expression that would select nothing: a renamed cluster, a missing tag, a typo, a bad parse", async () => {
     const model = loadMeshConfig(stackConfig("prod"));
-    const series = meshSeries(await runOf("prod"), model);
+    const series = meshSeries(await runStack("prod"), model);
     const target = targetLabels(PROJECT, model.namespace);
     const sel = meshSelector(model);
     const problems = (expr: string) => checkExpression(expr, series, target).join("\n");
@@ -247,7 +240,7 @@ describe("the mesh's alerts", () => {
     /** A stack's rules and, for each, cases on bookapi-mcp-server's edge to bookapi. */
     async function rulesAndCases(stack: StackName) {
       const model = loadMeshConfig(stackConfig(stack));
-      const series = meshSeries(await runOf(stack), model);
+      const series = meshSeries(await runStack(stack), model);
       const caller = {
         workload: "bookapi-mcp-server",
         series: series.filter((s) => s.labels.mesh_service === "bookapi-mcp-server"),
@@ -309,7 +302,7 @@ describe("the mesh's alerts", () => {
 
 describe("who may call whom (the access output)", () => {
   it("lists every allowed edge of prod as one sorted line, with its limits, as the stack output", async () => {
-    const run = await runOf("prod");
+    const run = await runStack("prod");
     assert.deepEqual(run.outputs.access, [
       "bookapi-mcp-server -> bookapi :15001 any request",
       "internet -> mesh-gateway :443 mcp.example.com/mcp -> bookapi-mcp-server (token)",
@@ -321,7 +314,7 @@ describe("who may call whom (the access output)", () => {
 
   it("has a mesh line for exactly the pairs whose caller's Envoy has a cluster to the callee", async () => {
     const model = loadMeshConfig(stackConfig("prod"));
-    const series = meshSeries(await runOf("prod"), model);
+    const series = meshSeries(await runStack("prod"), model);
     const clusters = new Set(
       series
         .filter((s) => s.name === "envoy_cluster_upstream_rq_total")
@@ -363,7 +356,7 @@ describe("the dashboard", () => {
   for (const stack of ["staging", "prod"] as const) {
     it(`queries only series and labels the stats model derives for ${stack}, every expression parsed by Prometheus' grammar`, async () => {
       const model = loadMeshConfig(stackConfig(stack));
-      const series = meshSeries(await runOf(stack), model);
+      const series = meshSeries(await runStack(stack), model);
       const target = targetLabels(PROJECT, model.namespace);
       const dashboard = meshDashboard(model);
       const exprs = dashboardExpressions(dashboard);
@@ -375,7 +368,11 @@ describe("the dashboard", () => {
 
   it("is a ConfigMap the Grafana sidecar loads (grafana_dashboard: 1, where the stack says), holding the typed dashboard", async () => {
     const model = loadMeshConfig(stackConfig("prod"));
-    const cm = findObject(await runOf("prod"), "ConfigMap", `${monitoringName(model)}-dashboard`);
+    const cm = findObject(
+      await runStack("prod"),
+      "ConfigMap",
+      `${monitoringName(model)}-dashboard`,
+    );
     const metadata = cm.inputs.metadata as { namespace: string; labels: Record<string, string> };
     assert.equal(metadata.namespace, "monitoring");
     assert.equal(metadata.labels.grafana_dashboard, "1");
@@ -394,7 +391,7 @@ describe("the dashboard", () => {
       this.skip();
     }
     const model = loadMeshConfig(stackConfig("prod"));
-    const series = meshSeries(await runOf("prod"), model);
+    const series = meshSeries(await runStack("prod"), model);
     const of = (workload: string) => series.filter((s) => s.labels.mesh_service === workload);
     const q = dashboardQueries(model);
     const perSecond = "0+60x10";
@@ -472,37 +469,18 @@ describe("tracing (observability.tracing)", () => {
       podSelector: { matchLabels: { "app.kubernetes.io/name": "otel-collector" } },
     },
   };
-  const traced = once(() => {
-    const prod = stackConfig("prod");
-    const o = JSON.parse(prod["bookapi-mesh:observability"]) as Record<string, unknown>;
-    return runProgram(
-      {
-        ...prod,
-        "bookapi-mesh:observability": JSON.stringify({
-          ...o,
-          tracing: { collector, samplingPercent: 5 },
-        }),
-      },
+  const traced = once(() =>
+    runProgram(
+      stackConfigWithObservability("prod", { tracing: { collector, samplingPercent: 5 } }),
       "prod",
-    );
-  });
-  const bootstrapOfRun = (run: ProgramRun, w: string) =>
-    JSON.parse(
-      (envoyConfigMapOf(run, w).inputs.data as Record<string, string>)[ENVOY_FILES.bootstrap],
-    ) as Bootstrap;
+    ),
+  );
+  /** Every HTTP connection manager of a bootstrap, by listener. */
   const hcms = (b: Bootstrap) =>
-    b.static_resources.listeners.flatMap((l) =>
-      l.filter_chains.flatMap((fc) =>
-        fc.filters.flatMap((f) =>
-          f.name === "envoy.filters.network.http_connection_manager"
-            ? [{ listener: l.name, hcm: f.typed_config as HttpConnectionManager }]
-            : [],
-        ),
-      ),
-    );
+    b.static_resources.listeners.map((l) => ({ listener: l.name, hcm: hcm(l) }));
 
   it("is off by default: no tracer and no collector in any Envoy", async () => {
-    const run = await runOf("prod");
+    const run = await runStack("prod");
     for (const w of WORKLOADS) {
       const b = bootstrapOfRun(run, w);
       assert.ok(
@@ -538,16 +516,10 @@ describe("tracing (observability.tracing)", () => {
   });
 
   it("exports over OTLP/HTTP too: an HTTP/1.1 cluster and the collector's /v1/traces, passing Envoy's protos", async () => {
-    const prod = stackConfig("prod");
-    const o = JSON.parse(prod["bookapi-mesh:observability"]) as Record<string, unknown>;
     const run = await runProgram(
-      {
-        ...prod,
-        "bookapi-mesh:observability": JSON.stringify({
-          ...o,
-          tracing: { collector: { ...collector, port: 4318, protocol: "http" } },
-        }),
-      },
+      stackConfigWithObservability("prod", {
+        tracing: { collector: { ...collector, port: 4318, protocol: "http" } },
+      }),
       "prod",
     );
     for (const w of WORKLOADS) {
@@ -591,13 +563,7 @@ describe("tracing (observability.tracing)", () => {
 
   it("lets every mesh pod reach the collector's pods on its port, and nothing else of theirs", async () => {
     const run = await traced();
-    const policies: Policy[] = kubernetesObjects(run)
-      .filter((r) => kindOf(r.type) === "NetworkPolicy")
-      .map((r) => ({
-        name: metadataName(r),
-        namespace: String((r.inputs.metadata as { namespace: string }).namespace),
-        spec: JSON.parse(JSON.stringify(r.inputs.spec)) as PolicySpec,
-      }));
+    const policies = registeredPolicies(run);
     const ns = (name: string) => ({ "kubernetes.io/metadata.name": name });
     const cluster: Cluster = {
       namespaces: { bookapi: ns("bookapi"), monitoring: ns("monitoring") },

@@ -231,24 +231,18 @@ export function checkKubernetesReferences(
     }
     const volumes = new Map((pod.volumes ?? []).map((v) => [v.name, v]));
     for (const v of pod.volumes ?? []) {
-      if (v.configMap && !exists("ConfigMap", v.configMap.name, ns))
-        problems.push(
-          `${id}: volume ${v.name}: ConfigMap "${v.configMap.name}" is not created in ${ns}`,
-        );
-      if (v.secret && !exists("Secret", v.secret.secretName, ns))
-        problems.push(
-          `${id}: volume ${v.name}: Secret "${v.secret.secretName}" is not created in ${ns}`,
-        );
-      for (const source of v.projected?.sources ?? []) {
-        if (source.configMap && !exists("ConfigMap", source.configMap.name, ns))
-          problems.push(
-            `${id}: volume ${v.name}: ConfigMap "${source.configMap.name}" is not created in ${ns}`,
-          );
-        if (source.secret && !exists("Secret", source.secret.name, ns))
-          problems.push(
-            `${id}: volume ${v.name}: Secret "${source.secret.name}" is not created in ${ns}`,
-          );
-      }
+      // The objects a volume reads: its own ConfigMap or Secret, or each projected source's.
+      const refs: [string, string | undefined][] = [
+        ["ConfigMap", v.configMap?.name],
+        ["Secret", v.secret?.secretName],
+        ...(v.projected?.sources ?? []).flatMap((source): [string, string | undefined][] => [
+          ["ConfigMap", source.configMap?.name],
+          ["Secret", source.secret?.name],
+        ]),
+      ];
+      for (const [kind, name] of refs)
+        if (name !== undefined && !exists(kind, name, ns))
+          problems.push(`${id}: volume ${v.name}: ${kind} "${name}" is not created in ${ns}`);
     }
     const containers = [...(pod.initContainers ?? []), ...(pod.containers ?? [])];
     for (const c of containers) {

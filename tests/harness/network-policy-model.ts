@@ -13,6 +13,7 @@
  * Not modelled (rejected loudly, so a policy using them cannot pass by accident): named ports.
  */
 import { BlockList, isIP } from "node:net";
+import { kindOf, kubernetesObjects, metadataName, ProgramRun } from "./program";
 
 export interface LabelSelectorRequirement {
   key: string;
@@ -256,4 +257,15 @@ export function connectionAllowed(
     egressAllowed(cluster, src, dst, port, protocol) &&
     ingressAllowed(cluster, src, dst, port, protocol)
   );
+}
+
+/** The NetworkPolicies a program run registered, as the model reads them. */
+export function registeredPolicies(run: ProgramRun): Policy[] {
+  return kubernetesObjects(run)
+    .filter((r) => kindOf(r.type) === "NetworkPolicy")
+    .map((r) => ({
+      name: metadataName(r),
+      namespace: String((r.inputs.metadata as { namespace: unknown }).namespace),
+      spec: JSON.parse(JSON.stringify(r.inputs.spec)) as PolicySpec,
+    }));
 }

@@ -125,10 +125,24 @@ export function stackConfigWithCertificates(
   stack: string,
   patch: Record<string, unknown>,
 ): Record<string, string> {
-  return stackConfigEditing<Record<string, unknown>>(stack, "certificates", (c) => ({
-    ...c,
-    ...patch,
-  }));
+  return stackConfigPatching(stack, "certificates", patch);
+}
+
+/** A shipped stack's config with keys of its `observability` object replaced. */
+export function stackConfigWithObservability(
+  stack: string,
+  patch: Record<string, unknown>,
+): Record<string, string> {
+  return stackConfigPatching(stack, "observability", patch);
+}
+
+/** A shipped stack's config with keys of one object-valued key replaced. */
+function stackConfigPatching(
+  stack: string,
+  key: string,
+  patch: Record<string, unknown>,
+): Record<string, string> {
+  return stackConfigEditing<Record<string, unknown>>(stack, key, (c) => ({ ...c, ...patch }));
 }
 
 function outputValue<T>(output: pulumi.Output<T>): Promise<T> {

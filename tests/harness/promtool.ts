@@ -104,10 +104,8 @@ export function alertCases(
   target: Record<string, LabelValue>,
 ): AlertCase[] {
   const pod = `${caller.workload}-7d9f8c6b5d-x2x4k`;
-  const input = (stat: string, values: string, suffix = "", extra: Record<string, string> = {}) => {
-    const s = seriesOfStat(caller.series, stat, suffix);
-    return { series: seriesText(s.name, concrete(s.labels, pod, extra)), values };
-  };
+  const input = (stat: string, values: string, suffix = "", given: Record<string, string> = {}) =>
+    inputOf(caller.series, stat, values, pod, suffix, given);
   const cluster = (s: string) => `cluster.${edge}.${s}`;
   const edgeLabels = { mesh_service: caller.workload, envoy_cluster_name: edge };
   const bucket = (le: string, values: string) =>
@@ -286,14 +284,18 @@ export function writeExprTests(dir: string, name: string, tests: ExprTest[]): st
   return file;
 }
 
-/** An input series for a stat of `series` (the stats model's), with example target labels. */
+/**
+ * An input series for a stat of `series` (the stats model's): its labels, with example values for
+ * those known only by their form (or `given` ones, such as a bucket's `le`).
+ */
 export function inputOf(
   series: Series[],
   stat: string,
   values: string,
   pod: string,
   suffix = "",
+  given: Record<string, string> = {},
 ): InputSeries {
   const s = seriesOfStat(series, stat, suffix);
-  return { series: seriesText(s.name, concrete(s.labels, pod)), values };
+  return { series: seriesText(s.name, concrete(s.labels, pod, given)), values };
 }

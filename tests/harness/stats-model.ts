@@ -289,7 +289,8 @@ export function statsOf(bootstrap: Json): [string, StatKind][] {
 }
 
 /** The series one Envoy exposes, as a PodMonitor target with `target` labels stores them. */
-export function seriesOf(bootstrap: Json, target: Record<string, LabelValue>): Series[] {
+export function seriesOf(envoy: object, target: Record<string, LabelValue>): Series[] {
+  const bootstrap = envoy as Json;
   const fixed = (
     ((bootstrap.stats_config ?? {}) as Json).stats_tags as
       { tag_name: string; fixed_value?: string }[] | undefined
