@@ -165,9 +165,10 @@ function asFrame(refId: string): DataTransformerConfig[] {
     {
       id: "calculateField",
       filter,
+      // `Value` alone when only this query returned data (the suffix counts the queries present).
       options: {
         mode: "reduceRow",
-        reduce: { reducer: "sum", include: [value] },
+        reduce: { reducer: "sum", include: [value, "Value"] },
         alias: "mainstat",
       },
     },
@@ -266,7 +267,7 @@ export function meshDashboard(model: MeshModel): Dashboard {
     timeseries(
       grid,
       "RBAC denials/s",
-      "Requests refused with 403 (method or path not allowed for the caller), and connections refused (caller not allowed at all).",
+      "Requests refused with 403 (method or path not allowed for the caller), and connections the network RBAC refused (a caller not allowed at all is mostly refused earlier, at the handshake: see Refused handshakes).",
       [
         query("requests", q.service.rbacDenied, { legendFormat: `${svc} requests` }),
         query("connections", q.service.connectionsDenied, { legendFormat: `${svc} connections` }),

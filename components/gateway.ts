@@ -26,7 +26,6 @@ import {
 } from "./names";
 import { CertManagerIssuer } from "./cert-manager";
 import {
-  CertificateIssuer,
   CertManagerCertificate,
   LeafCertificateState,
   tlsSecret,
@@ -38,7 +37,9 @@ import {
   ENVOY_UID,
   envoyConfigMapName,
   envoyContainerOf,
+  EnvoyConfigSource,
   meshPodSpec,
+  scrapeAnnotations,
   podDisruptionBudgetSpec,
   publishedServiceWait,
   versionedConfigMap,
@@ -198,9 +199,8 @@ export function gatewayShutdown(
 export function gatewayPodTemplate(
   gateway: GatewayModel,
   envoy: EnvoySettings,
-  configMapName: string,
+  config: EnvoyConfigSource,
   imagePullSecrets: string[],
-  issuer: CertificateIssuer = "pulumi",
 ): k8s.types.input.core.v1.PodTemplateSpec {
   const stop = gatewayShutdown(gateway, envoy);
   const base = envoyContainerOf(gateway.name, envoy, stop, GATEWAY_PATHS, {
@@ -221,11 +221,15 @@ export function gatewayPodTemplate(
     terminationGracePeriodSeconds: stop.terminationGracePeriodSeconds,
     imagePullSecrets,
     replicated: gateway.replicas > 1,
-    configMapName,
-    issuer,
+    configMapName: config.configMapName,
+    issuer: config.issuer,
   });
+  const annotations = scrapeAnnotations(envoy, config);
   return {
-    metadata: { labels: { ...commonLabels(gateway.name), ...COMPONENT_LABEL } },
+    metadata: {
+      labels: { ...commonLabels(gateway.name), ...COMPONENT_LABEL },
+      ...(Object.keys(annotations).length > 0 ? { annotations } : {}),
+    },
     spec: {
       ...pod,
       containers: [container],
@@ -251,9 +255,8 @@ export function gatewayPodTemplate(
 export function gatewayDeploymentSpec(
   gateway: GatewayModel,
   envoy: EnvoySettings,
-  configMapName: string,
+  config: EnvoyConfigSource,
   imagePullSecrets: string[],
-  issuer: CertificateIssuer = "pulumi",
 ): k8s.types.input.apps.v1.DeploymentSpec {
   return {
     replicas: gateway.replicas,
@@ -261,7 +264,7 @@ export function gatewayDeploymentSpec(
     minReadySeconds: gateway.minReadySeconds,
     selector: { matchLabels: selectorLabels(gateway.name) },
     strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
-    template: gatewayPodTemplate(gateway, envoy, configMapName, imagePullSecrets, issuer),
+    template: gatewayPodTemplate(gateway, envoy, config, imagePullSecrets),
   };
 }
 
@@ -432,9 +435,12 @@ export class MeshGateway extends pulumi.ComponentResource {
         spec: gatewayDeploymentSpec(
           gateway,
           model.envoy,
-          configMapName,
+          {
+            configMapName,
+            issuer: identity.issuer,
+            scrapeAnnotations: model.observability.metrics.discovery === "annotations",
+          },
           model.imagePullSecrets,
-          identity.issuer,
         ),
       },
       {

@@ -376,6 +376,23 @@ type PlainVolume = pulumi.Unwrap<k8s.types.input.core.v1.Volume>;
 /** The sidecar's container name (policy/rules.ts MESH.sidecarName checks it too). */
 export const SIDECAR_CONTAINER = "envoy";
 
+/**
+ * `prometheus.io/*` on a mesh pod, where discovery is by annotations (the config then requires
+ * envoy.scrapeFrom, which lets a scraper in).
+ */
+export function scrapeAnnotations(
+  envoy: EnvoySettings,
+  config: EnvoyConfigSource,
+): Record<string, string> {
+  return config.scrapeAnnotations
+    ? {
+        [`${SCRAPE_ANNOTATION_PREFIX}scrape`]: "true",
+        [`${SCRAPE_ANNOTATION_PREFIX}port`]: String(envoy.ports.metrics),
+        [`${SCRAPE_ANNOTATION_PREFIX}path`]: EXPOSED_PATHS.metrics,
+      }
+    : {};
+}
+
 /** What the mesh adds to a workload's pods, and from which settings. */
 export interface MeshInjection {
   /** The mesh service the pods serve: its identity, ports, callers, traffic, termination. */
@@ -475,14 +492,7 @@ export function injectMesh(template: PodTemplate, injection: MeshInjection): Pod
       labels: { ...(template.metadata?.labels ?? {}), ...commonLabels(service.name) },
       annotations: {
         ...(template.metadata?.annotations ?? {}),
-        // Discovery by annotations; the config requires envoy.scrapeFrom, which lets a scraper in.
-        ...(config.scrapeAnnotations
-          ? {
-              [`${SCRAPE_ANNOTATION_PREFIX}scrape`]: "true",
-              [`${SCRAPE_ANNOTATION_PREFIX}port`]: String(envoy.ports.metrics),
-              [`${SCRAPE_ANNOTATION_PREFIX}path`]: EXPOSED_PATHS.metrics,
-            }
-          : {}),
+        ...scrapeAnnotations(envoy, config),
       },
     },
     spec: {

@@ -869,7 +869,7 @@ describe("the gateway at the edge of the cluster", () => {
       routes: [{ pathPrefix: "/mcp", service: "bookapi" }],
     });
     assert.ok(model.gateway);
-    const spec = gatewayDeploymentSpec(model.gateway, model.envoy, "cm", []);
+    const spec = gatewayDeploymentSpec(model.gateway, model.envoy, { configMapName: "cm" }, []);
     // A cloud load balancer needs up to 3 checks 10 s apart to mark a new node healthy.
     assert.equal(spec.minReadySeconds, 30);
     const minReady = (service: Json) =>

@@ -92,7 +92,9 @@ describe("pod termination (a model of the kubelet over the generated pods)", () 
       const model = loadMeshConfig(stackConfig(stack));
       const gw = model.gateway;
       assert.ok(gw, stack);
-      const pod = plain<ModelPod>(gatewayPodTemplate(gw, model.envoy, "cm", []).spec);
+      const pod = plain<ModelPod>(
+        gatewayPodTemplate(gw, model.envoy, { configMapName: "cm" }, []).spec,
+      );
       const plans = [gatewayShutdown(gw, model.envoy).envoy];
       for (const endpointRemovalSeconds of [1, 10, 20, gw.preStopSeconds]) {
         const assume = { endpointRemovalSeconds, appStopSeconds: 0 };

@@ -131,9 +131,9 @@ describe("updates on a live cluster (a model of the provider's replacement rules
         [],
       ],
       [
-        "observability.metrics.discovery rolls the services (their scrape annotations)",
+        "observability.metrics.discovery rolls every workload (their scrape annotations)",
         top("observability", { metrics: { discovery: "annotations" } }),
-        ["bookapi", "bookapi-mcp-server"],
+        ["bookapi", "bookapi-mcp-server", "mesh-gateway"],
       ],
       ["replicas rolls nothing", services((s) => (s[0].replicas = 4)), []],
       [

@@ -288,17 +288,22 @@ describe("direct ports and scraping in the shipped stacks", () => {
     );
   });
 
-  it("advertises Prometheus scraping on pods only where discovery is by annotations (dev), not where a PodMonitor finds them (prod)", async () => {
-    const annotationsOf = (run: ProgramRun) =>
+  it("advertises Prometheus scraping on every mesh pod, the gateway's too, only where discovery is by annotations (dev), not where a PodMonitor finds them (prod)", async () => {
+    const annotationsOf = (run: ProgramRun, workload: string) =>
       (
-        findObject(run, "Deployment", "bookapi").inputs.spec as {
-          template: { metadata: { annotations: Record<string, string> } };
+        findObject(run, "Deployment", workload).inputs.spec as {
+          template: { metadata: { annotations?: Record<string, string> } };
         }
-      ).template.metadata.annotations;
-    assert.equal(annotationsOf(await runStack("prod"))["prometheus.io/scrape"], undefined);
-    const dev = annotationsOf(await runStack("dev"));
-    assert.equal(dev["prometheus.io/scrape"], "true");
-    assert.equal(dev["prometheus.io/port"], "15090");
-    assert.equal(dev["prometheus.io/path"], "/stats/prometheus");
+      ).template.metadata.annotations ?? {};
+    for (const workload of ["bookapi", "bookapi-mcp-server", "mesh-gateway"]) {
+      assert.equal(
+        annotationsOf(await runStack("prod"), workload)["prometheus.io/scrape"],
+        undefined,
+      );
+      const dev = annotationsOf(await runStack("dev"), workload);
+      assert.equal(dev["prometheus.io/scrape"], "true", workload);
+      assert.equal(dev["prometheus.io/port"], "15090");
+      assert.equal(dev["prometheus.io/path"], "/stats/prometheus");
+    }
   });
 });
