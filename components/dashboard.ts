@@ -56,19 +56,96 @@ class Grid {
   }
 }
 
+/** A `label_replace` step: the label to write, its replacement, the label read and its regex. */
+type Relabel = [dst: string, replacement: string, src: string, regex: string];
+
+/**
+ * `expr` as node graph edges: `source` and `target` written by `ends`, `id` joined from them, and
+ * nothing else kept but `by` (so `or` merges the same edge from two views).
+ */
+function edgeOf(expr: string, ends: Relabel[], by = "id, source, target"): string {
+  const relabelled = ends.reduce(
+    (e, [dst, replacement, src, regex]) =>
+      `label_replace(${e}, "${dst}", "${replacement}", "${src}", "${regex}")`,
+    expr,
+  );
+  return `sum by (${by}) (label_join(${relabelled}, "id", "->", "source", "target"))`;
+}
+
+/** Edges whose caller's Envoy counts requests and their status: the callee's name on its series. */
+interface EdgeFamily {
+  requests: string;
+  errors: string;
+  ends: Relabel[];
+}
+
+/** The stack's edge families; each only where the stack has such edges (others cannot exist). */
+function graphEdgeFamilies(model: MeshModel, s: (more?: string) => string): EdgeFamily[] {
+  const gateway = model.gateway?.name;
+  const family = (
+    by: string,
+    metric: "envoy_cluster_upstream_rq" | "envoy_http_downstream_rq",
+    selector: string,
+    ends: Relabel[],
+  ): EdgeFamily => ({
+    requests: `sum by (${by}) (rate(${metric}_total${s(selector)}[${RATE}]))`,
+    errors: `sum by (${by}) (rate(${metric}_xx${s(`${selector}, envoy_response_code_class="5"`)}[${RATE}]))`,
+    ends,
+  });
+  const fromCaller: Relabel = ["source", "$1", MESH_SERVICE_TAG, "(.+)"];
+  return [
+    // Every caller's cluster per callee, the gateway's routes included.
+    ...(gateway || model.services.some((x) => x.upstreams.length > 0)
+      ? [
+          family(BY_EDGE, "envoy_cluster_upstream_rq", EDGE_CLUSTERS, [
+            fromCaller,
+            ["target", "$1", "envoy_cluster_name", "upstream_(.+)"],
+          ]),
+        ]
+      : []),
+    // What the gateway's clients asked of it.
+    ...(gateway
+      ? [
+          family(
+            MESH_SERVICE_TAG,
+            "envoy_http_downstream_rq",
+            `${MESH_SERVICE_TAG}="${gateway}", envoy_http_conn_manager_prefix="gateway"`,
+            [
+              ["source", "internet", "", ""],
+              ["target", "$1", MESH_SERVICE_TAG, "(.+)"],
+            ],
+          ),
+        ]
+      : []),
+    // The services' egress only: the gateway's (its JWKS fetches) has no node.
+    ...(model.services.some((x) => x.egress.length > 0)
+      ? [
+          family(
+            BY_EDGE,
+            "envoy_cluster_upstream_rq",
+            `envoy_cluster_name=~"egress_.+"${gateway ? `, ${MESH_SERVICE_TAG}!="${gateway}"` : ""}`,
+            [fromCaller, ["target", "$1", "envoy_cluster_name", "egress_(.+)"]],
+          ),
+        ]
+      : []),
+  ];
+}
+
 /** The queries of the dashboard, by what they show; each is checked against the stats model. */
 export function dashboardQueries(model: MeshModel) {
   const s = (more = "") => meshMatchers(model, more);
   const gateway = model.gateway?.name;
   const inboundHcm = `envoy_http_conn_manager_prefix=~"inbound|gateway"`;
-  // The callee's view of each caller (its RBAC policy per caller, clients included): source and
-  // target as labels, and an id, as the node graph wants its edges.
-  const callerEdges = `label_join(label_replace(label_replace(label_replace(sum by (${MESH_SERVICE_TAG}, envoy_rbac_policy_name) (rate(envoy_http_rbac_policy_allowed${s(`envoy_http_conn_manager_prefix="inbound"`)}[${RATE}])), "source", "$2", "envoy_rbac_policy_name", "(caller|gateway)-(.+)"), "source", "client/$1", "envoy_rbac_policy_name", "client-(.+)"), "target", "$1", "${MESH_SERVICE_TAG}", "(.+)"), "id", "->", "source", "target")`;
-  const internetEdge = gateway
-    ? `label_join(label_replace(label_replace(sum by (${MESH_SERVICE_TAG}) (rate(envoy_http_downstream_rq_total${s(`${MESH_SERVICE_TAG}="${gateway}", envoy_http_conn_manager_prefix="gateway"`)}[${RATE}])), "source", "internet", "", ""), "target", "$1", "${MESH_SERVICE_TAG}", "(.+)"), "id", "->", "source", "target")`
-    : undefined;
-  // The services' egress only: the gateway's (its JWKS fetches) has no node.
-  const egressEdges = `label_join(label_replace(label_replace(sum by (${MESH_SERVICE_TAG}, envoy_cluster_name) (rate(envoy_cluster_upstream_rq_total${s(`envoy_cluster_name=~"egress_.+"${gateway ? `, ${MESH_SERVICE_TAG}!="${gateway}"` : ""}`)}[${RATE}])), "source", "$1", "${MESH_SERVICE_TAG}", "(.+)"), "target", "$1", "envoy_cluster_name", "egress_(.+)"), "id", "->", "source", "target")`;
+  const edgeFamilies = graphEdgeFamilies(model, s);
+  // The callee's view of each caller (its RBAC policy per caller, clients included).
+  const calleeView = edgeOf(
+    `sum by (${MESH_SERVICE_TAG}, envoy_rbac_policy_name) (rate(envoy_http_rbac_policy_allowed${s(`envoy_http_conn_manager_prefix="inbound"`)}[${RATE}]))`,
+    [
+      ["source", "$2", "envoy_rbac_policy_name", "(caller|gateway)-(.+)"],
+      ["source", "client/$1", "envoy_rbac_policy_name", "client-(.+)"],
+      ["target", "$1", MESH_SERVICE_TAG, "(.+)"],
+    ],
+  );
   // Nodes: every service and the gateway with requests/s in; the internet, each client and each
   // egress target. Every node is there even when nothing is scraped from it (a 0 taken by
   // `max`), so no edge ever lacks an end (the node graph cannot draw one that does).
@@ -96,13 +173,18 @@ export function dashboardQueries(model: MeshModel) {
   return {
     graph: {
       nodes,
-      // Each part only where the stack has such edges: a query for a series that cannot exist is
-      // refused by the checks.
-      edges: [
-        callerEdges,
-        ...(internetEdge ? [internetEdge] : []),
-        ...(model.services.some((x) => x.egress.length > 0) ? [egressEdges] : []),
-      ].join(" or "),
+      // Requests/s per edge: as the callee counts them where it does (`or` keeps the left side of
+      // an edge both sides report), else as the caller does (a callee not scraped, the internet,
+      // egress hosts). Every edge is labelled `id`, `source`, `target` only.
+      edges: [calleeView, ...edgeFamilies.map((f) => edgeOf(f.requests, f.ends))].join(" or "),
+      // The 5xx share per edge in percent, as the caller saw it (none from outside clients: only
+      // their own side counts their errors). Labelled `id` only, and only for edges the `edges`
+      // query has too: its ids come from the same series, so the join never adds an edge.
+      edgeErrors: edgeFamilies
+        .map((f) =>
+          edgeOf(`100 * (${f.errors} or ${f.requests} * 0) / ${f.requests}`, f.ends, "id"),
+        )
+        .join(" or "),
     },
     service: {
       requests: byService(`rate(envoy_http_downstream_rq_total${s(inboundHcm)}[${RATE}])`),
@@ -156,9 +238,9 @@ function query(refId: string, expr: string, extra: Partial<PrometheusQuery> = {}
  * A node graph frame from an instant table query. The node graph finds its fields by name
  * (`mainstat`, nodeGraph/utils.ts), while a rename only sets a display name, and with several
  * table queries the value column is `Value #<refId>` (grafana-prometheus result_transformer.ts):
- * so the value is copied into a field really named `mainstat`, and the original dropped.
+ * so the value is copied into a field really named `stat`, and the original dropped.
  */
-function asFrame(refId: string): DataTransformerConfig[] {
+function asFrame(refId: string, stat: "mainstat" | "secondarystat"): DataTransformerConfig[] {
   const value = `Value #${refId}`;
   const filter = { id: "byRefId", options: refId };
   return [
@@ -169,15 +251,32 @@ function asFrame(refId: string): DataTransformerConfig[] {
       options: {
         mode: "reduceRow",
         reduce: { reducer: "sum", include: [value, "Value"] },
-        alias: "mainstat",
+        alias: stat,
       },
     },
     {
       id: "organize",
       filter,
-      options: {
-        excludeByName: { Time: true, [value]: true, Value: true, [MESH_SERVICE_TAG]: true },
-      },
+      options: { excludeByName: { Time: true, [value]: true, Value: true } },
+    },
+  ];
+}
+
+/**
+ * The node graph's transformations: each query's value into its stat field, then each edge's
+ * error share joined onto the edge by `id`. An outer join keeps edges without an error share
+ * (outside clients); it never adds one, since `edgeErrors` has only ids `edges` has.
+ */
+function graphTransformations(): DataTransformerConfig[] {
+  return [
+    ...asFrame("nodes", "mainstat"),
+    ...asFrame("edges", "mainstat"),
+    ...asFrame("edgeErrors", "secondarystat"),
+    {
+      id: "joinByField",
+      // A regular expression: the `a|b` form is newer than the regex one.
+      filter: { id: "byRefId", options: "/^(edges|edgeErrors)$/" },
+      options: { byField: "id", mode: "outer" },
     },
   ];
 }
@@ -220,7 +319,8 @@ export function meshDashboard(model: MeshModel): Dashboard {
   // The node graph's own options type (its panelcfg schema), spread into the panel's options.
   const graphOptions: NodeGraphOptions = {
     nodes: { mainStatUnit: "reqps" },
-    edges: { mainStatUnit: "reqps" },
+    // The node graph writes a stat as its number and the unit's name (statToString).
+    edges: { mainStatUnit: "reqps", secondaryStatUnit: "% 5xx" },
   };
   const panels: Array<Panel | RowPanel> = [
     row("Mesh"),
@@ -228,14 +328,15 @@ export function meshDashboard(model: MeshModel): Dashboard {
       type: "nodeGraph",
       title: "Who calls whom",
       description:
-        "Nodes: every service, the gateway, the internet, clients and egress hosts, with requests/s in. Edges: requests/s, as the callee counts them per caller. Error rates per edge: the panels below.",
+        "Nodes: every service, the gateway, the internet, clients and egress hosts, with requests/s in. Edges: requests/s (as the callee counts them where it can) and the share of 5xx as the caller saw it (none on edges from outside clients).",
       datasource: DATASOURCE,
       gridPos: grid.next(24, 14),
       targets: [
         query("nodes", q.graph.nodes, { instant: true, range: false, format: "table" }),
         query("edges", q.graph.edges, { instant: true, range: false, format: "table" }),
+        query("edgeErrors", q.graph.edgeErrors, { instant: true, range: false, format: "table" }),
       ],
-      transformations: [...asFrame("nodes"), ...asFrame("edges")],
+      transformations: graphTransformations(),
       options: { ...graphOptions },
     },
     row("Per service"),

@@ -25,6 +25,12 @@ import { validateBootstrap } from "./harness/envoy-schema";
 import { Cluster, egressAllowed, Pod, registeredPolicies } from "./harness/network-policy-model";
 import { checkExpression } from "./harness/promql-check";
 import {
+  drawNodeGraph,
+  grafanaTransform,
+  prometheusTableFrames,
+  Sample,
+} from "./harness/node-graph";
+import {
   alertCases,
   findPromtool,
   inputOf,
@@ -47,6 +53,8 @@ import {
 } from "./harness/program";
 import { extractTags, LabelValue, Series, seriesOf, targetLabels } from "./harness/stats-model";
 import { PROJECT } from "../components/names";
+import type { Dashboard, Panel } from "@grafana/schema";
+import type { Options as NodeGraphOptions } from "@grafana/schema/dist/esm/raw/composable/nodegraph/panelcfg/x/NodeGraphPanelCfg_types.gen";
 
 const WORKLOADS = ["bookapi", "bookapi-mcp-server", "mesh-gateway"];
 
@@ -60,6 +68,13 @@ const bootstrapOfRun = (run: ProgramRun, w: string) =>
 function meshSeries(run: ProgramRun, model: MeshModel): Series[] {
   const target = targetLabels(PROJECT, model.namespace);
   return WORKLOADS.flatMap((w) => seriesOf(bootstrapOfRun(run, w), target));
+}
+
+/** The dashboard's node graph panel, and its options as the panel's schema types them. */
+function nodeGraphPanel(dashboard: Dashboard): { panel: Panel; options: NodeGraphOptions } {
+  const panel = (dashboard.panels ?? []).find((p): p is Panel => p.type === "nodeGraph");
+  assert.ok(panel, "the dashboard has a node graph");
+  return { panel, options: panel.options as NodeGraphOptions };
 }
 
 const has = (series: Series[], name: string, labels: Record<string, string>) =>
@@ -384,7 +399,7 @@ describe("the dashboard", () => {
     );
   });
 
-  it("shapes the mesh graph as Grafana's node graph wants it (edges: id, source, target; nodes: id, title), evaluated by promtool", async function () {
+  it("draws every edge of prod with its requests/s and 5xx share: queries evaluated by promtool, frames transformed by Grafana's own code", async function () {
     const binary = findPromtool();
     if (!binary) {
       if (process.env.CI) throw new Error("promtool is missing: .ci/run installs it");
@@ -394,68 +409,168 @@ describe("the dashboard", () => {
     const series = meshSeries(await runStack("prod"), model);
     const of = (workload: string) => series.filter((s) => s.labels.mesh_service === workload);
     const q = dashboardQueries(model);
-    const perSecond = "0+60x10";
+    const input = (workload: string, stat: string, values: string) =>
+      inputOf(of(workload), stat, values, `${workload}-1`);
+    // bookapi is not scraped: its edge comes from its caller's cluster alone. bookapi-mcp-server
+    // counts 1/s from the gateway, whose own cluster counts 3/s (retries): the callee's count wins.
+    const scenario = [
+      input("bookapi-mcp-server", "cluster.upstream_bookapi.upstream_rq_total", "0+240x10"),
+      input("bookapi-mcp-server", "cluster.upstream_bookapi.upstream_rq_5xx", "0+60x10"),
+      input(
+        "bookapi-mcp-server",
+        "http.inbound.rbac.policy.gateway-mesh-gateway.allowed",
+        "0+60x10",
+      ),
+      input("bookapi-mcp-server", "http.inbound.downstream_rq_total", "0+60x10"),
+      input("mesh-gateway", "cluster.upstream_bookapi-mcp-server.upstream_rq_total", "0+180x10"),
+      input("mesh-gateway", "http.gateway.downstream_rq_total", "0+120x10"),
+      input("mesh-gateway", "http.gateway.downstream_rq_5xx", "0+12x10"),
+    ];
+    const results: Record<"nodes" | "edges" | "edgeErrors", Sample[]> = {
+      nodes: [
+        { labels: { id: "bookapi", title: "bookapi" }, value: 0 },
+        { labels: { id: "bookapi-mcp-server", title: "bookapi-mcp-server" }, value: 1 },
+        { labels: { id: "internet", title: "internet" }, value: 0 },
+        { labels: { id: "mesh-gateway", title: "mesh-gateway" }, value: 2 },
+      ],
+      edges: [
+        {
+          labels: {
+            id: "bookapi-mcp-server->bookapi",
+            source: "bookapi-mcp-server",
+            target: "bookapi",
+          },
+          value: 4,
+        },
+        {
+          labels: { id: "internet->mesh-gateway", source: "internet", target: "mesh-gateway" },
+          value: 2,
+        },
+        {
+          labels: {
+            id: "mesh-gateway->bookapi-mcp-server",
+            source: "mesh-gateway",
+            target: "bookapi-mcp-server",
+          },
+          value: 1,
+        },
+      ],
+      edgeErrors: [
+        { labels: { id: "bookapi-mcp-server->bookapi" }, value: 25 },
+        { labels: { id: "internet->mesh-gateway" }, value: 10 },
+        { labels: { id: "mesh-gateway->bookapi-mcp-server" }, value: 0 },
+      ],
+    };
+    const promLabels = (labels: Record<string, string>) =>
+      `{${Object.entries(labels)
+        .map(([k, v]) => `${k}="${v}"`)
+        .join(", ")}}`;
     const dir = promtoolDir();
     try {
-      const file = writeExprTests(dir, "graph", [
-        {
-          expr: q.graph.edges,
+      const file = writeExprTests(
+        dir,
+        "graph",
+        (["nodes", "edges", "edgeErrors"] as const).map((refId) => ({
+          expr: q.graph[refId],
           evalTime: "5m",
-          input: [
-            inputOf(
-              of("bookapi"),
-              "http.inbound.rbac.policy.caller-bookapi-mcp-server.allowed",
-              perSecond,
-              "bookapi-1",
-            ),
-            inputOf(
-              of("bookapi-mcp-server"),
-              "http.inbound.rbac.policy.gateway-mesh-gateway.allowed",
-              perSecond,
-              "bookapi-mcp-server-1",
-            ),
-            inputOf(
-              of("mesh-gateway"),
-              "http.gateway.downstream_rq_total",
-              "0+120x10",
-              "mesh-gateway-1",
-            ),
-          ],
-          samples: [
-            {
-              labels: `{envoy_rbac_policy_name="caller-bookapi-mcp-server", id="bookapi-mcp-server->bookapi", mesh_service="bookapi", source="bookapi-mcp-server", target="bookapi"}`,
-              value: 1,
-            },
-            {
-              labels: `{envoy_rbac_policy_name="gateway-mesh-gateway", id="mesh-gateway->bookapi-mcp-server", mesh_service="bookapi-mcp-server", source="mesh-gateway", target="bookapi-mcp-server"}`,
-              value: 1,
-            },
-            {
-              labels: `{id="internet->mesh-gateway", mesh_service="mesh-gateway", source="internet", target="mesh-gateway"}`,
-              value: 2,
-            },
-          ],
-        },
-        {
-          expr: q.graph.nodes,
-          evalTime: "5m",
-          input: [
-            inputOf(of("bookapi"), "http.inbound.downstream_rq_total", perSecond, "bookapi-1"),
-          ],
-          // Every node, scraped or not, once.
-          samples: [
-            { labels: `{id="bookapi", title="bookapi"}`, value: 1 },
-            { labels: `{id="bookapi-mcp-server", title="bookapi-mcp-server"}`, value: 0 },
-            { labels: `{id="internet", title="internet"}`, value: 0 },
-            { labels: `{id="mesh-gateway", title="mesh-gateway"}`, value: 0 },
-          ],
-        },
-      ]);
+          input: scenario,
+          samples: results[refId].map((r) => ({ labels: promLabels(r.labels), value: r.value })),
+        })),
+      );
       const test = promtool(binary as string, dir, ["test", "rules", file]);
       assert.equal(test.status, 0, test.output);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+    const { panel, options } = nodeGraphPanel(meshDashboard(model));
+    const drawn = drawNodeGraph(
+      await grafanaTransform(panel.transformations ?? [], prometheusTableFrames(results)),
+      options,
+    );
+    assert.deepEqual(drawn, {
+      nodes: ["bookapi", "bookapi-mcp-server", "internet", "mesh-gateway"],
+      edges: [
+        {
+          id: "bookapi-mcp-server->bookapi",
+          source: "bookapi-mcp-server",
+          target: "bookapi",
+          mainStat: "4.00 reqps",
+          secondaryStat: "25.00 % 5xx",
+        },
+        {
+          id: "internet->mesh-gateway",
+          source: "internet",
+          target: "mesh-gateway",
+          mainStat: "2.00 reqps",
+          secondaryStat: "10.00 % 5xx",
+        },
+        {
+          id: "mesh-gateway->bookapi-mcp-server",
+          source: "mesh-gateway",
+          target: "bookapi-mcp-server",
+          mainStat: "1.00 reqps",
+          secondaryStat: "0.00 % 5xx",
+        },
+      ],
+      errors: [],
+    });
+  });
+
+  describe("the node graph's frames, through Grafana's transformations", () => {
+    const panelOf = () => nodeGraphPanel(meshDashboard(loadMeshConfig(stackConfig("prod"))));
+    const node = (id: string): Sample => ({ labels: { id, title: id }, value: 0 });
+    const edge = (source: string, target: string, value: number): Sample => ({
+      labels: { id: `${source}->${target}`, source, target },
+      value,
+    });
+    const draw = async (results: Partial<Record<string, Sample[]>>) => {
+      const { panel, options } = panelOf();
+      return drawNodeGraph(
+        await grafanaTransform(panel.transformations ?? [], prometheusTableFrames(results)),
+        options,
+      );
+    };
+
+    it("draws an edge without an error share (an outside client's) with its requests/s and a blank second stat", async () => {
+      const drawn = await draw({
+        nodes: [node("bookapi"), node("client/ci"), node("bookapi-mcp-server")],
+        edges: [edge("client/ci", "bookapi", 3), edge("bookapi-mcp-server", "bookapi", 1)],
+        edgeErrors: [{ labels: { id: "bookapi-mcp-server->bookapi" }, value: 50 }],
+      });
+      assert.deepEqual(drawn.errors, []);
+      assert.deepEqual(
+        drawn.edges.map((e) => [e.id, e.mainStat, e.secondaryStat]),
+        [
+          ["bookapi-mcp-server->bookapi", "1.00 reqps", "50.00 % 5xx"],
+          ["client/ci->bookapi", "3.00 reqps", ""],
+        ],
+      );
+    });
+
+    it("draws the edges when the error query returned nothing, or an empty frame", async () => {
+      for (const results of [
+        { nodes: [node("a"), node("b")], edges: [edge("a", "b", 2)] },
+        { nodes: [node("a"), node("b")], edges: [edge("a", "b", 2)], edgeErrors: [] },
+      ]) {
+        const drawn = await draw(results);
+        assert.deepEqual(drawn.errors, []);
+        assert.deepEqual(
+          drawn.edges.map((e) => [e.id, e.mainStat, e.secondaryStat]),
+          [["a->b", "2.00 reqps", ""]],
+        );
+      }
+    });
+
+    it("would report an edge without ends, were the error query to name an edge the edges query lacks", async () => {
+      const drawn = await draw({
+        nodes: [node("a"), node("b")],
+        edges: [edge("a", "b", 2)],
+        edgeErrors: [{ labels: { id: "a->gone" }, value: 100 }],
+      });
+      assert.equal(drawn.errors.length, 2, drawn.errors.join("\n"));
+      for (const error of drawn.errors)
+        assert.match(error, /^edge a->gone references a missing node/);
+    });
   });
 });
 
