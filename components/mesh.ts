@@ -41,7 +41,8 @@ export const MINIMUM_PULUMI_CLI = ">=3.226.0";
 import { commonLabels, meshLabels, STACK_CLAIM_NAME } from "./names";
 import { MeshNetworkPolicies } from "./network-policy";
 import { RolloutOrder, rolloutOrder } from "./rollout-order";
-import { MeshService, outboundUrl } from "./workload";
+import { AdoptedWorkload } from "./injector";
+import { EnvoyConfigSource, envoyConfigMapName, MeshService, outboundUrl } from "./workload";
 
 /** Where and how clients outside the cluster reach the ingress gateway. */
 export interface GatewayEndpoint {
@@ -109,7 +110,9 @@ export function trafficWarnings(model: MeshModel): string[] {
       warnings.push(
         `services "${svc.name}": traffic.sessionAffinity acts in the sidecars that call it and in the gateway, and neither reaches it yet; clients reaching it otherwise are not pinned to a replica`,
       );
-    if (sessionAffinity && svc.expose && svc.replicas > 1)
+    // An adopted workload's replica count is its owner's: not known here.
+    const pods = svc.adopted ? undefined : svc.replicas;
+    if (sessionAffinity && svc.expose && (pods ?? 2) > 1)
       warnings.push(
         `services "${svc.name}": clients reaching it through expose are balanced per connection by the load balancer, not by session: a session may land on a replica that does not know it`,
       );
@@ -129,8 +132,7 @@ export function trafficWarnings(model: MeshModel): string[] {
         );
     }
     // Envoy ejects a host only while the ejected share stays within maxEjectionPercent.
-    const pods = svc.replicas;
-    if (pods > 1 && 100 / pods > outlierDetection.maxEjectionPercent)
+    if (pods !== undefined && pods > 1 && 100 / pods > outlierDetection.maxEjectionPercent)
       warnings.push(
         `services "${svc.name}": traffic.outlierDetection.maxEjectionPercent ${outlierDetection.maxEjectionPercent} is less than one pod of ${pods} (${Math.ceil(100 / pods)} %), so no pod is ever ejected`,
       );
@@ -170,6 +172,29 @@ export interface ServiceMeshArgs {
   model: MeshModel;
   /** Provider of the Envoy ConfigMap versions (components/provider.ts); the mesh's otherwise. */
   envoyConfigProvider?: pulumi.ProviderResource;
+}
+
+/** What a service's pods take from the mesh besides the service: its config version, issuer, scraping. */
+export function meshPodConfig(model: MeshModel, service: ServiceModel): EnvoyConfigSource {
+  return {
+    configMapName: envoyConfigMapName(service.name, buildEnvoyFiles(sidecarSpec(model, service))),
+    issuer: model.certificates.issuer,
+    scrapeAnnotations: model.observability.metrics.discovery === "annotations",
+  };
+}
+
+/**
+ * The adopted services and what injection adds to their pods, from the model alone: the input of
+ * the offline injector (`npm run inject`). ServiceMesh's `adopted` is the same, plus what the pods
+ * must wait for.
+ */
+export function adoptedWorkloads(model: MeshModel): AdoptedWorkload[] {
+  return model.services
+    .filter((s) => s.adopted)
+    .map((service) => ({
+      namespace: model.namespace,
+      injection: { service, envoy: model.envoy, config: meshPodConfig(model, service) },
+    }));
 }
 
 /** The call graph of the services (service -> the services it calls). */
@@ -219,6 +244,11 @@ export class ServiceMesh extends pulumi.ComponentResource {
   public readonly gatewayEndpoint: pulumi.Output<GatewayEndpoint | undefined>;
   /** The ConfigMap that claims the namespace for this stack; everything else waits for it. */
   public readonly stackClaim: k8s.core.v1.ConfigMap;
+  /**
+   * The adopted services (`services[].workload`): what the sidecar injector adds to their pods
+   * and what those wait for. Pass it to `meshInjector` (docs/injection.md).
+   */
+  public readonly adopted: AdoptedWorkload[];
 
   constructor(name: string, args: ServiceMeshArgs, opts?: pulumi.ComponentResourceOptions) {
     super("bookapi-mesh:mesh:ServiceMesh", name, {}, opts);
@@ -343,8 +373,9 @@ export class ServiceMesh extends pulumi.ComponentResource {
           after,
           rolloutAfter: [
             ...this.networkPolicies.selecting(svc.name),
-            ...(order.waitsFor.get(svc.name) ?? []).map(
-              (callee) => this.services[callee].deployment,
+            // An adopted callee's workload is its owner's: nothing of it to wait for here.
+            ...(order.waitsFor.get(svc.name) ?? []).flatMap(
+              (callee) => this.services[callee].workload ?? [],
             ),
           ],
         },
@@ -352,6 +383,13 @@ export class ServiceMesh extends pulumi.ComponentResource {
       );
       leaves[`service/${svc.name}`] = this.services[svc.name].certificateState;
     }
+    this.adopted = model.services
+      .filter((s) => s.adopted)
+      .map((s) => ({
+        namespace: model.namespace,
+        injection: this.services[s.name].injection,
+        podsNeed: this.services[s.name].podsNeed,
+      }));
 
     const clientCerts = model.clients.map((client) => {
       const cert = new ClientCertificate(
@@ -395,8 +433,8 @@ export class ServiceMesh extends pulumi.ComponentResource {
           envoyFiles: gatewayEnvoyFiles,
           rolloutAfter: [
             ...this.networkPolicies.selecting(model.gateway.name),
-            ...[...new Set(model.gateway.routes.map((r) => r.upstream.name))].map(
-              (svc) => this.services[svc].deployment,
+            ...[...new Set(model.gateway.routes.map((r) => r.upstream.name))].flatMap(
+              (svc) => this.services[svc].workload ?? [],
             ),
           ],
           after,

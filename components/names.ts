@@ -86,6 +86,38 @@ export function selectorLabels(service: string): Record<string, string> {
   return { "app.kubernetes.io/name": service, "app.kubernetes.io/part-of": PROJECT };
 }
 
+/**
+ * On an adopted workload's pods (docs/injection.md): the mesh service they serve. Its Services and
+ * NetworkPolicies select them by it, since the workload's owner holds the `app.kubernetes.io/*`
+ * ones; the transform and `npm run inject` also match pod templates by it.
+ */
+export const SERVICE_LABEL = `${PROJECT}/service`;
+
+/** `disabled` on a workload or its pod template: the injector leaves it alone. */
+export const INJECT_LABEL = `${PROJECT}/inject`;
+
+/** A service as far as its pods' labels go: whether the mesh builds its workload. */
+export interface PodOwner {
+  name: string;
+  adopted: boolean;
+}
+
+/**
+ * Labels that select a service's pods: the mesh's own workloads keep the selectors they were
+ * created with (a selector is immutable); an adopted workload's pods are told apart by the mesh's
+ * own label and `part-of`.
+ */
+export function podSelectorLabels(service: PodOwner): Record<string, string> {
+  return service.adopted
+    ? { [SERVICE_LABEL]: service.name, "app.kubernetes.io/part-of": PROJECT }
+    : selectorLabels(service.name);
+}
+
+/** Labels the mesh puts on a service's pods; on adopted ones only those it selects by. */
+export function podMeshLabels(service: PodOwner): Record<string, string> {
+  return service.adopted ? podSelectorLabels(service) : commonLabels(service.name);
+}
+
 /** The recommended `app.kubernetes.io/*` labels for every object of a service. */
 export function commonLabels(service: string): Record<string, string> {
   return { ...selectorLabels(service), "app.kubernetes.io/instance": service, ...meshLabels() };
@@ -154,8 +186,10 @@ export const MESH_POD_LABEL_KEYS = [
   "app.kubernetes.io/part-of",
   "app.kubernetes.io/instance",
   "app.kubernetes.io/managed-by",
-  // Set by the Deployment controller on every pod it creates.
+  SERVICE_LABEL,
+  // Set by the Deployment and StatefulSet controllers on every pod they create.
   "pod-template-hash",
+  "controller-revision-hash",
 ] as const;
 
 /** Makes `kubectl logs`/`exec` pick the app rather than the sidecar. */

@@ -18,7 +18,7 @@ import {
   PROJECT,
   ServiceModel,
 } from "./config";
-import { meshLabels, selectorLabels } from "./names";
+import { meshLabels, PodOwner, podSelectorLabels } from "./names";
 
 type PolicySpec = k8s.types.input.networking.v1.NetworkPolicySpec;
 type PolicyPeer = k8s.types.input.networking.v1.NetworkPolicyPeer;
@@ -51,11 +51,18 @@ function peerOf(selector: PeerSelector): PolicyPeer {
  * Peer for the pods of a mesh service. A bare podSelector means "in the policy's namespace",
  * which is the mesh's namespace.
  */
-function servicePeer(service: string): PolicyPeer {
-  return { podSelector: { matchLabels: selectorLabels(service) } };
+function servicePeer(service: PodOwner): PolicyPeer {
+  return { podSelector: { matchLabels: podSelectorLabels(service) } };
 }
 
-function servicePolicy(model: MeshModel, svc: ServiceModel): NamedNetworkPolicySpec {
+/** Whose pods a name is: a service's (adopted or not), else the gateway's. */
+type PodOwners = (name: string) => PodOwner;
+
+function servicePolicy(
+  model: MeshModel,
+  svc: ServiceModel,
+  owners: PodOwners,
+): NamedNetworkPolicySpec {
   const ports = model.envoy.ports;
   const ingress: IngressRule[] = [];
   // A rule with an empty `from` admits everyone, so a rule is only written when it has peers.
@@ -63,7 +70,7 @@ function servicePolicy(model: MeshModel, svc: ServiceModel): NamedNetworkPolicyS
   const meshCallers = svc.callers.filter((c) => c.kind !== "client");
   if (meshCallers.length > 0) {
     ingress.push({
-      from: meshCallers.map((c) => servicePeer(c.name)),
+      from: meshCallers.map((c) => servicePeer(owners(c.name))),
       ports: [tcp(ports.inbound)],
     });
   }
@@ -95,7 +102,10 @@ function servicePolicy(model: MeshModel, svc: ServiceModel): NamedNetworkPolicyS
   const egress: EgressRule[] = [];
   if (svc.upstreams.length > 0) {
     // Evaluated on the callee pods (after the Service's DNAT), hence pod selectors, not Services.
-    egress.push({ to: svc.upstreams.map((u) => servicePeer(u.name)), ports: [tcp(ports.inbound)] });
+    egress.push({
+      to: svc.upstreams.map((u) => servicePeer(owners(u.name))),
+      ports: [tcp(ports.inbound)],
+    });
   }
   // Egress beyond the mesh: the entry's port, to its CIDRs or (without them) any address.
   // NetworkPolicy cannot name a host; Envoy pins the host (SNI and certificate for https).
@@ -106,7 +116,7 @@ function servicePolicy(model: MeshModel, svc: ServiceModel): NamedNetworkPolicyS
     });
   }
   egress.push(dnsEgress(model), ...collectorEgress(model));
-  return workloadPolicy(svc.name, ingress, egress);
+  return workloadPolicy(svc, ingress, egress);
 }
 
 /** Spans to the OpenTelemetry collector's pods, where tracing is on. */
@@ -133,14 +143,14 @@ function dnsEgress(model: MeshModel): EgressRule {
 
 /** A workload's own policy over its pods, isolating both directions. */
 function workloadPolicy(
-  workload: string,
+  workload: PodOwner,
   ingress: IngressRule[],
   egress: EgressRule[],
 ): NamedNetworkPolicySpec {
   return {
-    name: servicePolicyName(workload),
+    name: servicePolicyName(workload.name),
     spec: {
-      podSelector: { matchLabels: selectorLabels(workload) },
+      podSelector: { matchLabels: podSelectorLabels(workload) },
       // Both types listed: an empty `ingress` then means "nothing", not "not isolated".
       policyTypes: ["Ingress", "Egress"],
       ingress,
@@ -153,7 +163,11 @@ function workloadPolicy(
  * The gateway's policy: clients from its sourceRanges (every address without them) on its TLS
  * port; out, only its routed services' mTLS port, DNS, and the JWKS hosts' https port.
  */
-function gatewayPolicy(model: MeshModel, gateway: GatewayModel): NamedNetworkPolicySpec {
+function gatewayPolicy(
+  model: MeshModel,
+  gateway: GatewayModel,
+  owners: PodOwners,
+): NamedNetworkPolicySpec {
   const ports = model.envoy.ports;
   const { type, sourceRanges, from } = gateway.service;
   // A ClusterIP gateway is reached from inside the cluster only, by the pods `from` names.
@@ -178,12 +192,12 @@ function gatewayPolicy(model: MeshModel, gateway: GatewayModel): NamedNetworkPol
     jwks.set(JSON.stringify(rule), rule);
   }
   const egress: EgressRule[] = [
-    { to: routed.map(servicePeer), ports: [tcp(ports.inbound)] },
+    { to: routed.map((name) => servicePeer(owners(name))), ports: [tcp(ports.inbound)] },
     ...jwks.values(),
     dnsEgress(model),
     ...collectorEgress(model),
   ];
-  return workloadPolicy(gateway.name, ingress, egress);
+  return workloadPolicy({ name: gateway.name, adopted: false }, ingress, egress);
 }
 
 /**
@@ -191,6 +205,8 @@ function gatewayPolicy(model: MeshModel, gateway: GatewayModel): NamedNetworkPol
  * (and the gateway) that opens exactly what the topology and the stack's selectors allow.
  */
 export function networkPolicySpecs(model: MeshModel): NamedNetworkPolicySpec[] {
+  const byName = new Map<string, PodOwner>(model.services.map((s) => [s.name, s]));
+  const owners: PodOwners = (name) => byName.get(name) ?? { name, adopted: false };
   return [
     {
       name: DEFAULT_DENY_POLICY,
@@ -200,8 +216,8 @@ export function networkPolicySpecs(model: MeshModel): NamedNetworkPolicySpec[] {
         policyTypes: ["Ingress", "Egress"],
       },
     },
-    ...model.services.map((svc) => servicePolicy(model, svc)),
-    ...(model.gateway ? [gatewayPolicy(model, model.gateway)] : []),
+    ...model.services.map((svc) => servicePolicy(model, svc, owners)),
+    ...(model.gateway ? [gatewayPolicy(model, model.gateway, owners)] : []),
   ];
 }
 

@@ -31,14 +31,19 @@
  */
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { EnvoySettings, KUBERNETES_FEATURES, ServiceModel } from "./config";
+import {
+  EnvoySettings,
+  KUBERNETES_FEATURES,
+  MIN_STOP_WINDOW_SECONDS,
+  ServiceModel,
+} from "./config";
 
 /** The admin call that starts Envoy's graceful drain of inbound listeners only. */
 export const DRAIN_PATH = "/drain_listeners?graceful&skip_exit&inboundonly";
 
 /** What the pod does when it is told to stop. */
 export interface ShutdownPlan {
-  /** Seconds the app's preStop hook sleeps before its SIGTERM. */
+  /** Seconds the app's preStop hook sleeps before its SIGTERM; 0 where the mesh has no app. */
   appPreStopSeconds: number;
   /** Envoy's preStop hook. */
   envoy: EnvoyStopPlan;
@@ -54,13 +59,13 @@ export interface EnvoyStopPlan {
   holdSeconds: number;
 }
 
-/** The kubelet's floor between SIGTERM and SIGKILL (minimumGracePeriodInSeconds). */
-export const MIN_STOP_WINDOW_SECONDS = 2;
+export { MIN_STOP_WINDOW_SECONDS };
 
 export function shutdownPlan(service: ServiceModel, envoy: EnvoySettings): ShutdownPlan {
   const grace = service.terminationGracePeriodSeconds;
   return {
-    appPreStopSeconds: service.preStopSeconds,
+    // An adopted workload's app stops as its owner says.
+    appPreStopSeconds: service.adopted ? 0 : service.preStopSeconds,
     envoy: {
       adminPort: envoy.ports.admin,
       drainSeconds: envoy.drainSeconds,

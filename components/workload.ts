@@ -8,12 +8,20 @@
 import { createHash } from "node:crypto";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { EnvoySettings, quantityValue, ServiceModel } from "./config";
+import {
+  BuiltServiceModel,
+  EnvoySettings,
+  quantityValue,
+  ServiceModel,
+  WorkloadKind,
+} from "./config";
 import { bootstrapPath, hasOutboundListener, SidecarPaths } from "./envoy";
 import {
   APP_TMP_PATH,
   commonLabels,
   DEFAULT_CONTAINER_ANNOTATION,
+  podMeshLabels,
+  podSelectorLabels,
   EXPOSED_PATHS,
   selectorLabels,
   MESH_VOLUMES,
@@ -172,7 +180,7 @@ export function nativeSidecar(container: PlainContainer): PlainContainer {
 
 /** A probe from the stack config, in the Kubernetes shape it already has. */
 function probeOf(
-  probe: ServiceModel["probes"]["readiness"],
+  probe: BuiltServiceModel["probes"]["readiness"],
 ): pulumi.Unwrap<k8s.types.input.core.v1.Probe> | undefined {
   return probe ? structuredClone(probe) : undefined;
 }
@@ -191,7 +199,7 @@ function meshEnv(service: ServiceModel, envoy: EnvoySettings): { name: string; v
 
 /** The application container as the mesh builds it for a service it owns (without mesh env). */
 export function appContainer(
-  service: ServiceModel,
+  service: BuiltServiceModel,
   envoy: EnvoySettings,
   kubernetesMinor: number,
 ): PlainContainer {
@@ -229,7 +237,7 @@ export function appContainer(
 }
 
 /** The pod volume of an app volume from the stack config. */
-function appVolumeSource(v: ServiceModel["volumes"][number]): PlainVolume {
+function appVolumeSource(v: BuiltServiceModel["volumes"][number]): PlainVolume {
   if (v.emptyDir) return { name: v.name, emptyDir: { ...v.emptyDir } };
   if (v.secret) return { name: v.name, secret: structuredClone(v.secret) };
   // The config schema guarantees exactly one source.
@@ -237,24 +245,25 @@ function appVolumeSource(v: ServiceModel["volumes"][number]): PlainVolume {
 }
 
 /** More than one pod at some point: spread them, and keep some up through voluntary disruptions. */
-export function isReplicated(service: ServiceModel): boolean {
+export function isReplicated(service: BuiltServiceModel): boolean {
   return service.replicas > 1 || (service.autoscaling?.maxReplicas ?? 1) > 1;
 }
 
 /**
  * Spread replicas over nodes and zones, preferring but never requiring it (ScheduleAnyway), so
- * a small cluster still schedules them; per ReplicaSet (pod-template-hash), so a rollout's new
- * pods spread among themselves.
+ * a small cluster still schedules them; per revision (a Deployment's pod-template-hash, a
+ * StatefulSet's controller-revision-hash), so a rollout's new pods spread among themselves.
  */
 export function topologySpread(
   service: string,
+  kind: WorkloadKind = "Deployment",
 ): pulumi.Unwrap<k8s.types.input.core.v1.TopologySpreadConstraint>[] {
   return ["kubernetes.io/hostname", "topology.kubernetes.io/zone"].map((topologyKey) => ({
     maxSkew: 1,
     topologyKey,
     whenUnsatisfiable: "ScheduleAnyway",
     labelSelector: { matchLabels: selectorLabels(service) },
-    matchLabelKeys: ["pod-template-hash"],
+    matchLabelKeys: [kind === "Deployment" ? "pod-template-hash" : "controller-revision-hash"],
   }));
 }
 
@@ -279,6 +288,8 @@ export interface MeshPodSpecArgs {
   terminationGracePeriodSeconds: number;
   imagePullSecrets: string[];
   replicated: boolean;
+  /** The workload kind, for spreading per revision. */
+  kind?: WorkloadKind;
   configMapName: string;
   issuer?: CertificateIssuer;
 }
@@ -307,7 +318,9 @@ export function meshPodSpec(
     ...(args.imagePullSecrets.length > 0
       ? { imagePullSecrets: args.imagePullSecrets.map((name) => ({ name })) }
       : {}),
-    ...(args.replicated ? { topologySpreadConstraints: topologySpread(args.workload) } : {}),
+    ...(args.replicated
+      ? { topologySpreadConstraints: topologySpread(args.workload, args.kind) }
+      : {}),
     containers: [],
     volumes: [
       { name: MESH_VOLUMES.config, configMap: { name: args.configMapName, defaultMode: 0o444 } },
@@ -326,7 +339,7 @@ export function meshPodSpec(
 export const SAFE_TO_EVICT_LOCAL_VOLUMES =
   "cluster-autoscaler.kubernetes.io/safe-to-evict-local-volumes";
 
-function localVolumesSafeToEvict(service: ServiceModel): string {
+function localVolumesSafeToEvict(service: BuiltServiceModel): string {
   const listed = (service.podAnnotations[SAFE_TO_EVICT_LOCAL_VOLUMES] ?? "")
     .split(",")
     .map((v) => v.trim())
@@ -339,7 +352,7 @@ function localVolumesSafeToEvict(service: ServiceModel): string {
  * the mesh: the app container, its scratch and stack volumes, labels, annotations, scheduling.
  */
 export function appPodTemplate(
-  service: ServiceModel,
+  service: BuiltServiceModel,
   envoy: EnvoySettings,
   kubernetesMinor: number,
 ): PodTemplate {
@@ -404,9 +417,15 @@ export interface MeshInjection {
 /** Thrown when a pod template cannot take the mesh; the message names the workload. */
 export class InjectionError extends Error {
   constructor(workload: string, problems: string[]) {
-    super(`cannot add the mesh to ${workload}'s pods:\n  - ${problems.join("\n  - ")}`);
+    super(`cannot add the mesh to the pods of ${workload}:\n  - ${problems.join("\n  - ")}`);
     this.name = "InjectionError";
   }
+}
+
+/** How an error names a service's workload: an adopted one by its kind and name. */
+export function workloadTitle(service: ServiceModel): string {
+  const { kind, name } = service.workload;
+  return service.adopted ? `${kind} "${name}" (service ${service.name})` : service.name;
 }
 
 /** Ports the sidecar holds in the pod's network namespace, which no container may open. */
@@ -424,6 +443,7 @@ function injectionProblems(
   template: PodTemplate,
   service: ServiceModel,
   envoy: EnvoySettings,
+  config: EnvoyConfigSource,
 ): string[] {
   const problems: string[] = [];
   const spec = template.spec ?? { containers: [] };
@@ -442,13 +462,28 @@ function injectionProblems(
     if (meshVolumes.includes(v.name))
       problems.push(`volume "${v.name}" is a name the mesh's volumes use`);
   const labels = template.metadata?.labels ?? {};
-  for (const [key, value] of Object.entries(commonLabels(service.name)))
+  for (const [key, value] of Object.entries(podMeshLabels(service)))
     if (labels[key] !== undefined && labels[key] !== value)
       problems.push(`label ${key}="${labels[key]}" conflicts with the mesh's "${value}"`);
   const account = spec.serviceAccountName;
-  if (account !== undefined && account !== objectNames(service.name).serviceAccount)
+  if (
+    !service.adopted &&
+    account !== undefined &&
+    account !== objectNames(service.name).serviceAccount
+  )
     problems.push(
       `serviceAccountName "${account}": the mesh identity is the ServiceAccount "${objectNames(service.name).serviceAccount}"`,
+    );
+  const annotations = template.metadata?.annotations ?? {};
+  for (const [key, value] of Object.entries(scrapeAnnotations(envoy, config)))
+    if (annotations[key] !== undefined && annotations[key] !== value)
+      problems.push(
+        `annotation ${key}="${annotations[key]}": the mesh points it at Envoy's metrics ("${value}") where discovery is by annotations`,
+      );
+  const grace = spec.terminationGracePeriodSeconds;
+  if (service.adopted && grace !== undefined && grace !== service.terminationGracePeriodSeconds)
+    problems.push(
+      `terminationGracePeriodSeconds ${grace}: the sidecar's stop timeline is built for ${service.terminationGracePeriodSeconds} (the service's terminationGracePeriodSeconds); make them equal`,
     );
   return problems;
 }
@@ -464,8 +499,8 @@ function injectionProblems(
  */
 export function injectMesh(template: PodTemplate, injection: MeshInjection): PodTemplate {
   const { service, envoy, config } = injection;
-  const problems = injectionProblems(template, service, envoy);
-  if (problems.length > 0) throw new InjectionError(service.name, problems);
+  const problems = injectionProblems(template, service, envoy, config);
+  if (problems.length > 0) throw new InjectionError(workloadTitle(service), problems);
   const {
     containers,
     initContainers = [],
@@ -475,29 +510,45 @@ export function injectMesh(template: PodTemplate, injection: MeshInjection): Pod
   const sidecar = envoyContainer(service, envoy);
   const base = meshPodSpec({
     workload: service.name,
-    // Secret files are mode 0440 owned by this group, readable by both containers.
-    fsGroup: service.runAsUser,
+    // Secret files are mode 0440 owned by this group, readable by both containers; an adopted
+    // pod's own fsGroup wins below, and is added to every container's groups all the same.
+    fsGroup: service.adopted ? ENVOY_UID : service.runAsUser,
     terminationGracePeriodSeconds: service.terminationGracePeriodSeconds,
     imagePullSecrets: service.imagePullSecrets,
-    replicated: isReplicated(service),
+    // How an adopted workload's replicas spread is its owner's choice.
+    replicated: !service.adopted && isReplicated(service),
+    kind: service.workload.kind,
     configMapName: config.configMapName,
     issuer: config.issuer,
   });
   const env = meshEnv(service, envoy);
   const apps = containers.map((c): PlainContainer => ({ ...c, env: [...env, ...(c.env ?? [])] }));
   const inits: PlainContainer[] = initContainers;
+  if (service.adopted) {
+    // Its owner's choices stand: the Service variables its app may read, and its own
+    // ServiceAccount with whatever API access it was given (the mesh identity is the certificate).
+    delete base.enableServiceLinks;
+    if (rest.serviceAccountName !== undefined) {
+      delete base.serviceAccountName;
+      delete base.automountServiceAccountToken;
+    }
+  }
+  const spec = { ...base, ...rest };
+  // The template's own pod security settings win field by field; the mesh's fill the gaps.
+  spec.securityContext = { ...base.securityContext, ...rest.securityContext };
+  spec.imagePullSecrets = mergedPullSecrets(base.imagePullSecrets, rest.imagePullSecrets);
+  if (!spec.imagePullSecrets) delete spec.imagePullSecrets;
   return {
     metadata: {
       ...template.metadata,
-      labels: { ...(template.metadata?.labels ?? {}), ...commonLabels(service.name) },
+      labels: { ...(template.metadata?.labels ?? {}), ...podMeshLabels(service) },
       annotations: {
         ...(template.metadata?.annotations ?? {}),
         ...scrapeAnnotations(envoy, config),
       },
     },
     spec: {
-      ...base,
-      ...rest,
+      ...spec,
       // A native sidecar goes after the template's own init containers: they run to completion
       // first, then Envoy starts and must be ready before the app containers.
       ...(envoy.sidecarMode === "native"
@@ -511,9 +562,19 @@ export function injectMesh(template: PodTemplate, injection: MeshInjection): Pod
   };
 }
 
+/** The template's pull secrets and the mesh's (for the Envoy image), each once. */
+function mergedPullSecrets(
+  mesh: { name?: string }[] | undefined,
+  own: { name?: string }[] | undefined,
+): { name?: string }[] | undefined {
+  const all = [...(own ?? []), ...(mesh ?? [])];
+  const names = [...new Set(all.map((s) => s.name))];
+  return names.length > 0 ? names.map((name) => ({ name })) : undefined;
+}
+
 /** Pod template of a service the mesh builds: its app pod template with the mesh injected. */
 export function podTemplate(
-  service: ServiceModel,
+  service: BuiltServiceModel,
   envoy: EnvoySettings,
   config: EnvoyConfigSource,
   kubernetesMinor: number,
@@ -527,7 +588,7 @@ export function podTemplate(
 
 /** Deployment spec of a service; without `replicas` when an HPA owns the count. */
 export function deploymentSpec(
-  service: ServiceModel,
+  service: BuiltServiceModel,
   envoy: EnvoySettings,
   config: EnvoyConfigSource,
   kubernetesMinor: number,
@@ -537,6 +598,28 @@ export function deploymentSpec(
     selector: { matchLabels: selectorLabels(service.name) },
     // Never drop below the desired count while rolling: a new pod must be ready first.
     strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
+    template: podTemplate(service, envoy, config, kubernetesMinor),
+  };
+}
+
+/**
+ * StatefulSet spec of a service the mesh builds as one: stable pod names and DNS records under
+ * its headless Service (`<name>-pods`, which callers' sidecars already resolve). Pods start and
+ * stop in parallel (a mesh service needs no ordinal order, and OrderedReady would serialise
+ * every rollout and scale-up); a rollout replaces one pod at a time, highest ordinal first.
+ */
+export function statefulSetSpec(
+  service: BuiltServiceModel,
+  envoy: EnvoySettings,
+  config: EnvoyConfigSource,
+  kubernetesMinor: number,
+): k8s.types.input.apps.v1.StatefulSetSpec {
+  return {
+    ...(service.autoscaling ? {} : { replicas: service.replicas }),
+    serviceName: objectNames(service.name).podsService,
+    podManagementPolicy: "Parallel",
+    selector: { matchLabels: selectorLabels(service.name) },
+    updateStrategy: { type: "RollingUpdate" },
     template: podTemplate(service, envoy, config, kubernetesMinor),
   };
 }
@@ -560,7 +643,7 @@ export function serviceSpec(
       protocol: "TCP",
     });
   }
-  return { type: "ClusterIP", selector: selectorLabels(service.name), ports };
+  return { type: "ClusterIP", selector: podSelectorLabels(service), ports };
 }
 
 /** The mTLS port of a Service, `port` (the sidecar's inbound port by default) to that port. */
@@ -581,7 +664,7 @@ export function podsServiceSpec(
 ): k8s.types.input.core.v1.ServiceSpec {
   return {
     clusterIP: "None",
-    selector: selectorLabels(service.name),
+    selector: podSelectorLabels(service),
     ports: [mtlsServicePort(envoy)],
   };
 }
@@ -603,7 +686,7 @@ export function externalServiceSpec(
   };
   return {
     type: expose.type,
-    selector: selectorLabels(service.name),
+    selector: podSelectorLabels(service),
     ports: [port],
     externalTrafficPolicy: "Local",
     ...(expose.type === "LoadBalancer" && expose.sourceRanges
@@ -650,17 +733,13 @@ export function podDisruptionBudgetSpec(
   };
 }
 
-/** Scales the Deployment on CPU use (relative to requests, which every container sets). */
+/** Scales the workload on CPU use (relative to requests, which every container sets). */
 export function autoscalerSpec(
-  service: ServiceModel,
-  autoscaling: NonNullable<ServiceModel["autoscaling"]>,
+  service: BuiltServiceModel,
+  autoscaling: NonNullable<BuiltServiceModel["autoscaling"]>,
 ): k8s.types.input.autoscaling.v2.HorizontalPodAutoscalerSpec {
   return {
-    scaleTargetRef: {
-      apiVersion: "apps/v1",
-      kind: "Deployment",
-      name: objectNames(service.name).deployment,
-    },
+    scaleTargetRef: { apiVersion: "apps/v1", ...service.workload },
     minReplicas: autoscaling.minReplicas,
     maxReplicas: autoscaling.maxReplicas,
     metrics: [
@@ -740,21 +819,27 @@ export interface MeshServiceArgs {
   /** What every object is created after (the stack's claim on the namespace). */
   after?: pulumi.Resource[];
   /**
-   * What the Deployment waits for besides its own objects: the NetworkPolicies that select its
-   * pods (no pod runs unisolated) and the Deployments of the services it calls (their pods admit
-   * it before its own pods may call).
+   * What the pods wait for besides their own objects: the NetworkPolicies that select them (no
+   * pod runs unisolated) and the workloads of the services it calls (their pods admit it before
+   * its own pods may call).
    */
   rolloutAfter?: pulumi.Resource[];
 }
 
+/** On an adopted service's ServiceAccount: the workload it adopts (`<kind>/<name>`), for policies. */
+export const ADOPTED_WORKLOAD_ANNOTATION = "bookapi-mesh/workload";
+
 /**
  * A mesh service: ServiceAccount, TLS Secret (or cert-manager Certificate), Envoy ConfigMap,
- * Deployment and Service, plus a PodDisruptionBudget when replicated and an HPA when autoscaled.
+ * Services, and its workload (a Deployment or StatefulSet), plus a PodDisruptionBudget when
+ * replicated and an HPA when autoscaled. An adopted service (`workload`) gets all but the workload
+ * and what belongs to it: its owner declares the pods, into which the sidecar is injected
+ * (`injection`, docs/injection.md).
  *
  * What a change does on a live cluster (docs/operations.md has the table): a certificate renewal
  * updates the Secret in place (the provider needs `enableSecretMutable`, see provider.ts) and
  * Envoy reloads it through SDS, no pod restarts; an Envoy config change creates a new immutable
- * ConfigMap and rolls the Deployment onto it; old versions stay for the old ReplicaSets.
+ * ConfigMap and rolls the workload onto it; old versions stay for the old ReplicaSets.
  */
 export class MeshService extends pulumi.ComponentResource {
   public readonly serviceAccount: k8s.core.v1.ServiceAccount;
@@ -765,7 +850,8 @@ export class MeshService extends pulumi.ComponentResource {
   /** Its certificate as the stack's `certificates` output shows it. */
   public readonly certificateState: pulumi.Output<LeafCertificateState>;
   public readonly configMap: k8s.core.v1.ConfigMap;
-  public readonly deployment: k8s.apps.v1.Deployment;
+  /** The workload the mesh builds; none for an adopted service. */
+  public readonly workload?: k8s.apps.v1.Deployment | k8s.apps.v1.StatefulSet;
   public readonly service: k8s.core.v1.Service;
   /** Headless: resolves to the ready pods, for callers' sidecars. */
   public readonly podsService: k8s.core.v1.Service;
@@ -773,7 +859,11 @@ export class MeshService extends pulumi.ComponentResource {
   public readonly externalService?: k8s.core.v1.Service;
   public readonly podDisruptionBudget?: k8s.policy.v1.PodDisruptionBudget;
   public readonly autoscaler?: k8s.autoscaling.v2.HorizontalPodAutoscaler;
-  public readonly deploymentName: pulumi.Output<string>;
+  /** What the sidecar injector adds to this service's pods, and what they need first. */
+  public readonly injection: MeshInjection;
+  /** Objects the pods mount or are isolated by, which must exist before they start. */
+  public readonly podsNeed: pulumi.Resource[];
+  public readonly workloadName: pulumi.Output<string>;
   public readonly serviceName: pulumi.Output<string>;
   /** `<fqdn>:<inbound>`: where other sidecars reach this service. */
   public readonly mtlsEndpoint: pulumi.Output<string>;
@@ -790,7 +880,19 @@ export class MeshService extends pulumi.ComponentResource {
 
     this.serviceAccount = new k8s.core.v1.ServiceAccount(
       `${name}-sa`,
-      { metadata: meta(names.serviceAccount), automountServiceAccountToken: false },
+      {
+        metadata: {
+          ...meta(names.serviceAccount),
+          ...(svc.adopted
+            ? {
+                annotations: {
+                  [ADOPTED_WORKLOAD_ANNOTATION]: `${svc.workload.kind}/${svc.workload.name}`,
+                },
+              }
+            : {}),
+        },
+        automountServiceAccountToken: false,
+      },
       childOpts,
     );
     const identity = workloadIdentity(name, svc.name, meta, args.identity, childOpts);
@@ -807,32 +909,44 @@ export class MeshService extends pulumi.ComponentResource {
       args.envoyConfigProvider,
       after,
     );
-    this.deployment = new k8s.apps.v1.Deployment(
-      `${name}-deployment`,
-      {
-        metadata: meta(names.deployment),
-        spec: deploymentSpec(
-          svc,
-          args.envoy,
-          {
-            configMapName,
-            issuer: args.identity.issuer,
-            scrapeAnnotations: args.scrapeAnnotations,
-          },
-          args.kubernetesMinor,
-        ),
+    this.injection = {
+      service: svc,
+      envoy: args.envoy,
+      config: {
+        configMapName,
+        issuer: args.identity.issuer,
+        scrapeAnnotations: args.scrapeAnnotations,
       },
-      {
-        ...childOpts,
-        dependsOn: [
-          ...after,
-          this.serviceAccount,
-          ...identity.podsNeed,
-          this.configMap,
-          ...(args.rolloutAfter ?? []),
-        ],
-      },
-    );
+    };
+    this.podsNeed = [
+      ...after,
+      this.serviceAccount,
+      ...identity.podsNeed,
+      this.configMap,
+      ...(args.rolloutAfter ?? []),
+    ];
+    if (!svc.adopted) {
+      const spec = { svc, envoy: args.envoy, config: this.injection.config };
+      const workloadOpts = { ...childOpts, dependsOn: this.podsNeed };
+      this.workload =
+        svc.workload.kind === "Deployment"
+          ? new k8s.apps.v1.Deployment(
+              `${name}-deployment`,
+              {
+                metadata: meta(names.deployment),
+                spec: deploymentSpec(svc, spec.envoy, spec.config, args.kubernetesMinor),
+              },
+              workloadOpts,
+            )
+          : new k8s.apps.v1.StatefulSet(
+              `${name}-statefulset`,
+              {
+                metadata: meta(names.deployment),
+                spec: statefulSetSpec(svc, spec.envoy, spec.config, args.kubernetesMinor),
+              },
+              workloadOpts,
+            );
+    }
     this.service = new k8s.core.v1.Service(
       `${name}-service`,
       { metadata: meta(names.service), spec: serviceSpec(svc, args.envoy) },
@@ -854,26 +968,28 @@ export class MeshService extends pulumi.ComponentResource {
         { ...childOpts, ...(customTimeouts ? { customTimeouts } : {}) },
       );
     }
-    if (isReplicated(svc)) {
+    if (!svc.adopted && isReplicated(svc)) {
       this.podDisruptionBudget = new k8s.policy.v1.PodDisruptionBudget(
         `${name}-pdb`,
         { metadata: meta(names.podDisruptionBudget), spec: podDisruptionBudgetSpec(svc) },
         childOpts,
       );
     }
-    if (svc.autoscaling) {
+    if (!svc.adopted && svc.autoscaling) {
       this.autoscaler = new k8s.autoscaling.v2.HorizontalPodAutoscaler(
         `${name}-hpa`,
         { metadata: meta(names.autoscaler), spec: autoscalerSpec(svc, svc.autoscaling) },
-        { ...childOpts, dependsOn: [this.deployment] },
+        { ...childOpts, dependsOn: this.workload ? [this.workload] : [] },
       );
     }
 
-    this.deploymentName = this.deployment.metadata.name;
+    this.workloadName = this.workload
+      ? this.workload.metadata.name
+      : pulumi.output(svc.workload.name);
     this.serviceName = this.service.metadata.name;
     this.mtlsEndpoint = pulumi.output(`${svc.fqdn}:${args.envoy.ports.inbound}`);
     this.registerOutputs({
-      deploymentName: this.deploymentName,
+      workloadName: this.workloadName,
       serviceName: this.serviceName,
       mtlsEndpoint: this.mtlsEndpoint,
     });

@@ -7,7 +7,7 @@ import {
   MeshConfigError,
   parseMeshConfig,
 } from "../components/config";
-import { runProgramOutcome } from "./harness/program";
+import { builtService, runProgramOutcome } from "./harness/program";
 
 type Flat = Record<string, string>;
 
@@ -83,8 +83,8 @@ describe("stack config", () => {
     assert.equal(model.certificates.caValidityHours, 87600);
     assert.equal(model.certificates.validityHours, 2160);
     assert.equal(model.certificates.earlyRenewalHours, 360);
-    const api = model.services.find((s) => s.name === "bookapi");
-    assert.equal(api?.replicas, 1);
+    const api = builtService(model, "bookapi");
+    assert.equal(api.replicas, 1);
     assert.equal(api?.exposeDirectPort, true);
     assert.equal(
       model.services.find((s) => s.name === "bookapi-mcp-server")?.exposeDirectPort,

@@ -112,7 +112,7 @@ describe("the mesh injector", () => {
       (err: unknown) => {
         assert.ok(err instanceof InjectionError);
         const message = err.message;
-        assert.match(message, /cannot add the mesh to bookapi's pods/);
+        assert.match(message, /cannot add the mesh to the pods of bookapi:/);
         for (const problem of [
           /a container is already named "envoy"/,
           /container "server" opens port 9901, Envoy's admin port/,

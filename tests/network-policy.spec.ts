@@ -13,6 +13,7 @@ import {
   networkPolicySpecs,
 } from "../components/network-policy";
 import { podTemplate } from "../components/workload";
+import { builtService } from "./harness/program";
 import {
   KubeObject,
   loadKubernetesSchemas,
@@ -86,8 +87,7 @@ interface TestPod extends Pod {
 
 /** Labels the Deployment really puts on the service's pods. */
 function podLabelsOf(model: MeshModel, service: string): Record<string, string> {
-  const svc = model.services.find((s) => s.name === service);
-  if (!svc) throw new Error(`no service ${service}`);
+  const svc = builtService(model, service);
   return plain<{ metadata: { labels: Record<string, string> } }>(
     podTemplate(svc, model.envoy, { configMapName: "envoy-config" }, model.kubernetesMinor),
   ).metadata.labels;

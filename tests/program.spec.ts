@@ -6,6 +6,8 @@ import { STACK_CLAIM_NAME } from "../components/names";
 import { monitoringName } from "../components/observability";
 import { envoyConfigMapName } from "../components/workload";
 import {
+  builtService,
+  builtServices,
   envoyConfigMapOf,
   findObject,
   kindOf,
@@ -90,8 +92,7 @@ describe("the mesh program, per shipped stack", () => {
             `Service/${s}`,
             `Service/${s}-pods`,
           );
-          if (model.services.find((svc) => svc.name === s)?.replicas !== 1)
-            expected.push(`PodDisruptionBudget/${s}`);
+          if (builtService(model, s).replicas !== 1) expected.push(`PodDisruptionBudget/${s}`);
         }
         expected.push(
           "NetworkPolicy/bookapi-mesh-default-deny",
@@ -285,7 +286,7 @@ describe("the mesh program, per shipped stack", () => {
       it("runs each Deployment with the stack's replicas, an app and an Envoy container, and rolls pods when the Envoy config changes", () => {
         const run = runOf(stack);
         const model = modelOf(stack);
-        for (const svc of model.services) {
+        for (const svc of builtServices(model)) {
           const deployment = findObject(run, "Deployment", svc.name);
           const d = spec<DeploymentSpec>(deployment);
           assert.equal(d.replicas, svc.replicas);
@@ -444,9 +445,9 @@ describe("the mesh program, per shipped stack", () => {
   });
 
   it("exposes direct ports in dev and not in staging or prod, and runs prod with more than one replica", () => {
-    assert.ok(modelOf("dev").services.every((s) => s.exposeDirectPort && s.replicas === 1));
+    assert.ok(builtServices(modelOf("dev")).every((s) => s.exposeDirectPort && s.replicas === 1));
     assert.ok(modelOf("staging").services.every((s) => !s.exposeDirectPort));
-    assert.ok(modelOf("prod").services.every((s) => !s.exposeDirectPort && s.replicas >= 2));
+    assert.ok(builtServices(modelOf("prod")).every((s) => !s.exposeDirectPort && s.replicas >= 2));
     assert.ok(
       modelOf("prod").certificates.validityHours < modelOf("dev").certificates.validityHours,
     );

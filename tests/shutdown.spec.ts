@@ -15,7 +15,14 @@ import { loadMeshConfig, MeshConfigError } from "../components/config";
 import { DRAIN_PATH, EnvoyStopPlan, envoyStopScript, shutdownPlan } from "../components/shutdown";
 import { podTemplate } from "../components/workload";
 import { gatewayPodTemplate, gatewayShutdown } from "../components/gateway";
-import { findObject, ProgramRun, runProgram, STACKS, stackConfig } from "./harness/program";
+import {
+  builtServices,
+  findObject,
+  ProgramRun,
+  runProgram,
+  STACKS,
+  stackConfig,
+} from "./harness/program";
 import { Assumptions, ModelPod, terminate, terminationProblems } from "./harness/termination-model";
 
 type Config = Record<string, string>;
@@ -70,7 +77,7 @@ describe("pod termination (a model of the kubelet over the generated pods)", () 
   for (const [label, config] of variants) {
     it(`drops no request while a pod stops (${label})`, () => {
       const model = loadMeshConfig(config);
-      for (const svc of model.services) {
+      for (const svc of builtServices(model)) {
         // The pure builder the Deployment is made from (the program tests check that it is).
         const pod = plain<ModelPod>(
           podTemplate(svc, model.envoy, { configMapName: "cm" }, model.kubernetesMinor).spec,
@@ -116,7 +123,7 @@ describe("pod termination (a model of the kubelet over the generated pods)", () 
     const config = stackConfig("prod");
     const run = await runProgram(config);
     const model = loadMeshConfig(config);
-    for (const svc of model.services) {
+    for (const svc of builtServices(model)) {
       const built = plain<ModelPod>(
         podTemplate(svc, model.envoy, { configMapName: "cm" }, model.kubernetesMinor).spec,
       );
@@ -181,7 +188,7 @@ describe("pod termination (a model of the kubelet over the generated pods)", () 
   it("shows that on 1.29 an app image without `sleep` loses the delay, which preview warns about", () => {
     const config = { ...stackConfig("prod"), "bookapi-mesh:kubernetesVersion": "1.29" };
     const model = loadMeshConfig(config);
-    const svc = model.services[0];
+    const [svc] = builtServices(model);
     const pod = plain<ModelPod>(
       podTemplate(svc, model.envoy, { configMapName: "cm" }, model.kubernetesMinor).spec,
     );
@@ -201,7 +208,7 @@ describe("pod termination (a model of the kubelet over the generated pods)", () 
       "bookapi-mesh:envoy": JSON.stringify({ ...prodEnvoy, sidecarMode: "container" }),
     };
     const model = loadMeshConfig(config);
-    const svc = model.services[0];
+    const [svc] = builtServices(model);
     const plan = { ...shutdownPlan(svc, model.envoy).envoy };
     plan.holdSeconds = plan.drainSeconds;
     const pod = plain<ModelPod>(

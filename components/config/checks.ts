@@ -16,8 +16,8 @@ import {
   serviceFqdn,
   serviceHostnames,
 } from "../names";
-import { KUBERNETES_FEATURES, kubernetesMinor } from "./fields";
-import { RawMesh, RawService } from "./schema";
+import { KUBERNETES_FEATURES, MIN_STOP_WINDOW_SECONDS, kubernetesMinor } from "./fields";
+import { RawAdoptedService, RawBuiltService, RawMesh, RawService } from "./schema";
 import { resolveEgress } from "./model";
 import { meshSecretNames, gatewayProblems } from "./gateway";
 
@@ -80,7 +80,9 @@ export function topologyProblems(cfg: RawMesh): string[] {
       problems.push(
         `${key}.name: "${svc.name}" is the headless Service of "${svc.name.slice(0, -PODS_SERVICE_SUFFIX.length)}"; pick another name`,
       );
-    problems.push(...appSettingProblems(cfg, svc, key));
+    problems.push(
+      ...(svc.workload ? adoptedProblems(cfg, svc, i, key) : appSettingProblems(cfg, svc, key)),
+    );
     problems.push(...egressProblems(cfg, svc, key, meshHosts));
     if (names.indexOf(svc.name) !== i)
       problems.push(`${key}.name: duplicate service name "${svc.name}"`);
@@ -198,7 +200,7 @@ function egressProblems(
     Object.entries(cfg.envoy.ports).map(([role, p]) => [p, `envoy.ports.${role}`]),
   );
   taken.set(svc.port, "the app port");
-  const userEnv = new Set(svc.env.map((e) => e.name));
+  const userEnv = new Set((svc.env ?? []).map((e) => e.name));
   for (const e of resolveEgress(svc.egress, cfg.envoy.egressPortBase)) {
     const j = svc.egress.findIndex((x) => x.name === e.name);
     if (meshHosts.has(e.host))
@@ -219,8 +221,36 @@ function egressProblems(
   return problems;
 }
 
+/**
+ * An adopted workload taken twice, or one the mesh builds itself; a shutdown budget too short for
+ * the sidecar's drain and stop window.
+ */
+function adoptedProblems(cfg: RawMesh, svc: RawAdoptedService, i: number, key: string): string[] {
+  const problems: string[] = [];
+  const { kind, name } = svc.workload;
+  const first = cfg.services.findIndex(
+    (s) => s.workload?.kind === kind && s.workload.name === name,
+  );
+  if (first !== i)
+    problems.push(
+      `${key}.workload: ${kind} "${name}" is already adopted by services[${first}]; one service per workload`,
+    );
+  const built = cfg.services.find(
+    (s) => s.workload === undefined && s.kind === kind && s.name === name,
+  );
+  if (built)
+    problems.push(
+      `${key}.workload.name: "${name}" is the ${kind} the mesh builds for service "${built.name}"`,
+    );
+  if (svc.terminationGracePeriodSeconds < cfg.envoy.drainSeconds + MIN_STOP_WINDOW_SECONDS)
+    problems.push(
+      `${key}.terminationGracePeriodSeconds: must be at least envoy.drainSeconds + ${MIN_STOP_WINDOW_SECONDS} (${cfg.envoy.drainSeconds + MIN_STOP_WINDOW_SECONDS}): Envoy drains, then stops`,
+    );
+  return problems;
+}
+
 /** Shutdown timing, replica ownership, and app settings that collide with what the mesh owns. */
-function appSettingProblems(cfg: RawMesh, svc: RawService, key: string): string[] {
+function appSettingProblems(cfg: RawMesh, svc: RawBuiltService, key: string): string[] {
   const problems: string[] = [];
   if (svc.replicas !== undefined && svc.autoscaling !== undefined)
     problems.push(`${key}.replicas: not with autoscaling, which owns the replica count`);

@@ -18,6 +18,9 @@ const QUANTITY = /^([0-9]+(\.[0-9]+)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)
 /** The oldest Kubernetes minor this program supports (PDB unhealthyPodEvictionPolicy, matchLabelKeys). */
 export const MIN_KUBERNETES_MINOR = 27;
 
+/** The kubelet's floor between SIGTERM and SIGKILL (minimumGracePeriodInSeconds). */
+export const MIN_STOP_WINDOW_SECONDS = 2;
+
 /**
  * Version-dependent features, by the first Kubernetes minor that has them enabled by default.
  * docs/configuration.md's version matrix lists the same table.

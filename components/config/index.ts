@@ -5,6 +5,7 @@
  * the model; the schema, the model's types and the cross-field checks live beside it.
  */
 import * as pulumi from "@pulumi/pulumi";
+import { z } from "zod";
 import {
   PROJECT,
   defaultClientSecretName,
@@ -29,6 +30,7 @@ import { metricsDiscovery, topologyProblems } from "./checks";
 
 export {
   MIN_KUBERNETES_MINOR,
+  MIN_STOP_WINDOW_SECONDS,
   KUBERNETES_FEATURES,
   kubernetesMinor,
   isPinnedImage,
@@ -57,9 +59,14 @@ export {
   ObservabilitySettings,
   DEFAULT_CA_GENERATION,
   ResourcePair,
+  OWNER_KEYS,
+  WorkloadKind,
 } from "./schema";
 export {
   ServiceModel,
+  BuiltServiceModel,
+  AdoptedServiceModel,
+  WorkloadModel,
   ResolvedEgress,
   PeerIdentity,
   CallerModel,
@@ -147,22 +154,50 @@ function keyOf(path: ReadonlyArray<PropertyKey>): string {
   return key;
 }
 
+/**
+ * A `services[i]` entry that fits neither form is one invalid_union issue holding each form's
+ * issues: the entry's own form is the one `workload` picks (zod 4 reports a form's issues directly
+ * when only that form got past the keys it must have).
+ */
+function serviceBranchIssues(
+  issue: z.core.$ZodIssue,
+  raw: Record<string, unknown>,
+): z.core.$ZodIssue[] {
+  const [list, index] = issue.path;
+  if (
+    issue.code !== "invalid_union" ||
+    list !== "services" ||
+    typeof index !== "number" ||
+    issue.path.length !== 2
+  )
+    return [issue];
+  const entry = Array.isArray(raw.services) ? (raw.services[index] as unknown) : undefined;
+  const adopted = entry !== null && typeof entry === "object" && "workload" in entry;
+  // The union's forms in order: built, adopted.
+  return (issue.errors[adopted ? 1 : 0] ?? []).map((i) => ({
+    ...i,
+    path: [...issue.path, ...i.path],
+  }));
+}
+
 /** Validates raw config and derives the mesh model. Throws MeshConfigError listing every problem. */
 export function parseMeshConfig(raw: Record<string, unknown>): MeshModel {
   const parsed = rawMeshSchema.safeParse(raw);
   if (!parsed.success) {
     throw new MeshConfigError(
-      parsed.error.issues.map((issue) => {
-        if (issue.code === "unrecognized_keys") {
-          const known = schemaKeysAt(rawMeshSchema, issue.path);
-          return `${keyOf(issue.path)}: unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => `${JSON.stringify(k)}${suggestion(k, known) || " (a typo?)"}`).join(", ")}`;
-        }
-        if (issue.code === "invalid_key") {
-          // A map key (label, annotation, node selector): say what is wrong with it.
-          return `${keyOf(issue.path)}: ${issue.issues.map((i) => i.message).join("; ")}`;
-        }
-        return `${keyOf(issue.path)}: ${issue.message}`;
-      }),
+      parsed.error.issues
+        .flatMap((i) => serviceBranchIssues(i, raw))
+        .map((issue) => {
+          if (issue.code === "unrecognized_keys") {
+            const known = schemaKeysAt(rawMeshSchema, issue.path);
+            return `${keyOf(issue.path)}: unknown key${issue.keys.length > 1 ? "s" : ""} ${issue.keys.map((k) => `${JSON.stringify(k)}${suggestion(k, known) || " (a typo?)"}`).join(", ")}`;
+          }
+          if (issue.code === "invalid_key") {
+            // A map key (label, annotation, node selector): say what is wrong with it.
+            return `${keyOf(issue.path)}: ${issue.issues.map((i) => i.message).join("; ")}`;
+          }
+          return `${keyOf(issue.path)}: ${issue.message}`;
+        }),
       raw,
     );
   }
@@ -233,28 +268,11 @@ export function parseMeshConfig(raw: Record<string, unknown>): MeshModel {
         : []),
     ];
     const upstreams = svc.calls.map((call) => upstreamOf(call.service)).sort(byName);
-    return {
+    const common = {
       name: svc.name,
-      image: svc.image,
       port: svc.port,
-      replicas: svc.autoscaling?.minReplicas ?? svc.replicas ?? 1,
-      ...(svc.autoscaling ? { autoscaling: svc.autoscaling } : {}),
       exposeDirectPort: svc.exposeDirectPort,
-      resources: svc.resources,
-      runAsUser: svc.runAsUser,
-      preStopSeconds: svc.preStopSeconds,
-      terminationGracePeriodSeconds: svc.terminationGracePeriodSeconds ?? svc.preStopSeconds + 20,
-      env: svc.env,
-      envFrom: svc.envFrom,
       imagePullSecrets: [...new Set([...cfg.imagePullSecrets, ...svc.imagePullSecrets])],
-      ...(svc.command ? { command: svc.command } : {}),
-      ...(svc.args ? { args: svc.args } : {}),
-      probes: svc.probes,
-      volumes: svc.volumes,
-      podLabels: svc.podLabels,
-      podAnnotations: svc.podAnnotations,
-      nodeSelector: svc.nodeSelector,
-      tolerations: svc.tolerations,
       upstreams,
       callers,
       spiffeId,
@@ -265,6 +283,35 @@ export function parseMeshConfig(raw: Record<string, unknown>): MeshModel {
       traffic: svc.traffic,
       egress: resolveEgress(svc.egress, cfg.envoy.egressPortBase),
       dnsNames: serviceHostnames(svc.name, cfg.namespace, cfg.clusterDomain),
+    };
+    if (svc.workload)
+      return {
+        ...common,
+        adopted: true,
+        workload: { ...svc.workload },
+        terminationGracePeriodSeconds: svc.terminationGracePeriodSeconds,
+      };
+    return {
+      ...common,
+      adopted: false,
+      workload: { kind: svc.kind, name: objectNames(svc.name).deployment },
+      image: svc.image,
+      replicas: svc.autoscaling?.minReplicas ?? svc.replicas ?? 1,
+      ...(svc.autoscaling ? { autoscaling: svc.autoscaling } : {}),
+      resources: svc.resources,
+      runAsUser: svc.runAsUser,
+      preStopSeconds: svc.preStopSeconds,
+      terminationGracePeriodSeconds: svc.terminationGracePeriodSeconds ?? svc.preStopSeconds + 20,
+      env: svc.env,
+      envFrom: svc.envFrom,
+      ...(svc.command ? { command: svc.command } : {}),
+      ...(svc.args ? { args: svc.args } : {}),
+      probes: svc.probes,
+      volumes: svc.volumes,
+      podLabels: svc.podLabels,
+      podAnnotations: svc.podAnnotations,
+      nodeSelector: svc.nodeSelector,
+      tolerations: svc.tolerations,
     };
   });
   return {

@@ -8,8 +8,9 @@ import {
   EgressTarget,
   ExposeSettings,
   RawMesh,
-  RawService,
+  RawBuiltService,
   RawGateway,
+  WorkloadKind,
   EnvoySettings,
   NetworkSettings,
   KeySpec,
@@ -19,32 +20,22 @@ import {
   ResourcePair,
 } from "./schema";
 
-/** One service of the mesh, with its derived identity and callers. */
-export interface ServiceModel {
+/** The Deployment or StatefulSet whose pods serve a service. */
+export interface WorkloadModel {
+  kind: WorkloadKind;
   name: string;
-  image: string;
+}
+
+/** What every service of the mesh has, whoever declares its pods. */
+interface ServiceBase {
+  name: string;
   port: number;
-  /** The fixed replica count, or autoscaling's minimum. */
-  replicas: number;
-  /** When set, an HPA owns the replica count. */
-  autoscaling?: RawService["autoscaling"];
+  workload: WorkloadModel;
   exposeDirectPort: boolean;
-  resources: { requests: ResourcePair; limits: ResourcePair };
-  runAsUser: number;
-  preStopSeconds: number;
+  /** The pod's shutdown budget, which the sidecar's stop timeline is built for. */
   terminationGracePeriodSeconds: number;
-  env: RawService["env"];
-  envFrom: RawService["envFrom"];
   /** The stack's and the service's own, de-duplicated. */
   imagePullSecrets: string[];
-  command?: string[];
-  args?: string[];
-  probes: RawService["probes"];
-  volumes: AppVolume[];
-  podLabels: Record<string, string>;
-  podAnnotations: Record<string, string>;
-  nodeSelector: Record<string, string>;
-  tolerations: RawService["tolerations"];
   /** Services this one calls, sorted by name. */
   upstreams: UpstreamModel[];
   /** Services allowed to call this one, derived from every service's `calls`, sorted by name. */
@@ -65,6 +56,37 @@ export interface ServiceModel {
   /** Destinations outside the mesh, sorted by name. */
   egress: ResolvedEgress[];
 }
+
+/** A service whose pods the mesh builds (its workload has the service's name). */
+export interface BuiltServiceModel extends ServiceBase {
+  adopted: false;
+  image: string;
+  /** The fixed replica count, or autoscaling's minimum. */
+  replicas: number;
+  /** When set, an HPA owns the replica count. */
+  autoscaling?: RawBuiltService["autoscaling"];
+  resources: { requests: ResourcePair; limits: ResourcePair };
+  runAsUser: number;
+  preStopSeconds: number;
+  env: RawBuiltService["env"];
+  envFrom: RawBuiltService["envFrom"];
+  command?: string[];
+  args?: string[];
+  probes: RawBuiltService["probes"];
+  volumes: AppVolume[];
+  podLabels: Record<string, string>;
+  podAnnotations: Record<string, string>;
+  nodeSelector: Record<string, string>;
+  tolerations: RawBuiltService["tolerations"];
+}
+
+/** A service whose pods someone else declares (`workload`): the mesh injects its sidecar. */
+export interface AdoptedServiceModel extends ServiceBase {
+  adopted: true;
+}
+
+/** One service of the mesh, with its derived identity and callers. */
+export type ServiceModel = BuiltServiceModel | AdoptedServiceModel;
 
 /** An egress target with what the pod gets for it. */
 export type ResolvedEgress = EgressTarget & {

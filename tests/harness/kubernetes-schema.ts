@@ -57,6 +57,7 @@ const SCHEMA_OF: Record<string, string> = {
   "v1/ConfigMap": "IoK8sApiCoreV1ConfigMap",
   "v1/Service": "IoK8sApiCoreV1Service",
   "apps/v1/Deployment": "IoK8sApiAppsV1Deployment",
+  "apps/v1/StatefulSet": "IoK8sApiAppsV1StatefulSet",
   "networking.k8s.io/v1/NetworkPolicy": "IoK8sApiNetworkingV1NetworkPolicy",
   "policy/v1/PodDisruptionBudget": "IoK8sApiPolicyV1PodDisruptionBudget",
   "autoscaling/v2/HorizontalPodAutoscaler": "IoK8sApiAutoscalingV2HorizontalPodAutoscaler",
@@ -135,12 +136,12 @@ function portNames(obj: KubeObject): string[] {
 // Kubernetes' own types, in the plain (output) form. Fields the program may leave out are still
 // read with `?? []`: an object as sent need not carry what the API server would default.
 type Container = k8s.types.output.core.v1.Container;
-type PodSpec = k8s.types.output.core.v1.PodSpec;
+export type PodSpec = k8s.types.output.core.v1.PodSpec;
 type ServiceSpec = k8s.types.output.core.v1.ServiceSpec;
 
 /** The pod spec of a workload object, if it is one. */
 export function podSpecOf(obj: KubeObject): PodSpec | undefined {
-  if (obj.kind !== "Deployment") return undefined;
+  if (obj.kind !== "Deployment" && obj.kind !== "StatefulSet") return undefined;
   return (obj.spec as { template?: { spec?: PodSpec } } | undefined)?.template?.spec;
 }
 

@@ -10,7 +10,7 @@
 import { createHash } from "node:crypto";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { PROJECT } from "../../components/config";
+import { BuiltServiceModel, MeshModel, PROJECT } from "../../components/config";
 import {
   captureWarnings,
   settleRegistrations,
@@ -76,6 +76,21 @@ function withUid(type: string, name: string, inputs: Record<string, unknown>) {
 }
 
 /** The config of one shipped stack, read from `Pulumi.<stack>.yaml` as the render reads it. */
+/** The services of a model whose every workload the mesh builds (the shipped stacks'). */
+export function builtServices(model: MeshModel): BuiltServiceModel[] {
+  return model.services.map((s) => {
+    if (s.adopted) throw new Error(`service ${s.name} is adopted: the test expects none`);
+    return s;
+  });
+}
+
+/** The service the mesh builds under `name`; throws for an adopted or unknown one. */
+export function builtService(model: MeshModel, name: string): BuiltServiceModel {
+  const svc = model.services.find((s) => s.name === name);
+  if (!svc || svc.adopted) throw new Error(`no service ${name} that the mesh builds`);
+  return svc;
+}
+
 export function stackConfig(stack: string): Record<string, string> {
   return stackConfigFromFile(path.join(PROJECT_ROOT, `Pulumi.${stack}.yaml`));
 }

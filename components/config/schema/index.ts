@@ -109,6 +109,10 @@ export const serviceName = z
     "must be a DNS label: lowercase letters, digits and '-', starting with a letter",
   );
 
+const workloadKind = z.enum(["Deployment", "StatefulSet"], {
+  error: "must be Deployment or StatefulSet",
+});
+
 const HTTP_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] as const;
 
 /** A call with L7 limits: only these methods and paths (`/a` exact, `/a/*` prefix). */
@@ -168,7 +172,7 @@ const clientSchema = z.strictObject({
     .optional(),
 });
 
-const serviceSchema = z.strictObject({
+const builtServiceSchema = z.strictObject({
   name: serviceName,
   image,
   port,
@@ -231,7 +235,66 @@ const serviceSchema = z.strictObject({
   egress: z
     .array(egressSchema, { error: "must be a list of { name, host, port, protocol }" })
     .default([]),
+  /** The workload the mesh builds for it: a Deployment, or a StatefulSet (stable pod names). */
+  kind: workloadKind.default("Deployment"),
+  /** Only on an adopted service (it would make this one adopted). */
+  workload: z
+    .undefined({ error: "adopts a workload: then image and the pod's keys go" })
+    .optional(),
 });
+
+/**
+ * Keys of a service whose pods someone else declares (`workload`): what the pods run and how they
+ * are scheduled is the owner's, and is refused here by name.
+ */
+export const OWNER_KEYS = [
+  "image",
+  "replicas",
+  "autoscaling",
+  "preStopSeconds",
+  "env",
+  "envFrom",
+  "command",
+  "args",
+  "probes",
+  "volumes",
+  "podLabels",
+  "podAnnotations",
+  "nodeSelector",
+  "tolerations",
+  "resources",
+  "runAsUser",
+  "kind",
+] as const;
+
+const ownersKey = z
+  .undefined({
+    error: "belongs to the adopted workload's owner (services[].workload): set it there, not here",
+  })
+  .optional();
+
+/**
+ * A service whose pods another program, chart or manifest declares (a Deployment or StatefulSet
+ * named here): the mesh gives it an identity, an Envoy config, Services and NetworkPolicies, and
+ * its sidecar is injected (docs/injection.md).
+ */
+const adoptedServiceSchema = builtServiceSchema
+  .omit({ ...Object.fromEntries(OWNER_KEYS.map((k) => [k, true])), workload: true } as Record<
+    (typeof OWNER_KEYS)[number] | "workload",
+    true
+  >)
+  .extend({
+    workload: z.strictObject({ kind: workloadKind, name: objectName }),
+    /** The pod's shutdown budget the sidecar's timeline is built for (Kubernetes' default). */
+    terminationGracePeriodSeconds: seconds(1).max(3600, "must be at most 3600").default(30),
+    ...(Object.fromEntries(OWNER_KEYS.map((k) => [k, ownersKey])) as Record<
+      (typeof OWNER_KEYS)[number],
+      typeof ownersKey
+    >),
+  });
+
+/** A mesh-built service, or an adopted one (`workload`); preview tells which from `workload`. */
+const serviceSchema = z.union([builtServiceSchema, adoptedServiceSchema]);
 
 /** A NetworkPolicy peer: pods/namespaces by label, or an address block (e.g. NodeLocal DNSCache). */
 const networkPeer = z
@@ -321,6 +384,9 @@ export const rawMeshSchema = z.strictObject({
 
 export type RawMesh = z.infer<typeof rawMeshSchema>;
 export type RawService = RawMesh["services"][number];
+export type RawBuiltService = z.infer<typeof builtServiceSchema>;
+export type RawAdoptedService = z.infer<typeof adoptedServiceSchema>;
+export type WorkloadKind = z.infer<typeof workloadKind>;
 export type RawGateway = NonNullable<RawMesh["gateway"]>;
 /** Envoy settings with the sidecar mode resolved for the stack's Kubernetes version. */
 export type EnvoySettings = Omit<RawMesh["envoy"], "sidecarMode"> & {

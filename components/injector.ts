@@ -1,0 +1,159 @@
+/**
+ * Sidecar injection into workloads someone else declares (docs/injection.md): which Deployment or
+ * StatefulSet an adopted service (`services[].workload`) names, and the workload with the mesh
+ * added to its pod template. The same functions serve the Pulumi transform (`meshInjector`: the
+ * program's own workloads, and those of a `helm.v4.Chart` or `yaml.v2.ConfigFile`, whose children
+ * transforms reach) and the offline `npm run inject`. Nothing but `spec.template` changes: the
+ * selector, replicas and update strategy stay the owner's.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import { INJECT_LABEL, SERVICE_LABEL } from "./names";
+import { InjectionError, injectMesh, MeshInjection, PodTemplate } from "./workload";
+
+/** An adopted service as the injector needs it. */
+export interface AdoptedWorkload {
+  /** What the mesh adds to its pods (the service is an adopted one). */
+  injection: MeshInjection;
+  /** The mesh's namespace: its ConfigMap and Secret are there, so the pods must be too. */
+  namespace: string;
+  /** What its pods need first (its identity, config and NetworkPolicies); Pulumi only. */
+  podsNeed?: pulumi.Resource[];
+}
+
+/** A Deployment or StatefulSet as plain data: a manifest, or a transform's props. */
+export interface WorkloadObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: { name?: string; namespace?: string; labels?: Record<string, string> };
+  spec?: { template?: PodTemplate } & Record<string, unknown>;
+}
+
+const KINDS = ["Deployment", "StatefulSet"];
+
+/**
+ * The adopted service a workload serves: the one whose `workload` names its kind and name, or the
+ * one its pods' `bookapi-mesh/service` label names. None for another kind, a workload no service
+ * adopts, or one labelled `bookapi-mesh/inject: disabled` (on itself or its pods). Throws when the
+ * two ways disagree, or the workload is not in the mesh's namespace.
+ */
+export function adoptedServiceOf(
+  object: WorkloadObject,
+  adopted: AdoptedWorkload[],
+): AdoptedWorkload | undefined {
+  const { kind, metadata = {} } = object;
+  if (!kind || !KINDS.includes(kind)) return undefined;
+  if (object.apiVersion !== undefined && object.apiVersion !== "apps/v1") return undefined;
+  const podLabels = object.spec?.template?.metadata?.labels ?? {};
+  if (metadata.labels?.[INJECT_LABEL] === "disabled" || podLabels[INJECT_LABEL] === "disabled")
+    return undefined;
+  const title = `${kind} "${metadata.name ?? "(unnamed)"}"`;
+  const byName = adopted.find(
+    (a) =>
+      a.injection.service.workload.kind === kind &&
+      a.injection.service.workload.name === metadata.name,
+  );
+  const label = podLabels[SERVICE_LABEL];
+  const byLabel =
+    label === undefined ? undefined : adopted.find((a) => a.injection.service.name === label);
+  const problems: string[] = [];
+  if (label !== undefined && !byLabel)
+    problems.push(
+      `its pods are labelled ${SERVICE_LABEL}=${label}, which no adopted service is (adopted: ${adopted.map((a) => a.injection.service.name).join(", ") || "none"})`,
+    );
+  if (byLabel && byName && byLabel !== byName)
+    problems.push(
+      `service ${byName.injection.service.name} adopts it by name, but its pods are labelled ${SERVICE_LABEL}=${label}`,
+    );
+  if (byLabel && !byName && byLabel.injection.service.workload.kind !== kind)
+    problems.push(
+      `its pods are labelled for service ${label}, which adopts a ${byLabel.injection.service.workload.kind}`,
+    );
+  const match = byName ?? byLabel;
+  if (match && metadata.namespace !== undefined && metadata.namespace !== match.namespace)
+    problems.push(
+      `it is in namespace ${metadata.namespace}; the mesh's ConfigMap and Secret for it are in ${match.namespace}`,
+    );
+  if (problems.length > 0) throw new InjectionError(title, problems);
+  return match;
+}
+
+/**
+ * The workload with the mesh in its pod template, or undefined when no adopted service takes it.
+ * Refuses (InjectionError) a template that would collide with the sidecar.
+ */
+export function injectWorkload<T extends WorkloadObject>(
+  object: T,
+  adopted: AdoptedWorkload[],
+): T | undefined {
+  const match = adoptedServiceOf(object, adopted);
+  return match && withMesh(object, match);
+}
+
+/** The workload with `match`'s mesh in its pod template. */
+function withMesh<T extends WorkloadObject>(object: T, match: AdoptedWorkload): T {
+  const template = object.spec?.template;
+  if (!template?.spec) {
+    const title = `${object.kind} "${object.metadata?.name}"`;
+    throw new InjectionError(title, ["it has no pod template (spec.template.spec)"]);
+  }
+  return { ...object, spec: { ...object.spec, template: injectMesh(template, match.injection) } };
+}
+
+/** Whether a value holds an Output or a promise anywhere: such props cannot be read here. */
+function isPlain(value: unknown): boolean {
+  if (pulumi.Output.isInstance(value) || value instanceof Promise) return false;
+  if (Array.isArray(value)) return value.every(isPlain);
+  if (value !== null && typeof value === "object") return Object.values(value).every(isPlain);
+  return true;
+}
+
+const TYPES: Record<string, string> = {
+  "kubernetes:apps/v1:Deployment": "Deployment",
+  "kubernetes:apps/v1:StatefulSet": "StatefulSet",
+};
+
+/**
+ * A Pulumi resource transform that injects the sidecar into the workloads of `adopted` (e.g. a
+ * `ServiceMesh`'s `adopted`), and makes them wait for what their pods need. Register it before the
+ * workloads: for the whole program with `pulumi.runtime.registerResourceTransform` (@pulumi/pulumi
+ * 3.121 or later), or on one component with its `transforms` option. Transforms, unlike the older
+ * transformations, also reach the children of packaged components such as `helm.v4.Chart` and
+ * `yaml.v2.ConfigFile` (@pulumi/kubernetes 4.12 or later for the Chart). A workload's metadata and
+ * pod template must be plain values where the transform sees them (a chart's always are).
+ */
+export function meshInjector(adopted: AdoptedWorkload[]): pulumi.ResourceTransform {
+  return (args) => {
+    const kind = TYPES[args.type];
+    if (!kind) return undefined;
+    const props = args.props as WorkloadObject;
+    // Matched on what is known now: a name or namespace still an Output (e.g. a Namespace
+    // resource's) is not compared; the policy pack catches an adopted service left without pods.
+    const known = <V>(v: V) => (isPlain(v) ? v : undefined);
+    const meta = props.metadata ?? {};
+    const template = props.spec?.template;
+    const object: WorkloadObject = {
+      ...props,
+      spec: {
+        ...props.spec,
+        template: { ...template, metadata: { labels: known(template?.metadata?.labels) } },
+      },
+      kind,
+      apiVersion: "apps/v1",
+      metadata: {
+        name: known(meta.name),
+        namespace: known(meta.namespace),
+        labels: known(meta.labels),
+      },
+    };
+    const match = adoptedServiceOf(object, adopted);
+    if (!match) return undefined;
+    if (!isPlain(template))
+      throw new InjectionError(`${kind} "${args.name}"`, [
+        "its pod template holds values not known yet (Outputs), which the injector must read: pass plain values",
+      ]);
+    return {
+      props: { ...props, spec: withMesh({ ...props, kind }, match).spec },
+      opts: pulumi.mergeOptions(args.opts, { dependsOn: match.podsNeed ?? [] }),
+    };
+  };
+}

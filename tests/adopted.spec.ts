@@ -1,0 +1,446 @@
+/**
+ * Adopted workloads and the deploy-time injector (docs/injection.md): a service whose pods a chart
+ * declares gets its identity, Envoy config, Services and NetworkPolicy and no workload of its own;
+ * the transform adds the sidecar to the chart's Deployment (a stored render of a real chart) and a
+ * StatefulSet, and the results go through the Kubernetes schema, the restricted profile, the
+ * cross-references with the program's objects, Envoy's protos and the NetworkPolicy model. The
+ * Pulumi mocks do not run transforms, so the transform is called as the engine would call it.
+ */
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as pulumi from "@pulumi/pulumi";
+import { parseAllDocuments } from "yaml";
+import { loadMeshConfig, MeshConfigError } from "../components/config";
+import { ENVOY_FILES } from "../components/envoy";
+import {
+  AdoptedWorkload,
+  injectWorkload,
+  meshInjector,
+  WorkloadObject,
+} from "../components/injector";
+import { adoptedWorkloads } from "../components/mesh";
+import { InjectionError, PodTemplate } from "../components/workload";
+import { validateBootstrap } from "./harness/envoy-schema";
+import {
+  checkKubernetesReferences,
+  KubeObject,
+  loadKubernetesSchemas,
+  podSpecOf,
+  PodSpec,
+  validateKubernetesObject,
+} from "./harness/kubernetes-schema";
+import { connectionAllowed, Pod, registeredPolicies } from "./harness/network-policy-model";
+import { restrictedViolations } from "./harness/pod-security";
+import {
+  envoyConfigMapOf,
+  kindOf,
+  kubernetesObjects,
+  metadataName,
+  once,
+  ProgramRun,
+  runProgram,
+  runStack,
+  stackConfigWithServices,
+} from "./harness/program";
+
+const FIXTURES = path.join(__dirname, "fixtures", "inject");
+
+/** prod with podinfo's chart adopted as `reviews` (called by the MCP server) and a StatefulSet. */
+const adoptedConfig = (edit: (services: Array<Record<string, unknown>>) => void = () => {}) =>
+  stackConfigWithServices("prod", (services) => {
+    const mcp = services.find((s) => s.name === "bookapi-mcp-server") as { calls: string[] };
+    mcp.calls = [...mcp.calls, "reviews"];
+    services.push(
+      {
+        name: "reviews",
+        port: 9898,
+        workload: { kind: "Deployment", name: "reviews-podinfo" },
+        calls: ["bookapi"],
+      },
+      { name: "ledger", port: 8080, workload: { kind: "StatefulSet", name: "ledger" } },
+    );
+    edit(services);
+  });
+
+const run = once((): Promise<ProgramRun> => runProgram(adoptedConfig(), "prod"));
+const model = once(() => loadMeshConfig(adoptedConfig()));
+
+/** The chart's rendered objects, as the Helm post-renderer or a Chart's children see them. */
+function chartObjects(): KubeObject[] {
+  const text = fs.readFileSync(path.join(FIXTURES, "podinfo.yaml"), "utf8");
+  return parseAllDocuments(text).map((d) => d.toJS() as KubeObject);
+}
+
+/** A StatefulSet someone else declares, with its own pod security settings. */
+const ledger = (): WorkloadObject => ({
+  apiVersion: "apps/v1",
+  kind: "StatefulSet",
+  metadata: { name: "ledger", namespace: "bookapi" },
+  spec: {
+    serviceName: "ledger",
+    replicas: 2,
+    selector: { matchLabels: { app: "ledger" } },
+    template: {
+      metadata: { labels: { app: "ledger" } },
+      spec: {
+        securityContext: { runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } },
+        containers: [
+          {
+            name: "ledger",
+            image: "registry.example.com/ledger:3.0.1",
+            ports: [{ name: "http", containerPort: 8080 }],
+            securityContext: {
+              allowPrivilegeEscalation: false,
+              readOnlyRootFilesystem: true,
+              runAsUser: 1000,
+              capabilities: { drop: ["ALL"] },
+            },
+          },
+        ],
+      },
+    },
+  },
+});
+
+/** The engine's call of a transform on a workload of the chart. */
+async function transformed(
+  transform: pulumi.ResourceTransform,
+  object: KubeObject | WorkloadObject,
+  dependsOn: pulumi.Resource[] = [],
+) {
+  return transform({
+    custom: true,
+    type: `kubernetes:${object.apiVersion === "v1" ? "core/v1" : "apps/v1"}:${object.kind}`,
+    name: `chart:${String(object.metadata?.name)}`,
+    props: structuredClone(object) as Record<string, unknown>,
+    opts: { dependsOn },
+  });
+}
+
+const podLabels = (o: KubeObject | WorkloadObject) =>
+  ((o.spec as { template: PodTemplate }).template.metadata?.labels ?? {}) as Record<string, string>;
+
+describe("adopted workloads (services[].workload)", () => {
+  before(loadKubernetesSchemas);
+
+  it("give an adopted service its identity, Envoy config, Services and NetworkPolicy, and no workload of its own", async () => {
+    const objects = kubernetesObjects(await run());
+    const named = (kind: string, name: string) =>
+      objects.filter((o) => kindOf(o.type) === kind && metadataName(o) === name);
+    const sa = named("ServiceAccount", "reviews")[0];
+    assert.deepEqual((sa.inputs.metadata as { annotations: unknown }).annotations, {
+      "bookapi-mesh/workload": "Deployment/reviews-podinfo",
+    });
+    assert.equal(named("Secret", "reviews-tls").length, 1);
+    const selector = {
+      "bookapi-mesh/service": "reviews",
+      "app.kubernetes.io/part-of": "bookapi-mesh",
+    };
+    for (const name of ["reviews", "reviews-pods"])
+      assert.deepEqual(
+        (named("Service", name)[0].inputs.spec as { selector: unknown }).selector,
+        selector,
+      );
+    const policy = named("NetworkPolicy", "reviews-mesh")[0];
+    assert.deepEqual(
+      (policy.inputs.spec as { podSelector: { matchLabels: unknown } }).podSelector.matchLabels,
+      selector,
+    );
+    for (const kind of [
+      "Deployment",
+      "StatefulSet",
+      "PodDisruptionBudget",
+      "HorizontalPodAutoscaler",
+    ])
+      for (const name of ["reviews", "reviews-podinfo", "ledger"])
+        assert.equal(named(kind, name).length, 0, `${kind}/${name}`);
+    const bootstrap = JSON.parse(
+      (envoyConfigMapOf(await run(), "reviews").inputs.data as Record<string, string>)[
+        ENVOY_FILES.bootstrap
+      ],
+    ) as unknown;
+    assert.deepEqual(validateBootstrap(bootstrap), []);
+  });
+
+  it("refuse the keys a workload's owner holds, and a workload adopted twice or built by the mesh, naming each key", () => {
+    const ownerKeys = adoptedConfig((services) => {
+      Object.assign(services.find((s) => s.name === "reviews") as object, {
+        image: "ghcr.io/stefanprodan/podinfo:6.9.1",
+        replicas: 2,
+        env: [{ name: "A", value: "b" }],
+      });
+    });
+    const owned =
+      "belongs to the adopted workload's owner (services[].workload): set it there, not here";
+    const topology = adoptedConfig((services) =>
+      services.push(
+        { name: "reviews2", port: 9898, workload: { kind: "Deployment", name: "reviews-podinfo" } },
+        { name: "twin", port: 9898, workload: { kind: "Deployment", name: "bookapi" } },
+        {
+          name: "quick",
+          port: 9898,
+          workload: { kind: "Deployment", name: "quick" },
+          terminationGracePeriodSeconds: 3,
+        },
+      ),
+    );
+    for (const [config, problems] of [
+      [
+        ownerKeys,
+        [
+          `bookapi-mesh:services[2].image: ${owned} (service "reviews")`,
+          `bookapi-mesh:services[2].replicas: ${owned} (service "reviews")`,
+          `bookapi-mesh:services[2].env: ${owned} (service "reviews")`,
+        ],
+      ],
+      [
+        topology,
+        [
+          `bookapi-mesh:services[4].workload: Deployment "reviews-podinfo" is already adopted by services[2]; one service per workload (service "reviews2")`,
+          `bookapi-mesh:services[5].workload.name: "bookapi" is the Deployment the mesh builds for service "bookapi" (service "twin")`,
+          `bookapi-mesh:services[6].terminationGracePeriodSeconds: must be at least envoy.drainSeconds + 2 (7): Envoy drains, then stops (service "quick")`,
+        ],
+      ],
+    ] as const)
+      assert.throws(
+        () => loadMeshConfig(config),
+        (err: unknown) => {
+          assert.ok(err instanceof MeshConfigError);
+          assert.deepEqual(err.problems, problems);
+          return true;
+        },
+      );
+  });
+
+  it("build a StatefulSet for a mesh service of kind StatefulSet, on its headless Service, with the pods a Deployment would have", async () => {
+    const config = stackConfigWithServices("prod", (services) => {
+      (services.find((s) => s.name === "bookapi") as Record<string, unknown>).kind = "StatefulSet";
+    });
+    const statefulRun = await runProgram(config, "prod");
+    const objects = kubernetesObjects(statefulRun);
+    const of = (kind: string) =>
+      objects.filter((o) => kindOf(o.type) === kind && metadataName(o) === "bookapi");
+    assert.equal(of("Deployment").length, 0);
+    const [set] = of("StatefulSet");
+    const spec = set.inputs.spec as {
+      serviceName: string;
+      podManagementPolicy: string;
+      template: PodTemplate;
+    };
+    assert.equal(spec.serviceName, "bookapi-pods");
+    assert.equal(spec.podManagementPolicy, "Parallel");
+    const deployment = kubernetesObjects(await runStack("prod")).find(
+      (o) => kindOf(o.type) === "Deployment" && metadataName(o) === "bookapi",
+    );
+    const deploymentTemplate = (deployment?.inputs.spec as { template: PodTemplate }).template;
+    // Spread per revision: a StatefulSet's pods carry controller-revision-hash.
+    const spread = (t: PodTemplate) =>
+      (t.spec?.topologySpreadConstraints ?? []).map((c) => c.matchLabelKeys);
+    assert.deepEqual(spread(spec.template), [
+      ["controller-revision-hash"],
+      ["controller-revision-hash"],
+    ]);
+    const withoutSpread = (t: PodTemplate) => ({
+      ...t,
+      spec: { ...t.spec, topologySpreadConstraints: [] },
+    });
+    assert.deepEqual(withoutSpread(spec.template), withoutSpread(deploymentTemplate));
+    const problems = [
+      ...validateKubernetesObject(
+        JSON.parse(
+          JSON.stringify({
+            apiVersion: "apps/v1",
+            kind: "StatefulSet",
+            metadata: set.inputs.metadata,
+            spec: set.inputs.spec,
+          }),
+        ) as KubeObject,
+      ),
+    ];
+    assert.deepEqual(problems, []);
+  });
+});
+
+describe("the deploy-time injector (meshInjector, a Pulumi transform)", () => {
+  before(loadKubernetesSchemas);
+  const adopted = () => adoptedWorkloads(model());
+  const injectedChart = once(async () => {
+    const transform = meshInjector(adopted());
+    return Promise.all(
+      chartObjects().map(async (o) => {
+        const result = await transformed(transform, o);
+        return result ? ({ ...o, ...result.props } as KubeObject) : o;
+      }),
+    );
+  });
+
+  it("adds the sidecar to the chart's Deployment only, leaving its selector and every other object as they were", async () => {
+    const before = chartObjects();
+    const after = await injectedChart();
+    const [service, deployment] = after;
+    assert.deepEqual(service, before[0]);
+    const spec = deployment.spec as { selector: unknown; replicas: number; template: PodTemplate };
+    assert.deepEqual(spec.selector, (before[1].spec as { selector: unknown }).selector);
+    assert.equal(spec.replicas, 1);
+    const pod = spec.template.spec as NonNullable<PodTemplate["spec"]>;
+    assert.deepEqual(
+      (pod.initContainers ?? []).map((c) => c.name),
+      ["envoy"],
+    );
+    assert.deepEqual(
+      pod.containers.map((c) => c.name),
+      ["podinfo"],
+    );
+    assert.deepEqual(podLabels(deployment), {
+      "app.kubernetes.io/name": "reviews-podinfo",
+      "bookapi-mesh/service": "reviews",
+      "app.kubernetes.io/part-of": "bookapi-mesh",
+    });
+    // The chart's pod security settings stand; the mesh's fill only what it left out.
+    assert.deepEqual(pod.securityContext, {
+      runAsNonRoot: true,
+      fsGroup: 100,
+      seccompProfile: { type: "RuntimeDefault" },
+      runAsUser: 100,
+    });
+    assert.equal(pod.terminationGracePeriodSeconds, 30);
+    // The chart runs under the default ServiceAccount: the pod gets the mesh's, without a token.
+    assert.equal(pod.serviceAccountName, "reviews");
+    assert.equal(pod.automountServiceAccountToken, false);
+  });
+
+  it("gives pods that pass the Kubernetes schema, the restricted profile and every reference to the program's objects", async () => {
+    const deployment = (await injectedChart())[1];
+    const plain = JSON.parse(JSON.stringify(deployment)) as KubeObject;
+    assert.deepEqual(validateKubernetesObject(plain), []);
+    assert.deepEqual(restrictedViolations(podSpecOf(plain) as PodSpec), []);
+    const programObjects = kubernetesObjects(await run()).map(
+      (o) =>
+        JSON.parse(
+          JSON.stringify({
+            apiVersion: "v1",
+            kind: kindOf(o.type),
+            metadata: o.inputs.metadata,
+            spec: o.inputs.spec,
+          }),
+        ) as KubeObject,
+    );
+    const problems = checkKubernetesReferences([...programObjects, plain], model().kubernetesMinor);
+    assert.deepEqual(
+      problems.filter((p) => p.startsWith("Deployment/reviews-podinfo")),
+      [],
+    );
+    // The ConfigMap it mounts is the version the program writes for the service.
+    const configMap = metadataName(envoyConfigMapOf(await run(), "reviews"));
+    const volumes = (podSpecOf(plain) as PodSpec).volumes ?? [];
+    assert.ok(
+      volumes.some((v) => v.configMap?.name === configMap),
+      configMap,
+    );
+  });
+
+  it("lets only the service's declared callers reach the injected pods, and them reach only what it calls", async () => {
+    const deployment = (await injectedChart())[1];
+    const cluster = {
+      namespaces: { bookapi: { "kubernetes.io/metadata.name": "bookapi" } },
+      policies: registeredPolicies(await run()),
+    };
+    const pod = (name: string, labels: Record<string, string>): Pod => ({
+      name,
+      namespace: "bookapi",
+      labels,
+    });
+    const reviews = pod("reviews", podLabels(deployment));
+    const meshPod = (name: string) =>
+      pod(name, {
+        "app.kubernetes.io/name": name,
+        "app.kubernetes.io/part-of": "bookapi-mesh",
+        "app.kubernetes.io/instance": name,
+        "app.kubernetes.io/managed-by": "pulumi",
+      });
+    const inbound = model().envoy.ports.inbound;
+    assert.ok(connectionAllowed(cluster, meshPod("bookapi-mcp-server"), reviews, inbound));
+    assert.ok(!connectionAllowed(cluster, meshPod("bookapi"), reviews, inbound));
+    assert.ok(!connectionAllowed(cluster, meshPod("bookapi-mcp-server"), reviews, 9898));
+    assert.ok(connectionAllowed(cluster, reviews, meshPod("bookapi"), inbound));
+    assert.ok(!connectionAllowed(cluster, reviews, meshPod("bookapi-mcp-server"), inbound));
+  });
+
+  it("injects a StatefulSet too, keeps its own pod security settings, and makes it wait for what its pods need", async () => {
+    const marker = { urn: "marker" } as unknown as pulumi.Resource;
+    const withNeeds: AdoptedWorkload[] = adopted().map((a) => ({ ...a, podsNeed: [marker] }));
+    const result = await transformed(meshInjector(withNeeds), ledger() as KubeObject);
+    assert.ok(result);
+    const spec = (result.props as WorkloadObject).spec as {
+      serviceName: string;
+      template: PodTemplate;
+    };
+    assert.equal(spec.serviceName, "ledger");
+    const pod = spec.template.spec as NonNullable<PodTemplate["spec"]>;
+    assert.equal(pod.securityContext?.runAsNonRoot, true);
+    assert.equal(pod.securityContext?.fsGroup, 101, "the Envoy group reads the certificate files");
+    assert.deepEqual(result.opts.dependsOn, [marker]);
+    const plain = JSON.parse(JSON.stringify({ ...ledger(), spec })) as KubeObject;
+    assert.deepEqual(validateKubernetesObject(plain), []);
+    assert.deepEqual(restrictedViolations(podSpecOf(plain) as PodSpec), []);
+  });
+
+  it("leaves alone other kinds, workloads no service adopts, and those labelled bookapi-mesh/inject: disabled", async () => {
+    const transform = meshInjector(adopted());
+    const other = chartObjects()[1];
+    (other.metadata as { name: string }).name = "someone-else";
+    assert.equal(await transformed(transform, other), undefined);
+    const disabled = chartObjects()[1];
+    (disabled.metadata as { labels: Record<string, string> }).labels["bookapi-mesh/inject"] =
+      "disabled";
+    assert.equal(await transformed(transform, disabled), undefined);
+    assert.equal(await transformed(transform, chartObjects()[0]), undefined);
+  });
+
+  it("refuses, naming the workload, a pod labelled for no adopted service, another namespace, and a colliding pod", () => {
+    const labelled = chartObjects()[1] as WorkloadObject;
+    (labelled.metadata as { name: string }).name = "stray";
+    podLabels(labelled as KubeObject)["bookapi-mesh/service"] = "nobody";
+    const elsewhere = chartObjects()[1] as WorkloadObject;
+    (elsewhere.metadata as { namespace: string }).namespace = "shop";
+    const colliding = chartObjects()[1] as WorkloadObject;
+    const pod = (colliding.spec?.template?.spec ?? { containers: [] }) as NonNullable<
+      PodTemplate["spec"]
+    >;
+    pod.containers[0].ports?.push({ name: "admin", containerPort: model().envoy.ports.admin });
+    pod.terminationGracePeriodSeconds = 60;
+    for (const [object, problems] of [
+      [
+        labelled,
+        [
+          /Deployment "stray"/,
+          /labelled bookapi-mesh\/service=nobody, which no adopted service is \(adopted: ledger, reviews\)/,
+        ],
+      ],
+      [
+        elsewhere,
+        [
+          /Deployment "reviews-podinfo"/,
+          /in namespace shop; the mesh's ConfigMap and Secret for it are in bookapi/,
+        ],
+      ],
+      [
+        colliding,
+        [
+          /the pods of Deployment "reviews-podinfo" \(service reviews\)/,
+          /container "podinfo" opens port 9901, Envoy's admin port/,
+          /terminationGracePeriodSeconds 60: the sidecar's stop timeline is built for 30/,
+        ],
+      ],
+    ] as const)
+      assert.throws(
+        () => injectWorkload(object, adopted()),
+        (err: unknown) => {
+          assert.ok(err instanceof InjectionError);
+          for (const p of problems) assert.match(err.message, p);
+          return true;
+        },
+      );
+  });
+});
