@@ -111,7 +111,7 @@ function graphEdgeFamilies(model: MeshModel, s: (more?: string) => string): Edge
             "envoy_http_downstream_rq",
             `${MESH_SERVICE_TAG}="${gateway}", envoy_http_conn_manager_prefix="gateway"`,
             [
-              ["source", "internet", "", ""],
+              ["source", INTERNET_NODE, "", ""],
               ["target", "$1", MESH_SERVICE_TAG, "(.+)"],
             ],
           ),
@@ -124,12 +124,18 @@ function graphEdgeFamilies(model: MeshModel, s: (more?: string) => string): Edge
             BY_EDGE,
             "envoy_cluster_upstream_rq",
             `envoy_cluster_name=~"egress_.+"${gateway ? `, ${MESH_SERVICE_TAG}!="${gateway}"` : ""}`,
-            [fromCaller, ["target", "$1", "envoy_cluster_name", "egress_(.+)"]],
+            [fromCaller, ["target", "egress/$1", "envoy_cluster_name", "egress_(.+)"]],
           ),
         ]
       : []),
   ];
 }
+
+/**
+ * The node graph's node ids outside the mesh carry a `/`, which no service or gateway name can
+ * hold, so they never merge with one: `client/<name>`, `egress/<name>`, and the internet's.
+ */
+const INTERNET_NODE = "external/internet";
 
 /** The queries of the dashboard, by what they show; each is checked against the stats model. */
 export function dashboardQueries(model: MeshModel) {
@@ -150,12 +156,16 @@ export function dashboardQueries(model: MeshModel) {
   // egress target. Every node is there even when nothing is scraped from it (a 0 taken by
   // `max`), so no edge ever lacks an end (the node graph cannot draw one that does).
   const titled = (expr: string) => `label_replace(${expr}, "title", "$1", "id", "(.+)")`;
-  const fixedNode = (id: string) => titled(`label_replace(vector(0), "id", "${id}", "", "")`);
-  const nodeIds = [
-    ...model.services.map((x) => x.name),
-    ...(gateway ? [gateway, "internet"] : []),
-    ...model.clients.map((c) => `client/${c.name}`),
-    ...new Set(model.services.flatMap((x) => x.egress.map((e) => e.name))),
+  const fixedNode = ([id, title]: [string, string]) =>
+    `label_replace(label_replace(vector(0), "id", "${id}", "", ""), "title", "${title}", "", "")`;
+  const named = (id: string): [string, string] => [id, id];
+  const nodeIds: [string, string][] = [
+    ...model.services.map((x) => named(x.name)),
+    ...(gateway ? [named(gateway), [INTERNET_NODE, "internet"] as [string, string]] : []),
+    ...model.clients.map((c) => named(`client/${c.name}`)),
+    ...[...new Set(model.services.flatMap((x) => x.egress.map((e) => e.name)))].map((e) =>
+      named(`egress/${e}`),
+    ),
   ];
   const nodes = `max by (id, title) (${[
     titled(
@@ -170,21 +180,25 @@ export function dashboardQueries(model: MeshModel) {
     `histogram_quantile(${q}, sum by (le, ${by}) (rate(${metric}${s(more)}[${RATE}])))`;
   const edge = EDGE_CLUSTERS;
   const byEdge = BY_EDGE;
+  // Requests/s per edge: as the callee counts them where it does (`or` keeps the left side of an
+  // edge both sides report), else as the sender's Envoy does (a callee not scraped, egress, and
+  // the internet's edge: the gateway's own count). Every configured call is an edge, idle ones at
+  // 0 (each cluster's request counter exists from the start). Labelled `id`, `source`, `target`.
+  const edges = [calleeView, ...edgeFamilies.map((f) => edgeOf(f.requests, f.ends))].join(" or ");
   return {
     graph: {
       nodes,
-      // Requests/s per edge: as the callee counts them where it does (`or` keeps the left side of
-      // an edge both sides report), else as the caller does (a callee not scraped, the internet,
-      // egress hosts). Every edge is labelled `id`, `source`, `target` only.
-      edges: [calleeView, ...edgeFamilies.map((f) => edgeOf(f.requests, f.ends))].join(" or "),
-      // The 5xx share per edge in percent, as the caller saw it (none from outside clients: only
-      // their own side counts their errors). Labelled `id` only, and only for edges the `edges`
-      // query has too: its ids come from the same series, so the join never adds an edge.
-      edgeErrors: edgeFamilies
+      edges,
+      // The share of 5xx per edge in percent, as the sender's Envoy counts attempts (retries
+      // included); NaN (drawn blank) where nobody counts it (an outside client's edge) or nothing
+      // was sent. One row for every edge of `edges`, labelled `id` only: the panel's inner join
+      // then keeps exactly the edges both queries return (they run one after the other, so an edge
+      // new or gone between them is left out for one refresh rather than drawn without ends).
+      edgeErrors: `${edgeFamilies
         .map((f) =>
-          edgeOf(`100 * (${f.errors} or ${f.requests} * 0) / ${f.requests}`, f.ends, "id"),
+          edgeOf(`100 * (${f.errors} or ${f.requests} * 0) / (${f.requests} > 0)`, f.ends, "id"),
         )
-        .join(" or "),
+        .join(" or ")} or on (id) (sum by (id) (${edges}) * NaN)`,
     },
     service: {
       requests: byService(`rate(envoy_http_downstream_rq_total${s(inboundHcm)}[${RATE}])`),
@@ -247,10 +261,11 @@ function asFrame(refId: string, stat: "mainstat" | "secondarystat"): DataTransfo
     {
       id: "calculateField",
       filter,
-      // `Value` alone when only this query returned data (the suffix counts the queries present).
+      // `Value` alone when only this query returned data (the suffix counts the queries present);
+      // `last` keeps a NaN, which `sum` would make 0.
       options: {
         mode: "reduceRow",
-        reduce: { reducer: "sum", include: [value, "Value"] },
+        reduce: { reducer: "last", include: [value, "Value"] },
         alias: stat,
       },
     },
@@ -264,8 +279,8 @@ function asFrame(refId: string, stat: "mainstat" | "secondarystat"): DataTransfo
 
 /**
  * The node graph's transformations: each query's value into its stat field, then each edge's
- * error share joined onto the edge by `id`. An outer join keeps edges without an error share
- * (outside clients); it never adds one, since `edgeErrors` has only ids `edges` has.
+ * error share joined onto the edge by `id`. An inner join: `edgeErrors` has a row for every edge
+ * (NaN where there is no share), so it drops only an edge one query saw and the other did not.
  */
 function graphTransformations(): DataTransformerConfig[] {
   return [
@@ -276,7 +291,7 @@ function graphTransformations(): DataTransformerConfig[] {
       id: "joinByField",
       // A regular expression: the `a|b` form is newer than the regex one.
       filter: { id: "byRefId", options: "/^(edges|edgeErrors)$/" },
-      options: { byField: "id", mode: "outer" },
+      options: { byField: "id", mode: "inner" },
     },
   ];
 }
@@ -328,7 +343,7 @@ export function meshDashboard(model: MeshModel): Dashboard {
       type: "nodeGraph",
       title: "Who calls whom",
       description:
-        "Nodes: every service, the gateway, the internet, clients and egress hosts, with requests/s in. Edges: requests/s (as the callee counts them where it can) and the share of 5xx as the caller saw it (none on edges from outside clients).",
+        "Nodes: every service, the gateway, the internet, clients and egress hosts, with requests/s in. Edges (hover to read): requests/s (as the callee counts them where it can) and the share of 5xx as the sender's Envoy counted its attempts (blank on edges from outside clients and idle ones).",
       datasource: DATASOURCE,
       gridPos: grid.next(24, 14),
       targets: [
