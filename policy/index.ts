@@ -13,7 +13,7 @@ import { MESH } from "./rules";
 
 new PolicyPack("bookapi-mesh", {
   description:
-    "bookapi-mesh guardrails: Envoy sidecars, mTLS inbound, loopback admin, no keys in ConfigMaps, pinned images, only mTLS published in prod.",
+    "bookapi-mesh guardrails: Envoy sidecars, mTLS inbound, loopback admin, no keys in ConfigMaps, pinned images, only mTLS published in prod, one workload per adopted service.",
   enforcementLevel: "mandatory",
   policies: meshPolicies(meshContext(pulumi.getStack(), new pulumi.Config(MESH.project))),
 });

@@ -3,8 +3,12 @@
  * constructs the PolicyPack (which starts the analyzer's gRPC server), so this module can be
  * imported by tests and type-checked with the rest of the project.
  */
-import type { PolicyConfigSchema, ResourceValidationPolicy } from "@pulumi/policy";
-import { MESH, MeshContext, RULES, Rule } from "./rules";
+import type {
+  PolicyConfigSchema,
+  ResourceValidationPolicy,
+  StackValidationPolicy,
+} from "@pulumi/policy";
+import { checkAdoptedWorkloads, MESH, MeshContext, RULES, Rule } from "./rules";
 
 /** The part of `pulumi.Config` the pack reads (so tests can pass a plain object). */
 export interface ConfigSource {
@@ -66,7 +70,45 @@ function policyOf(rule: Rule, base: MeshContext): ResourceValidationPolicy {
   };
 }
 
-/** One mandatory policy per rule. */
-export function meshPolicies(base: MeshContext): ResourceValidationPolicy[] {
-  return RULES.map((rule) => policyOf(rule, base));
+/** Policy config of the adopted-workload rule: services whose workloads another tool deploys. */
+export interface AdoptedElsewhereConfig {
+  adoptedElsewhere?: string[];
+}
+
+/** The stack policy over all resources: every adopted service has exactly one workload. */
+export function adoptedWorkloadPolicy(base: MeshContext): StackValidationPolicy {
+  return {
+    name: "adopted-service-has-one-workload",
+    description:
+      "Every adopted service (services[].workload) has exactly one Deployment or StatefulSet in the stack carrying its sidecar, so a typo in its name fails the preview instead of leaving pods without the mesh.",
+    enforcementLevel: "mandatory",
+    severity: "high",
+    configSchema: {
+      properties: {
+        adoptedElsewhere: {
+          type: "array",
+          items: { type: "string" },
+          default: [],
+          description:
+            "Adopted services whose workloads another tool deploys (e.g. Helm with `npm run inject` as its post-renderer).",
+        },
+      },
+    },
+    validateStack: (args, reportViolation) => {
+      const elsewhere = args.getConfig<AdoptedElsewhereConfig>().adoptedElsewhere ?? [];
+      const resources = args.resources.map((r) => ({
+        type: r.type,
+        props: r.props as Record<string, unknown>,
+      }));
+      for (const message of checkAdoptedWorkloads(resources, base, elsewhere))
+        reportViolation(message);
+    },
+  };
+}
+
+/** One mandatory policy per rule, and the stack policy. */
+export function meshPolicies(
+  base: MeshContext,
+): Array<ResourceValidationPolicy | StackValidationPolicy> {
+  return [...RULES.map((rule) => policyOf(rule, base)), adoptedWorkloadPolicy(base)];
 }

@@ -66,6 +66,12 @@ export const MESH = {
   defaultNamespace: "default",
   defaultInboundPort: 15001,
   defaultStrictStacks: ["prod"],
+  /** On an adopted workload's pods: the mesh service they serve (its ConfigMap and Secret). */
+  serviceLabel: "bookapi-mesh/service",
+  /** `disabled` on a workload or its pods: the injector leaves it alone, and so does the pack. */
+  injectLabel: "bookapi-mesh/inject",
+  /** On an adopted service's ServiceAccount: the workload it adopts, `<Kind>/<name>`. */
+  adoptedWorkloadAnnotation: "bookapi-mesh/workload",
 } as const;
 
 export const TYPES = {
@@ -78,6 +84,7 @@ export const TYPES = {
   pod: "kubernetes:core/v1:Pod",
   configMap: "kubernetes:core/v1:ConfigMap",
   service: "kubernetes:core/v1:Service",
+  serviceAccount: "kubernetes:core/v1:ServiceAccount",
 } as const;
 
 const DOWNSTREAM_TLS_CONTEXT =
@@ -176,12 +183,25 @@ function bootstrapOf(
 }
 
 // ---------------------------------------------------------------------------------------------
-// 1. Every mesh Deployment carries the Envoy sidecar, with its config and certificates
+// 1. Every mesh workload carries the Envoy sidecar, with its config and certificates
+
+/** A workload's pod template labels. */
+function podLabels(resource: PolicyResource): Obj {
+  return obj(at(resource.props, "spec", "template", "metadata", "labels")) ?? {};
+}
+
+/** Opted out of the mesh on purpose (`bookapi-mesh/inject: disabled`, on it or its pods). */
+function injectionDisabled(resource: PolicyResource): boolean {
+  const own = str(at(resource.props, "metadata", "labels", MESH.injectLabel));
+  return own === "disabled" || str(podLabels(resource)[MESH.injectLabel]) === "disabled";
+}
 
 export function checkEnvoySidecar(resource: PolicyResource, ctx: MeshContext): string[] {
-  if (resource.type !== TYPES.deployment || !inMesh(resource.props, ctx)) return [];
+  const workload = resource.type === TYPES.deployment || resource.type === TYPES.statefulSet;
+  if (!workload || !inMesh(resource.props, ctx) || injectionDisabled(resource)) return [];
   const what = describe(resource);
-  const name = metadataName(resource.props);
+  // An adopted workload's pods serve the service their label names; the mesh's own are named so.
+  const name = str(podLabels(resource)[MESH.serviceLabel]) ?? metadataName(resource.props);
   if (name === undefined) {
     return [`${what} has no metadata.name, so its Envoy ConfigMap and Secret cannot be checked`];
   }
@@ -486,6 +506,42 @@ export function checkGatewayRoutesNeedTokens(resource: PolicyResource, ctx: Mesh
 }
 
 // ---------------------------------------------------------------------------------------------
+// 8. Every adopted service has exactly one workload carrying its sidecar (a stack policy)
+
+/**
+ * An adopted service (its ServiceAccount names the workload it adopts) needs exactly one
+ * Deployment or StatefulSet in the stack whose pods carry its sidecar: none means a typo in
+ * `services[].workload` or an injector registered too late, and its pods would run without the
+ * mesh; two means the label matched a second workload. `elsewhere` lists services whose
+ * workloads another tool deploys (e.g. Helm with `npm run inject` as post-renderer).
+ */
+export function checkAdoptedWorkloads(
+  resources: PolicyResource[],
+  ctx: MeshContext,
+  elsewhere: readonly string[] = [],
+): string[] {
+  const carriers = resources.filter((r) => {
+    if (r.type !== TYPES.deployment && r.type !== TYPES.statefulSet) return false;
+    const pod = podSpec(r);
+    const sidecar = (c: Obj) => c.name === MESH.sidecarName;
+    return objects(pod?.containers).some(sidecar) || objects(pod?.initContainers).some(sidecar);
+  });
+  return resources.flatMap((r) => {
+    if (r.type !== TYPES.serviceAccount || !inMesh(r.props, ctx)) return [];
+    const adopts = str(at(r.props, "metadata", "annotations", MESH.adoptedWorkloadAnnotation));
+    const service = metadataName(r.props);
+    if (adopts === undefined || service === undefined || elsewhere.includes(service)) return [];
+    const found = carriers.filter((w) => str(podLabels(w)[MESH.serviceLabel]) === service);
+    if (found.length === 1) return [];
+    return [
+      found.length === 0
+        ? `service "${service}" adopts ${adopts}, but no workload in this stack carries its sidecar: check services[].workload's kind and name, and that the injector is registered before the workload (or list the service in adoptedElsewhere if another tool deploys it)`
+        : `service "${service}" adopts ${adopts}, but ${found.length} workloads carry its sidecar: ${found.map(describe).join(", ")}; one workload per service`,
+    ];
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
 
 const POD_TYPES = [
   TYPES.deployment,
@@ -502,8 +558,8 @@ export const RULES: readonly Rule[] = [
   {
     name: "mesh-deployment-has-envoy-sidecar",
     description:
-      "Every Deployment in the mesh runs the Envoy sidecar (container, or native-sidecar initContainer) mounting its <name>-envoy-<hash> ConfigMap and <name>-tls Secret.",
-    types: [TYPES.deployment],
+      "Every Deployment and StatefulSet in the mesh (unless labelled bookapi-mesh/inject: disabled) runs the Envoy sidecar (container, or native-sidecar initContainer) mounting its service's <name>-envoy-<hash> ConfigMap and <name>-tls Secret.",
+    types: [TYPES.deployment, TYPES.statefulSet],
     check: checkEnvoySidecar,
   },
   {

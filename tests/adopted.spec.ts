@@ -22,6 +22,8 @@ import {
 import { adoptedWorkloads } from "../components/mesh";
 import { InjectionError, PodTemplate } from "../components/workload";
 import { validateBootstrap } from "./harness/envoy-schema";
+import { meshContext } from "../policy/pack";
+import { checkAdoptedWorkloads, checkEnvoySidecar, PolicyResource } from "../policy/rules";
 import {
   checkKubernetesReferences,
   KubeObject,
@@ -442,5 +444,49 @@ describe("the deploy-time injector (meshInjector, a Pulumi transform)", () => {
           return true;
         },
       );
+  });
+});
+
+describe("the policy pack on adopted services", () => {
+  const ctx = () => meshContext("prod", { get: () => "bookapi", getObject: () => undefined });
+  /** The stack as the engine would hold it: the mesh's objects and the chart's, injected. */
+  const stack = async (chart: KubeObject[]): Promise<PolicyResource[]> => [
+    ...(await run()).resources.map((r) => ({ type: r.type, props: structuredClone(r.inputs) })),
+    ...chart.map((o) => ({
+      type: `kubernetes:${o.apiVersion === "v1" ? "core/v1" : "apps/v1"}:${o.kind}`,
+      props: o as Record<string, unknown>,
+    })),
+  ];
+  const injectedLedger = () => injectWorkload(ledger(), adoptedWorkloads(model())) as KubeObject;
+  const injected = once(async () => {
+    const transform = meshInjector(adoptedWorkloads(model()));
+    const [service, deployment] = chartObjects();
+    const result = await transformed(transform, deployment);
+    return [service, { ...deployment, ...result?.props } as KubeObject];
+  });
+
+  it("passes the stack once each adopted service's workload carries its sidecar, every workload passing the sidecar rule", async () => {
+    const resources = await stack([...(await injected()), injectedLedger()]);
+    assert.deepEqual(checkAdoptedWorkloads(resources, ctx()), []);
+    for (const r of resources)
+      assert.deepEqual(checkEnvoySidecar(r, ctx()), [], `${r.type} ${String(r.props.metadata)}`);
+  });
+
+  it("fails the preview for an adopted service no workload carries (a typo in its name), or two, naming the service", async () => {
+    const [service, deployment] = await injected();
+    const typo = await stack([service, chartObjects()[1], injectedLedger()]);
+    assert.deepEqual(checkAdoptedWorkloads(typo, ctx()), [
+      `service "reviews" adopts Deployment/reviews-podinfo, but no workload in this stack carries its sidecar: check services[].workload's kind and name, and that the injector is registered before the workload (or list the service in adoptedElsewhere if another tool deploys it)`,
+    ]);
+    assert.deepEqual(checkAdoptedWorkloads(typo, ctx(), ["reviews"]), []);
+    const second = structuredClone(deployment);
+    (second.metadata as { name: string }).name = "reviews-canary";
+    const twice = await stack([service, deployment, second, injectedLedger()]);
+    assert.deepEqual(checkAdoptedWorkloads(twice, ctx()), [
+      `service "reviews" adopts Deployment/reviews-podinfo, but 2 workloads carry its sidecar: Deployment "reviews-podinfo", Deployment "reviews-canary"; one workload per service`,
+    ]);
+    // The sidecar rule reads an adopted pod's service from its label: the chart's own, left
+    // without the mesh, is reported.
+    assert.equal(checkEnvoySidecar(typo.at(-2) as PolicyResource, ctx()).length, 1);
   });
 });

@@ -51,6 +51,7 @@ const RULE = {
   ports: "strict-stack-services-publish-only-mtls",
   gatewayTokens: "strict-stack-gateway-routes-need-tokens",
 } as const;
+const ADOPTED_POLICY = "adopted-service-has-one-workload";
 
 type Obj = Record<string, unknown>;
 
@@ -559,14 +560,14 @@ describe("policy pack: wiring into @pulumi/policy", function () {
     prod = await runStack("prod");
   });
 
-  it("declares one mandatory policy per rule, the strict-stack rules configurable", function () {
+  it("declares one mandatory policy per rule and the adopted-workload stack policy, the strict-stack rules and it configurable", function () {
     const policies = meshPolicies(contextOf("prod"));
     assert.deepEqual(
       policies.map((p) => [p.name, p.enforcementLevel]),
-      RULES.map((r) => [r.name, "mandatory"]),
+      [...RULES.map((r) => [r.name, "mandatory"]), [ADOPTED_POLICY, "mandatory"]],
     );
     const configurable = policies.filter((p) => p.configSchema !== undefined).map((p) => p.name);
-    assert.deepEqual(configurable, [RULE.ports, RULE.gatewayTokens]);
+    assert.deepEqual(configurable, [RULE.ports, RULE.gatewayTokens, ADOPTED_POLICY]);
   });
 
   it("reads the mesh namespace and inbound port from the stack config", function () {
@@ -594,7 +595,12 @@ describe("policy pack: wiring into @pulumi/policy", function () {
     config: Obj,
   ): string[] {
     const policy = meshPolicies(ctx).find((p) => p.name === policyName);
-    assert.ok(policy?.validateResource && !Array.isArray(policy.validateResource));
+    assert.ok(
+      policy &&
+        "validateResource" in policy &&
+        policy.validateResource &&
+        !Array.isArray(policy.validateResource),
+    );
     const messages: string[] = [];
     const report: ReportViolation = (message) => messages.push(message);
     const args: Pick<ResourceValidationArgs, "type" | "props" | "getConfig"> = {
@@ -705,14 +711,14 @@ describe("policy pack: run as the engine runs it", function () {
     return found;
   }
 
-  it("advertises every rule as a mandatory policy of the bookapi-mesh pack", async function () {
+  it("advertises every rule and the stack policy as mandatory policies of the bookapi-mesh pack", async function () {
     const client = clients.get("prod");
     assert.ok(client);
     const info = await call<AnalyzerInfo>((cb) => client.getAnalyzerInfo(new Empty(), cb));
     assert.equal(info.getName(), "bookapi-mesh");
     assert.deepEqual(
       info.getPoliciesList().map((p) => [p.getName(), p.getEnforcementlevel()]),
-      RULES.map((r) => [r.name, EnforcementLevel.MANDATORY]),
+      [...RULES, { name: ADOPTED_POLICY }].map((r) => [r.name, EnforcementLevel.MANDATORY]),
     );
   });
 
