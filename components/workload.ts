@@ -538,14 +538,15 @@ export function injectMesh(template: PodTemplate, injection: MeshInjection): Pod
   spec.securityContext = { ...base.securityContext, ...rest.securityContext };
   spec.imagePullSecrets = mergedPullSecrets(base.imagePullSecrets, rest.imagePullSecrets);
   if (!spec.imagePullSecrets) delete spec.imagePullSecrets;
+  const annotations = {
+    ...(template.metadata?.annotations ?? {}),
+    ...scrapeAnnotations(envoy, config),
+  };
   return {
     metadata: {
       ...template.metadata,
       labels: { ...(template.metadata?.labels ?? {}), ...podMeshLabels(service) },
-      annotations: {
-        ...(template.metadata?.annotations ?? {}),
-        ...scrapeAnnotations(envoy, config),
-      },
+      ...(Object.keys(annotations).length > 0 ? { annotations } : {}),
     },
     spec: {
       ...spec,

@@ -1,0 +1,85 @@
+/**
+ * Offline injection, `npm run inject` (tools/inject/): podinfo's rendered chart in, the golden
+ * tests/golden/inject/podinfo.yaml out (refresh with `npm run render:golden`); every document the
+ * stack does not adopt comes back byte for byte, and the injected workload is exactly what the
+ * Pulumi transform would deploy.
+ */
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import { parseAllDocuments } from "yaml";
+import { loadMeshConfig } from "../components/config";
+import { meshInjector, WorkloadObject } from "../components/injector";
+import { adoptedWorkloads } from "../components/mesh";
+import { InjectionError } from "../components/workload";
+import { main } from "../tools/inject/cli";
+import { stackConfigFromFile } from "../tools/render/engine";
+import { INJECT_GOLDEN } from "../tools/render/golden";
+import { RenderError } from "../tools/render/render";
+
+const input = () => fs.readFileSync(INJECT_GOLDEN.input, "utf8");
+const noStdin = () => {
+  throw new Error("stdin read although a file was given");
+};
+const documents = (text: string) => parseAllDocuments(text).map((d) => d.toJS() as WorkloadObject);
+
+describe("offline injection (npm run inject)", () => {
+  it("writes the chart back with the sidecar in its Deployment, as the golden file, reporting the workload", () => {
+    const { manifests, report } = main([INJECT_GOLDEN.stack, INJECT_GOLDEN.input], noStdin);
+    assert.equal(
+      manifests,
+      fs.readFileSync(INJECT_GOLDEN.output, "utf8"),
+      "differs from tests/golden/inject/podinfo.yaml (if intended, run `npm run render:golden`)",
+    );
+    assert.equal(
+      report,
+      "injected the mesh of stack adopted into Deployment/reviews-podinfo (service reviews)",
+    );
+  });
+
+  it("keeps every other document and the text around them byte for byte", () => {
+    const text = input();
+    const { manifests } = main([INJECT_GOLDEN.stack], () => text);
+    const start = text.indexOf("---\n# Source: podinfo/templates/deployment.yaml");
+    assert.ok(start > 0);
+    assert.equal(manifests.slice(0, start), text.slice(0, start), "the header and the Service");
+    assert.ok(
+      manifests.slice(start).startsWith("---\n# Source: podinfo/templates/deployment.yaml"),
+    );
+  });
+
+  it("injects exactly what the Pulumi transform injects, its YAML reading back the same", async () => {
+    const [, written] = documents(
+      main([INJECT_GOLDEN.stack, INJECT_GOLDEN.input], noStdin).manifests,
+    );
+    const model = loadMeshConfig(stackConfigFromFile(INJECT_GOLDEN.stack));
+    const [, chart] = documents(input());
+    const result = await meshInjector(adoptedWorkloads(model))({
+      custom: true,
+      type: "kubernetes:apps/v1:Deployment",
+      name: "chart:reviews-podinfo",
+      props: chart as Record<string, unknown>,
+      opts: {},
+    });
+    assert.ok(result);
+    assert.deepEqual(written, JSON.parse(JSON.stringify(result.props)));
+  });
+
+  it("refuses a second injection, naming the workload, and a stack that adopts nothing", () => {
+    const once = main([INJECT_GOLDEN.stack, INJECT_GOLDEN.input], noStdin).manifests;
+    assert.throws(
+      () => main([INJECT_GOLDEN.stack], () => once),
+      (err: unknown) =>
+        err instanceof InjectionError &&
+        /the pods of Deployment "reviews-podinfo" \(service reviews\)/.test(err.message) &&
+        /a container is already named "envoy"/.test(err.message),
+    );
+    assert.throws(
+      () => main(["prod"], () => input()),
+      (err: unknown) =>
+        err instanceof RenderError &&
+        err.message ===
+          "stack prod adopts no workload: give a service a workload (services[].workload)",
+    );
+    assert.throws(() => main([], noStdin), RenderError);
+  });
+});
