@@ -181,6 +181,48 @@ describe("stack config", () => {
     assert.equal(err.problems.length, 2);
   });
 
+  it("lists a service's callers: services, then clients, each by name, then the gateway", () => {
+    const img = (name: string) => `registry.example.com/${name}:1.0.0`;
+    const model = loadMeshConfig(
+      flat({
+        services: [
+          { name: "z", image: img("z"), port: 8080, calls: [{ service: "t", methods: ["GET"] }] },
+          { name: "t", image: img("t"), port: 8080 },
+          { name: "a", image: img("a"), port: 8080, calls: ["t"] },
+        ],
+        clients: [
+          { name: "k", calls: ["t"] },
+          { name: "b", calls: [{ service: "t", paths: ["/x"] }] },
+        ],
+        gateway: {
+          name: "gw",
+          tls: { selfSigned: { dnsNames: ["api.example.com"] } },
+          routes: [
+            { pathPrefix: "/api", service: "t", public: true },
+            { pathPrefix: "/", service: "a", public: true },
+          ],
+        },
+      }),
+    );
+    const callers = Object.fromEntries(
+      model.services.map((s) => [
+        s.name,
+        s.callers.map(({ kind, name, methods, paths }) => [kind, name, methods, paths]),
+      ]),
+    );
+    assert.deepEqual(callers, {
+      a: [["gateway", "gw", [], []]],
+      t: [
+        ["service", "a", [], []],
+        ["service", "z", ["GET"], []],
+        ["client", "b", [], ["/x"]],
+        ["client", "k", [], []],
+        ["gateway", "gw", [], ["/api", "/api/*"]],
+      ],
+      z: [],
+    });
+  });
+
   it("accepts images pinned by tag or digest and rejects floating ones", () => {
     assert.equal(isPinnedImage("envoyproxy/envoy:v1.36.2"), true);
     assert.equal(isPinnedImage("registry:5000/team/app:1.0"), true);

@@ -15,7 +15,7 @@ import {
 } from "../names";
 import { schemaKeysAt, stackKeyProblems, suggestion, withEntryName } from "../config-keys";
 import { KUBERNETES_FEATURES, kubernetesMinor } from "./fields";
-import { rawMeshSchema } from "./schema";
+import { RawGateway, rawMeshSchema } from "./schema";
 import {
   ServiceModel,
   PeerIdentity,
@@ -180,6 +180,13 @@ function serviceBranchIssues(
   }));
 }
 
+/** Appends `value` to the list `index` holds at `key`. */
+function addTo<T>(index: Map<string, T[]>, key: string, value: T): void {
+  const list = index.get(key);
+  if (list) list.push(value);
+  else index.set(key, [value]);
+}
+
 /** Validates raw config and derives the mesh model. Throws MeshConfigError listing every problem. */
 export function parseMeshConfig(raw: Record<string, unknown>): MeshModel {
   const parsed = rawMeshSchema.safeParse(raw);
@@ -230,39 +237,47 @@ export function parseMeshConfig(raw: Record<string, unknown>): MeshModel {
         serviceHostnames(name, cfg.namespace, cfg.clusterDomain),
       )
     : undefined;
-  const services = [...cfg.services].sort(byName).map((svc): ServiceModel => {
-    const { fqdn, spiffeId } = identity(svc.name);
-    // The schema turned every `calls` entry into its object form.
-    const rules = (call: { methods?: string[]; paths?: string[] }) => ({
-      methods: call.methods ?? [],
-      paths: call.paths ?? [],
-    });
-    // Who calls this service, with the rules of their `calls` entry: services, then clients.
-    const callersAmong = <T extends { name: string; calls: typeof svc.calls }>(
-      who: T[],
-      caller: (w: T) => Omit<CallerModel, "methods" | "paths">,
-    ): CallerModel[] =>
-      who
-        .flatMap((w) =>
-          w.calls
-            .filter((call) => call.service === svc.name)
-            .map((call): CallerModel => ({ ...caller(w), ...rules(call) })),
-        )
-        .sort(byName);
-    const callers = [
-      ...callersAmong(cfg.services, (s) => ({ kind: "service", ...identity(s.name) })),
-      ...callersAmong(cfg.clients, (c) => ({
+  // Each service's callers and gateway routes, indexed once by callee, rather than every
+  // service's scan of the whole config (quadratic in the number of services).
+  const serviceCallers = new Map<string, CallerModel[]>();
+  const clientCallers = new Map<string, CallerModel[]>();
+  const gatewayRoutes = new Map<string, RawGateway["routes"]>();
+  // The schema turned every `calls` entry into its object form.
+  const rules = (call: { methods?: string[]; paths?: string[] }) => ({
+    methods: call.methods ?? [],
+    paths: call.paths ?? [],
+  });
+  for (const s of cfg.services)
+    for (const call of s.calls)
+      addTo(serviceCallers, call.service, {
+        kind: "service",
+        ...identity(s.name),
+        ...rules(call),
+      });
+  for (const c of cfg.clients)
+    for (const call of c.calls)
+      addTo(clientCallers, call.service, {
         kind: "client",
         name: c.name,
         spiffeId: clientSpiffeId(c.name),
-      })),
-      ...(cfg.gateway && gateway?.routes.some((r) => r.upstream.name === svc.name)
+        ...rules(call),
+      });
+  for (const route of cfg.gateway?.routes ?? []) addTo(gatewayRoutes, route.service, route);
+  const services = [...cfg.services].sort(byName).map((svc): ServiceModel => {
+    const { fqdn, spiffeId } = identity(svc.name);
+    const routes = gatewayRoutes.get(svc.name);
+    // Who calls this service, with the rules of their `calls` entry: services, then clients,
+    // each in config order before the (stable) sort.
+    const callers = [
+      ...(serviceCallers.get(svc.name) ?? []).sort(byName),
+      ...(clientCallers.get(svc.name) ?? []).sort(byName),
+      ...(cfg.gateway && routes
         ? [
             {
               kind: "gateway" as const,
               ...identity(cfg.gateway.name),
               methods: [],
-              paths: gatewayPaths(cfg.gateway.routes, svc.name),
+              paths: gatewayPaths(routes, svc.name),
             },
           ]
         : []),
