@@ -181,6 +181,40 @@ describe("stack config", () => {
     assert.equal(err.problems.length, 2);
   });
 
+  it("names each repeat after its first occurrence, in config order", () => {
+    const img = (name: string) => `registry.example.com/${name}:1.0.0`;
+    const egress = (host: string) => ({ name: "e", host, port: 443, protocol: "https" });
+    const err = configError(
+      flat({
+        services: [
+          { name: "a", image: img("a"), port: 8080, calls: ["b", "b", "a"] },
+          {
+            name: "b",
+            image: img("b"),
+            port: 8080,
+            calls: ["zz"],
+            egress: [egress("x.example.com"), egress("y.example.com")],
+          },
+          { name: "a", image: img("a"), port: 8080 },
+        ],
+        clients: [
+          { name: "cli", calls: ["a", "a"], secret: { namespace: "default", name: "b-tls" } },
+          { name: "cli", calls: ["b"] },
+        ],
+      }),
+    );
+    assert.deepEqual(err.problems, [
+      'bookapi-mesh:clients[0].secret.name: "b-tls" is a Secret the mesh writes in default; pick another name (client "cli")',
+      'bookapi-mesh:clients[0].calls[1]: "a" is listed twice (client "cli")',
+      'bookapi-mesh:clients[1].name: duplicate client name "cli"',
+      'bookapi-mesh:services[0].calls[1]: "b" is listed twice (service "a")',
+      'bookapi-mesh:services[0].calls[2]: service "a" cannot call itself',
+      'bookapi-mesh:services[1].egress[1].name: "e" is listed twice (service "b")',
+      'bookapi-mesh:services[1].calls[0]: unknown service "zz" (known: a, b) (service "b")',
+      'bookapi-mesh:services[2].name: duplicate service name "a"',
+    ]);
+  });
+
   it("lists a service's callers: services, then clients, each by name, then the gateway", () => {
     const img = (name: string) => `registry.example.com/${name}:1.0.0`;
     const model = loadMeshConfig(

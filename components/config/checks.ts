@@ -26,6 +26,13 @@ export function topologyProblems(cfg: RawMesh): string[] {
   const problems: string[] = [];
   const names = cfg.services.map((s) => s.name);
   const known = new Set(names);
+  // Indexes built once: a check per service or client that scanned the whole list made parsing
+  // quadratic in the number of services.
+  const firstService = firstIndexes(names);
+  const firstClient = firstIndexes(cfg.clients.map((c) => c.name));
+  let meshSecrets: Set<string> | undefined;
+  const knownList = knownServices(known);
+  const workloads = workloadIndex(cfg);
 
   const meshPorts = Object.entries(cfg.envoy.ports);
   const seen = new Map<number, string>();
@@ -55,16 +62,19 @@ export function topologyProblems(cfg: RawMesh): string[] {
   cfg.clients.forEach((client, i) => {
     const key = `${PROJECT}:clients[${i}]`;
     const secretName = client.secret?.name ?? defaultClientSecretName(client.name);
-    if (client.secret?.namespace === cfg.namespace && meshSecretNames(cfg).includes(secretName))
+    if (
+      client.secret?.namespace === cfg.namespace &&
+      (meshSecrets ??= new Set(meshSecretNames(cfg))).has(secretName)
+    )
       problems.push(
         `${key}.secret.name: "${secretName}" is a Secret the mesh writes in ${cfg.namespace}; pick another name`,
       );
-    if (cfg.clients.findIndex((c) => c.name === client.name) !== i)
+    if (firstClient.get(client.name) !== i)
       problems.push(`${key}.name: duplicate client name "${client.name}"`);
-    problems.push(...callProblems(key, client.calls, known));
+    problems.push(...callProblems(key, client.calls, known, knownList));
   });
 
-  if (cfg.gateway) problems.push(...gatewayProblems(cfg, cfg.gateway, known));
+  if (cfg.gateway) problems.push(...gatewayProblems(cfg, cfg.gateway, known, knownList));
 
   cfg.services.forEach((svc, i) => {
     const key = `${PROJECT}:services[${i}]`;
@@ -81,17 +91,19 @@ export function topologyProblems(cfg: RawMesh): string[] {
         `${key}.name: "${svc.name}" is the headless Service of "${svc.name.slice(0, -PODS_SERVICE_SUFFIX.length)}"; pick another name`,
       );
     problems.push(
-      ...(svc.workload ? adoptedProblems(cfg, svc, i, key) : appSettingProblems(cfg, svc, key)),
+      ...(svc.workload
+        ? adoptedProblems(cfg, svc, i, key, workloads)
+        : appSettingProblems(cfg, svc, key)),
     );
     problems.push(...egressProblems(cfg, svc, key, meshHosts));
-    if (names.indexOf(svc.name) !== i)
+    if (firstService.get(svc.name) !== i)
       problems.push(`${key}.name: duplicate service name "${svc.name}"`);
     const clash = meshPorts.find(([, p]) => p === svc.port);
     if (clash)
       problems.push(
         `${key}.port: ${svc.port} is Envoy's ${clash[0]} port (envoy.ports.${clash[0]}); pick another app port`,
       );
-    problems.push(...callProblems(key, svc.calls, known, svc.name));
+    problems.push(...callProblems(key, svc.calls, known, knownList, svc.name));
   });
   if (cfg.certificates.issuer === "cert-manager") problems.push(...commonNameProblems(cfg));
   problems.push(...observabilityProblems(cfg));
@@ -157,28 +169,47 @@ function commonNameProblems(cfg: RawMesh): string[] {
   });
 }
 
+/** Each value's first index in `values`. */
+function firstIndexes<T>(values: T[]): Map<T, number> {
+  const first = new Map<T, number>();
+  values.forEach((v, i) => {
+    if (!first.has(v)) first.set(v, i);
+  });
+  return first;
+}
+
+/**
+ * The known services as an "unknown service" problem lists them: sorted once, when first needed
+ * (a problem per bad call would otherwise sort them all again).
+ */
+function knownServices(known: Set<string>): () => string {
+  let list: string | undefined;
+  return () => (list ??= [...known].sort().join(", "));
+}
+
 /** A `calls` list's entries naming no known service, repeating one, or (for a service) itself. */
 function callProblems(
   key: string,
   calls: { service: string }[],
   known: Set<string>,
+  knownList: () => string,
   self?: string,
 ): string[] {
   const callees = calls.map((call) => call.service);
+  const first = firstIndexes(callees);
   return callees.flatMap((callee, j) => {
     if (callee === self) return [`${key}.calls[${j}]: service "${self}" cannot call itself`];
     if (!known.has(callee))
-      return [
-        `${key}.calls[${j}]: unknown service "${callee}" (known: ${[...known].sort().join(", ")})`,
-      ];
-    if (callees.indexOf(callee) !== j) return [`${key}.calls[${j}]: "${callee}" is listed twice`];
+      return [`${key}.calls[${j}]: unknown service "${callee}" (known: ${knownList()})`];
+    if (first.get(callee) !== j) return [`${key}.calls[${j}]: "${callee}" is listed twice`];
     return [];
   });
 }
 
 /** A list's entries that repeat an earlier one, with their index. */
 export function repeats<T>(values: T[]): [T, number][] {
-  return values.flatMap((v, i): [T, number][] => (values.indexOf(v) !== i ? [[v, i]] : []));
+  const first = firstIndexes(values);
+  return values.flatMap((v, i): [T, number][] => (first.get(v) !== i ? [[v, i]] : []));
 }
 
 /** Egress entries that clash with each other, the mesh, its ports or the app's env. */
@@ -201,8 +232,9 @@ function egressProblems(
   );
   taken.set(svc.port, "the app port");
   const userEnv = new Set((svc.env ?? []).map((e) => e.name));
+  const firstEgress = firstIndexes(svc.egress.map((x) => x.name));
   for (const e of resolveEgress(svc.egress, cfg.envoy.egressPortBase)) {
-    const j = svc.egress.findIndex((x) => x.name === e.name);
+    const j = firstEgress.get(e.name) ?? -1;
     if (meshHosts.has(e.host))
       problems.push(
         `${key}.egress[${j}].host: "${e.host}" is a mesh service; list it in calls instead`,
@@ -221,26 +253,44 @@ function egressProblems(
   return problems;
 }
 
+/** Workloads by `<kind>/<name>`: the first service adopting each, and those the mesh builds. */
+interface WorkloadIndex {
+  firstAdopter: Map<string, number>;
+  built: Set<string>;
+}
+
+function workloadIndex(cfg: RawMesh): WorkloadIndex {
+  const firstAdopter = new Map<string, number>();
+  const built = new Set<string>();
+  cfg.services.forEach((s, i) => {
+    if (!s.workload) built.add(`${s.kind}/${s.name}`);
+    else if (!firstAdopter.has(`${s.workload.kind}/${s.workload.name}`))
+      firstAdopter.set(`${s.workload.kind}/${s.workload.name}`, i);
+  });
+  return { firstAdopter, built };
+}
+
 /**
  * An adopted workload taken twice, or one the mesh builds itself; a shutdown budget too short for
  * the sidecar's drain and stop window.
  */
-function adoptedProblems(cfg: RawMesh, svc: RawAdoptedService, i: number, key: string): string[] {
+function adoptedProblems(
+  cfg: RawMesh,
+  svc: RawAdoptedService,
+  i: number,
+  key: string,
+  workloads: WorkloadIndex,
+): string[] {
   const problems: string[] = [];
   const { kind, name } = svc.workload;
-  const first = cfg.services.findIndex(
-    (s) => s.workload?.kind === kind && s.workload.name === name,
-  );
+  const first = workloads.firstAdopter.get(`${kind}/${name}`);
   if (first !== i)
     problems.push(
       `${key}.workload: ${kind} "${name}" is already adopted by services[${first}]; one service per workload`,
     );
-  const built = cfg.services.find(
-    (s) => s.workload === undefined && s.kind === kind && s.name === name,
-  );
-  if (built)
+  if (workloads.built.has(`${kind}/${name}`))
     problems.push(
-      `${key}.workload.name: "${name}" is the ${kind} the mesh builds for service "${built.name}"`,
+      `${key}.workload.name: "${name}" is the ${kind} the mesh builds for service "${name}"`,
     );
   if (svc.terminationGracePeriodSeconds < cfg.envoy.drainSeconds + MIN_STOP_WINDOW_SECONDS)
     problems.push(

@@ -153,7 +153,12 @@ export function meshSecretNames(cfg: RawMesh): string[] {
 }
 
 /** Gateway settings that clash with the services, the ports, or each other. */
-export function gatewayProblems(cfg: RawMesh, gw: RawGateway, known: Set<string>): string[] {
+export function gatewayProblems(
+  cfg: RawMesh,
+  gw: RawGateway,
+  known: Set<string>,
+  knownList: () => string,
+): string[] {
   const key = `${PROJECT}:gateway`;
   const problems: string[] = [];
   // The gateway's objects share the namespace with the services' (and their -pods, -ext).
@@ -181,6 +186,8 @@ export function gatewayProblems(cfg: RawMesh, gw: RawGateway, known: Set<string>
   }
   const authenticated = (r: RawGateway["routes"][number]) =>
     !r.public && (r.auth ?? gw.auth) !== undefined;
+  // Once, not per route: the routes may be as many as the services.
+  const anyAuthenticated = gw.routes.some(authenticated);
   if (gw.service.type === "ClusterIP" && !gw.service.from)
     problems.push(
       `${key}.service.from: a ClusterIP gateway needs the pods that may connect (an ingress controller); ipBlocks do not reliably match pod addresses`,
@@ -195,7 +202,7 @@ export function gatewayProblems(cfg: RawMesh, gw: RawGateway, known: Set<string>
     gw.service.type === "NodePort" &&
     gw.service.port === undefined &&
     gw.publicPort === undefined &&
-    gw.routes.some(authenticated)
+    anyAuthenticated
   )
     problems.push(
       `${key}.service.port: a NodePort gateway with authenticated routes needs its node port fixed (30000-32767 by default): resource URLs carry it (or set publicPort)`,
@@ -205,9 +212,7 @@ export function gatewayProblems(cfg: RawMesh, gw: RawGateway, known: Set<string>
   gw.routes.forEach((route, i) => {
     const rkey = `${key}.routes[${i}]`;
     if (!known.has(route.service))
-      problems.push(
-        `${rkey}.service: unknown service "${route.service}" (known: ${[...known].sort().join(", ")})`,
-      );
+      problems.push(`${rkey}.service: unknown service "${route.service}" (known: ${knownList()})`);
     const where = `${route.host ?? "*"} ${route.pathPrefix}`;
     if (seen.has(where))
       problems.push(
@@ -234,7 +239,7 @@ export function gatewayProblems(cfg: RawMesh, gw: RawGateway, known: Set<string>
       );
     const reserved = RESOURCE_METADATA_PATH;
     if (
-      gw.routes.some(authenticated) &&
+      anyAuthenticated &&
       (route.pathPrefix === reserved || route.pathPrefix.startsWith(`${reserved}/`))
     )
       problems.push(`${rkey}.pathPrefix: ${reserved} is served by the gateway itself`);
