@@ -1,64 +1,27 @@
 /**
- * bookapi-mesh: reads and validates the stack config, builds the mesh, exports its endpoints.
+ * bookapi-mesh's own program: the mesh from this stack's config, built through the library entry
+ * point (components/index.ts, docs/library.md), and its endpoints as stack outputs.
  */
-import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { loadMeshConfig } from "./components/config";
-import { MINIMUM_PULUMI_CLI, ServiceMesh } from "./components/mesh";
-import { caStepProblem } from "./components/pki";
-import {
-  clusterSelectionFromConfig,
-  envoyConfigProviderArgs,
-  meshProviderArgs,
-} from "./components/provider";
-
-// Key rotation rests on the replacementTrigger option: an engine before 3.208 ignores it without a
-// word, and 3.226 fixed triggers firing on dependency changes and being recorded as unknown
-// (pulumi/pulumi CHANGELOG 3.208.0, 3.226.0: #22119, #22120). Pulumi.yaml states the same range,
-// which CLIs from 3.219 check before running the program. Under mocks there is no
-// engine to ask, and the check passes.
-// The providers wait for the check, so no cluster object is touched by a CLI that fails it.
-const cliChecked = pulumi.output(
-  pulumi.runtime.requirePulumiVersion(MINIMUM_PULUMI_CLI).then(
-    (): pulumi.Resource[] => [],
-    (error: unknown) => {
-      throw new Error(
-        `bookapi-mesh needs the Pulumi CLI ${MINIMUM_PULUMI_CLI} (key rotation uses the replacementTrigger option, which older CLIs ignore or misrecord): ${String(error)}`,
-      );
-    },
-  ),
-);
+import { loadMeshConfig, meshProviders, ServiceMesh } from "./components";
 
 // Validation throws before any resource is registered, so bad config fails at preview.
 const model = loadMeshConfig();
 
-// Explicit providers for every stack (cluster or render): their settings decide whether a
-// renewal updates Secrets in place, who wins a field kubectl changed, and whether a rolled-back
-// Envoy config can be created again (components/provider.ts).
 // The last deployment's CA generations, read back from this stack's own `trust` output (a stack
-// may reference itself, pulumi/pulumi#3722): a config that skips a step of a CA re-key is
-// refused before the cluster is touched (components/pki.ts caStepProblem).
+// may reference itself, pulumi/pulumi#3722), so a config that skips a step of a CA re-key is
+// refused before the cluster is touched.
 const lastDeployment = new pulumi.StackReference(
   `${pulumi.getOrganization()}/${pulumi.getProject()}/${pulumi.getStack()}`,
 );
-const stepChecked = lastDeployment.outputs.apply((outputs): pulumi.Resource[] => {
+// The providers are made here rather than by the mesh (which would name them `mesh-kubernetes`)
+// to keep the names deployed stacks know them by: every object refers to its provider by name.
+const { provider, envoyConfigProvider } = meshProviders("kubernetes", model, {
   // A stack never deployed (or a mock) has no outputs.
-  const last = (outputs as Record<string, unknown> | undefined)?.trust;
-  const problem = caStepProblem(last, model.certificates.ca);
-  if (problem) throw new pulumi.RunError(problem);
-  return [];
+  lastTrust: lastDeployment.outputs.apply(
+    (outputs) => (outputs as Record<string, unknown> | undefined)?.trust,
+  ),
 });
-const checked = pulumi.all([cliChecked, stepChecked]).apply((): pulumi.Resource[] => []);
-
-const cluster = clusterSelectionFromConfig();
-const provider = new k8s.Provider("kubernetes", meshProviderArgs(model, cluster), {
-  dependsOn: checked,
-});
-const envoyConfigProvider = new k8s.Provider(
-  "kubernetes-envoy-config",
-  envoyConfigProviderArgs(model, cluster),
-  { dependsOn: checked },
-);
 
 const mesh = new ServiceMesh("mesh", { model, envoyConfigProvider }, { providers: [provider] });
 

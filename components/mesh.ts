@@ -6,7 +6,9 @@ import * as pulumi from "@pulumi/pulumi";
 import {
   exposedSourceRanges,
   KUBERNETES_FEATURES,
+  MeshConfig,
   MeshModel,
+  parseMeshConfig,
   PROJECT,
   ServiceModel,
 } from "./config";
@@ -35,11 +37,9 @@ import {
   validityOf,
 } from "./pki";
 
-/** The Pulumi CLI the program needs: replacementTrigger as key rotation uses it (index.ts). */
-export const MINIMUM_PULUMI_CLI = ">=3.226.0";
-
 import { commonLabels, meshLabels, STACK_CLAIM_NAME } from "./names";
 import { MeshNetworkPolicies } from "./network-policy";
+import { MeshProviderOptions, meshProviders } from "./provider";
 import { RolloutOrder, rolloutOrder } from "./rollout-order";
 import { AdoptedWorkload } from "./injector";
 import { EnvoyConfigSource, envoyConfigMapName, MeshService, outboundUrl } from "./workload";
@@ -167,12 +167,35 @@ export function endpointsOf(model: MeshModel): Record<string, ServiceEndpoints> 
   return endpoints;
 }
 
-export interface ServiceMeshArgs {
-  /** The validated mesh model (components/config/). */
-  model: MeshModel;
-  /** Provider of the Envoy ConfigMap versions (components/provider.ts); the mesh's otherwise. */
-  envoyConfigProvider?: pulumi.ProviderResource;
-}
+/**
+ * What the mesh is built from: its config as an object, validated here with the stack config's
+ * schema, or a model already validated (loadMeshConfig reads it from the stack config).
+ */
+export type MeshSource =
+  | {
+      /** The config, keyed as the stack config (docs/configuration.md). */
+      config: MeshConfig;
+      model?: never;
+    }
+  | {
+      /** A model from loadMeshConfig or parseMeshConfig. */
+      model: MeshModel;
+      config?: never;
+    };
+
+/**
+ * `cluster` and `lastTrust` are for the providers the mesh creates (provider.ts meshProviders):
+ * it creates them unless it is given a Kubernetes provider (`provider`, `providers` or its
+ * parent's), and then refuses them.
+ */
+export type ServiceMeshArgs = MeshSource &
+  MeshProviderOptions & {
+    /**
+     * Provider of the Envoy ConfigMap versions. Defaults to the one the mesh creates beside its
+     * own provider or, when it is given a Kubernetes provider, that one.
+     */
+    envoyConfigProvider?: pulumi.ProviderResource;
+  };
 
 /** What a service's pods take from the mesh besides the service: its config version, issuer, scraping. */
 export function meshPodConfig(model: MeshModel, service: ServiceModel): EnvoyConfigSource {
@@ -249,10 +272,35 @@ export class ServiceMesh extends pulumi.ComponentResource {
    * and what those wait for. Pass it to `meshInjector` (docs/injection.md).
    */
   public readonly adopted: AdoptedWorkload[];
+  /**
+   * The Kubernetes provider of the mesh's objects: the one it was given, or its own
+   * (`<name>-kubernetes`). Deploy the workloads it adopts with it, to reach the same cluster.
+   */
+  public readonly provider: pulumi.ProviderResource;
 
   constructor(name: string, args: ServiceMeshArgs, opts?: pulumi.ComponentResourceOptions) {
+    // Validated before anything is registered, so bad config fails at preview.
+    const model = args.model ?? parseMeshConfig(args.config);
     super("bookapi-mesh:mesh:ServiceMesh", name, {}, opts);
-    const model = args.model;
+
+    // The caller's Kubernetes provider, else the mesh's own with its settings (provider.ts).
+    const given = this.getProvider("kubernetes:core/v1:ConfigMap");
+    if (given && (args.cluster !== undefined || args.lastTrust !== undefined))
+      throw new pulumi.ResourceError(
+        "cluster and lastTrust are for the providers the mesh creates, and it was given a Kubernetes provider: create that one with meshProviders, or pass none",
+        this,
+      );
+    let envoyConfigProvider = args.envoyConfigProvider;
+    let child: pulumi.ResourceOptions = { parent: this };
+    if (given) {
+      this.provider = given;
+    } else {
+      const own = meshProviders(`${name}-kubernetes`, model, args, { parent: this });
+      this.provider = own.provider;
+      envoyConfigProvider ??= own.envoyConfigProvider;
+      // Children inherit a provider the mesh was given; its own is passed down.
+      child = { parent: this, provider: own.provider };
+    }
 
     let namespace: pulumi.Output<string>;
     if (model.createNamespace) {
@@ -261,7 +309,7 @@ export class ServiceMesh extends pulumi.ComponentResource {
         {
           metadata: { name: model.namespace, labels: namespaceLabels(model) },
         },
-        { parent: this },
+        child,
       );
       namespace = ns.metadata.name;
     } else {
@@ -277,7 +325,7 @@ export class ServiceMesh extends pulumi.ComponentResource {
         data: { project: pulumi.getProject(), stack: pulumi.getStack() },
       },
       // Its data only names the stack; a rename or a hand edit must not replace it.
-      { parent: this, deleteBeforeReplace: true, ignoreChanges: ["data"] },
+      { ...child, deleteBeforeReplace: true, ignoreChanges: ["data"] },
     );
     const after = [this.stackClaim];
 
@@ -297,7 +345,7 @@ export class ServiceMesh extends pulumi.ComponentResource {
           labels: meshLabels(),
           after,
         },
-        { parent: this },
+        child,
       );
     const certManager = this.certManager;
 
@@ -320,16 +368,12 @@ export class ServiceMesh extends pulumi.ComponentResource {
     this.networkPolicies = new MeshNetworkPolicies(
       `${name}-netpol`,
       { model, namespace, after },
-      { parent: this },
+      child,
     );
 
     const o = model.observability;
     if (o.metrics.discovery === "podMonitor" || o.alerts.enabled || o.dashboard.enabled)
-      this.monitoring = new MeshMonitoring(
-        `${name}-monitoring`,
-        { model, after },
-        { parent: this },
-      );
+      this.monitoring = new MeshMonitoring(`${name}-monitoring`, { model, after }, child);
 
     // Callees first, so each caller's Deployment can wait for theirs.
     const order = rolloutOrder(callGraph(model));
@@ -366,10 +410,10 @@ export class ServiceMesh extends pulumi.ComponentResource {
                 tls: new ServiceCertificate(
                   `${name}-${svc.name}`,
                   { ...signer, ...leafTerms(model.certificates), ...identityNames },
-                  { parent: this },
+                  child,
                 ),
               },
-          envoyConfigProvider: args.envoyConfigProvider,
+          envoyConfigProvider,
           after,
           rolloutAfter: [
             ...this.networkPolicies.selecting(svc.name),
@@ -379,7 +423,7 @@ export class ServiceMesh extends pulumi.ComponentResource {
             ),
           ],
         },
-        { parent: this },
+        child,
       );
       leaves[`service/${svc.name}`] = this.services[svc.name].certificateState;
     }
@@ -400,7 +444,7 @@ export class ServiceMesh extends pulumi.ComponentResource {
           commonName: `${PROJECT} client ${client.name}`,
           uris: [client.spiffeId],
         },
-        { parent: this },
+        child,
       );
       if (client.secret) {
         // For callers inside the cluster but outside the mesh; the namespace is theirs.
@@ -414,7 +458,7 @@ export class ServiceMesh extends pulumi.ComponentResource {
             labels: meshLabels(),
           },
           cert,
-          { parent: this, deleteBeforeReplace: true, dependsOn: after },
+          { ...child, deleteBeforeReplace: true, dependsOn: after },
         );
       }
       return { client, cert };
@@ -439,9 +483,9 @@ export class ServiceMesh extends pulumi.ComponentResource {
           ],
           after,
           rendered: model.renderYamlToDirectory !== undefined,
-          envoyConfigProvider: args.envoyConfigProvider,
+          envoyConfigProvider,
         },
-        { parent: this },
+        child,
       );
     }
     const gatewayModel = model.gateway;

@@ -33,6 +33,15 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { MeshModel } from "./config";
+import { caStepProblem } from "./pki";
+
+/**
+ * The Pulumi CLI the mesh needs. Key rotation rests on the replacementTrigger option: an engine
+ * before 3.208 ignores it without a word, and 3.226 fixed triggers firing on dependency changes and
+ * being recorded as unknown (pulumi/pulumi CHANGELOG 3.208.0, 3.226.0: #22119, #22120).
+ * Pulumi.yaml states the same range, which CLIs from 3.219 check before running the program.
+ */
+export const MINIMUM_PULUMI_CLI = ">=3.226.0";
 
 /** The settings of the default provider that stay available with an explicit one. */
 export interface ClusterSelection {
@@ -67,4 +76,70 @@ export function envoyConfigProviderArgs(
   cluster: ClusterSelection,
 ): k8s.ProviderArgs {
   return { ...meshProviderArgs(model, cluster), upsertExistingObjects: true };
+}
+
+/** How `meshProviders` makes the mesh's providers. */
+export interface MeshProviderOptions {
+  /**
+   * The cluster they deploy to. Defaults to the stack's `kubernetes:context` and
+   * `kubernetes:kubeconfig`, which an explicit provider would otherwise ignore.
+   */
+  cluster?: ClusterSelection;
+  /**
+   * The mesh's `trust` as the last deployment exported it, read back (e.g. with a StackReference
+   * to this stack; undefined for a stack never deployed). With it, a config that skips a step of a
+   * CA re-key is refused before the cluster is touched (pki.ts caStepProblem). Defaults to no
+   * such check.
+   */
+  lastTrust?: pulumi.Output<unknown>;
+}
+
+/** The mesh's two Kubernetes providers. */
+export interface MeshProviders {
+  /** For every object of the mesh. */
+  provider: k8s.Provider;
+  /** For the Envoy ConfigMap versions only: the same settings, plus upserts. */
+  envoyConfigProvider: k8s.Provider;
+}
+
+/**
+ * The mesh's providers, `name` and `<name>-envoy-config`, with the settings above. Both wait for
+ * the checks (the Pulumi CLI version, and the CA step where `lastTrust` is given), so a failing
+ * check touches no cluster object. Under mocks there is no engine to ask, and the CLI check passes.
+ */
+export function meshProviders(
+  name: string,
+  model: MeshModel,
+  options: MeshProviderOptions = {},
+  opts?: pulumi.CustomResourceOptions,
+): MeshProviders {
+  const cli = pulumi.output(
+    pulumi.runtime.requirePulumiVersion(MINIMUM_PULUMI_CLI).then(
+      (): pulumi.Resource[] => [],
+      (error: unknown) => {
+        throw new Error(
+          `bookapi-mesh needs the Pulumi CLI ${MINIMUM_PULUMI_CLI} (key rotation uses the replacementTrigger option, which older CLIs ignore or misrecord): ${String(error)}`,
+        );
+      },
+    ),
+  );
+  const checks: pulumi.Output<unknown>[] = [cli];
+  if (options.lastTrust)
+    checks.push(
+      options.lastTrust.apply((last) => {
+        const problem = caStepProblem(last, model.certificates.ca);
+        if (problem) throw new pulumi.RunError(problem);
+      }),
+    );
+  const checked = pulumi.all(checks).apply((): pulumi.Resource[] => []);
+  const cluster = options.cluster ?? clusterSelectionFromConfig();
+  const withChecks = pulumi.mergeOptions(opts, { dependsOn: checked });
+  return {
+    provider: new k8s.Provider(name, meshProviderArgs(model, cluster), withChecks),
+    envoyConfigProvider: new k8s.Provider(
+      `${name}-envoy-config`,
+      envoyConfigProviderArgs(model, cluster),
+      withChecks,
+    ),
+  };
 }

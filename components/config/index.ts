@@ -61,6 +61,7 @@ export {
   ResourcePair,
   OWNER_KEYS,
   WorkloadKind,
+  MeshConfig,
 } from "./schema";
 export {
   ServiceModel,

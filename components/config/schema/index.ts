@@ -383,6 +383,8 @@ export const rawMeshSchema = z.strictObject({
 });
 
 export type RawMesh = z.infer<typeof rawMeshSchema>;
+/** The mesh config as an object: the stack config's keys (docs/configuration.md), before defaults. */
+export type MeshConfig = z.input<typeof rawMeshSchema>;
 export type RawService = RawMesh["services"][number];
 export type RawBuiltService = z.infer<typeof builtServiceSchema>;
 export type RawAdoptedService = z.infer<typeof adoptedServiceSchema>;
