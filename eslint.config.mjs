@@ -3,7 +3,9 @@ import tseslint from "typescript-eslint";
 import pulumi from "@pulumi/eslint-plugin";
 
 export default tseslint.config(
-  { ignores: ["node_modules/", "bin/", "rendered/", ".pulumi-state/", "eslint.config.mjs"] },
+  {
+    ignores: ["node_modules/", "bin/", "dist/", "rendered/", ".pulumi-state/", "eslint.config.mjs"],
+  },
   ...tseslint.configs.recommended,
   {
     files: ["**/*.ts"],

@@ -33,7 +33,8 @@ for (const dev of ["mocha", "@types/mocha", "tsx"]) {
 
 // The engine passes the stack's config as PULUMI_CONFIG: `project:key` -> string, structured
 // values JSON-encoded. @pulumi/pulumi reads it when loaded, so set it first.
-const project = parseYaml(fs.readFileSync("Pulumi.yaml", "utf8")).name;
+const projectFile = parseYaml(fs.readFileSync("Pulumi.yaml", "utf8"));
+const project = projectFile.name;
 const stackFile = parseYaml(fs.readFileSync(`Pulumi.${stack}.yaml`, "utf8"));
 const config = {};
 for (const [key, value] of Object.entries(stackFile?.config ?? {})) {
@@ -116,8 +117,18 @@ await pulumi.runtime.setMocks(
   "organization",
 );
 
-// run.ts's entry point: package.json `main`, run inside the root Stack resource.
-const main = path.resolve(JSON.parse(fs.readFileSync("package.json", "utf8")).main);
+// The entry point as the CLI and run.ts pick it: Pulumi.yaml's `main` (a file runs as given,
+// pkg/engine/project.go getPwdMain), else package.json's exports["."], else its `main`; run inside
+// the root Stack resource.
+function programEntry() {
+  if (projectFile.main) return projectFile.main;
+  const pkg = JSON.parse(fs.readFileSync("package.json", "utf8"));
+  const dot = typeof pkg.exports === "object" ? pkg.exports["."] : pkg.exports;
+  if (typeof dot === "object") return dot.default ?? dot.require ?? dot.import;
+  return dot ?? pkg.main ?? "index.js";
+}
+const main = path.resolve(programEntry());
+if (!fs.existsSync(main)) fail(`the entry point ${main} does not exist in the deploy install`);
 try {
   await pulumi.runtime.runInPulumiStack(() => fromRoot(main));
   await pulumi.runtime.waitForRPCs();
