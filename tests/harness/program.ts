@@ -43,6 +43,8 @@ export interface ProgramRun {
   secretOutputs: string[];
   /** What the program logged with `pulumi.log.warn` (shown by preview; not printed here). */
   warnings: string[];
+  /** The transforms it registered for the whole stack (the mocks never run them). */
+  transforms: pulumi.ResourceTransform[];
 }
 
 const STACK_REFERENCE = "pulumi:pulumi:StackReference";
@@ -165,14 +167,15 @@ function outputValue<T>(output: pulumi.Output<T>): Promise<T> {
 }
 
 /**
- * Runs index.ts with the given config and waits until every resource has registered.
- * Rejects with the program's own error (e.g. a MeshConfigError) if it throws.
+ * Runs index.ts (or another program) with the given config and waits until every resource has
+ * registered. Rejects with the program's own error (e.g. a MeshConfigError) if it throws.
  */
 export async function runProgram(
   config: Record<string, string>,
   stack = "test",
+  program = PROGRAM,
 ): Promise<ProgramRun> {
-  const outcome = await runProgramOutcome(config, stack);
+  const outcome = await runProgramOutcome(config, stack, {}, program);
   if (outcome.error !== undefined) throw outcome.error;
   return outcome.run;
 }
@@ -186,8 +189,10 @@ export async function runProgramOutcome(
   config: Record<string, string>,
   stack = "test",
   kept: Record<string, Record<string, unknown>> = {},
+  program = PROGRAM,
 ): Promise<{ run: ProgramRun; error?: unknown }> {
   const resources: Registered[] = [];
+  const transforms: pulumi.ResourceTransform[] = [];
   const options = new Map<string, RegistrationOptions>();
   const errors: unknown[] = [];
   // A failed registration leaves dependent outputs unresolved forever: fail fast instead.
@@ -232,6 +237,9 @@ export async function runProgramOutcome(
         // Nothing in the program invokes a provider function; an unexpected call must not pass silently.
         throw new Error(`harness: unexpected call to ${args.token}`);
       },
+      registerTransform(transform) {
+        transforms.push(transform);
+      },
     },
     PROJECT,
     stack,
@@ -245,7 +253,13 @@ export async function runProgramOutcome(
   const logged = captureWarnings();
   const outputs: Record<string, unknown> = {};
   const secretOutputs: string[] = [];
-  const run: ProgramRun = { resources, outputs, secretOutputs, warnings: logged.warnings };
+  const run: ProgramRun = {
+    resources,
+    outputs,
+    secretOutputs,
+    warnings: logged.warnings,
+    transforms,
+  };
   // An error thrown inside an apply (e.g. a refused CA key change) rejects the outputs and
   // registrations that depend on it; the Pulumi runtime fails the program on it, and so do we.
   const onRejection = (reason: unknown) => {
@@ -254,12 +268,12 @@ export async function runProgramOutcome(
   };
   process.on("unhandledRejection", onRejection);
   try {
-    const program = require.resolve(PROGRAM);
-    delete require.cache[program];
+    const file = require.resolve(program);
+    delete require.cache[file];
     let exported: Record<string, unknown>;
     try {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
-      exported = require(program) as Record<string, unknown>;
+      exported = require(file) as Record<string, unknown>;
     } catch (error) {
       await settleRegistrations(() => resources.length + errors.length);
       return { run, error };
