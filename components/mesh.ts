@@ -349,7 +349,11 @@ export class ServiceMesh extends pulumi.ComponentResource {
       );
     const certManager = this.certManager;
 
-    if (model.kubernetesMinor < KUBERNETES_FEATURES.preStopSleep) {
+    // Only the mesh's own apps get its preStop; an adopted app's shutdown is its owner's.
+    if (
+      model.kubernetesMinor < KUBERNETES_FEATURES.preStopSleep &&
+      model.services.some((s) => !s.adopted)
+    ) {
       void pulumi.log.warn(
         `kubernetesVersion "${model.kubernetesVersion}": each app's preStop delay runs \`sleep\` from the app's own image (the kubelet's sleep action needs 1.${KUBERNETES_FEATURES.preStopSleep}); an image without it (distroless, scratch) gets SIGTERM at once and drops requests on every rollout. Set kubernetesVersion to "1.${KUBERNETES_FEATURES.preStopSleep}" or later once every cluster of the stack runs it`,
         this,
