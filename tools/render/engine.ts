@@ -189,6 +189,11 @@ export async function runProgram(options: RunOptions): Promise<ProgramRun> {
   const onRejection = (reason: unknown) => errors.push(reason);
   process.on("unhandledRejection", onRejection);
   const logged = captureWarnings();
+  // Pulumi's runtime records a stack trace on every promise it makes (runtime/debuggable.js), each
+  // frame resolved through tsx's source maps: much of a run's CPU for a trace nobody reads (the
+  // CLI reports an error's message). One frame is kept during the run.
+  const stackTraceLimit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 1;
   try {
     const program = require.resolve(PROGRAM);
     delete require.cache[program];
@@ -197,6 +202,7 @@ export async function runProgram(options: RunOptions): Promise<ProgramRun> {
 
     await settleRegistrations(() => resources.length + errors.length);
   } finally {
+    Error.stackTraceLimit = stackTraceLimit;
     process.off("unhandledRejection", onRejection);
     logged.restore();
   }
