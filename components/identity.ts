@@ -57,14 +57,15 @@ export type CertificateIssuer = CertificateSettings["issuer"];
 export function identityVolume(
   workload: string,
   issuer: CertificateIssuer,
+  defaultMode = 0o440,
 ): pulumi.Unwrap<k8s.types.input.core.v1.Volume> {
   const names = objectNames(workload);
   if (issuer === "pulumi")
-    return { name: MESH_VOLUMES.certs, secret: { secretName: names.secret, defaultMode: 0o440 } };
+    return { name: MESH_VOLUMES.certs, secret: { secretName: names.secret, defaultMode } };
   return {
     name: MESH_VOLUMES.certs,
     projected: {
-      defaultMode: 0o440,
+      defaultMode,
       sources: [
         {
           secret: {

@@ -105,17 +105,26 @@ export interface PodOwner {
 /**
  * Labels that select a service's pods: the mesh's own workloads keep the selectors they were
  * created with (a selector is immutable); an adopted workload's pods are told apart by the mesh's
- * own label and `part-of`.
+ * own label alone, since a chart may hold every `app.kubernetes.io/*` one, `part-of` included.
  */
 export function podSelectorLabels(service: PodOwner): Record<string, string> {
-  return service.adopted
-    ? { [SERVICE_LABEL]: service.name, "app.kubernetes.io/part-of": PROJECT }
-    : selectorLabels(service.name);
+  return service.adopted ? { [SERVICE_LABEL]: service.name } : selectorLabels(service.name);
 }
 
-/** Labels the mesh puts on a service's pods; on adopted ones only those it selects by. */
-export function podMeshLabels(service: PodOwner): Record<string, string> {
-  return service.adopted ? podSelectorLabels(service) : commonLabels(service.name);
+/**
+ * Labels the mesh puts on a service's pods. An adopted pod also gets `part-of` (the default-deny
+ * policy and the PodMonitor select it) unless its owner set one.
+ */
+export function podMeshLabels(
+  service: PodOwner,
+  own: Record<string, string> = {},
+): Record<string, string> {
+  if (!service.adopted) return commonLabels(service.name);
+  const partOf = "app.kubernetes.io/part-of";
+  return {
+    ...podSelectorLabels(service),
+    ...(own[partOf] === undefined ? { [partOf]: PROJECT } : {}),
+  };
 }
 
 /** The recommended `app.kubernetes.io/*` labels for every object of a service. */

@@ -283,8 +283,11 @@ export interface EnvoyConfigSource {
 export interface MeshPodSpecArgs {
   /** The workload's name: its ServiceAccount and `<name>-tls` Secret. */
   workload: string;
-  /** Group owning the Secret files (mode 0440), so the containers that need them can read them. */
-  fsGroup: number;
+  /**
+   * Group owning the Secret files (mode 0440), so the containers that need them can read them;
+   * none for an adopted pod, whose security context is its owner's.
+   */
+  fsGroup?: number;
   terminationGracePeriodSeconds: number;
   imagePullSecrets: string[];
   replicated: boolean;
@@ -292,6 +295,8 @@ export interface MeshPodSpecArgs {
   kind?: WorkloadKind;
   configMapName: string;
   issuer?: CertificateIssuer;
+  /** Mode of the identity files: 0440 for the pod's fsGroup, or 0444 where the pod sets none. */
+  certsMode?: number;
 }
 
 /**
@@ -311,7 +316,7 @@ export function meshPodSpec(
     enableServiceLinks: false,
     securityContext: {
       runAsNonRoot: true,
-      fsGroup: args.fsGroup,
+      ...(args.fsGroup !== undefined ? { fsGroup: args.fsGroup } : {}),
       seccompProfile: { type: "RuntimeDefault" },
     },
     terminationGracePeriodSeconds: args.terminationGracePeriodSeconds,
@@ -324,7 +329,7 @@ export function meshPodSpec(
     containers: [],
     volumes: [
       { name: MESH_VOLUMES.config, configMap: { name: args.configMapName, defaultMode: 0o444 } },
-      identityVolume(args.workload, args.issuer ?? "pulumi"),
+      identityVolume(args.workload, args.issuer ?? "pulumi", args.certsMode),
     ],
   };
 }
@@ -443,7 +448,6 @@ function injectionProblems(
   template: PodTemplate,
   service: ServiceModel,
   envoy: EnvoySettings,
-  config: EnvoyConfigSource,
 ): string[] {
   const problems: string[] = [];
   const spec = template.spec ?? { containers: [] };
@@ -462,7 +466,7 @@ function injectionProblems(
     if (meshVolumes.includes(v.name))
       problems.push(`volume "${v.name}" is a name the mesh's volumes use`);
   const labels = template.metadata?.labels ?? {};
-  for (const [key, value] of Object.entries(podMeshLabels(service)))
+  for (const [key, value] of Object.entries(podMeshLabels(service, labels)))
     if (labels[key] !== undefined && labels[key] !== value)
       problems.push(`label ${key}="${labels[key]}" conflicts with the mesh's "${value}"`);
   const account = spec.serviceAccountName;
@@ -474,12 +478,6 @@ function injectionProblems(
     problems.push(
       `serviceAccountName "${account}": the mesh identity is the ServiceAccount "${objectNames(service.name).serviceAccount}"`,
     );
-  const annotations = template.metadata?.annotations ?? {};
-  for (const [key, value] of Object.entries(scrapeAnnotations(envoy, config)))
-    if (annotations[key] !== undefined && annotations[key] !== value)
-      problems.push(
-        `annotation ${key}="${annotations[key]}": the mesh points it at Envoy's metrics ("${value}") where discovery is by annotations`,
-      );
   const grace = spec.terminationGracePeriodSeconds;
   if (service.adopted && grace !== undefined && grace !== service.terminationGracePeriodSeconds)
     problems.push(
@@ -499,7 +497,7 @@ function injectionProblems(
  */
 export function injectMesh(template: PodTemplate, injection: MeshInjection): PodTemplate {
   const { service, envoy, config } = injection;
-  const problems = injectionProblems(template, service, envoy, config);
+  const problems = injectionProblems(template, service, envoy);
   if (problems.length > 0) throw new InjectionError(workloadTitle(service), problems);
   const {
     containers,
@@ -508,11 +506,14 @@ export function injectMesh(template: PodTemplate, injection: MeshInjection): Pod
     ...rest
   } = template.spec ?? { containers: [] };
   const sidecar = envoyContainer(service, envoy);
+  const podSecurity = template.spec?.securityContext;
   const base = meshPodSpec({
     workload: service.name,
-    // Secret files are mode 0440 owned by this group, readable by both containers; an adopted
-    // pod's own fsGroup wins below, and is added to every container's groups all the same.
-    fsGroup: service.adopted ? ENVOY_UID : service.runAsUser,
+    // Secret files are mode 0440 owned by this group, readable by both containers. An adopted
+    // pod's security context is its owner's: its fsGroup (given to every container) reads them,
+    // and without one the files are 0444, in a volume only Envoy mounts.
+    ...(service.adopted ? {} : { fsGroup: service.runAsUser }),
+    certsMode: service.adopted && podSecurity?.fsGroup === undefined ? 0o444 : 0o440,
     terminationGracePeriodSeconds: service.terminationGracePeriodSeconds,
     imagePullSecrets: service.imagePullSecrets,
     // How an adopted workload's replicas spread is its owner's choice.
@@ -525,8 +526,10 @@ export function injectMesh(template: PodTemplate, injection: MeshInjection): Pod
   const apps = containers.map((c): PlainContainer => ({ ...c, env: [...env, ...(c.env ?? [])] }));
   const inits: PlainContainer[] = initContainers;
   if (service.adopted) {
-    // Its owner's choices stand: the Service variables its app may read, and its own
-    // ServiceAccount with whatever API access it was given (the mesh identity is the certificate).
+    // Its owner's choices stand: the pod's security context (runAsNonRoot added to an image that
+    // names its user would stop it: the kubelet cannot verify a non-numeric user), the Service
+    // variables its app may read, and its own ServiceAccount with whatever API access it has.
+    delete base.securityContext;
     delete base.enableServiceLinks;
     if (rest.serviceAccountName !== undefined) {
       delete base.serviceAccountName;
@@ -534,18 +537,23 @@ export function injectMesh(template: PodTemplate, injection: MeshInjection): Pod
     }
   }
   const spec = { ...base, ...rest };
-  // The template's own pod security settings win field by field; the mesh's fill the gaps.
-  spec.securityContext = { ...base.securityContext, ...rest.securityContext };
   spec.imagePullSecrets = mergedPullSecrets(base.imagePullSecrets, rest.imagePullSecrets);
   if (!spec.imagePullSecrets) delete spec.imagePullSecrets;
+  const own = template.metadata?.annotations ?? {};
+  // An adopted app scraped through its own prometheus.io annotations keeps them (one port per
+  // pod): its Envoy is then scraped only by a PodMonitor.
+  const ownScrape = Object.keys(own).some((k) => k.startsWith(SCRAPE_ANNOTATION_PREFIX));
   const annotations = {
-    ...(template.metadata?.annotations ?? {}),
-    ...scrapeAnnotations(envoy, config),
+    ...own,
+    ...(service.adopted && ownScrape ? {} : scrapeAnnotations(envoy, config)),
   };
   return {
     metadata: {
       ...template.metadata,
-      labels: { ...(template.metadata?.labels ?? {}), ...podMeshLabels(service) },
+      labels: {
+        ...(template.metadata?.labels ?? {}),
+        ...podMeshLabels(service, template.metadata?.labels),
+      },
       ...(Object.keys(annotations).length > 0 ? { annotations } : {}),
     },
     spec: {

@@ -135,10 +135,8 @@ describe("adopted workloads (services[].workload)", () => {
       "bookapi-mesh/workload": "Deployment/reviews-podinfo",
     });
     assert.equal(named("Secret", "reviews-tls").length, 1);
-    const selector = {
-      "bookapi-mesh/service": "reviews",
-      "app.kubernetes.io/part-of": "bookapi-mesh",
-    };
+    // The mesh's own label alone: a chart may hold every app.kubernetes.io/* one.
+    const selector = { "bookapi-mesh/service": "reviews" };
     for (const name of ["reviews", "reviews-pods"])
       assert.deepEqual(
         (named("Service", name)[0].inputs.spec as { selector: unknown }).selector,
@@ -380,12 +378,61 @@ describe("the deploy-time injector (meshInjector, a Pulumi transform)", () => {
     };
     assert.equal(spec.serviceName, "ledger");
     const pod = spec.template.spec as NonNullable<PodTemplate["spec"]>;
-    assert.equal(pod.securityContext?.runAsNonRoot, true);
-    assert.equal(pod.securityContext?.fsGroup, 101, "the Envoy group reads the certificate files");
+    assert.deepEqual(pod.securityContext, ledger().spec?.template?.spec?.securityContext);
+    // No fsGroup of its own: the identity files are readable by all, in a volume only Envoy mounts.
+    const certs = (pod.volumes ?? []).find((v) => v.name === "envoy-certs");
+    assert.equal(certs?.secret?.defaultMode, 0o444);
+    const mounts = (c: { volumeMounts?: { name: string }[] }) =>
+      (c.volumeMounts ?? []).map((m) => m.name);
+    assert.ok(pod.containers.every((c) => !mounts(c).includes("envoy-certs")));
     assert.deepEqual(result.opts.dependsOn, [marker]);
     const plain = JSON.parse(JSON.stringify({ ...ledger(), spec })) as KubeObject;
     assert.deepEqual(validateKubernetesObject(plain), []);
     assert.deepEqual(restrictedViolations(podSpecOf(plain) as PodSpec), []);
+  });
+
+  it("adds no pod security settings to a chart deployed as published (an image naming its user would not start under runAsNonRoot), and keeps its own scrape annotations", () => {
+    const published = chartObjects()[1] as WorkloadObject;
+    const template = published.spec?.template as PodTemplate;
+    const podSpec = template.spec as NonNullable<PodTemplate["spec"]>;
+    delete podSpec.securityContext;
+    delete podSpec.containers[0].securityContext;
+    // podinfo's template writes these whatever its values say.
+    template.metadata = {
+      ...template.metadata,
+      annotations: { "prometheus.io/scrape": "true", "prometheus.io/port": "9898" },
+    };
+    // dev: discovery by annotations.
+    const dev = loadMeshConfig(
+      stackConfigWithServices("dev", (services) =>
+        services.push({
+          name: "reviews",
+          port: 9898,
+          workload: { kind: "Deployment", name: "reviews-podinfo" },
+        }),
+      ),
+    );
+    (published.metadata as { namespace: string }).namespace = dev.namespace;
+    const injected = injectWorkload(published, adoptedWorkloads(dev));
+    const pod = injected?.spec?.template as PodTemplate;
+    assert.equal(pod.spec?.securityContext, undefined);
+    assert.equal(
+      (pod.spec?.volumes ?? []).find((v) => v.name === "envoy-certs")?.secret?.defaultMode,
+      0o444,
+    );
+    assert.deepEqual(pod.metadata?.annotations, template.metadata.annotations);
+    assert.equal(pod.metadata?.labels?.["app.kubernetes.io/part-of"], "bookapi-mesh");
+  });
+
+  it("keeps a chart's own part-of label (bitnami's kafka sets it in its immutable selector) and selects its pods by the mesh's label", () => {
+    const chart = chartObjects()[1] as WorkloadObject;
+    const template = chart.spec?.template as PodTemplate;
+    template.metadata = {
+      labels: { ...template.metadata?.labels, "app.kubernetes.io/part-of": "reviews" },
+    };
+    const pod = injectWorkload(chart, adopted())?.spec?.template as PodTemplate;
+    assert.equal(pod.metadata?.labels?.["app.kubernetes.io/part-of"], "reviews");
+    assert.equal(pod.metadata?.labels?.["bookapi-mesh/service"], "reviews");
   });
 
   it("leaves alone other kinds, workloads no service adopts, and those labelled bookapi-mesh/inject: disabled", async () => {
