@@ -6,12 +6,13 @@
  */
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
-import { parseAllDocuments } from "yaml";
+import { parse, parseAllDocuments, stringify } from "yaml";
 import { loadMeshConfig } from "../components/config";
 import { meshInjector, WorkloadObject } from "../components/injector";
 import { adoptedWorkloads } from "../components/mesh";
 import { InjectionError } from "../components/workload";
 import { main } from "../tools/inject/cli";
+import { ManifestError } from "../tools/inject/inject";
 import { stackConfigFromFile } from "../tools/render/engine";
 import { INJECT_GOLDEN } from "../tools/render/golden";
 import { RenderError } from "../tools/render/render";
@@ -62,6 +63,39 @@ describe("offline injection (npm run inject)", () => {
     });
     assert.ok(result);
     assert.deepEqual(written, JSON.parse(JSON.stringify(result.props)));
+  });
+
+  it("keeps strings Kubernetes' YAML 1.1 parser would read as booleans quoted, in the items of a List too", () => {
+    // The chart's Deployment with env values "no" and "on", inside a List as kubectl writes one.
+    const [, deployment] = documents(input());
+    const app = (deployment.spec?.template?.spec?.containers ?? [])[0];
+    app.env = [
+      { name: "ALLOW_EMPTY_PASSWORD", value: "no" },
+      { name: "TLS", value: "on" },
+    ];
+    const list = stringify(
+      { apiVersion: "v1", kind: "List", items: [deployment] },
+      { version: "1.1" },
+    );
+    const { manifests, report } = main([INJECT_GOLDEN.stack], () => list);
+    assert.match(report, /Deployment\/reviews-podinfo \(service reviews\)/);
+    const read = parse(manifests, { version: "1.1" }) as { items: WorkloadObject[] };
+    const env = read.items[0].spec?.template?.spec?.containers[0].env ?? [];
+    assert.deepEqual(
+      env.filter((e) => e.name !== "MESH_OUTBOUND_URL"),
+      [
+        { name: "ALLOW_EMPTY_PASSWORD", value: "no" },
+        { name: "TLS", value: "on" },
+      ],
+    );
+  });
+
+  it("refuses JSON input and an alias it cannot resolve, naming the document", () => {
+    assert.throws(() => main([INJECT_GOLDEN.stack], () => "{}"), ManifestError);
+    assert.throws(
+      () => main([INJECT_GOLDEN.stack], () => "---\nkind: ConfigMap\n---\ndata: *nowhere\n"),
+      (err: unknown) => err instanceof ManifestError && /^document 2: /.test(err.message),
+    );
   });
 
   it("refuses a second injection, naming the workload, and a stack that adopts nothing", () => {

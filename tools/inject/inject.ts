@@ -24,12 +24,17 @@ export class ManifestError extends Error {
 }
 
 /**
- * Injects the mesh into every matching Deployment and StatefulSet of `text` (several documents).
- * Every other document, and the text between documents, is written back byte for byte; an
- * injected document keeps its comments and key order, with a new `spec.template`.
+ * Injects the mesh into every matching Deployment and StatefulSet of `text` (several documents,
+ * and the items of a `kind: List`). Every other document, and the text between documents, is
+ * written back byte for byte; an injected document keeps its key order and its comments outside
+ * the pod template, which is written anew. Read and written as YAML 1.1, as Kubernetes' and
+ * Helm's parsers read it: a string such as "no" or "on" stays quoted (YAML 1.2 would leave it
+ * bare, and they would read a boolean), and `<<` merge keys resolve.
  */
 export function injectManifests(text: string, adopted: AdoptedWorkload[]): Injected {
-  const docs = parseAllDocuments(text);
+  if (/^\s*[{[]/.test(text))
+    throw new ManifestError("the input is JSON: give YAML (e.g. kubectl get -o yaml)");
+  const docs = parseAllDocuments(text, { version: "1.1" });
   if (!Array.isArray(docs)) throw new ManifestError("the input is empty");
   const injected: string[] = [];
   let out = "";
@@ -39,20 +44,33 @@ export function injectManifests(text: string, adopted: AdoptedWorkload[]): Injec
     if (error) throw new ManifestError(`document ${i + 1}: ${error.message}`);
     // Parsed documents always carry their source range.
     const end = doc.range?.[2] ?? text.length;
-    const object = doc.toJS() as unknown;
-    const result =
-      object !== null && typeof object === "object" && !Array.isArray(object)
-        ? injectWorkload(object as WorkloadObject, adopted)
-        : undefined;
-    if (result?.spec?.template) {
-      doc.setIn(["spec", "template"], doc.createNode(result.spec.template));
-      out += doc.toString();
+    let object: unknown;
+    try {
+      object = doc.toJS();
+    } catch (err) {
+      throw new ManifestError(`document ${i + 1}: ${err instanceof Error ? err.message : err}`);
+    }
+    // A List's items, or the document itself, each at its path in the document.
+    const items: Array<[unknown, (string | number)[]]> =
+      isObject(object) && object.kind === "List" && Array.isArray(object.items)
+        ? object.items.map((item: unknown, j: number) => [item, ["items", j]])
+        : [[object, []]];
+    let changed = false;
+    for (const [item, at] of items) {
+      const result = isObject(item) ? injectWorkload(item as WorkloadObject, adopted) : undefined;
+      if (!result?.spec?.template) continue;
+      const node = doc.createNode(result.spec.template, { aliasDuplicateObjects: false });
+      doc.setIn([...at, "spec", "template"], node);
+      changed = true;
       const service = result.spec.template.metadata?.labels?.[SERVICE_LABEL];
       injected.push(`${result.kind}/${result.metadata?.name} (service ${service})`);
-    } else {
-      out += text.slice(from, end);
     }
+    out += changed ? doc.toString() : text.slice(from, end);
     from = end;
   });
   return { text: out + text.slice(from), injected };
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === "object" && !Array.isArray(value);
 }
