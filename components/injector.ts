@@ -99,7 +99,45 @@ function withMesh<T extends WorkloadObject>(object: T, match: AdoptedWorkload): 
   return { ...object, spec: { ...object.spec, template: injectMesh(template, match.injection) } };
 }
 
-/** Whether a value holds an Output or a promise anywhere: such props cannot be read here. */
+/**
+ * What of a pod template the injector reads or extends, but finds as an Output (a value not
+ * known yet, or a secret): the rest of the template (an image, an env value) may hold Outputs.
+ */
+function unreadable(template: PodTemplate | undefined): string[] {
+  const paths: string[] = [];
+  const check = (path: string, value: unknown, deep = true) => {
+    if (deep ? !isPlain(value) : pulumi.Output.isInstance(value) || value instanceof Promise)
+      paths.push(path);
+  };
+  check("metadata.labels", template?.metadata?.labels);
+  check("metadata.annotations", template?.metadata?.annotations, false);
+  const spec = template?.spec;
+  check("spec", spec, false);
+  if (!spec || paths.includes("spec")) return paths;
+  for (const key of [
+    "serviceAccountName",
+    "terminationGracePeriodSeconds",
+    "securityContext",
+    "imagePullSecrets",
+  ] as const)
+    check(`spec.${key}`, spec[key]);
+  check("spec.volumes", spec.volumes, false);
+  (Array.isArray(spec.volumes) ? spec.volumes : []).forEach((v, i) =>
+    check(`spec.volumes[${i}].name`, (v as { name?: unknown }).name),
+  );
+  for (const list of ["initContainers", "containers"] as const) {
+    const containers: unknown = spec[list];
+    check(`spec.${list}`, containers, false);
+    (Array.isArray(containers) ? containers : []).forEach((c: Record<string, unknown>, i) => {
+      check(`spec.${list}[${i}].name`, c.name);
+      check(`spec.${list}[${i}].ports`, c.ports);
+      check(`spec.${list}[${i}].env`, c.env, false);
+    });
+  }
+  return paths;
+}
+
+/** Whether a value holds an Output or a promise anywhere. */
 function isPlain(value: unknown): boolean {
   if (pulumi.Output.isInstance(value) || value instanceof Promise) return false;
   if (Array.isArray(value)) return value.every(isPlain);
@@ -147,13 +185,18 @@ export function meshInjector(adopted: AdoptedWorkload[]): pulumi.ResourceTransfo
     };
     const match = adoptedServiceOf(object, adopted);
     if (!match) return undefined;
-    if (!isPlain(template))
-      throw new InjectionError(`${kind} "${args.name}"`, [
-        "its pod template holds values not known yet (Outputs), which the injector must read: pass plain values",
+    const outputs = unreadable(template);
+    if (outputs.length > 0)
+      throw new InjectionError(`${kind} "${object.metadata?.name ?? args.name}"`, [
+        `its pod template's ${outputs.join(", ")} hold values not known yet or secret (Outputs), which the injector reads: pass them as plain values`,
       ]);
-    return {
-      props: { ...props, spec: withMesh({ ...props, kind }, match).spec },
-      opts: pulumi.mergeOptions(args.opts, { dependsOn: match.podsNeed ?? [] }),
-    };
+    // A Deployment's or StatefulSet's options: a custom resource's.
+    const opts: pulumi.CustomResourceOptions = pulumi.mergeOptions(args.opts, {
+      dependsOn: match.podsNeed ?? [],
+    });
+    // The SDK hands a transform `deleteBeforeReplace: false` where it was unset; given back, it
+    // would override the provider's delete-first replacement of a fixed-name object.
+    if (opts.deleteBeforeReplace === false) delete opts.deleteBeforeReplace;
+    return { props: { ...props, spec: withMesh({ ...props, kind }, match).spec }, opts };
   };
 }

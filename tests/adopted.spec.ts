@@ -115,8 +115,9 @@ async function transformed(
     custom: true,
     type: `kubernetes:${object.apiVersion === "v1" ? "core/v1" : "apps/v1"}:${object.kind}`,
     name: `chart:${String(object.metadata?.name)}`,
-    props: structuredClone(object) as Record<string, unknown>,
-    opts: { dependsOn },
+    props: object as Record<string, unknown>,
+    // As the SDK's transform callback fills it (deleteBeforeReplace false when unset).
+    opts: { dependsOn, deleteBeforeReplace: false } as pulumi.CustomResourceOptions,
   });
 }
 
@@ -433,6 +434,30 @@ describe("the deploy-time injector (meshInjector, a Pulumi transform)", () => {
     const pod = injectWorkload(chart, adopted())?.spec?.template as PodTemplate;
     assert.equal(pod.metadata?.labels?.["app.kubernetes.io/part-of"], "reviews");
     assert.equal(pod.metadata?.labels?.["bookapi-mesh/service"], "reviews");
+  });
+
+  it("passes Outputs it does not read (a secret env value) through, refuses one where it reads, and leaves the provider's delete-first replacement alone", async () => {
+    const transform = meshInjector(adopted());
+    const secretEnv = chartObjects()[1] as WorkloadObject;
+    const token = pulumi.secret("s3cret");
+    const container = (secretEnv.spec?.template?.spec?.containers ?? [])[0];
+    container.env = [{ name: "TOKEN", value: token as unknown as string }];
+    const result = await transformed(transform, secretEnv as KubeObject);
+    assert.ok(result);
+    const pod = (result.props as WorkloadObject).spec?.template?.spec;
+    assert.equal(pod?.containers[0].env?.at(-1)?.value, token);
+    // The SDK hands a transform deleteBeforeReplace false where it was never set.
+    assert.equal((result.opts as pulumi.CustomResourceOptions).deleteBeforeReplace, undefined);
+    const unknownPorts = chartObjects()[1] as WorkloadObject;
+    const ports = (unknownPorts.spec?.template?.spec?.containers ?? [])[0];
+    ports.ports = pulumi.output([{ containerPort: 9898 }]) as unknown as typeof ports.ports;
+    await assert.rejects(
+      async () => transformed(transform, unknownPorts as KubeObject),
+      (err: unknown) =>
+        err instanceof InjectionError &&
+        /Deployment "reviews-podinfo"/.test(err.message) &&
+        /spec\.containers\[0\]\.ports hold values not known yet or secret/.test(err.message),
+    );
   });
 
   it("leaves alone other kinds, workloads no service adopts, and those labelled bookapi-mesh/inject: disabled", async () => {
