@@ -131,6 +131,10 @@ export function trafficWarnings(model: MeshModel): string[] {
           `services "${svc.name}": expose.port ${nodePort} is outside Kubernetes' default node port range (30000-32767); the API server refuses it unless the cluster's --service-node-port-range includes it`,
         );
     }
+    if (!svc.adopted && svc.workload.kind === "StatefulSet" && !svc.autoscaling && svc.replicas < 2)
+      warnings.push(
+        `services "${svc.name}": a StatefulSet of one replica stops its pod before starting the next on every rollout (an Envoy config change, a new caller): it is down meanwhile; give it replicas: 2 or more`,
+      );
     // Envoy ejects a host only while the ejected share stays within maxEjectionPercent.
     if (pods !== undefined && pods > 1 && 100 / pods > outlierDetection.maxEjectionPercent)
       warnings.push(

@@ -19,7 +19,7 @@ import {
   meshInjector,
   WorkloadObject,
 } from "../components/injector";
-import { adoptedWorkloads } from "../components/mesh";
+import { adoptedWorkloads, trafficWarnings } from "../components/mesh";
 import { InjectionError, PodTemplate } from "../components/workload";
 import { validateBootstrap } from "./harness/envoy-schema";
 import { meshContext } from "../policy/pack";
@@ -231,6 +231,20 @@ describe("adopted workloads (services[].workload)", () => {
     };
     assert.equal(spec.serviceName, "bookapi-pods");
     assert.equal(spec.podManagementPolicy, "Parallel");
+    // Rolled one pod at a time with no surge: a single replica is down on every rollout.
+    const single = (replicas: number) =>
+      trafficWarnings(
+        loadMeshConfig(
+          stackConfigWithServices("prod", (services) =>
+            Object.assign(services.find((s) => s.name === "bookapi") as object, {
+              kind: "StatefulSet",
+              replicas,
+            }),
+          ),
+        ),
+      ).filter((w) => w.includes("StatefulSet of one replica"));
+    assert.equal(single(1).length, 1);
+    assert.deepEqual(single(2), []);
     const deployment = kubernetesObjects(await runStack("prod")).find(
       (o) => kindOf(o.type) === "Deployment" && metadataName(o) === "bookapi",
     );
