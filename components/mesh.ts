@@ -110,7 +110,7 @@ export function trafficWarnings(model: MeshModel): string[] {
       warnings.push(
         `services "${svc.name}": traffic.sessionAffinity acts in the sidecars that call it and in the gateway, and neither reaches it yet; clients reaching it otherwise are not pinned to a replica`,
       );
-    // An adopted workload's replica count is its owner's: not known here.
+    // An adopted workload's replica count is its owner's: not known here, so taken as several.
     const pods = svc.adopted ? undefined : svc.replicas;
     if (sessionAffinity && svc.expose && (pods ?? 2) > 1)
       warnings.push(
