@@ -90,6 +90,28 @@ describe("offline injection (npm run inject)", () => {
     );
   });
 
+  it("warns of a NetworkPolicy in the input that opens the injected pods past Envoy (bitnami charts ship one, open to all), and not of one selecting other pods", () => {
+    const policy = (name: string, app: string) =>
+      stringify({
+        apiVersion: "networking.k8s.io/v1",
+        kind: "NetworkPolicy",
+        metadata: { name },
+        spec: {
+          podSelector: { matchLabels: { "app.kubernetes.io/name": app } },
+          policyTypes: ["Ingress"],
+          ingress: [{ ports: [{ port: 9898 }] }],
+        },
+      });
+    const text = `${input()}---\n${policy("reviews-podinfo", "reviews-podinfo")}---\n${policy("other", "other")}`;
+    const { report } = main([INJECT_GOLDEN.stack], () => text);
+    const warnings = report.split("\n").filter((l) => l.startsWith("warning: "));
+    assert.equal(warnings.length, 1, report);
+    assert.match(
+      warnings[0],
+      /NetworkPolicy reviews-podinfo of the input selects the pods of Deployment\/reviews-podinfo \(service reviews\)/,
+    );
+  });
+
   it("refuses JSON input and an alias it cannot resolve, naming the document", () => {
     assert.throws(() => main([INJECT_GOLDEN.stack], () => "{}"), ManifestError);
     assert.throws(

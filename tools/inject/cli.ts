@@ -39,13 +39,15 @@ export function main(
       `stack ${source.stack} adopts no workload: give a service a workload (services[].workload)`,
     );
   const input = argv[1] ? fs.readFileSync(path.resolve(cwd, argv[1]), "utf8") : stdin();
-  const { text, injected } = injectManifests(input, adopted);
+  const { text, injected, warnings } = injectManifests(input, adopted);
   return {
     manifests: text,
-    report:
+    report: [
       injected.length > 0
         ? `injected the mesh of stack ${source.stack} into ${injected.join(", ")}`
         : `no workload of the input is adopted by stack ${source.stack} (adopted: ${adopted.map((a) => `${a.injection.service.workload.kind}/${a.injection.service.workload.name}`).join(", ")})`,
+      ...warnings.map((w) => `warning: ${w}`),
+    ].join("\n"),
   };
 }
 
