@@ -35,11 +35,13 @@ import { leafTerms, ServiceCertificate, Signer, validityOf } from "./pki";
 import { MIN_STOP_WINDOW_SECONDS, ShutdownPlan } from "./shutdown";
 import {
   ENVOY_UID,
-  envoyConfigMapName,
   envoyContainerOf,
   EnvoyConfigSource,
   meshPodSpec,
   scrapeAnnotations,
+} from "./pod";
+import {
+  envoyConfigMapName,
   podDisruptionBudgetSpec,
   publishedServiceWait,
   versionedConfigMap,

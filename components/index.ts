@@ -15,7 +15,7 @@ export { meshProviders, MINIMUM_PULUMI_CLI } from "./provider";
 export type { ClusterSelection, MeshProviderOptions, MeshProviders } from "./provider";
 export { injectWorkload, meshInjector } from "./injector";
 export type { AdoptedWorkload, WorkloadObject } from "./injector";
-export { InjectionError } from "./workload";
+export { InjectionError } from "./injector";
 export { loadMeshConfig, MeshConfigError, parseMeshConfig } from "./config";
 export type { MeshConfig, MeshModel, ServiceModel } from "./config";
 export type { TrustState } from "./pki";

@@ -1,14 +1,204 @@
 /**
- * Sidecar injection into workloads someone else declares (docs/injection.md): which Deployment or
- * StatefulSet an adopted service (`services[].workload`) names, and the workload with the mesh
+ * Sidecar injection (docs/injection.md): `injectMesh`, the one function that adds the mesh to a pod
+ * template, for the mesh's own workloads and for workloads someone else declares; which Deployment
+ * or StatefulSet an adopted service (`services[].workload`) names, and that workload with the mesh
  * added to its pod template. The same functions serve the Pulumi transform (`meshInjector`: the
  * program's own workloads, and those of a `helm.v4.Chart` or `yaml.v2.ConfigFile`, whose children
  * transforms reach) and the offline `npm run inject`. Nothing but `spec.template` changes: the
  * selector, replicas and update strategy stay the owner's.
  */
 import * as pulumi from "@pulumi/pulumi";
-import { INJECT_LABEL, SERVICE_LABEL } from "./names";
-import { InjectionError, injectMesh, MeshInjection, PodTemplate } from "./workload";
+import { EnvoySettings, ServiceModel } from "./config";
+import {
+  INJECT_LABEL,
+  MESH_VOLUMES,
+  objectNames,
+  podMeshLabels,
+  SCRAPE_ANNOTATION_PREFIX,
+  SERVICE_LABEL,
+} from "./names";
+import {
+  EnvoyConfigSource,
+  envoyContainer,
+  isReplicated,
+  meshEnv,
+  meshPodSpec,
+  nativeSidecar,
+  PlainContainer,
+  PodTemplate,
+  scrapeAnnotations,
+  SIDECAR_CONTAINER,
+} from "./pod";
+
+/** What the mesh adds to a workload's pods, and from which settings. */
+export interface MeshInjection {
+  /** The mesh service the pods serve: its identity, ports, callers, traffic, termination. */
+  service: ServiceModel;
+  envoy: EnvoySettings;
+  config: EnvoyConfigSource;
+}
+
+/** Thrown when a pod template cannot take the mesh; the message names the workload. */
+export class InjectionError extends Error {
+  constructor(workload: string, problems: string[]) {
+    super(`cannot add the mesh to the pods of ${workload}:\n  - ${problems.join("\n  - ")}`);
+    this.name = "InjectionError";
+  }
+}
+
+/** How an error names a service's workload: an adopted one by its kind and name. */
+export function workloadTitle(service: ServiceModel): string {
+  const { kind, name } = service.workload;
+  return service.adopted ? `${kind} "${name}" (service ${service.name})` : service.name;
+}
+
+/** Ports the sidecar holds in the pod's network namespace, which no container may open. */
+function meshPorts(service: ServiceModel, envoy: EnvoySettings): Map<number, string> {
+  const ports = new Map<number, string>(
+    Object.entries(envoy.ports).map(([role, port]) => [port, `Envoy's ${role} port`]),
+  );
+  for (const e of service.egress)
+    if (e.local) ports.set(e.local.port, `Envoy's egress listener for ${e.name}`);
+  return ports;
+}
+
+/** Why `template` cannot take the mesh as `service`, or nothing. */
+function injectionProblems(
+  template: PodTemplate,
+  service: ServiceModel,
+  envoy: EnvoySettings,
+): string[] {
+  const problems: string[] = [];
+  const spec = template.spec ?? { containers: [] };
+  const containers = [...(spec.initContainers ?? []), ...spec.containers];
+  const ports = meshPorts(service, envoy);
+  for (const c of containers) {
+    if (c.name === SIDECAR_CONTAINER)
+      problems.push(`a container is already named "${SIDECAR_CONTAINER}", the sidecar's name`);
+    for (const p of c.ports ?? []) {
+      const taken = ports.get(p.containerPort);
+      if (taken) problems.push(`container "${c.name}" opens port ${p.containerPort}, ${taken}`);
+    }
+  }
+  const meshVolumes: string[] = [MESH_VOLUMES.config, MESH_VOLUMES.certs];
+  for (const v of spec.volumes ?? [])
+    if (meshVolumes.includes(v.name))
+      problems.push(`volume "${v.name}" is a name the mesh's volumes use`);
+  const labels = template.metadata?.labels ?? {};
+  for (const [key, value] of Object.entries(podMeshLabels(service, labels)))
+    if (labels[key] !== undefined && labels[key] !== value)
+      problems.push(`label ${key}="${labels[key]}" conflicts with the mesh's "${value}"`);
+  const account = spec.serviceAccountName;
+  if (
+    !service.adopted &&
+    account !== undefined &&
+    account !== objectNames(service.name).serviceAccount
+  )
+    problems.push(
+      `serviceAccountName "${account}": the mesh identity is the ServiceAccount "${objectNames(service.name).serviceAccount}"`,
+    );
+  const grace = spec.terminationGracePeriodSeconds;
+  if (service.adopted && grace !== undefined && grace !== service.terminationGracePeriodSeconds)
+    problems.push(
+      `terminationGracePeriodSeconds ${grace}: the sidecar's stop timeline is built for ${service.terminationGracePeriodSeconds} (the service's terminationGracePeriodSeconds); make them equal`,
+    );
+  return problems;
+}
+
+/**
+ * Adds the mesh to a pod template: the Envoy sidecar (native or a plain container), its config
+ * and identity volumes, the mesh's labels (selectors and NetworkPolicies use them), its
+ * ServiceAccount without an API token, the pod security context, the termination timeline
+ * (grace period; Envoy's preStop drain), spreading when replicated, scrape annotations, and
+ * the outbound listener's address in every container's env. The same function builds the mesh's
+ * own workloads (podTemplate) and adds the mesh to another's; a workload's selector is never
+ * touched. Refuses a template that collides with the sidecar, naming the workload.
+ */
+export function injectMesh(template: PodTemplate, injection: MeshInjection): PodTemplate {
+  const { service, envoy, config } = injection;
+  const problems = injectionProblems(template, service, envoy);
+  if (problems.length > 0) throw new InjectionError(workloadTitle(service), problems);
+  const {
+    containers,
+    initContainers = [],
+    volumes = [],
+    ...rest
+  } = template.spec ?? { containers: [] };
+  const sidecar = envoyContainer(service, envoy);
+  const podSecurity = template.spec?.securityContext;
+  const base = meshPodSpec({
+    workload: service.name,
+    // Secret files are mode 0440 owned by this group, readable by both containers. An adopted
+    // pod's security context is its owner's: its fsGroup (given to every container) reads them,
+    // and without one the files are 0444, in a volume only Envoy mounts.
+    ...(service.adopted ? {} : { fsGroup: service.runAsUser }),
+    certsMode: service.adopted && podSecurity?.fsGroup === undefined ? 0o444 : 0o440,
+    terminationGracePeriodSeconds: service.terminationGracePeriodSeconds,
+    imagePullSecrets: service.imagePullSecrets,
+    // How an adopted workload's replicas spread is its owner's choice.
+    replicated: !service.adopted && isReplicated(service),
+    kind: service.workload.kind,
+    configMapName: config.configMapName,
+    issuer: config.issuer,
+  });
+  const env = meshEnv(service, envoy);
+  const apps = containers.map((c): PlainContainer => ({ ...c, env: [...env, ...(c.env ?? [])] }));
+  const inits: PlainContainer[] = initContainers;
+  if (service.adopted) {
+    // Its owner's choices stand: the pod's security context (runAsNonRoot added to an image that
+    // names its user would stop it: the kubelet cannot verify a non-numeric user), the Service
+    // variables its app may read, and its own ServiceAccount with whatever API access it has.
+    delete base.securityContext;
+    delete base.enableServiceLinks;
+    if (rest.serviceAccountName !== undefined) {
+      delete base.serviceAccountName;
+      delete base.automountServiceAccountToken;
+    }
+  }
+  const spec = { ...base, ...rest };
+  spec.imagePullSecrets = mergedPullSecrets(base.imagePullSecrets, rest.imagePullSecrets);
+  if (!spec.imagePullSecrets) delete spec.imagePullSecrets;
+  const own = template.metadata?.annotations ?? {};
+  // An adopted app scraped through its own prometheus.io annotations keeps them (one port per
+  // pod): its Envoy is then scraped only by a PodMonitor.
+  const ownScrape = Object.keys(own).some((k) => k.startsWith(SCRAPE_ANNOTATION_PREFIX));
+  const annotations = {
+    ...own,
+    ...(service.adopted && ownScrape ? {} : scrapeAnnotations(envoy, config)),
+  };
+  return {
+    metadata: {
+      ...template.metadata,
+      labels: {
+        ...(template.metadata?.labels ?? {}),
+        ...podMeshLabels(service, template.metadata?.labels),
+      },
+      ...(Object.keys(annotations).length > 0 ? { annotations } : {}),
+    },
+    spec: {
+      ...spec,
+      // A native sidecar goes after the template's own init containers: they run to completion
+      // first, then Envoy starts and must be ready before the app containers.
+      ...(envoy.sidecarMode === "native"
+        ? { initContainers: [...inits, nativeSidecar(sidecar)], containers: apps }
+        : {
+            ...(inits.length > 0 ? { initContainers: inits } : {}),
+            containers: [...apps, sidecar],
+          }),
+      volumes: [...base.volumes, ...volumes],
+    },
+  };
+}
+
+/** The template's pull secrets and the mesh's (for the Envoy image), each once. */
+function mergedPullSecrets(
+  mesh: { name?: string }[] | undefined,
+  own: { name?: string }[] | undefined,
+): { name?: string }[] | undefined {
+  const all = [...(own ?? []), ...(mesh ?? [])];
+  const names = [...new Set(all.map((s) => s.name))];
+  return names.length > 0 ? names.map((name) => ({ name })) : undefined;
+}
 
 /** An adopted service as the injector needs it. */
 export interface AdoptedWorkload {

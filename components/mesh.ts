@@ -42,7 +42,8 @@ import { MeshNetworkPolicies } from "./network-policy";
 import { MeshProviderOptions, meshProviders } from "./provider";
 import { RolloutOrder, rolloutOrder } from "./rollout-order";
 import { AdoptedWorkload } from "./injector";
-import { EnvoyConfigSource, envoyConfigMapName, MeshService, outboundUrl } from "./workload";
+import { EnvoyConfigSource, outboundUrl } from "./pod";
+import { envoyConfigMapName, MeshService } from "./workload";
 
 /** Where and how clients outside the cluster reach the ingress gateway. */
 export interface GatewayEndpoint {

@@ -11,7 +11,7 @@ import { EXTENSION_NAMES, upstreamClusterName } from "./envoy";
 import { MESH_SERVICE_TAG } from "./envoy/bootstrap";
 import { meshDashboard } from "./dashboard";
 import { EXPOSED_PATHS, meshLabels } from "./names";
-import { PORT_NAMES } from "./workload";
+import { PORT_NAMES } from "./pod";
 
 export const PROMETHEUS_OPERATOR_API_VERSION = "monitoring.coreos.com/v1";
 

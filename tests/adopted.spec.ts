@@ -20,7 +20,8 @@ import {
   WorkloadObject,
 } from "../components/injector";
 import { adoptedWorkloads, trafficWarnings } from "../components/mesh";
-import { InjectionError, PodTemplate } from "../components/workload";
+import { InjectionError } from "../components/injector";
+import { PodTemplate } from "../components/pod";
 import { validateBootstrap } from "./harness/envoy-schema";
 import { meshContext } from "../policy/pack";
 import { checkAdoptedWorkloads, checkEnvoySidecar, PolicyResource } from "../policy/rules";

@@ -10,7 +10,7 @@ import { parse, parseAllDocuments, stringify } from "yaml";
 import { loadMeshConfig } from "../components/config";
 import { meshInjector, WorkloadObject } from "../components/injector";
 import { adoptedWorkloads } from "../components/mesh";
-import { InjectionError } from "../components/workload";
+import { InjectionError } from "../components/injector";
 import { main } from "../tools/inject/cli";
 import { ManifestError } from "../tools/inject/inject";
 import { stackConfigFromFile } from "../tools/render/engine";

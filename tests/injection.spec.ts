@@ -1,5 +1,5 @@
 /**
- * The mesh injector (components/workload.ts injectMesh): the one function that adds the mesh to a
+ * The mesh injector (components/injector.ts injectMesh): the one function that adds the mesh to a
  * pod template, for the mesh's own workloads and for pods someone else declares. That the mesh's
  * own pods did not change when they moved onto it is shown by the render's goldens (byte for
  * byte); here, a third party's pod template takes the mesh, and templates that would collide with
@@ -7,12 +7,9 @@
  */
 import assert from "node:assert/strict";
 import { loadMeshConfig, MeshModel, ServiceModel } from "../components/config";
-import {
-  envoyConfigMapName,
-  injectMesh,
-  InjectionError,
-  PodTemplate,
-} from "../components/workload";
+import { injectMesh, InjectionError } from "../components/injector";
+import { PodTemplate } from "../components/pod";
+import { envoyConfigMapName } from "../components/workload";
 import {
   KubeObject,
   loadKubernetesSchemas,

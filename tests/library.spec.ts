@@ -17,7 +17,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { parseAllDocuments } from "yaml";
 import * as library from "../components";
 import { MeshConfigError, ServiceMesh } from "../components";
-import { PodTemplate } from "../components/workload";
+import { PodTemplate } from "../components/pod";
 import { KubeObject } from "./harness/kubernetes-schema";
 import {
   envoyConfigMapOf,

@@ -21,7 +21,7 @@ import { Struct } from "google-protobuf/google/protobuf/struct_pb";
 import { PROJECT } from "../components/config";
 import { ENVOY_FILES } from "../components/envoy/model";
 import { objectNames } from "../components/names";
-import { PORT_NAMES, SIDECAR_CONTAINER } from "../components/workload";
+import { PORT_NAMES, SIDECAR_CONTAINER } from "../components/pod";
 import { COMPONENT_LABEL, GATEWAY_PORT_NAME } from "../components/gateway";
 import { PUBLIC_ROUTE_METADATA } from "../components/envoy/gateway";
 import { EXTENSION_NAMES } from "../components/envoy/types";

@@ -16,7 +16,7 @@ import {
 import { ENVOY_FILES } from "../components/envoy/model";
 import { gatewayFiles } from "../components/gateway";
 import { trafficWarnings } from "../components/mesh";
-import { envoyConcurrency } from "../components/workload";
+import { envoyConcurrency } from "../components/pod";
 import {
   checkBootstrapReferences,
   referencedFiles,
