@@ -51,7 +51,24 @@ export function podTemplate(
   });
 }
 
-/** Deployment spec of a service; without `replicas` when an HPA owns the count. */
+/**
+ * What the workload the mesh builds has, of either kind: the replica count (none when an HPA owns
+ * it), the selector, the pods.
+ */
+function builtWorkload(
+  service: BuiltServiceModel,
+  envoy: EnvoySettings,
+  config: EnvoyConfigSource,
+  kubernetesMinor: number,
+): Pick<k8s.types.input.apps.v1.DeploymentSpec, "replicas" | "selector" | "template"> {
+  return {
+    ...(service.autoscaling ? {} : { replicas: service.replicas }),
+    selector: { matchLabels: selectorLabels(service.name) },
+    template: podTemplate(service, envoy, config, kubernetesMinor),
+  };
+}
+
+/** Deployment spec of a service. */
 export function deploymentSpec(
   service: BuiltServiceModel,
   envoy: EnvoySettings,
@@ -59,11 +76,9 @@ export function deploymentSpec(
   kubernetesMinor: number,
 ): k8s.types.input.apps.v1.DeploymentSpec {
   return {
-    ...(service.autoscaling ? {} : { replicas: service.replicas }),
-    selector: { matchLabels: selectorLabels(service.name) },
+    ...builtWorkload(service, envoy, config, kubernetesMinor),
     // Never drop below the desired count while rolling: a new pod must be ready first.
     strategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
-    template: podTemplate(service, envoy, config, kubernetesMinor),
   };
 }
 
@@ -80,12 +95,10 @@ export function statefulSetSpec(
   kubernetesMinor: number,
 ): k8s.types.input.apps.v1.StatefulSetSpec {
   return {
-    ...(service.autoscaling ? {} : { replicas: service.replicas }),
+    ...builtWorkload(service, envoy, config, kubernetesMinor),
     serviceName: objectNames(service.name).podsService,
     podManagementPolicy: "Parallel",
-    selector: { matchLabels: selectorLabels(service.name) },
     updateStrategy: { type: "RollingUpdate" },
-    template: podTemplate(service, envoy, config, kubernetesMinor),
   };
 }
 

@@ -7,10 +7,7 @@
  * Pulumi mocks do not run transforms, so the transform is called as the engine would call it.
  */
 import assert from "node:assert/strict";
-import * as fs from "node:fs";
-import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
-import { parseAllDocuments } from "yaml";
 import { loadMeshConfig, MeshConfigError } from "../components/config";
 import { ENVOY_FILES } from "../components/envoy";
 import {
@@ -34,6 +31,7 @@ import {
   validateKubernetesObject,
 } from "./harness/kubernetes-schema";
 import { connectionAllowed, Pod, registeredPolicies } from "./harness/network-policy-model";
+import { chartObjects, engineCall } from "./harness/chart";
 import { restrictedViolations } from "./harness/pod-security";
 import {
   envoyConfigMapOf,
@@ -46,8 +44,6 @@ import {
   runStack,
   stackConfigWithServices,
 } from "./harness/program";
-
-const FIXTURES = path.join(__dirname, "fixtures", "inject");
 
 /** prod with podinfo's chart adopted as `reviews` (called by the MCP server) and a StatefulSet. */
 const adoptedConfig = (edit: (services: Array<Record<string, unknown>>) => void = () => {}) =>
@@ -68,12 +64,6 @@ const adoptedConfig = (edit: (services: Array<Record<string, unknown>>) => void 
 
 const run = once((): Promise<ProgramRun> => runProgram(adoptedConfig(), "prod"));
 const model = once(() => loadMeshConfig(adoptedConfig()));
-
-/** The chart's rendered objects, as the Helm post-renderer or a Chart's children see them. */
-function chartObjects(): KubeObject[] {
-  const text = fs.readFileSync(path.join(FIXTURES, "podinfo.yaml"), "utf8");
-  return parseAllDocuments(text).map((d) => d.toJS() as KubeObject);
-}
 
 /** A StatefulSet someone else declares, with its own pod security settings. */
 const ledger = (): WorkloadObject => ({
@@ -105,22 +95,6 @@ const ledger = (): WorkloadObject => ({
     },
   },
 });
-
-/** The engine's call of a transform on a workload of the chart. */
-async function transformed(
-  transform: pulumi.ResourceTransform,
-  object: KubeObject | WorkloadObject,
-  dependsOn: pulumi.Resource[] = [],
-) {
-  return transform({
-    custom: true,
-    type: `kubernetes:${object.apiVersion === "v1" ? "core/v1" : "apps/v1"}:${object.kind}`,
-    name: `chart:${String(object.metadata?.name)}`,
-    props: object as Record<string, unknown>,
-    // As the SDK's transform callback fills it (deleteBeforeReplace false when unset).
-    opts: { dependsOn, deleteBeforeReplace: false } as pulumi.CustomResourceOptions,
-  });
-}
 
 const podLabels = (o: KubeObject | WorkloadObject) =>
   ((o.spec as { template: PodTemplate }).template.metadata?.labels ?? {}) as Record<string, string>;
@@ -285,7 +259,7 @@ describe("the deploy-time injector (meshInjector, a Pulumi transform)", () => {
     const transform = meshInjector(adopted());
     return Promise.all(
       chartObjects().map(async (o) => {
-        const result = await transformed(transform, o);
+        const result = await engineCall(transform, o);
         return result ? ({ ...o, ...result.props } as KubeObject) : o;
       }),
     );
@@ -386,7 +360,7 @@ describe("the deploy-time injector (meshInjector, a Pulumi transform)", () => {
   it("injects a StatefulSet too, keeps its own pod security settings, and makes it wait for what its pods need", async () => {
     const marker = { urn: "marker" } as unknown as pulumi.Resource;
     const withNeeds: AdoptedWorkload[] = adopted().map((a) => ({ ...a, podsNeed: [marker] }));
-    const result = await transformed(meshInjector(withNeeds), ledger() as KubeObject);
+    const result = await engineCall(meshInjector(withNeeds), ledger() as KubeObject);
     assert.ok(result);
     const spec = (result.props as WorkloadObject).spec as {
       serviceName: string;
@@ -457,7 +431,7 @@ describe("the deploy-time injector (meshInjector, a Pulumi transform)", () => {
     const token = pulumi.secret("s3cret");
     const container = (secretEnv.spec?.template?.spec?.containers ?? [])[0];
     container.env = [{ name: "TOKEN", value: token as unknown as string }];
-    const result = await transformed(transform, secretEnv as KubeObject);
+    const result = await engineCall(transform, secretEnv as KubeObject);
     assert.ok(result);
     const pod = (result.props as WorkloadObject).spec?.template?.spec;
     assert.equal(pod?.containers[0].env?.at(-1)?.value, token);
@@ -467,7 +441,7 @@ describe("the deploy-time injector (meshInjector, a Pulumi transform)", () => {
     const ports = (unknownPorts.spec?.template?.spec?.containers ?? [])[0];
     ports.ports = pulumi.output([{ containerPort: 9898 }]) as unknown as typeof ports.ports;
     await assert.rejects(
-      async () => transformed(transform, unknownPorts as KubeObject),
+      async () => engineCall(transform, unknownPorts as KubeObject),
       (err: unknown) =>
         err instanceof InjectionError &&
         /Deployment "reviews-podinfo"/.test(err.message) &&
@@ -479,12 +453,12 @@ describe("the deploy-time injector (meshInjector, a Pulumi transform)", () => {
     const transform = meshInjector(adopted());
     const other = chartObjects()[1];
     (other.metadata as { name: string }).name = "someone-else";
-    assert.equal(await transformed(transform, other), undefined);
+    assert.equal(await engineCall(transform, other), undefined);
     const disabled = chartObjects()[1];
     (disabled.metadata as { labels: Record<string, string> }).labels["bookapi-mesh/inject"] =
       "disabled";
-    assert.equal(await transformed(transform, disabled), undefined);
-    assert.equal(await transformed(transform, chartObjects()[0]), undefined);
+    assert.equal(await engineCall(transform, disabled), undefined);
+    assert.equal(await engineCall(transform, chartObjects()[0]), undefined);
   });
 
   it("refuses, naming the workload, a pod labelled for no adopted service, another namespace, and a colliding pod", () => {
@@ -548,7 +522,7 @@ describe("the policy pack on adopted services", () => {
   const injected = once(async () => {
     const transform = meshInjector(adoptedWorkloads(model()));
     const [service, deployment] = chartObjects();
-    const result = await transformed(transform, deployment);
+    const result = await engineCall(transform, deployment);
     return [service, { ...deployment, ...result?.props } as KubeObject];
   });
 

@@ -16,6 +16,7 @@ import { ManifestError } from "../tools/inject/inject";
 import { stackConfigFromFile } from "../tools/render/engine";
 import { INJECT_GOLDEN } from "../tools/render/golden";
 import { RenderError } from "../tools/render/render";
+import { chartObjects, engineCall } from "./harness/chart";
 
 const input = () => fs.readFileSync(INJECT_GOLDEN.input, "utf8");
 const noStdin = () => {
@@ -53,14 +54,8 @@ describe("offline injection (npm run inject)", () => {
       main([INJECT_GOLDEN.stack, INJECT_GOLDEN.input], noStdin).manifests,
     );
     const model = loadMeshConfig(stackConfigFromFile(INJECT_GOLDEN.stack));
-    const [, chart] = documents(input());
-    const result = await meshInjector(adoptedWorkloads(model))({
-      custom: true,
-      type: "kubernetes:apps/v1:Deployment",
-      name: "chart:reviews-podinfo",
-      props: chart as Record<string, unknown>,
-      opts: {},
-    });
+    const [, chart] = chartObjects();
+    const result = await engineCall(meshInjector(adoptedWorkloads(model)), chart);
     assert.ok(result);
     assert.deepEqual(written, JSON.parse(JSON.stringify(result.props)));
   });

@@ -14,11 +14,10 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { parseAllDocuments } from "yaml";
 import * as library from "../components";
 import { MeshConfigError, ServiceMesh } from "../components";
 import { PodTemplate } from "../components/pod";
-import { KubeObject } from "./harness/kubernetes-schema";
+import { chartObjects, engineCall } from "./harness/chart";
 import {
   envoyConfigMapOf,
   kindOf,
@@ -35,15 +34,6 @@ import {
 const EXAMPLE = path.join(PROJECT_ROOT, "examples", "third-party-chart", "index.ts");
 const NAMESPACE = "shop";
 const run = once((): Promise<ProgramRun> => runProgram({}, "dev", EXAMPLE));
-
-/** podinfo's chart as `helm template reviews ... --namespace shop` renders it. */
-function chartObjects(): KubeObject[] {
-  const text = fs.readFileSync(path.join(__dirname, "fixtures", "inject", "podinfo.yaml"), "utf8");
-  return parseAllDocuments(text).map((d) => {
-    const object = d.toJS() as KubeObject;
-    return { ...object, metadata: { ...object.metadata, namespace: NAMESPACE } };
-  });
-}
 
 function urnOf(resource: pulumi.Resource): Promise<string> {
   return new Promise((resolve) => resource.urn.apply(resolve));
@@ -111,18 +101,11 @@ describe("the mesh as a library (examples/third-party-chart)", () => {
     const { transforms } = await run();
     assert.equal(transforms.length, 1);
     const [transform] = transforms;
-    const engineCall = (object: KubeObject) =>
-      transform({
-        custom: true,
-        type: `kubernetes:${object.apiVersion === "v1" ? "core/v1" : object.apiVersion}:${object.kind}`,
-        name: `reviews:${NAMESPACE}/${String(object.metadata?.name)}`,
-        props: structuredClone(object) as Record<string, unknown>,
-        opts: {},
-      });
-    const [service, deployment] = chartObjects();
+    // podinfo's chart as `helm template reviews ... --namespace shop` renders it.
+    const [service, deployment] = chartObjects(NAMESPACE);
     assert.equal(deployment.kind, "Deployment");
-    assert.equal(await engineCall(service), undefined);
-    const result = await engineCall(deployment);
+    assert.equal(await engineCall(transform, service), undefined);
+    const result = await engineCall(transform, deployment);
     assert.ok(result, "the Deployment is injected");
     const template = (result.props.spec as { template: PodTemplate }).template;
     const containers = [

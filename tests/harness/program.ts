@@ -14,6 +14,7 @@ import { BuiltServiceModel, MeshModel, PROJECT } from "../../components/config";
 import {
   captureWarnings,
   settleRegistrations,
+  shortStackTraces,
   stackConfigFromFile,
 } from "../../tools/render/engine";
 import { fakeTlsResource, isFakeTlsType } from "./fake-tls";
@@ -267,11 +268,7 @@ export async function runProgramOutcome(
     fail(reason);
   };
   process.on("unhandledRejection", onRejection);
-  // Pulumi's runtime records a stack trace on every promise it makes (runtime/debuggable.js, for
-  // its leak report), and tsx's source maps resolve each frame: a fifth of a mocked run's CPU.
-  // Errors from a run are checked by message, so during it a trace keeps its innermost frame.
-  const stackTraceLimit = Error.stackTraceLimit;
-  Error.stackTraceLimit = 1;
+  const traces = shortStackTraces();
   try {
     const file = require.resolve(program);
     delete require.cache[file];
@@ -299,7 +296,7 @@ export async function runProgramOutcome(
     await settleRegistrations(() => resources.length + errors.length);
     return errors.length > 0 ? { run, error: errors[0] } : { run };
   } finally {
-    Error.stackTraceLimit = stackTraceLimit;
+    traces.restore();
     process.off("unhandledRejection", onRejection);
     logged.restore();
   }

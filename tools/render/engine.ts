@@ -111,6 +111,18 @@ export function captureWarnings(): { warnings: string[]; restore(): void } {
 }
 
 /**
+ * Keeps one frame per stack trace until `restore`. Pulumi's runtime records a trace on every
+ * promise it makes (runtime/debuggable.js, for its leak report), and tsx's source maps resolve
+ * each frame: a fifth of a mocked run's CPU, for traces nobody reads (the render CLI and the tests
+ * report a run's errors by message). The test harness runs programs the same way.
+ */
+export function shortStackTraces(): { restore(): void } {
+  const limit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 1;
+  return { restore: () => (Error.stackTraceLimit = limit) };
+}
+
+/**
  * Resolves once the program has stopped registering: no resource RPC outstanding, and a round
  * adds nothing to `count` (registrations can start further ones as outputs resolve). The test
  * harness waits the same way.
@@ -189,11 +201,7 @@ export async function runProgram(options: RunOptions): Promise<ProgramRun> {
   const onRejection = (reason: unknown) => errors.push(reason);
   process.on("unhandledRejection", onRejection);
   const logged = captureWarnings();
-  // Pulumi's runtime records a stack trace on every promise it makes (runtime/debuggable.js), each
-  // frame resolved through tsx's source maps: much of a run's CPU for a trace nobody reads (the
-  // CLI reports an error's message). One frame is kept during the run.
-  const stackTraceLimit = Error.stackTraceLimit;
-  Error.stackTraceLimit = 1;
+  const traces = shortStackTraces();
   try {
     const program = require.resolve(PROGRAM);
     delete require.cache[program];
@@ -202,7 +210,7 @@ export async function runProgram(options: RunOptions): Promise<ProgramRun> {
 
     await settleRegistrations(() => resources.length + errors.length);
   } finally {
-    Error.stackTraceLimit = stackTraceLimit;
+    traces.restore();
     process.off("unhandledRejection", onRejection);
     logged.restore();
   }
